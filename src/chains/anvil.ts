@@ -1,0 +1,69 @@
+// Starts a local anvil node (the `local` development chain, forks for simulation, test chains).
+// The binary ships in the npm package @foundry-rs/anvil-linux-amd64; ANVIL_BIN points elsewhere on other
+// platforms. Port 0 lets the OS choose; the real port is read from anvil's "Listening on" line.
+import { createRequire } from "node:module";
+import { createAnvil } from "@viem/anvil";
+
+export interface AnvilNode {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface AnvilOptions {
+  binary?: string;
+  chainId?: number;
+  forkUrl?: string;
+  forkBlockNumber?: bigint;
+  /** Seconds between blocks; omit for automine. */
+  blockTime?: number;
+  noMining?: boolean;
+  gasLimit?: bigint;
+  baseFee?: bigint;
+  accounts?: number;
+  balance?: number;
+  extraArgs?: Record<string, unknown>;
+}
+
+export function defaultAnvilBinary(): string {
+  return createRequire(import.meta.url).resolve("@foundry-rs/anvil-linux-amd64/bin/anvil");
+}
+
+export async function startAnvil(opts: AnvilOptions = {}): Promise<AnvilNode> {
+  let port = 0;
+  const anvil = createAnvil({
+    anvilBinary: opts.binary ?? defaultAnvilBinary(),
+    host: "127.0.0.1",
+    port: 0,
+    chainId: opts.chainId,
+    forkUrl: opts.forkUrl,
+    forkBlockNumber: opts.forkBlockNumber,
+    blockTime: opts.blockTime,
+    noMining: opts.noMining,
+    gasLimit: opts.gasLimit,
+    blockBaseFeePerGas: opts.baseFee,
+    accounts: opts.accounts ?? 2,
+    balance: opts.balance,
+    // @viem/anvil leaves a timer of this length running after stop(); keep it short.
+    stopTimeout: 2_000,
+    startTimeout: 20_000,
+    ...opts.extraArgs,
+  });
+  const off = anvil.on("message", (message: string) => {
+    const m = /Listening on 127\.0\.0\.1:(\d+)/.exec(message);
+    if (m) port = Number(m[1]);
+  });
+  await anvil.start();
+  off();
+  if (!port) {
+    await anvil.stop().catch(() => {});
+    throw new Error("anvil started but did not print its port");
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      await anvil.stop().catch(() => {});
+    },
+  };
+}

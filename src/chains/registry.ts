@@ -1,0 +1,146 @@
+// The chain registry: chains.json seeds the `chains` table at start; operators change it through
+// /v1/admin/chains; CHAIN_<NAME>_RPC_URLS and the locally started anvil override RPC URLs in memory only
+// (so a credentialed URL from the environment is never written to the database).
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import { z } from "zod";
+import { chainEnvKey } from "../config.js";
+import type { Queryable } from "../db/pool.js";
+
+export interface Chain {
+  id: string;
+  name: string;
+  display_name: string;
+  chain_id: number;
+  native_currency: string;
+  is_testnet: boolean;
+  is_enabled: boolean;
+  /** Effective RPC URLs: environment or runtime overrides first, else the stored ones. */
+  rpc_urls: string[];
+  ws_url: string | null;
+  explorer_url: string | null;
+  eip1559: boolean;
+  confirmations: number;
+  aliases: string[];
+  managed_by: "file" | "admin";
+  created_at: Date;
+  updated_at: Date;
+}
+
+export const chainNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lower-case letters, digits and '-', starting with a letter or digit");
+
+const ChainSeedSchema = z.object({
+  name: chainNameSchema,
+  display_name: z.string().min(1),
+  chain_id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  native_currency: z.string().min(1).max(16).default("ETH"),
+  is_testnet: z.boolean().default(false),
+  is_enabled: z.boolean().default(true),
+  rpc_urls: z.array(z.string()).default([]),
+  ws_url: z.string().nullable().optional(),
+  explorer_url: z.string().nullable().optional(),
+  eip1559: z.boolean().default(true),
+  confirmations: z.number().int().min(0).max(1000).default(1),
+  aliases: z.array(z.string()).default([]),
+});
+export type ChainSeed = z.infer<typeof ChainSeedSchema>;
+
+export function readChainsFile(file: string): ChainSeed[] {
+  const raw = JSON.parse(fs.readFileSync(file, "utf8"));
+  const parsed = z.object({ chains: z.array(ChainSeedSchema) }).safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new Error(`${file}: ${first?.path.join(".")}: ${first?.message}`);
+  }
+  return parsed.data.chains;
+}
+
+/** Inserts new chains from the file and refreshes the ones still managed by it. */
+export async function seedChains(db: Queryable, seeds: ChainSeed[]): Promise<void> {
+  for (const c of seeds) {
+    await db.query(
+      `INSERT INTO chains (id, name, display_name, chain_id, native_currency, is_testnet, is_enabled, rpc_urls,
+                           ws_url, explorer_url, eip1559, confirmations, aliases, managed_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'file')
+       ON CONFLICT (name) DO UPDATE SET
+         display_name = EXCLUDED.display_name, chain_id = EXCLUDED.chain_id,
+         native_currency = EXCLUDED.native_currency, is_testnet = EXCLUDED.is_testnet,
+         is_enabled = EXCLUDED.is_enabled, rpc_urls = EXCLUDED.rpc_urls, ws_url = EXCLUDED.ws_url,
+         explorer_url = EXCLUDED.explorer_url, eip1559 = EXCLUDED.eip1559,
+         confirmations = EXCLUDED.confirmations, aliases = EXCLUDED.aliases, updated_at = now()
+       WHERE chains.managed_by = 'file'`,
+      [randomUUID(), c.name, c.display_name, c.chain_id, c.native_currency, c.is_testnet, c.is_enabled, c.rpc_urls,
+       c.ws_url ?? null, c.explorer_url ?? null, c.eip1559, c.confirmations, c.aliases.map((a) => a.toLowerCase())],
+    );
+  }
+}
+
+interface ChainRow extends Omit<Chain, "chain_id"> {
+  chain_id: string;
+}
+
+export class ChainRegistry {
+  private chains: Chain[] = [];
+  private readonly runtimeRpc = new Map<string, string[]>();
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly envRpc: Record<string, string[]> = {},
+  ) {}
+
+  /** Re-reads the table; cheap (a handful of rows), called at start, after admin changes and periodically. */
+  async refresh(): Promise<void> {
+    const { rows } = await this.db.query<ChainRow>("SELECT * FROM chains ORDER BY chain_id");
+    this.chains = rows.map((r) => ({ ...r, chain_id: Number(r.chain_id), rpc_urls: this.effectiveRpc(r.name, r.rpc_urls) }));
+  }
+
+  /** RPC URLs decided by this process (the anvil it started), not stored. */
+  setRuntimeRpc(name: string, urls: string[]): void {
+    this.runtimeRpc.set(name, urls);
+    for (const c of this.chains) if (c.name === name) c.rpc_urls = this.effectiveRpc(name, c.rpc_urls);
+  }
+
+  hasRpcOverride(name: string): boolean {
+    return this.envRpc[chainEnvKey(name)] !== undefined;
+  }
+
+  private effectiveRpc(name: string, stored: string[]): string[] {
+    return this.envRpc[chainEnvKey(name)] ?? this.runtimeRpc.get(name) ?? stored;
+  }
+
+  list(opts: { includeDisabled?: boolean } = {}): Chain[] {
+    return this.chains.filter((c) => opts.includeDisabled || c.is_enabled);
+  }
+
+  /** By name, alias or numeric chain id (as a string or number); disabled chains included. */
+  resolve(ref: string | number): Chain | undefined {
+    const key = String(ref).trim().toLowerCase();
+    if (/^\d+$/.test(key)) return this.chains.find((c) => c.chain_id === Number(key));
+    return this.chains.find((c) => c.name === key) ?? this.chains.find((c) => c.aliases.includes(key));
+  }
+}
+
+/**
+ * An RPC URL with its credentials removed, for public display: user info, query values and path
+ * segments that look like API keys (long tokens mixing letters and digits) become `***`.
+ */
+export function redactRpcUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return "***";
+  }
+  if (u.username || u.password) {
+    u.username = "***";
+    u.password = "";
+  }
+  u.pathname = u.pathname
+    .split("/")
+    .map((seg) => (/^[A-Za-z0-9_-]{16,}$/.test(seg) && /\d/.test(seg) && /[A-Za-z]/.test(seg) ? "***" : seg))
+    .join("/");
+  for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, "***");
+  return u.toString().replace(/%2A%2A%2A/g, "***");
+}

@@ -1,0 +1,160 @@
+// The only reader of process.env. Everything the service can be told from outside is parsed and
+// validated here, once, at boot; a bad value stops the start with a message naming the variable.
+import path from "node:path";
+import { z } from "zod";
+
+const port = z.coerce
+  .number({ error: "must be a number" })
+  .int("must be a whole number")
+  .min(0, "must be between 0 and 65535")
+  .max(65535, "must be between 0 and 65535");
+
+const postgresUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.hostname !== "";
+    } catch {
+      return false;
+    }
+  }, "must be a postgres:// or postgresql:// URL with a host");
+
+const urlList = z
+  .string()
+  .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+  .refine((list) => list.length > 0, "must list at least one URL")
+  .refine(
+    (list) =>
+      list.every((u) => {
+        try {
+          const p = new URL(u).protocol;
+          return p === "http:" || p === "https:" || p === "ws:" || p === "wss:";
+        } catch {
+          return false;
+        }
+      }),
+    "must be comma-separated http(s) or ws(s) URLs",
+  );
+
+const EnvSchema = z.object({
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  DATA_DIR: z.string().min(1).default("./.data"),
+  DATABASE_URL: postgresUrl.optional(),
+  ADMIN_API_KEY: z
+    .string()
+    .regex(/^1ck_[A-Za-z0-9_-]{32,}$/, "must be 1ck_ followed by at least 32 characters [A-Za-z0-9_-]")
+    .optional(),
+  PKCS11_MODULE: z.string().min(1).optional(),
+  PKCS11_TOKEN_LABEL: z.string().min(1).max(32, "must be at most 32 characters").default("intents"),
+  PKCS11_PIN: z.string().min(4, "must be at least 4 characters").optional(),
+  PKCS11_POOL_SIZE: z.coerce.number().int().min(1).max(64).default(4),
+  CHAINS_FILE: z.string().min(1).optional(),
+  LOCAL_CHAIN: z.enum(["anvil", "off"]).default("anvil"),
+  ANVIL_BIN: z.string().min(1).optional(),
+  SIMULATOR: z.enum(["anvil", "tenderly", "rpc"]).optional(),
+  TENDERLY_ACCOUNT: z.string().min(1).optional(),
+  TENDERLY_PROJECT: z.string().min(1).optional(),
+  TENDERLY_ACCESS_KEY: z.string().min(1).optional(),
+  TENDERLY_API_URL: z.url().default("https://api.tenderly.co"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  JWT_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  MAX_INFLIGHT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(512),
+  BROADCAST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  TRACKER_INTERVAL_MS: z.coerce.number().int().min(50).max(600_000).default(2000),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl?: string;
+  adminApiKey?: string;
+  pkcs11: { module?: string; tokenLabel: string; pin?: string; poolSize: number };
+  chainsFile?: string;
+  /** CHAIN_<NAME>_RPC_URLS, keyed by the upper-cased chain name with `-` as `_`. */
+  rpcOverrides: Record<string, string[]>;
+  localChain: "anvil" | "off";
+  anvilBin?: string;
+  simulator?: "anvil" | "tenderly" | "rpc";
+  tenderly?: { account: string; project: string; accessKey: string; apiUrl: string };
+  logLevel: Env["LOG_LEVEL"];
+  jwtDefaultTtlSeconds: number;
+  maxInflightPerAddress: number;
+  broadcastTimeoutMs: number;
+  trackerIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parse an environment (process.env by default). Throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset: `PORT= npm start` should mean the default, not an error.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const problems: string[] = [];
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      // Never echo the value: the variable may hold a secret (ADMIN_API_KEY, PKCS11_PIN, DATABASE_URL).
+      problems.push(`${issue.path.join(".")}: ${issue.message}`);
+    }
+  }
+
+  const rpcOverrides: Record<string, string[]> = {};
+  for (const [key, value] of Object.entries(cleaned)) {
+    const m = /^CHAIN_([A-Z0-9_]+)_RPC_URLS$/.exec(key);
+    if (!m) continue;
+    const r = urlList.safeParse(value);
+    if (r.success) rpcOverrides[m[1]] = r.data;
+    else problems.push(`${key}: ${r.error.issues[0]?.message ?? "invalid"}`);
+  }
+
+  const e = parsed.data;
+  if (e) {
+    const tenderlyVars = [e.TENDERLY_ACCOUNT, e.TENDERLY_PROJECT, e.TENDERLY_ACCESS_KEY];
+    const someTenderly = tenderlyVars.some(Boolean);
+    if (someTenderly && !tenderlyVars.every(Boolean)) {
+      problems.push("TENDERLY_ACCOUNT, TENDERLY_PROJECT, TENDERLY_ACCESS_KEY: set all three or none");
+    }
+    if (e.SIMULATOR === "tenderly" && !someTenderly) {
+      problems.push("SIMULATOR: 'tenderly' needs TENDERLY_ACCOUNT, TENDERLY_PROJECT and TENDERLY_ACCESS_KEY");
+    }
+  }
+  if (problems.length > 0 || !e) throw new ConfigError(problems);
+
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: path.resolve(e.DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    adminApiKey: e.ADMIN_API_KEY,
+    pkcs11: { module: e.PKCS11_MODULE, tokenLabel: e.PKCS11_TOKEN_LABEL, pin: e.PKCS11_PIN, poolSize: e.PKCS11_POOL_SIZE },
+    chainsFile: e.CHAINS_FILE,
+    rpcOverrides,
+    localChain: e.LOCAL_CHAIN,
+    anvilBin: e.ANVIL_BIN,
+    simulator: e.SIMULATOR,
+    tenderly:
+      e.TENDERLY_ACCOUNT && e.TENDERLY_PROJECT && e.TENDERLY_ACCESS_KEY
+        ? { account: e.TENDERLY_ACCOUNT, project: e.TENDERLY_PROJECT, accessKey: e.TENDERLY_ACCESS_KEY, apiUrl: e.TENDERLY_API_URL }
+        : undefined,
+    logLevel: e.LOG_LEVEL,
+    jwtDefaultTtlSeconds: e.JWT_DEFAULT_TTL_SECONDS,
+    maxInflightPerAddress: e.MAX_INFLIGHT_PER_ADDRESS,
+    broadcastTimeoutMs: e.BROADCAST_TIMEOUT_MS,
+    trackerIntervalMs: e.TRACKER_INTERVAL_MS,
+  };
+}
+
+/** The env-var key for a chain name: `base-sepolia` → `BASE_SEPOLIA`. */
+export function chainEnvKey(name: string): string {
+  return name.toUpperCase().replace(/-/g, "_");
+}

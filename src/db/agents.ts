@@ -1,0 +1,131 @@
+// Agents and their credentials. SQL in plain sight; callers pass a pool or a transaction client.
+import type { Queryable } from "./pool.js";
+
+export interface AgentRow {
+  id: string;
+  name: string;
+  description: string | null;
+  scopes: string[];
+  is_active: boolean;
+  intents_api_enabled: boolean;
+  api_key_hash: Buffer;
+  api_key_expires_at: Date | null;
+  token_ttl_seconds: number | null;
+  tokens_valid_after: Date;
+  tx_to_allowlist: string[];
+  tx_max_value_wei: string | null;
+  tx_daily_limit_wei: string | null;
+  tx_max_per_day: number | null;
+  tx_allowed_chains: string[];
+  tx_token_allowlist: string[];
+  simulate_required: boolean;
+  expires_at: Date | null;
+  last_active_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
+export async function getAgent(db: Queryable, id: string): Promise<AgentRow | undefined> {
+  const { rows } = await db.query<AgentRow>("SELECT * FROM agents WHERE id = $1 AND deleted_at IS NULL", [id]);
+  return rows[0];
+}
+
+export async function getAgentByKeyHash(db: Queryable, hash: Buffer): Promise<AgentRow | undefined> {
+  const { rows } = await db.query<AgentRow>("SELECT * FROM agents WHERE api_key_hash = $1 AND deleted_at IS NULL", [hash]);
+  return rows[0];
+}
+
+/** The agent behind a JWT, and whether that token's jti was revoked: one round trip per request. */
+export async function getAgentForToken(db: Queryable, id: string, jti: string): Promise<{ agent?: AgentRow; revoked: boolean }> {
+  const { rows } = await db.query<AgentRow & { token_revoked: boolean }>(
+    `SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2) AS token_revoked
+       FROM agents a WHERE a.id = $1 AND a.deleted_at IS NULL`,
+    [id, jti],
+  );
+  if (!rows[0]) return { revoked: false };
+  const { token_revoked, ...agent } = rows[0];
+  return { agent, revoked: token_revoked };
+}
+
+export async function listAgents(db: Queryable): Promise<AgentRow[]> {
+  const { rows } = await db.query<AgentRow>("SELECT * FROM agents WHERE deleted_at IS NULL ORDER BY created_at DESC, id DESC");
+  return rows;
+}
+
+export type AgentWritable = Partial<
+  Pick<
+    AgentRow,
+    | "name" | "description" | "scopes" | "is_active" | "intents_api_enabled" | "api_key_expires_at" | "token_ttl_seconds"
+    | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
+    | "tx_token_allowlist" | "simulate_required" | "expires_at"
+  >
+>;
+
+const WRITABLE: Array<keyof AgentWritable> = [
+  "name", "description", "scopes", "is_active", "intents_api_enabled", "api_key_expires_at", "token_ttl_seconds",
+  "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
+  "tx_token_allowlist", "simulate_required", "expires_at",
+];
+
+export async function insertAgent(db: Queryable, id: string, keyHash: Buffer, fields: AgentWritable & { name: string }): Promise<AgentRow> {
+  const cols = WRITABLE.filter((k) => fields[k] !== undefined);
+  const values = cols.map((k) => fields[k]);
+  const { rows } = await db.query<AgentRow>(
+    `INSERT INTO agents (id, api_key_hash${cols.map((c) => ", " + c).join("")})
+     VALUES ($1, $2${cols.map((_, i) => `, $${i + 3}`).join("")}) RETURNING *`,
+    [id, keyHash, ...values],
+  );
+  await db.query("INSERT INTO agent_spend_locks (agent_id) VALUES ($1) ON CONFLICT DO NOTHING", [id]);
+  return rows[0];
+}
+
+export async function updateAgent(db: Queryable, id: string, fields: AgentWritable): Promise<AgentRow | undefined> {
+  const cols = WRITABLE.filter((k) => fields[k] !== undefined);
+  if (cols.length === 0) return getAgent(db, id);
+  const { rows } = await db.query<AgentRow>(
+    `UPDATE agents SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")}, updated_at = now()
+      WHERE id = $1 AND deleted_at IS NULL RETURNING *`,
+    [id, ...cols.map((k) => fields[k])],
+  );
+  return rows[0];
+}
+
+/** New key; every token issued before now stops working. */
+export async function rotateAgentKey(db: Queryable, id: string, keyHash: Buffer): Promise<AgentRow | undefined> {
+  const { rows } = await db.query<AgentRow>(
+    `UPDATE agents SET api_key_hash = $2, tokens_valid_after = clock_timestamp(), updated_at = now()
+      WHERE id = $1 AND deleted_at IS NULL RETURNING *`,
+    [id, keyHash],
+  );
+  return rows[0];
+}
+
+export async function softDeleteAgent(db: Queryable, id: string): Promise<boolean> {
+  const r = await db.query(
+    "UPDATE agents SET deleted_at = now(), is_active = false, tokens_valid_after = clock_timestamp() WHERE id = $1 AND deleted_at IS NULL",
+    [id],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+export interface SpendToday {
+  /** Rolling 24 h of value signed, excluding failed ones (wei). */
+  spent_wei: bigint;
+  /** Transactions signed since 00:00 UTC, excluding failed ones. */
+  count_today: number;
+}
+
+export async function spendToday(db: Queryable, agentId: string): Promise<SpendToday> {
+  const { rows } = await db.query<{ spent: string | null; count_today: string }>(
+    `SELECT
+       (SELECT coalesce(sum(value_wei), 0) FROM transactions
+         WHERE agent_id = $1 AND created_at > now() - interval '24 hours'
+           AND status <> 'failed' AND status <> 'simulation_failed' AND counts_toward_limits) AS spent,
+       (SELECT count(*) FROM transactions
+         WHERE agent_id = $1 AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+           AND status <> 'failed' AND status <> 'simulation_failed' AND counts_toward_limits) AS count_today`,
+    [agentId],
+  );
+  return { spent_wei: BigInt(rows[0].spent ?? "0"), count_today: Number(rows[0].count_today) };
+}

@@ -1,0 +1,149 @@
+// Transaction rows: insert at signing, update after broadcast and by the tracker, read for the API.
+import type { Queryable } from "./pool.js";
+
+export type TxStatus = "pending" | "signed" | "sign_only" | "broadcast" | "failed" | "simulation_failed";
+export type ChainStatus = "unconfirmed" | "confirmed" | "reverted" | "replaced" | "dropped";
+
+export interface TxRow {
+  id: string;
+  agent_id: string;
+  chain: string;
+  chain_id: string;
+  from_address: string;
+  to_address: string;
+  value_wei: string;
+  data: string | null;
+  nonce: string | null;
+  gas_limit: string | null;
+  gas_price: string | null;
+  max_fee_per_gas: string | null;
+  max_priority_fee_per_gas: string | null;
+  tx_type: string | null;
+  signing_key_path: string;
+  status: TxStatus;
+  tx_hash: string | null;
+  signed_tx: string | null;
+  error_message: string | null;
+  simulation_id: string | null;
+  simulation_status: string | null;
+  chain_status: ChainStatus | null;
+  block_number: string | null;
+  block_hash: string | null;
+  confirmations: number;
+  replaced_by: string | null;
+  broadcast_attempts: number;
+  last_broadcast_at: Date | null;
+  counts_toward_limits: boolean;
+  created_at: Date;
+  signed_at: Date | null;
+  updated_at: Date;
+}
+
+export type NewTx = Pick<
+  TxRow,
+  | "id" | "agent_id" | "chain" | "from_address" | "to_address" | "data" | "tx_type" | "signing_key_path" | "status"
+  | "tx_hash" | "signed_tx" | "error_message" | "simulation_id" | "simulation_status"
+> & {
+  chain_id: number;
+  value_wei: bigint;
+  nonce: bigint | null;
+  gas_limit: bigint | null;
+  gas_price: bigint | null;
+  max_fee_per_gas: bigint | null;
+  max_priority_fee_per_gas: bigint | null;
+  signed_at: Date | null;
+};
+
+const str = (v: bigint | null) => (v === null ? null : v.toString());
+
+export async function insertTransaction(db: Queryable, t: NewTx): Promise<TxRow> {
+  const { rows } = await db.query<TxRow>(
+    `INSERT INTO transactions (id, agent_id, chain, chain_id, from_address, to_address, value_wei, data, nonce,
+        gas_limit, gas_price, max_fee_per_gas, max_priority_fee_per_gas, tx_type, signing_key_path, status,
+        tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+     RETURNING *`,
+    [t.id, t.agent_id, t.chain, t.chain_id, t.from_address, t.to_address, t.value_wei.toString(), t.data, str(t.nonce),
+     str(t.gas_limit), str(t.gas_price), str(t.max_fee_per_gas), str(t.max_priority_fee_per_gas), t.tx_type,
+     t.signing_key_path, t.status, t.tx_hash, t.signed_tx, t.error_message, t.simulation_id, t.simulation_status, t.signed_at],
+  );
+  return rows[0];
+}
+
+export async function markBroadcast(db: Queryable, id: string): Promise<TxRow> {
+  const { rows } = await db.query<TxRow>(
+    `UPDATE transactions
+        SET status = 'broadcast', chain_status = coalesce(chain_status, 'unconfirmed'),
+            broadcast_attempts = broadcast_attempts + 1, last_broadcast_at = now(), updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function markFailed(db: Queryable, id: string, message: string): Promise<TxRow> {
+  const { rows } = await db.query<TxRow>(
+    `UPDATE transactions
+        SET status = 'failed', error_message = $2, broadcast_attempts = broadcast_attempts + 1,
+            last_broadcast_at = now(), updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [id, message],
+  );
+  return rows[0];
+}
+
+/** Unknown outcome: stays `signed`; the tracker keeps rebroadcasting it. */
+export async function markBroadcastAttempt(db: Queryable, id: string, message: string): Promise<TxRow> {
+  const { rows } = await db.query<TxRow>(
+    `UPDATE transactions
+        SET error_message = $2, broadcast_attempts = broadcast_attempts + 1, last_broadcast_at = now(), updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [id, message],
+  );
+  return rows[0];
+}
+
+export async function getTransaction(db: Queryable, id: string, agentId?: string): Promise<TxRow | undefined> {
+  const { rows } = agentId
+    ? await db.query<TxRow>("SELECT * FROM transactions WHERE id = $1 AND agent_id = $2", [id, agentId])
+    : await db.query<TxRow>("SELECT * FROM transactions WHERE id = $1", [id]);
+  return rows[0];
+}
+
+export interface TxFilter {
+  agentId?: string;
+  status?: string;
+  chain?: string;
+  chainStatus?: string;
+  from?: Date;
+  to?: Date;
+  limit: number;
+  cursor?: { createdAt: Date; id: string };
+}
+
+/** Newest first; keyset pagination on (created_at, id), served by the (agent_id, created_at, id) index. */
+export async function listTransactions(db: Queryable, f: TxFilter): Promise<TxRow[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, v: unknown) => {
+    params.push(v);
+    where.push(sql.replace("?", `$${params.length}`));
+  };
+  if (f.agentId) add("agent_id = ?", f.agentId);
+  if (f.status) add("status = ?", f.status);
+  if (f.chain) add("chain = ?", f.chain);
+  if (f.chainStatus) add("chain_status = ?", f.chainStatus);
+  if (f.from) add("created_at >= ?", f.from);
+  if (f.to) add("created_at < ?", f.to);
+  if (f.cursor) {
+    params.push(f.cursor.createdAt, f.cursor.id);
+    where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
+  }
+  params.push(f.limit);
+  const { rows } = await db.query<TxRow>(
+    `SELECT * FROM transactions ${where.length ? "WHERE " + where.join(" AND ") : ""}
+      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return rows;
+}

@@ -1,0 +1,113 @@
+// The one place where errors become HTTP responses: RFC 7807 problem+json bodies. 5xx internals are
+// logged (without secrets) and hidden from the client.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { classifyDbError, ServiceError, type FieldError } from "../errors.js";
+import { HsmError } from "../signer/signer.js";
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Payload Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Entity",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+};
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code?: string;
+  [extra: string]: unknown;
+}
+
+export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): ProblemBody {
+  return {
+    type: `https://intents.dev/problems/${code.replace(/_/g, "-")}`,
+    title: TITLES[status] ?? "Error",
+    status,
+    detail,
+    code,
+    ...extra,
+  };
+}
+
+function fieldErrors(err: { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>; validationContext?: string }): FieldError[] {
+  return (err.validation ?? []).map((v) => {
+    const path = (v.instancePath ?? "").replace(/^\//, "").replace(/\//g, ".");
+    const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
+    return { field: path || missing || err.validationContext || "body", message: v.message ?? "invalid" };
+  });
+}
+
+/** Maps any thrown value to a status and problem body. Exported for code paths outside a route. */
+export function toProblem(err: unknown): { status: number; body: ProblemBody; headers: Record<string, string>; internal: boolean } {
+  const headers: Record<string, string> = {};
+  if (err instanceof ServiceError) {
+    const extra: Record<string, unknown> = { ...(err.opts.extra ?? {}) };
+    if (err.opts.errors) extra.errors = err.opts.errors;
+    if (err.opts.guardrail) extra.guardrail = err.opts.guardrail;
+    if (err.opts.retryAfterSeconds !== undefined && (err.status === 429 || err.status === 503)) {
+      headers["retry-after"] = String(err.opts.retryAfterSeconds);
+    }
+    return { status: err.status, body: problem(err.status, err.code, err.detail, extra), headers, internal: err.status >= 500 };
+  }
+  if (err instanceof HsmError) {
+    const status = err.code === "key_not_found" ? 404 : err.code === "key_exists" ? 409 : 503;
+    if (status === 503) headers["retry-after"] = "1";
+    const detail =
+      status === 404 ? "Signing key not found." : status === 409 ? "A signing key already exists at that path." : "The HSM is unavailable; retry shortly.";
+    return { status, body: problem(status, err.code, detail), headers, internal: status >= 500 };
+  }
+  const db = classifyDbError(err);
+  if (db) return toProblem(db);
+
+  const fe = err as FastifyError & { validation?: unknown[] };
+  if (hasZodFastifySchemaValidationErrors(err) || (fe && Array.isArray(fe.validation))) {
+    const errors = fieldErrors(fe as never);
+    const detail = errors.length
+      ? `Invalid request: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`
+      : "Invalid request.";
+    return { status: 400, body: problem(400, "invalid_request", detail, { errors }), headers, internal: false };
+  }
+  if (fe && typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const status = fe.statusCode;
+    const messages: Record<string, string> = {
+      FST_ERR_CTP_BODY_TOO_LARGE: "Request body is larger than the 5 MB limit.",
+      FST_ERR_CTP_INVALID_MEDIA_TYPE: "Unsupported content type; send application/json.",
+      FST_ERR_CTP_EMPTY_JSON_BODY: "The JSON body is empty.",
+      FST_ERR_CTP_INVALID_JSON_BODY: "The body is not valid JSON.",
+    };
+    let detail = messages[fe.code] ?? (status === 400 && fe.message?.includes("JSON") ? "The body is not valid JSON." : fe.message);
+    if (fe instanceof SyntaxError) detail = "The body is not valid JSON.";
+    if (status === 429) headers["retry-after"] = String((fe as { retryAfter?: number }).retryAfter ?? 1);
+    const code = status === 413 ? "payload_too_large" : status === 429 ? "rate_limited" : status === 415 ? "unsupported_media_type" : "invalid_request";
+    return { status, body: problem(status, code, detail ?? "Invalid request."), headers, internal: false };
+  }
+  return { status: 500, body: problem(500, "internal_error", "An internal error occurred."), headers, internal: true };
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const { status, body, headers, internal } = toProblem(err);
+    if (internal) req.log.error({ err, code: body.code }, "request failed");
+    else req.log.debug({ code: body.code, status }, "request rejected");
+    void reply.code(status).headers(headers).type("application/problem+json").send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .code(404)
+      .type("application/problem+json")
+      .send(problem(404, "not_found", `No route ${req.method} ${req.url.split("?")[0]}.`));
+  });
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe("config", () => {
+  it("has working defaults with an empty environment", () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.host).toBe("127.0.0.1");
+    expect(c.localChain).toBe("anvil");
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.dataDir.endsWith(".data")).toBe(true);
+  });
+
+  it.each(["abc", "70000", "-1", "80.5"])("a malformed PORT=%s stops the start naming PORT", (v) => {
+    const p = problems({ PORT: v });
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^PORT: /);
+  });
+
+  it.each(["not a url", "mysql://h/db", "http://localhost/db", "postgres://"])(
+    "a malformed DATABASE_URL=%s stops the start naming DATABASE_URL",
+    (v) => {
+      const p = problems({ DATABASE_URL: v });
+      expect(p).toHaveLength(1);
+      expect(p[0]).toMatch(/^DATABASE_URL: /);
+    },
+  );
+
+  it("never echoes a bad secret value", () => {
+    const secret = "1ck_short";
+    const p = problems({ ADMIN_API_KEY: secret, PKCS11_PIN: "12", DATABASE_URL: "postgres://u:hunter2@" });
+    expect(p.join("\n")).not.toContain("hunter2");
+    expect(p.join("\n")).not.toContain(secret);
+    expect(p.some((l) => l.startsWith("ADMIN_API_KEY"))).toBe(true);
+    expect(p.some((l) => l.startsWith("PKCS11_PIN"))).toBe(true);
+  });
+
+  it("reports every bad variable at once", () => {
+    const p = problems({ PORT: "x", LOCAL_CHAIN: "maybe", LOG_LEVEL: "loud", CHAIN_BASE_RPC_URLS: "ftp://x" });
+    expect(p.map((l) => l.split(":")[0]).sort()).toEqual(["CHAIN_BASE_RPC_URLS", "LOCAL_CHAIN", "LOG_LEVEL", "PORT"]);
+  });
+
+  it("reads CHAIN_<NAME>_RPC_URLS as comma-separated overrides", () => {
+    const c = loadConfig({ CHAIN_BASE_SEPOLIA_RPC_URLS: "http://a:1, http://b:2/x" });
+    expect(c.rpcOverrides).toEqual({ BASE_SEPOLIA: ["http://a:1", "http://b:2/x"] });
+  });
+
+  it("needs all three Tenderly variables together", () => {
+    expect(problems({ TENDERLY_ACCOUNT: "a" })[0]).toMatch(/TENDERLY_/);
+    expect(problems({ TENDERLY_ACCOUNT: "a", TENDERLY_PROJECT: "p", TENDERLY_ACCESS_KEY: "k" })).toEqual([]);
+  });
+});

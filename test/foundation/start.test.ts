@@ -1,0 +1,111 @@
+// The start command with no configuration but a data folder: embedded PostgreSQL, a SoftHSM token,
+// the local anvil chain with a funded keys/local-signer; SIGINT leaves no process behind.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+
+function descendants(pid: number): number[] {
+  const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
+  const pairs = out.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+  const result: number[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of pairs) if (pp === p) (result.push(c), walk(c));
+  };
+  walk(pid);
+  return result;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function startService(dataDir: string): { proc: ChildProcess; lines: string[]; url: Promise<string> } {
+  const proc = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["src/server.ts"], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const url = new Promise<string>((resolve, reject) => {
+    let buf = "";
+    proc.stdout!.on("data", (d) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        try {
+          const j = JSON.parse(line);
+          if (j.msg === "intents service listening") resolve(j.url);
+        } catch {
+          /* banner text */
+        }
+      }
+    });
+    proc.stderr!.on("data", (d) => lines.push(d.toString()));
+    proc.on("exit", (code) => reject(new Error(`service exited ${code}: ${lines.join("\n")}`)));
+  });
+  return { proc, lines, url };
+}
+
+describe("npm start", () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "intents-start-"));
+  fs.chmodSync(dataDir, 0o755);
+  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  it("brings up Postgres, SoftHSM and anvil, serves health, and stops everything on SIGINT", async () => {
+    const { proc, url } = startService(dataDir);
+    const base = await url;
+    const health = (await (await fetch(`${base}/v1/health`)).json()) as { status: string; version: unknown };
+    expect(health).toMatchObject({ status: "healthy" });
+    expect(typeof health.version).toBe("string");
+    expect(await (await fetch(`${base}/v1/health/hsm`)).json()).toMatchObject({ status: "healthy" });
+
+    // The PIN file is private, and the token lives under DATA_DIR.
+    const pinStat = fs.statSync(path.join(dataDir, "softhsm", "pin"));
+    expect(pinStat.mode & 0o077).toBe(0);
+    expect(fs.readdirSync(path.join(dataDir, "softhsm", "tokens")).length).toBeGreaterThan(0);
+
+    const children = descendants(proc.pid!);
+    expect(children.length).toBeGreaterThanOrEqual(2); // postgres and anvil at least
+    const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+    proc.kill("SIGINT");
+    expect(await exited).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(children.filter(alive)).toEqual([]);
+  });
+
+  it("starts again on the same data folder (existing cluster, token and key)", async () => {
+    const { proc, url } = startService(dataDir);
+    const base = await url;
+    expect(((await (await fetch(`${base}/v1/health`)).json()) as { status: string }).status).toBe("healthy");
+    const exited = new Promise((r) => proc.on("exit", r));
+    proc.kill("SIGTERM");
+    await exited;
+  });
+
+  it("refuses a malformed PORT with a message naming it", () => {
+    let err = "";
+    try {
+      execFileSync(path.join(ROOT, "node_modules/.bin/tsx"), ["src/server.ts"], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, PORT: "eighty", DATA_DIR: dataDir },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (e) {
+      err = (e as { stderr: string }).stderr;
+    }
+    expect(err).toMatch(/PORT: /);
+  });
+});
