@@ -72,6 +72,12 @@ CREATE TABLE chains (
   updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
+-- Chains an operator deleted: seeding from chains.json skips them; creating one again clears it.
+CREATE TABLE deleted_chains (
+  name        text PRIMARY KEY,
+  deleted_at  timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE signing_keys (
   id          uuid PRIMARY KEY,
   path        text NOT NULL UNIQUE,              -- the HSM object label

@@ -4,6 +4,7 @@ import { buildApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createContext } from "./context.js";
 import { createLogger } from "./log.js";
+import { startBanner } from "./banner.js";
 
 async function main(): Promise<void> {
   let config;
@@ -37,7 +38,11 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ url: `http://${config.host}:${port}` }, "intents service listening");
+  const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const baseUrl = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
+  log.info({ url: baseUrl }, "intents service listening");
+  // Written to stdout directly, never through the logger: the generated key must not become a log line.
+  process.stdout.write(startBanner({ baseUrl, generatedOperatorKey: ctx.generatedOperatorKey, localChain: ctx.chains.resolve("local")?.is_enabled === true }));
 }
 
 main().catch((err) => {

@@ -59,7 +59,9 @@ export function readChainsFile(file: string): ChainSeed[] {
 
 /** Inserts new chains from the file and refreshes the ones still managed by it. */
 export async function seedChains(db: Queryable, seeds: ChainSeed[]): Promise<void> {
+  const deleted = new Set((await db.query<{ name: string }>("SELECT name FROM deleted_chains")).rows.map((r) => r.name));
   for (const c of seeds) {
+    if (deleted.has(c.name)) continue;
     await db.query(
       `INSERT INTO chains (id, name, display_name, chain_id, native_currency, is_testnet, is_enabled, rpc_urls,
                            ws_url, explorer_url, eip1559, confirmations, aliases, managed_by)
@@ -123,8 +125,9 @@ export class ChainRegistry {
 }
 
 /**
- * An RPC URL with its credentials removed, for public display: user info, query values and path
- * segments that look like API keys (long tokens mixing letters and digits) become `***`.
+ * An RPC URL with its credentials removed, for public display and logs: user info, query values,
+ * the fragment, and path segments that look like API keys (long opaque tokens, or any segment after a
+ * `v1`/`v2`/`v3` version segment as providers put keys there) become `***`.
  */
 export function redactRpcUrl(raw: string): string {
   let u: URL;
@@ -137,10 +140,15 @@ export function redactRpcUrl(raw: string): string {
     u.username = "***";
     u.password = "";
   }
-  u.pathname = u.pathname
-    .split("/")
-    .map((seg) => (/^[A-Za-z0-9_-]{16,}$/.test(seg) && /\d/.test(seg) && /[A-Za-z]/.test(seg) ? "***" : seg))
+  const segs = u.pathname.split("/");
+  u.pathname = segs
+    .map((seg, i) => {
+      const afterVersion = i > 0 && /^v\d$/i.test(segs[i - 1]) && seg.length >= 6;
+      const opaque = /^[A-Za-z0-9_-]{20,}$/.test(seg) || (/^[A-Za-z0-9_-]{12,}$/.test(seg) && /\d/.test(seg) && /[A-Za-z]/.test(seg));
+      return afterVersion || opaque ? "***" : seg;
+    })
     .join("/");
   for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, "***");
+  u.hash = "";
   return u.toString().replace(/%2A%2A%2A/g, "***");
 }

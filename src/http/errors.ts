@@ -92,7 +92,8 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
     if (fe instanceof SyntaxError) detail = "The body is not valid JSON.";
     if (status === 429) headers["retry-after"] = String((fe as { retryAfter?: number }).retryAfter ?? 1);
     const code = status === 413 ? "payload_too_large" : status === 429 ? "rate_limited" : status === 415 ? "unsupported_media_type" : "invalid_request";
-    return { status, body: problem(status, code, detail ?? "Invalid request."), headers, internal: false };
+    const extra = status === 400 ? { errors: [{ field: "body", message: detail ?? "invalid" }] } : {};
+    return { status, body: problem(status, code, detail ?? "Invalid request.", extra), headers, internal: false };
   }
   return { status: 500, body: problem(500, "internal_error", "An internal error occurred."), headers, internal: true };
 }

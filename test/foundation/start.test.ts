@@ -19,10 +19,18 @@ function descendants(pid: number): number[] {
   return result;
 }
 
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Running, not merely a zombie waiting for a reaper (a container's PID 1 may not reap). */
 const alive = (pid: number) => {
   try {
-    process.kill(pid, 0);
-    return true;
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return false;
   }
@@ -64,12 +72,23 @@ describe("npm start", () => {
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
   it("brings up Postgres, SoftHSM and anvil, serves health, and stops everything on SIGINT", async () => {
-    const { proc, url } = startService(dataDir);
+    const { proc, url, lines } = startService(dataDir);
     const base = await url;
     const health = (await (await fetch(`${base}/v1/health`)).json()) as { status: string; version: unknown };
     expect(health).toMatchObject({ status: "healthy" });
     expect(typeof health.version).toBe("string");
     expect(await (await fetch(`${base}/v1/health/hsm`)).json()).toMatchObject({ status: "healthy" });
+
+    // The printed example commands work verbatim: create an agent, enable it, get a token, send
+    // 0.01 ETH on the local chain and read the transaction back.
+    await waitFor(() => lines.some((l) => l.startsWith("curl -sf \"$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID")));
+    const start = lines.findIndex((l) => l.startsWith("BASE="));
+    const script = lines.slice(start, lines.findIndex((l, i) => i > start && l === "")).join("\n");
+    expect(lines.some((l) => /^ {2}1ck_[A-Za-z0-9_-]{43}$/.test(l))).toBe(true);
+    const out = execFileSync("bash", ["-euo", "pipefail", "-c", script], { encoding: "utf8", timeout: 60_000 });
+    const tx = JSON.parse(out);
+    expect(tx).toMatchObject({ chain: "local", value: "0.01", status: "broadcast" });
+    expect(tx.signed_tx).toBeUndefined();
 
     // The PIN file is private, and the token lives under DATA_DIR.
     const pinStat = fs.statSync(path.join(dataDir, "softhsm", "pin"));
@@ -82,7 +101,9 @@ describe("npm start", () => {
     proc.kill("SIGINT");
     expect(await exited).toBe(0);
     await new Promise((r) => setTimeout(r, 300));
-    expect(children.filter(alive)).toEqual([]);
+    const left = children.filter(alive);
+    if (left.length) console.log(execFileSync("ps", ["-o", "pid,ppid,stat,args", "-p", left.join(",")], { encoding: "utf8" }));
+    expect(left).toEqual([]);
   });
 
   it("starts again on the same data folder (existing cluster, token and key)", async () => {

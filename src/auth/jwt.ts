@@ -1,0 +1,71 @@
+// Agent access tokens: EdDSA (Ed25519) JWTs signed with jose. The key pair lives in the database so
+// every replica issues and accepts the same tokens; it is created once, by whichever replica is first.
+import { randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
+import type { Queryable } from "../db/pool.js";
+
+const ISSUER = "intents-signer";
+const AUDIENCE = "intents-api";
+
+export interface AgentTokenClaims {
+  agentId: string;
+  jti: string;
+  /** Issue time in milliseconds: finer than `iat`, so a rotation in the same second is exact. */
+  issuedAtMs: number;
+  exp: number;
+}
+
+export class JwtService {
+  private constructor(
+    private readonly kid: string,
+    private readonly privateKey: CryptoKey,
+    private readonly publicKey: CryptoKey,
+  ) {}
+
+  static async load(db: Queryable): Promise<JwtService> {
+    let row = (await db.query<{ kid: string; private_jwk: JWK; public_jwk: JWK }>("SELECT * FROM jwt_keys ORDER BY created_at, kid LIMIT 1")).rows[0];
+    if (!row) {
+      const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+      const kid = randomUUID();
+      // Two replicas starting together: both insert, the conflict keeps the first, both re-read it.
+      await db.query(
+        `INSERT INTO jwt_keys (kid, private_jwk, public_jwk)
+         SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM jwt_keys)`,
+        [kid, await exportJWK(privateKey), await exportJWK(publicKey)],
+      );
+      row = (await db.query<{ kid: string; private_jwk: JWK; public_jwk: JWK }>("SELECT * FROM jwt_keys ORDER BY created_at, kid LIMIT 1")).rows[0];
+    }
+    const priv = (await importJWK(row.private_jwk, "EdDSA")) as CryptoKey;
+    const pub = (await importJWK(row.public_jwk, "EdDSA")) as CryptoKey;
+    return new JwtService(row.kid, priv, pub);
+  }
+
+  async issue(agentId: string, ttlSeconds: number): Promise<{ token: string; claims: AgentTokenClaims }> {
+    const now = Date.now();
+    const jti = randomUUID();
+    const exp = Math.floor(now / 1000) + ttlSeconds;
+    const token = await new SignJWT({ iat_ms: now })
+      .setProtectedHeader({ alg: "EdDSA", kid: this.kid, typ: "JWT" })
+      .setSubject(`agent:${agentId}`)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(exp)
+      .setJti(jti)
+      .sign(this.privateKey);
+    return { token, claims: { agentId, jti, issuedAtMs: now, exp } };
+  }
+
+  /** Verifies signature, issuer, audience and expiry; returns undefined for anything invalid. */
+  async verify(token: string): Promise<AgentTokenClaims | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"] });
+      const m = /^agent:([0-9a-f-]{36})$/.exec(payload.sub ?? "");
+      if (!m || typeof payload.jti !== "string" || typeof payload.exp !== "number") return undefined;
+      const issuedAtMs = typeof payload.iat_ms === "number" ? payload.iat_ms : (payload.iat ?? 0) * 1000;
+      return { agentId: m[1], jti: payload.jti, issuedAtMs, exp: payload.exp };
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,130 @@
+// Authentication: turns an Authorization header into a Principal, issues and revokes agent tokens,
+// and makes sure an operator key exists. Keys are looked up by their SHA-256 only.
+import { randomUUID } from "node:crypto";
+import { withTransaction, type Pool } from "../db/pool.js";
+import { getAgentByKeyHash, getAgentForToken, type AgentRow } from "../db/agents.js";
+import { badRequest, unauthorized } from "../errors.js";
+import { JwtService } from "./jwt.js";
+import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey, keyPrefix, OPERATOR_KEY_PREFIX, sameHash } from "./keys.js";
+import type { Principal } from "./principal.js";
+
+export class AuthService {
+  constructor(
+    private readonly pool: Pool,
+    readonly jwt: JwtService,
+    private readonly defaultTtlSeconds: number,
+  ) {}
+
+  static async create(pool: Pool, defaultTtlSeconds: number): Promise<AuthService> {
+    return new AuthService(pool, await JwtService.load(pool), defaultTtlSeconds);
+  }
+
+  /**
+   * Makes sure an operator can log in. ADMIN_API_KEY is registered (idempotently); with none given and
+   * no operator key stored yet, one is generated and returned so the caller can print it once.
+   */
+  async bootstrapOperator(adminApiKey?: string): Promise<{ generated?: string }> {
+    if (adminApiKey) {
+      await this.pool.query(
+        `INSERT INTO operator_keys (id, name, key_hash, key_prefix) VALUES ($1, 'ADMIN_API_KEY', $2, $3)
+         ON CONFLICT (key_hash) DO NOTHING`,
+        [randomUUID(), hashApiKey(adminApiKey), keyPrefix(adminApiKey)],
+      );
+      return {};
+    }
+    const key = generateApiKey(OPERATOR_KEY_PREFIX);
+    // Only when no operator key exists at all. The advisory lock is taken before the INSERT's snapshot,
+    // so two replicas starting together cannot both generate one.
+    const rowCount = await withTransaction(this.pool, async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock(7369)");
+      const r = await tx.query(
+        `INSERT INTO operator_keys (id, name, key_hash, key_prefix)
+         SELECT $1, 'generated at first start', $2, $3
+          WHERE NOT EXISTS (SELECT 1 FROM operator_keys WHERE revoked_at IS NULL)`,
+        [randomUUID(), hashApiKey(key), keyPrefix(key)],
+      );
+      return r.rowCount;
+    });
+    return rowCount ? { generated: key } : {};
+  }
+
+  async createOperatorKey(name: string): Promise<string> {
+    const key = generateApiKey(OPERATOR_KEY_PREFIX);
+    await this.pool.query("INSERT INTO operator_keys (id, name, key_hash, key_prefix) VALUES ($1, $2, $3, $4)", [
+      randomUUID(), name, hashApiKey(key), keyPrefix(key),
+    ]);
+    return key;
+  }
+
+  /** Bearer credentials → Principal; throws 401 for anything missing, malformed, expired or revoked. */
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
+    if (!m) throw unauthorized("Missing bearer credentials.");
+    const credential = m[1];
+    if (credential.startsWith(OPERATOR_KEY_PREFIX)) return this.operatorFromKey(credential);
+    if (credential.startsWith(AGENT_KEY_PREFIX)) return this.agentFromKey(credential);
+    return this.agentFromJwt(credential);
+  }
+
+  private async operatorFromKey(key: string): Promise<Principal> {
+    const hash = hashApiKey(key);
+    const { rows } = await this.pool.query<{ id: string; key_hash: Buffer }>(
+      "SELECT id, key_hash FROM operator_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+      [hash],
+    );
+    if (!rows[0] || !sameHash(rows[0].key_hash, hash)) throw unauthorized("Invalid API key.");
+    return { type: "operator", id: rows[0].id };
+  }
+
+  private async agentFromKey(key: string): Promise<Principal> {
+    const agent = await this.agentForKey(key);
+    return { type: "agent", id: agent.id, agent, via: "api_key" };
+  }
+
+  /** The live agent owning an `ocv_` key, or 401. */
+  async agentForKey(key: string, expectedAgentId?: string): Promise<AgentRow> {
+    const hash = hashApiKey(key);
+    const agent = await getAgentByKeyHash(this.pool, hash);
+    if (!agent || !sameHash(agent.api_key_hash, hash)) throw unauthorized("Invalid API key.");
+    if (expectedAgentId && expectedAgentId !== agent.id) throw unauthorized("Invalid API key.");
+    this.assertUsable(agent);
+    if (agent.api_key_expires_at && agent.api_key_expires_at.getTime() <= Date.now()) throw unauthorized("The API key has expired.");
+    return agent;
+  }
+
+  private async agentFromJwt(token: string): Promise<Principal> {
+    const claims = await this.jwt.verify(token);
+    if (!claims) throw unauthorized("Invalid or expired token.");
+    const { agent, revoked } = await getAgentForToken(this.pool, claims.agentId, claims.jti);
+    if (!agent || revoked) throw unauthorized("The token has been revoked.");
+    if (claims.issuedAtMs < agent.tokens_valid_after.getTime()) throw unauthorized("The token has been revoked.");
+    this.assertUsable(agent);
+    return { type: "agent", id: agent.id, agent, via: "jwt", jti: claims.jti, exp: claims.exp };
+  }
+
+  private assertUsable(agent: AgentRow): void {
+    if (!agent.is_active) throw unauthorized("The agent is deactivated.");
+    if (agent.expires_at && agent.expires_at.getTime() <= Date.now()) throw unauthorized("The agent has expired.");
+  }
+
+  /** POST /v1/auth/agent-token */
+  async issueAgentToken(apiKey: string, agentId?: string): Promise<{ access_token: string; token_type: "Bearer"; expires_in: number; agent_id: string }> {
+    if (!apiKey.startsWith(AGENT_KEY_PREFIX)) throw unauthorized("Invalid API key.");
+    const agent = await this.agentForKey(apiKey, agentId);
+    const ttl = agent.token_ttl_seconds ?? this.defaultTtlSeconds;
+    const { token } = await this.jwt.issue(agent.id, ttl);
+    await this.pool.query("UPDATE agents SET last_active_at = now() WHERE id = $1", [agent.id]);
+    return { access_token: token, token_type: "Bearer", expires_in: ttl, agent_id: agent.id };
+  }
+
+  /** DELETE /v1/auth/token: revokes the presented JWT until it would have expired anyway. */
+  async revoke(principal: Principal): Promise<void> {
+    if (principal.type !== "agent" || principal.via !== "jwt" || !principal.jti || !principal.exp) {
+      throw badRequest("Only an agent access token (JWT) can be revoked; rotate an API key instead.");
+    }
+    await this.pool.query(
+      "INSERT INTO revoked_tokens (jti, agent_id, expires_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT DO NOTHING",
+      [principal.jti, principal.id, principal.exp],
+    );
+  }
+}

@@ -1,0 +1,135 @@
+// Builds and closes everything with a lifetime: the database (embedded or external), the HSM session
+// pool, the chain registry and clients, the local anvil chain. Nothing here runs at import time.
+import fs from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import { ChainClients } from "./chains/clients.js";
+import { startAnvil } from "./chains/anvil.js";
+import { ChainRegistry, readChainsFile, seedChains } from "./chains/registry.js";
+import type { Config } from "./config.js";
+import { startEmbeddedPostgres } from "./db/embedded.js";
+import { migrate } from "./db/migrate.js";
+import { createPool, type Pool } from "./db/pool.js";
+import { ensureSoftHsmToken } from "./hsm/softhsm.js";
+import { Pkcs11Signer } from "./signer/pkcs11.js";
+import type { Signer } from "./signer/signer.js";
+import { ensureSigningKey } from "./keys.js";
+import { AuthService } from "./auth/service.js";
+import { InflightLimiter } from "./pipeline/inflight.js";
+
+export interface Context {
+  config: Config;
+  log: Logger;
+  pool: Pool;
+  databaseUrl: string;
+  signer: Signer;
+  chains: ChainRegistry;
+  clients: ChainClients;
+  auth: AuthService;
+  inflight: InflightLimiter;
+  /** Set when this process started the local anvil chain. */
+  localChainUrl?: string;
+  /** The operator key generated at this start (first start, no ADMIN_API_KEY): shown once. */
+  generatedOperatorKey?: string;
+  close(): Promise<void>;
+}
+
+export const LOCAL_CHAIN = "local";
+export const LOCAL_SIGNER_PATH = "keys/local-signer";
+/** Balance given to the local signer on the local anvil chain: plenty for development and benchmarks. */
+const LOCAL_SIGNER_FUNDS = 10n ** 24n; // 1,000,000 ETH
+
+export function defaultChainsFile(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), "../chains.json");
+}
+
+export async function createContext(config: Config, log: Logger): Promise<Context> {
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const fn of closers.reverse()) await fn().catch((err) => log.warn({ err }, "error while closing"));
+    closers.length = 0;
+  };
+  try {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+
+    // PostgreSQL: external when DATABASE_URL is set, else the project-local embedded cluster.
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      const t = Date.now();
+      const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.trace({ pg: line }) });
+      closers.push(pg.stop);
+      databaseUrl = pg.url;
+      log.info({ ms: Date.now() - t }, "embedded PostgreSQL started");
+    }
+    const pool = createPool(databaseUrl, { max: 40 });
+    closers.push(() => pool.end());
+    const applied = await migrate(pool);
+    if (applied.length) log.info({ applied }, "migrations applied");
+
+    // HSM: any PKCS#11 module; by default a SoftHSM token under DATA_DIR.
+    let modulePath = config.pkcs11.module;
+    let pin = config.pkcs11.pin;
+    if (!modulePath) {
+      const token = await ensureSoftHsmToken({
+        dir: path.join(config.dataDir, "softhsm"),
+        label: config.pkcs11.tokenLabel,
+        pin: config.pkcs11.pin,
+      });
+      modulePath = token.modulePath;
+      pin = token.pin;
+    }
+    if (!pin) throw new Error("PKCS11_PIN: required when PKCS11_MODULE is set");
+    const signer = await Pkcs11Signer.open({
+      modulePath,
+      tokenLabel: config.pkcs11.tokenLabel,
+      pin,
+      poolSize: config.pkcs11.poolSize,
+    });
+    closers.push(() => signer.close());
+
+    // Chains: the file seeds the table; overrides apply in memory.
+    await seedChains(pool, readChainsFile(config.chainsFile ?? defaultChainsFile()));
+    const chains = new ChainRegistry(pool, config.rpcOverrides);
+    await chains.refresh();
+    const clients = new ChainClients({ timeoutMs: config.broadcastTimeoutMs });
+    // Other replicas' admin changes to chains reach this one within seconds.
+    const refresher = setInterval(() => chains.refresh().catch((err) => log.warn({ err }, "chain registry refresh failed")), 10_000);
+    refresher.unref();
+    closers.push(async () => clearInterval(refresher));
+
+    let localChainUrl: string | undefined;
+    const local = chains.resolve(LOCAL_CHAIN);
+    if (local && local.is_enabled && config.localChain === "anvil") {
+      if (!chains.hasRpcOverride(LOCAL_CHAIN)) {
+        const node = await startAnvil({ binary: config.anvilBin, chainId: local.chain_id });
+        closers.push(node.stop);
+        localChainUrl = node.url;
+        chains.setRuntimeRpc(LOCAL_CHAIN, [node.url]);
+        log.info({ url: node.url }, "local anvil chain started");
+      }
+      const key = await ensureSigningKey(pool, signer, LOCAL_SIGNER_PATH, { chain: LOCAL_CHAIN });
+      await fundOnLocalChain(clients.get(chains.resolve(LOCAL_CHAIN)!), key.address, log);
+    }
+
+    const auth = await AuthService.create(pool, config.jwtDefaultTtlSeconds);
+    const { generated } = await auth.bootstrapOperator(config.adminApiKey);
+    const inflight = new InflightLimiter(config.maxInflightPerAddress);
+
+    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, localChainUrl, generatedOperatorKey: generated, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Tops the local signer up on the development chain (anvil's cheat RPC; harmless elsewhere). */
+async function fundOnLocalChain(client: ReturnType<ChainClients["get"]>, address: string, log: Logger): Promise<void> {
+  try {
+    const balance = await client.getBalance({ address: address as `0x${string}` });
+    if (balance >= LOCAL_SIGNER_FUNDS / 2n) return;
+    await client.request({ method: "anvil_setBalance" as never, params: [address, `0x${LOCAL_SIGNER_FUNDS.toString(16)}`] as never });
+    log.info({ address }, "funded keys/local-signer on the local chain");
+  } catch (err) {
+    log.warn({ err: (err as Error).message, address }, "could not fund keys/local-signer on the local chain");
+  }
+}

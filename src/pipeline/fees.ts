@@ -1,0 +1,50 @@
+// Gas and fees for an intent. Takes: the chain, its client, the intent and the sender. Returns the
+// gas limit and fee fields to sign with: the caller's when given, else estimates (EIP-1559 where the
+// chain supports it). Throws 422 when the node says the call cannot succeed, 502/503 when the node
+// cannot be asked. Fee estimates are cached per chain for a second: they move per block, not per call.
+import type { PublicClient } from "viem";
+import type { Chain } from "../chains/registry.js";
+import { ServiceError } from "../errors.js";
+import { rpcFailure } from "./rpc-errors.js";
+import type { Intent } from "./request.js";
+
+export type Fees =
+  | { type: "legacy"; gasPrice: bigint }
+  | { type: "eip1559"; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+
+const FEE_CACHE_MS = 1_000;
+const feeCache = new WeakMap<PublicClient, { at: number; fees: Promise<Fees> }>();
+
+export async function resolveFees(chain: Chain, client: PublicClient, intent: Intent): Promise<Fees> {
+  if (intent.gasPrice !== undefined) return { type: "legacy", gasPrice: intent.gasPrice };
+  if (intent.maxFeePerGas !== undefined && intent.maxPriorityFeePerGas !== undefined) {
+    return { type: "eip1559", maxFeePerGas: intent.maxFeePerGas, maxPriorityFeePerGas: intent.maxPriorityFeePerGas };
+  }
+  const hit = feeCache.get(client);
+  if (hit && Date.now() - hit.at < FEE_CACHE_MS) return hit.fees;
+  const fees = (async (): Promise<Fees> => {
+    try {
+      if (chain.eip1559) {
+        const f = await client.estimateFeesPerGas({ type: "eip1559", chain: client.chain });
+        return { type: "eip1559", maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas };
+      }
+      return { type: "legacy", gasPrice: await client.getGasPrice() };
+    } catch (err) {
+      feeCache.delete(client);
+      throw rpcFailure(err, `estimate fees on ${chain.name}`);
+    }
+  })();
+  feeCache.set(client, { at: Date.now(), fees });
+  return fees;
+}
+
+export async function resolveGasLimit(chain: Chain, client: PublicClient, intent: Intent, from: `0x${string}`): Promise<bigint> {
+  if (intent.gasLimit !== undefined) return intent.gasLimit;
+  try {
+    return await client.estimateGas({ account: from, to: intent.to, value: intent.valueWei, data: intent.data });
+  } catch (err) {
+    const failure = rpcFailure(err, `estimate gas on ${chain.name}`);
+    if (failure.status >= 500) throw failure;
+    throw new ServiceError("gas_estimation_failed", 422, `Gas estimation failed: ${failure.detail}`);
+  }
+}

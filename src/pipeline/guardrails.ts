@@ -1,0 +1,133 @@
+// Guardrail checks: pure functions of (policy, request, spent so far). No I/O, so every boundary is
+// tested directly (see test/pipeline/guardrails.test.ts). Each denial names its rule, the limit, the
+// current value and the attempted one, in the shape of the contract's `guardrail` member.
+import { formatMajor } from "../units.js";
+
+export interface GuardrailPolicy {
+  toAllowlist: string[]; // lower-case addresses; empty = any
+  tokenAllowlist: string[]; // lower-case addresses; empty = any
+  maxValueWei: bigint | null;
+  dailyLimitWei: bigint | null;
+  maxPerDay: number | null;
+  allowedChains: string[]; // names, aliases or ids; empty = any
+}
+
+export interface GuardrailInput {
+  chain: { name: string; chain_id: number; aliases: string[] };
+  to: string; // lower-case
+  valueWei: bigint;
+  data?: string;
+}
+
+export interface Spent {
+  spentWei: bigint;
+  countToday: number;
+}
+
+export interface Denial {
+  reason_code: string;
+  detail: string;
+  limit: string | number | string[] | null;
+  current: string | number | null;
+  attempted: string | number | null;
+}
+
+// ERC-20 selectors whose target is a token contract: transfer, approve, transferFrom.
+const TOKEN_SELECTORS = new Set(["0xa9059cbb", "0x095ea7b3", "0x23b872dd"]);
+
+export function isTokenCall(data: string | undefined): boolean {
+  return !!data && data.length >= 10 && TOKEN_SELECTORS.has(data.slice(0, 10).toLowerCase());
+}
+
+export function chainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, chain: GuardrailInput["chain"]): boolean {
+  if (policy.allowedChains.length === 0) return true;
+  const names = new Set([chain.name, String(chain.chain_id), ...chain.aliases].map((s) => s.toLowerCase()));
+  return policy.allowedChains.some((c) => names.has(c.toLowerCase()));
+}
+
+/** Checks that need no history: chain, recipient and token allowlists, per-transaction value. */
+export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailInput): Denial | null {
+  if (!chainAllowed(policy, input.chain)) {
+    return {
+      reason_code: "chain_not_allowed",
+      detail: `Chain ${input.chain.name} is not in this agent's tx_allowed_chains.`,
+      limit: policy.allowedChains,
+      current: null,
+      attempted: input.chain.name,
+    };
+  }
+  const to = input.to.toLowerCase();
+  if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(to)) {
+    return {
+      reason_code: "to_not_allowlisted",
+      detail: `Recipient ${to} is not in this agent's tx_to_allowlist.`,
+      limit: policy.toAllowlist,
+      current: null,
+      attempted: to,
+    };
+  }
+  if (policy.tokenAllowlist.length > 0 && isTokenCall(input.data) && !policy.tokenAllowlist.includes(to)) {
+    return {
+      reason_code: "token_not_allowlisted",
+      detail: `Token contract ${to} is not in this agent's tx_token_allowlist.`,
+      limit: policy.tokenAllowlist,
+      current: null,
+      attempted: to,
+    };
+  }
+  if (policy.maxValueWei !== null && input.valueWei > policy.maxValueWei) {
+    return {
+      reason_code: "max_value_exceeded",
+      detail: `Value ${formatMajor(input.valueWei)} exceeds this agent's tx_max_value of ${formatMajor(policy.maxValueWei)}.`,
+      limit: formatMajor(policy.maxValueWei),
+      current: null,
+      attempted: formatMajor(input.valueWei),
+    };
+  }
+  return null;
+}
+
+export function hasRollingLimits(policy: GuardrailPolicy): boolean {
+  return policy.dailyLimitWei !== null || policy.maxPerDay !== null;
+}
+
+/** Checks against what the agent already signed: rolling 24 h value and transactions today. */
+export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<GuardrailInput, "valueWei">, spent: Spent): Denial | null {
+  if (policy.maxPerDay !== null && spent.countToday + 1 > policy.maxPerDay) {
+    return {
+      reason_code: "max_per_day_exceeded",
+      detail: `This agent has already signed ${spent.countToday} of its ${policy.maxPerDay} transactions for today (UTC).`,
+      limit: policy.maxPerDay,
+      current: spent.countToday,
+      attempted: spent.countToday + 1,
+    };
+  }
+  if (policy.dailyLimitWei !== null && spent.spentWei + input.valueWei > policy.dailyLimitWei) {
+    return {
+      reason_code: "daily_limit_exceeded",
+      detail: `Value ${formatMajor(input.valueWei)} on top of ${formatMajor(spent.spentWei)} signed in the last 24 h exceeds this agent's tx_daily_limit of ${formatMajor(policy.dailyLimitWei)}.`,
+      limit: formatMajor(policy.dailyLimitWei),
+      current: formatMajor(spent.spentWei),
+      attempted: formatMajor(input.valueWei),
+    };
+  }
+  return null;
+}
+
+export function policyOf(agent: {
+  tx_to_allowlist: string[];
+  tx_token_allowlist: string[];
+  tx_max_value_wei: string | null;
+  tx_daily_limit_wei: string | null;
+  tx_max_per_day: number | null;
+  tx_allowed_chains: string[];
+}): GuardrailPolicy {
+  return {
+    toAllowlist: agent.tx_to_allowlist.map((a) => a.toLowerCase()),
+    tokenAllowlist: agent.tx_token_allowlist.map((a) => a.toLowerCase()),
+    maxValueWei: agent.tx_max_value_wei !== null ? BigInt(agent.tx_max_value_wei) : null,
+    dailyLimitWei: agent.tx_daily_limit_wei !== null ? BigInt(agent.tx_daily_limit_wei) : null,
+    maxPerDay: agent.tx_max_per_day,
+    allowedChains: agent.tx_allowed_chains,
+  };
+}

@@ -1,0 +1,92 @@
+// Idempotency-Key handling. Takes: agent id, the raw key, a fingerprint of the request. Returns a claim
+// to proceed, or the stored response to replay. Throws 409 while the key is in flight and 422 when the
+// key was used with a different request. Writes: one row in idempotency_keys per (agent, key), holding
+// only sha256(agent || key); the row is claimed atomically by INSERT … ON CONFLICT.
+import { createHash } from "node:crypto";
+import type { Queryable } from "../db/pool.js";
+import { conflict, unprocessable } from "../errors.js";
+
+export const IDEMPOTENCY_TTL_HOURS = 24;
+/** An in-flight claim with no signed transaction after this long belonged to a process that died. */
+const STALE_CLAIM_SECONDS = 120;
+
+export interface Claim {
+  agentId: string;
+  keyHash: Buffer;
+}
+
+export type ClaimResult =
+  | { kind: "claimed"; claim: Claim }
+  | { kind: "replay"; status: number; body: string }
+  | { kind: "orphaned"; claim: Claim; txId: string };
+
+export function hashIdempotencyKey(agentId: string, key: string): Buffer {
+  return createHash("sha256").update(`${agentId}:${key}`, "utf8").digest();
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${Object.keys(v as object).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+/** Fingerprint of what the request asks for: the operation and its body, key order ignored. */
+export function requestFingerprint(operation: string, body: unknown): Buffer {
+  return createHash("sha256").update(canonical({ operation, body }), "utf8").digest();
+}
+
+export async function claimIdempotencyKey(db: Queryable, agentId: string, key: string, fingerprint: Buffer): Promise<ClaimResult> {
+  const keyHash = hashIdempotencyKey(agentId, key);
+  // Insert, or take over a row that expired or whose claimant died before signing anything.
+  const claimed = await db.query(
+    `INSERT INTO idempotency_keys (agent_id, key_hash, fingerprint, state, expires_at)
+     VALUES ($1, $2, $3, 'in_flight', now() + make_interval(hours => $4))
+     ON CONFLICT (agent_id, key_hash) DO UPDATE
+        SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight', tx_id = NULL, response_status = NULL,
+            response_body = NULL, claimed_at = now(), expires_at = EXCLUDED.expires_at
+      WHERE idempotency_keys.expires_at < now()
+         OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.tx_id IS NULL
+             AND idempotency_keys.claimed_at < now() - make_interval(secs => $5))
+     RETURNING 1`,
+    [agentId, keyHash, fingerprint, IDEMPOTENCY_TTL_HOURS, STALE_CLAIM_SECONDS],
+  );
+  if (claimed.rowCount) return { kind: "claimed", claim: { agentId, keyHash } };
+
+  const { rows } = await db.query<{ fingerprint: Buffer; state: string; tx_id: string | null; response_status: number | null; response_body: string | null; stale: boolean }>(
+    `SELECT fingerprint, state, tx_id, response_status, response_body,
+            claimed_at < now() - make_interval(secs => $3) AS stale
+       FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2`,
+    [agentId, keyHash, STALE_CLAIM_SECONDS],
+  );
+  const row = rows[0];
+  if (!row) return claimIdempotencyKey(db, agentId, key, fingerprint); // released between our two statements
+  if (!row.fingerprint.equals(fingerprint)) {
+    throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
+  }
+  if (row.state === "done" && row.response_body !== null) {
+    return { kind: "replay", status: row.response_status ?? 200, body: row.response_body };
+  }
+  // Signed and committed, but the process answering it died before storing the response.
+  if (row.tx_id && row.stale) return { kind: "orphaned", claim: { agentId, keyHash }, txId: row.tx_id };
+  throw conflict("A request with this Idempotency-Key is still in flight; retry later.", "idempotency_key_in_flight");
+}
+
+/** Links the claim to the transaction row, inside the transaction that commits it. */
+export async function linkClaim(db: Queryable, claim: Claim, txId: string): Promise<void> {
+  await db.query("UPDATE idempotency_keys SET tx_id = $3 WHERE agent_id = $1 AND key_hash = $2", [claim.agentId, claim.keyHash, txId]);
+}
+
+export async function completeClaim(db: Queryable, claim: Claim, status: number, body: string): Promise<void> {
+  await db.query(
+    `UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
+      WHERE agent_id = $1 AND key_hash = $2`,
+    [claim.agentId, claim.keyHash, status, body],
+  );
+}
+
+/** Failed requests are not cached: the key becomes free again. */
+export async function releaseClaim(db: Queryable, claim: Claim): Promise<void> {
+  await db.query("DELETE FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2 AND state = 'in_flight'", [claim.agentId, claim.keyHash]);
+}

@@ -1,0 +1,157 @@
+// Submit, sign, list and get against real Postgres, SoftHSM and anvil; every body is checked against
+// the reference schemas.
+import { createPublicClient, http, parseTransaction, recoverTransactionAddress, type Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { assertMatchesReference } from "../helpers/reference.js";
+import { startTestService, type TestService } from "../helpers/service.js";
+
+const DEAD = "0x000000000000000000000000000000000000dEaD";
+
+describe("transactions", () => {
+  let svc: TestService;
+  let agent: TestAgent;
+  const op = newOperatorKey();
+  let chain: ReturnType<typeof createPublicClient>;
+
+  beforeAll(async () => {
+    svc = await startTestService({ ADMIN_API_KEY: op });
+    agent = await createAgent(svc.app, op);
+    chain = createPublicClient({ transport: http(svc.ctx.localChainUrl!) });
+  });
+  afterAll(async () => svc?.close());
+
+  const submit = (body: unknown, opts: { token?: string; headers?: Record<string, string>; path?: string; agentId?: string } = {}) =>
+    call(svc.app, "POST", `/v1/agents/${opts.agentId ?? agent.id}/transactions${opts.path ?? ""}`, { token: opts.token ?? agent.token, body, headers: opts.headers });
+
+  it("submits, signs in the HSM, broadcasts, and the transaction mines", async () => {
+    const r = await submit({ to: DEAD, value: "0.01", chain: "local" });
+    expect(r.status).toBe(201);
+    assertMatchesReference("TransactionResponse", r.body);
+    expect(r.body).toMatchObject({ status: "broadcast", chain: "local", chain_id: 31337, value_wei: "10000000000000000", chain_status: "unconfirmed" });
+    expect(typeof r.body.signed_tx).toBe("string");
+    const signer = await recoverTransactionAddress({ serializedTransaction: r.body.signed_tx as Hex } as never);
+    expect(signer.toLowerCase()).toBe(r.body.from.toLowerCase());
+    const receipt = await chain.waitForTransactionReceipt({ hash: r.body.tx_hash });
+    expect(receipt.status).toBe("success");
+    expect(parseTransaction(r.body.signed_tx).type).toBe("eip1559");
+  });
+
+  it("uses legacy type 0 when gas_price is given and honours gas_limit", async () => {
+    const r = await submit({ to: DEAD, value: "0", chain: "31337", gas_price: "3000000000", gas_limit: 30000 });
+    expect(r.status).toBe(201);
+    const tx = parseTransaction(r.body.signed_tx);
+    expect(tx.type).toBe("legacy");
+    expect(tx.gas).toBe(30000n);
+    expect(tx.gasPrice).toBe(3000000000n);
+    expect(tx.chainId).toBe(31337);
+    expect((await chain.waitForTransactionReceipt({ hash: r.body.tx_hash })).status).toBe("success");
+  });
+
+  it("GET omits signed_tx unless include_signed_tx is exactly true or 1", async () => {
+    const r = await submit({ to: DEAD, value: "0.001", chain: "anvil" });
+    const url = `/v1/agents/${agent.id}/transactions/${r.body.id}`;
+    for (const q of ["", "?include_signed_tx=false", "?include_signed_tx=yes", "?include_signed_tx=TRUE"]) {
+      const g = await call(svc.app, "GET", url + q, { token: agent.token });
+      expect(g.status).toBe(200);
+      expect("signed_tx" in g.body).toBe(false);
+      assertMatchesReference("TransactionResponse", g.body);
+    }
+    for (const q of ["?include_signed_tx=true", "?include_signed_tx=1"]) {
+      const g = await call(svc.app, "GET", url + q, { token: agent.token });
+      expect(g.body.signed_tx).toBe(r.body.signed_tx);
+    }
+    const op404 = await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions/00000000-0000-4000-8000-000000000000`, { token: agent.token });
+    expect(op404.status).toBe(404);
+    assertMatchesReference("ProblemDetails", op404.body);
+  });
+
+  it("sign-only returns a signed transaction that is not broadcast", async () => {
+    const before = await chain.getTransactionCount({ address: (await svc.ctx.signer.getKey("keys/local-signer"))!.address, blockTag: "pending" });
+    const r = await submit({ to: DEAD, value: "0.002", chain: "local" }, { path: "/sign" });
+    expect(r.status).toBe(200);
+    assertMatchesReference("SignTransactionResponse", r.body);
+    expect(r.body.status).toBe("sign_only");
+    const after = await chain.getTransactionCount({ address: r.body.from, blockTag: "pending" });
+    expect(after).toBe(before);
+    await expect(chain.getTransactionReceipt({ hash: r.body.tx_hash })).rejects.toThrow();
+  });
+
+  it("lists newest first with cursor pagination and filters", async () => {
+    const fresh = await createAgent(svc.app, op);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await submit({ to: DEAD, value: "0", chain: "local" }, { token: fresh.token, agentId: fresh.id })).body.id);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = `?limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+      const page = await call(svc.app, "GET", `/v1/agents/${fresh.id}/transactions${q}`, { token: fresh.token });
+      expect(page.status).toBe(200);
+      assertMatchesReference("TransactionListResponse", page.body);
+      for (const t of page.body.transactions) expect("signed_tx" in t).toBe(false);
+      seen.push(...page.body.transactions.map((t: { id: string }) => t.id));
+      cursor = page.body.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+    const filtered = await call(svc.app, "GET", `/v1/agents/${fresh.id}/transactions?status=sign_only`, { token: fresh.token });
+    expect(filtered.body.transactions).toEqual([]);
+    const byChain = await call(svc.app, "GET", `/v1/agents/${fresh.id}/transactions?chain=31337&limit=500`, { token: fresh.token });
+    expect(byChain.body.transactions).toHaveLength(5);
+    expect((await call(svc.app, "GET", `/v1/agents/${fresh.id}/transactions?limit=501`, { token: fresh.token })).status).toBe(400);
+    expect((await call(svc.app, "GET", `/v1/agents/${fresh.id}/transactions?cursor=garbage`, { token: fresh.token })).status).toBe(400);
+    // Operators may read any agent's transactions.
+    expect((await call(svc.app, "GET", `/v1/agents/${fresh.id}/transactions`, { token: op })).body.transactions).toHaveLength(5);
+  });
+
+  it("a node rejection is recorded as failed and the next submit reuses its nonce: no gap on chain", async () => {
+    const poor = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/poor-signer" } });
+    const poorAddr = (poor.status === 201 ? poor.body.address : (await svc.ctx.signer.createKey("keys/poor-signer")).address) as Hex;
+    if (poor.status !== 201) {
+      const { recordSigningKey } = await import("../../src/keys.js");
+      await recordSigningKey(svc.ctx.pool, (await svc.ctx.signer.getKey("keys/poor-signer"))!);
+    }
+    // Enough for one transfer, not for two; gas_limit skips the estimate so the node itself decides.
+    await chain.request({ method: "anvil_setBalance" as never, params: [poorAddr, "0x" + (10n ** 16n).toString(16)] as never });
+    const body = (value: string) => ({ to: DEAD, value, chain: "local", signing_key_path: "keys/poor-signer", gas_limit: 21000 });
+    const rejected = await submit(body("5"));
+    expect(rejected.status).toBe(201);
+    assertMatchesReference("TransactionResponse", rejected.body);
+    expect(rejected.body.status).toBe("failed");
+    expect(rejected.body.error_message).toMatch(/insufficient funds/i);
+    expect(rejected.body.nonce).toBe(0);
+
+    const ok = await submit(body("0.001"));
+    expect(ok.status).toBe(201);
+    expect(ok.body.status).toBe("broadcast");
+    expect(ok.body.nonce).toBe(0);
+    await chain.waitForTransactionReceipt({ hash: ok.body.tx_hash });
+    expect(await chain.getTransactionCount({ address: poorAddr })).toBe(1);
+    // A failed transaction does not count toward the agent's spend.
+    const me = await call(svc.app, "GET", `/v1/agents/${agent.id}`, { token: agent.token });
+    expect(Number(me.body.tx_spent_today)).toBeLessThan(5);
+  });
+
+  it("200 concurrent submits on one address get 200 distinct consecutive nonces, all mined", async () => {
+    const a = await createAgent(svc.app, op);
+    const key = await svc.ctx.signer.createKey(`agents/${a.id}/chains/local`);
+    const { recordSigningKey } = await import("../../src/keys.js");
+    await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
+    await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
+
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => submit({ to: DEAD, value: "0.0001", chain: "local" }, { token: a.token, agentId: a.id })),
+    );
+    for (const r of results) {
+      expect(r.status).toBe(201);
+      expect(r.body.status).toBe("broadcast");
+      expect(r.body.from.toLowerCase()).toBe(key.address.toLowerCase());
+    }
+    const nonces = results.map((r) => r.body.nonce).sort((x, y) => x - y);
+    expect(nonces).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    const deadline = Date.now() + 60_000;
+    while ((await chain.getTransactionCount({ address: key.address })) < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await chain.getTransactionCount({ address: key.address })).toBe(200);
+    const receipts = await Promise.all(results.map((r) => chain.getTransactionReceipt({ hash: r.body.tx_hash })));
+    expect(receipts.every((x) => x.status === "success")).toBe(true);
+  });
+});
