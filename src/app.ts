@@ -10,6 +10,7 @@ import { agentRoutes } from "./http/agents.js";
 import { transactionRoutes } from "./http/transactions.js";
 import { chainRoutes } from "./http/chains.js";
 import { signingKeyRoutes } from "./http/signing-keys.js";
+import { auditRoutes } from "./http/audit.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -35,6 +36,7 @@ export async function buildApp(ctx: Context): Promise<App> {
   await transactionRoutes(app, ctx);
   await chainRoutes(app, ctx);
   await signingKeyRoutes(app, ctx);
+  await auditRoutes(app, ctx);
   await app.ready();
   return app;
 }

@@ -16,6 +16,7 @@ import type { Signer } from "./signer/signer.js";
 import { ensureSigningKey } from "./keys.js";
 import { AuthService } from "./auth/service.js";
 import { InflightLimiter } from "./pipeline/inflight.js";
+import { startAuditSealer } from "./audit-chain.js";
 
 export interface Context {
   config: Config;
@@ -27,6 +28,8 @@ export interface Context {
   clients: ChainClients;
   auth: AuthService;
   inflight: InflightLimiter;
+  /** Links committed audit events into the hash chain (one replica at a time). */
+  auditSealer: { sealNow(): Promise<number>; stop(): Promise<void> };
   /** Set when this process started the local anvil chain. */
   localChainUrl?: string;
   /** The operator key generated at this start (first start, no ADMIN_API_KEY): shown once. */
@@ -114,8 +117,10 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     const auth = await AuthService.create(pool, config.jwtDefaultTtlSeconds);
     const { generated } = await auth.bootstrapOperator(config.adminApiKey);
     const inflight = new InflightLimiter(config.maxInflightPerAddress);
+    const auditSealer = startAuditSealer(pool, 250, (err) => log.warn({ err }, "audit sealing failed; will retry"));
+    closers.push(() => auditSealer.stop());
 
-    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, localChainUrl, generatedOperatorKey: generated, close };
+    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, localChainUrl, generatedOperatorKey: generated, auditSealer, close };
   } catch (err) {
     await close();
     throw err;
