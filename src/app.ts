@@ -1,7 +1,11 @@
 // buildApp(ctx): the fastify instance with its plugins, routes and error handler. It never listens;
 // src/server.ts does, and tests use app.inject or listen on port 0.
 import Fastify, { type FastifyBaseLogger } from "fastify";
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import { VERSION } from "./version.js";
 import type { Context } from "./context.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { healthRoutes } from "./http/health.js";
@@ -24,11 +28,37 @@ export async function buildApp(ctx: Context): Promise<App> {
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // The OpenAPI description is generated from the routes' zod schemas; registered before any route.
+  await app.register(swagger, {
+    openapi: {
+      info: { title: "Intents signer", description: "EVM transaction intents: guardrails, HSM signing, broadcast and tracking.", version: VERSION },
+      components: {
+        securitySchemes: {
+          BearerAuth: { type: "http", scheme: "bearer", description: "Agent JWT, agent key (ocv_…) or operator key (1ck_…)" },
+        },
+      },
+      security: [{ BearerAuth: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+  // Only routes that declare `config.rateLimit` are limited (the credential exchanges).
+  await app.register(rateLimit, { global: false });
   registerErrorHandling(app);
   app.addHook("onSend", async (req, reply) => {
     reply.header("x-request-id", req.id);
   });
 
+  app.addHook("onResponse", async (req, reply) => {
+    ctx.metrics.httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.get("/metrics", { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+    reply.type(ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
   registerAuthHook(app, ctx.auth);
   await healthRoutes(app, ctx);
   await authRoutes(app, { auth: ctx.auth, pool: ctx.pool });

@@ -20,6 +20,7 @@ export function registerAuthHook(app: App, auth: AuthService): void {
   app.addHook("onRequest", async (req) => {
     if (req.routeOptions.config?.public) return;
     if (!req.routeOptions.url) return; // unknown route: let the 404 handler answer
+    if (req.routeOptions.url.startsWith("/docs")) return; // the OpenAPI description and its UI are public
     req.principal = await auth.authenticate(req.headers.authorization);
   });
   app.addHook("preValidation", async (req) => {

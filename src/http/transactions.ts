@@ -8,6 +8,7 @@ import { getTransaction, listTransactions, type TxFilter } from "../db/transacti
 import { badRequest, notFound, ServiceError } from "../errors.js";
 import { submitTransaction, type PipelineDeps } from "../pipeline/submit.js";
 import { toTransactionResponse } from "../pipeline/response.js";
+import { TransactionRequestSchema } from "../pipeline/request.js";
 import type { App } from "./types.js";
 import type { FastifyRequest } from "fastify";
 
@@ -80,7 +81,12 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
           tags: ["Transactions"],
           summary: mode === "submit" ? "Sign and broadcast a transaction" : "Sign a transaction without broadcasting it",
           params: AgentParams,
+          headers: z.object({ "idempotency-key": z.string().optional() }),
+          body: TransactionRequestSchema,
         },
+        // The schema above documents the body; the pipeline validates it, after the caller's identity
+        // and rights are checked (401/403 come before 400).
+        validatorCompiler: () => (data: unknown) => ({ value: data }),
       },
       async (req, reply) => {
         const principal = requireIntentsAgent(req, req.params.agent_id);

@@ -31,6 +31,7 @@ import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse, type TransactionResponse } from "./response.js";
 import { classifyBroadcastError, rpcFailure } from "./rpc-errors.js";
 import type { InflightLimiter } from "./inflight.js";
+import type { Metrics } from "../metrics.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -39,6 +40,7 @@ export interface PipelineDeps {
   clients: ChainClients;
   log: Logger;
   inflight: InflightLimiter;
+  metrics: Metrics;
 }
 
 export interface SubmitInput {
@@ -79,7 +81,9 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     const key = await resolveSigningKey(deps.pool, deps.signer, agent.id, chain, intent.signingKeyPath);
 
     // 4. Guardrails that need no history.
+    const endGuardrails = deps.metrics.stageDuration.startTimer({ stage: "guardrails" });
     const denial = checkStaticGuardrails(policy, { chain, to: intent.to, valueWei: intent.valueWei, data: intent.data });
+    endGuardrails();
     if (denial) throw await deny(deps, input, intent, chain, denial);
 
     // 5. Simulation before signing.
@@ -93,14 +97,18 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       // 6. Chain state, read before any lock is taken so no lock is held across an RPC round trip.
       const client = deps.clients.get(chain);
       const from = key.address;
-      const [counts, gas, fees] = await Promise.all([
-        intent.nonce === undefined ? chainCounts(client, chain, from) : Promise.resolve({ latest: 0n, pending: 0n }),
-        resolveGasLimit(chain, client, intent, from),
-        resolveFees(chain, client, intent),
-      ]);
+      const [counts, gas, fees] = await deps.metrics.time("chain_read", () =>
+        Promise.all([
+          intent.nonce === undefined ? chainCounts(client, chain, from) : Promise.resolve({ latest: 0n, pending: 0n }),
+          resolveGasLimit(chain, client, intent, from),
+          resolveFees(chain, client, intent),
+        ]),
+      );
 
       // 7. One database transaction: limits, nonce, signature, row, audit.
+      let endCommit = () => 0;
       const row = await withTransaction(deps.pool, async (tx) => {
+        const endLockWait = deps.metrics.stageDuration.startTimer({ stage: "lock_wait" });
         if (hasRollingLimits(policy)) {
           // Serialises this agent's submits, so each sees the spend of those before it.
           await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [agent.id]);
@@ -109,8 +117,10 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
           if (rolling) throw new DeniedInTransaction(rolling);
         }
         const nonce = await reserveNonce(tx, chain.chain_id, from.toLowerCase(), counts, intent.nonce !== undefined ? BigInt(intent.nonce) : undefined);
+        endLockWait();
         const unsigned = buildTransaction(chain, intent, nonce, gas, fees);
-        const signedTx = await deps.signer.signTransaction(key.path, unsigned);
+        const signedTx = await deps.metrics.time("sign", () => deps.signer.signTransaction(key.path, unsigned));
+        endCommit = deps.metrics.stageDuration.startTimer({ stage: "commit" });
         const inserted = await insertTransaction(tx, {
           id: randomUUID(),
           agent_id: agent.id,
@@ -146,13 +156,14 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
         });
         if (claim) await linkClaim(tx, claim, inserted.id);
         return inserted;
-      }).catch(async (err) => {
+      }).then((r) => (endCommit(), r)).catch(async (err) => {
         if (err instanceof DeniedInTransaction) throw await deny(deps, input, intent, chain, err.denial);
         throw err;
       });
 
       // 8. Broadcast (submit only).
-      const final = input.mode === "submit" ? await broadcastSigned(deps, chain, row, input) : row;
+      const final = input.mode === "submit" ? await deps.metrics.time("broadcast", () => broadcastSigned(deps, chain, row, input)) : row;
+      deps.metrics.submissions.inc({ mode: input.mode, status: final.status });
 
       // 9. The answer, stored for replay unless the transaction failed (failed requests are not cached).
       const status = input.mode === "sign" ? 200 : 201;
@@ -200,6 +211,7 @@ async function deny(deps: PipelineDeps, input: SubmitInput, intent: Intent, chai
     requestId: input.requestId,
     ip: input.ip,
   }).catch((err) => deps.log.error({ err }, "could not record a guardrail denial"));
+  deps.metrics.guardrailDenials.inc({ rule: d.reason_code });
   const { detail, ...guardrail } = d;
   return guardrailDenied(detail, guardrail);
 }
@@ -242,7 +254,7 @@ function auditDetails(row: TxRow): Record<string, unknown> {
  * known" counts as sent, a used nonce or a rejection is final for this signature, and an unknown
  * outcome (timeout, unreachable node) leaves the row `signed` for the tracker.
  */
-export async function broadcastSigned(deps: Pick<PipelineDeps, "pool" | "clients" | "log">, chain: Chain, row: TxRow, meta: { requestId?: string; principal?: Principal } = {}): Promise<TxRow> {
+export async function broadcastSigned(deps: Pick<PipelineDeps, "pool" | "clients" | "log"> & { metrics?: Metrics }, chain: Chain, row: TxRow, meta: { requestId?: string; principal?: Principal } = {}): Promise<TxRow> {
   let outcome;
   try {
     await deps.clients.get(chain).request({ method: "eth_sendRawTransaction", params: [row.signed_tx as `0x${string}`] });
@@ -250,6 +262,7 @@ export async function broadcastSigned(deps: Pick<PipelineDeps, "pool" | "clients
   } catch (err) {
     outcome = classifyBroadcastError(err);
   }
+  deps.metrics?.broadcastResults.inc({ chain: chain.name, outcome: outcome.kind });
   const actor = meta.principal ?? { type: "system" as const, id: "broadcaster" };
   switch (outcome.kind) {
     case "accepted":
