@@ -6,6 +6,7 @@ import path from "node:path";
 import { buildApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createContext, type Context } from "../../src/context.js";
+import pino from "pino";
 import { createLogger } from "../../src/log.js";
 import type { App } from "../../src/http/types.js";
 import { createTestDatabase } from "./db.js";
@@ -18,7 +19,7 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}, opts: { databaseUrl?: string; dataDir?: string } = {}): Promise<TestService> {
+export async function startTestService(env: Record<string, string> = {}, opts: { databaseUrl?: string; dataDir?: string; logFile?: string } = {}): Promise<TestService> {
   const db = opts.databaseUrl ? undefined : await createTestDatabase();
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "intents-test-"));
   const config = loadConfig({
@@ -28,7 +29,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     PKCS11_TOKEN_LABEL: "intents-test",
     ...env,
   });
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, opts.logFile ? pino.destination({ dest: opts.logFile, sync: true }) : undefined);
   const ctx = await createContext(config, log);
   const app = await buildApp(ctx);
   return {
