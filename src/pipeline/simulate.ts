@@ -1,0 +1,346 @@
+// The simulation stage. Takes: the agent principal, a chain, the sender's signing key and one or more
+// intents. Returns the reference SimulationResponse per intent (a revert is a result with status
+// "reverted", a simulator failure one with status "error"; neither is an exception). Writes one
+// `transaction.simulate` audit event per simulated call. Takes no lock and uses no nonce: simulators
+// run on a fork or a read-only node, never on the chain's real state.
+//
+// Entry points:
+// - simulateTransactionRequest / simulateBundleRequest: the two simulate routes (validate, resolve the
+//   chain and key like submit does, simulate, audit).
+// - simulateBeforeSigning: step 5 of the submit pipeline. On anything but success it records the
+//   transaction as `simulation_failed` (no nonce, nothing signed, not counted toward limits) with its
+//   audit event, and throws a 422 whose body carries the transaction fields.
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { appendAudit } from "../audit.js";
+import type { Principal } from "../auth/principal.js";
+import type { Chain, ChainRegistry } from "../chains/registry.js";
+import { withTransaction, type Pool } from "../db/pool.js";
+import { insertTransaction, type TxRow } from "../db/transactions.js";
+import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
+import type { Signer, SigningKeyInfo } from "../signer/signer.js";
+import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
+import { parseMajor } from "../units.js";
+import { chainAllowed, policyOf } from "./guardrails.js";
+import { TransactionRequestSchema, type Intent } from "./request.js";
+import { resolveChain, resolveSigningKey } from "./resolve.js";
+import { toTransactionResponse } from "./response.js";
+
+type AgentPrincipal = Extract<Principal, { type: "agent" }>;
+
+export interface SimulationDeps {
+  pool: Pool;
+  signer: Signer;
+  chains: ChainRegistry;
+  simulators: SimulatorRegistry;
+  log: Logger;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Wire shapes
+
+const F = TransactionRequestSchema.shape;
+
+/** The reference SimulateTransactionRequest, with the submit request's own field rules. */
+export const SimulateTransactionRequestSchema = z.strictObject({
+  to: F.to,
+  value: F.value,
+  chain: F.chain,
+  data: F.data,
+  signing_key_path: F.signing_key_path,
+  gas_limit: F.gas_limit,
+});
+export type SimulateTransactionRequest = z.output<typeof SimulateTransactionRequestSchema>;
+
+export const MAX_BUNDLE = 20;
+
+export const SimulateBundleRequestSchema = z.strictObject({
+  transactions: z.array(SimulateTransactionRequestSchema).min(1, "must hold at least one transaction").max(MAX_BUNDLE, `may hold at most ${MAX_BUNDLE} transactions`),
+});
+
+export const BalanceChangeSchema = z.object({
+  address: z.string(),
+  token: z.string(),
+  token_symbol: z.string(),
+  before: z.string().optional(),
+  after: z.string().optional(),
+  change: z.string(),
+});
+
+export const SimulationResponseSchema = z.object({
+  simulation_id: z.string(),
+  status: z.enum(["success", "reverted", "error"]),
+  gas_used: z.number().int().optional(),
+  balance_changes: z.array(BalanceChangeSchema),
+  revert_reason: z.string().optional(),
+  error: z.string().optional(),
+  tenderly_dashboard_url: z.string().optional(),
+  simulated_at: z.string(),
+});
+export type SimulationResponse = z.infer<typeof SimulationResponseSchema>;
+
+export const BundleSimulationResponseSchema = z.object({ simulations: z.array(SimulationResponseSchema) });
+export type BundleSimulationResponse = z.infer<typeof BundleSimulationResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// The routes
+
+export interface SimulateRequestInput {
+  principal: AgentPrincipal;
+  body: unknown;
+  requestId?: string;
+  ip?: string;
+}
+
+export async function simulateTransactionRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<SimulationResponse> {
+  const req = parse(SimulateTransactionRequestSchema, input.body, "simulation request");
+  const { chain, calls } = await prepare(deps, input.principal, [req]);
+  const [res] = await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate" });
+  return res!;
+}
+
+export async function simulateBundleRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<BundleSimulationResponse> {
+  const req = parse(SimulateBundleRequestSchema, input.body, "bundle simulation request");
+  const { chain, calls } = await prepare(deps, input.principal, req.transactions);
+  return { simulations: await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate_bundle" }) };
+}
+
+interface PreparedCall {
+  call: SimCall;
+  keyPath: string;
+}
+
+/** Resolves chain and keys as submit does (400 unknown chain, 403 disallowed chain or path, 404 no key). */
+async function prepare(deps: SimulationDeps, principal: AgentPrincipal, reqs: SimulateTransactionRequest[]): Promise<{ chain: Chain; calls: PreparedCall[] }> {
+  const chain = resolveChain(deps.chains, reqs[0]!.chain);
+  reqs.forEach((r, i) => {
+    if (i > 0 && deps.chains.resolve(r.chain)?.name !== chain.name) {
+      throw badRequest("All transactions of a bundle must be on one chain.", [{ field: `transactions.${i}.chain`, message: `must be the same chain as transactions.0 (${chain.name})` }]);
+    }
+  });
+  const policy = policyOf(principal.agent);
+  if (!chainAllowed(policy, chain)) {
+    throw guardrailDenied(`Chain ${chain.name} is not in this agent's tx_allowed_chains.`, {
+      reason_code: "chain_not_allowed",
+      limit: policy.allowedChains,
+      current: null,
+      attempted: chain.name,
+    });
+  }
+  const keys = new Map<string, Promise<SigningKeyInfo>>();
+  const calls: PreparedCall[] = [];
+  for (const r of reqs) {
+    const k = r.signing_key_path ?? "";
+    if (!keys.has(k)) keys.set(k, resolveSigningKey(deps.pool, deps.signer, principal.agent.id, chain, r.signing_key_path));
+    const key = await keys.get(k)!;
+    calls.push({
+      keyPath: key.path,
+      call: {
+        from: key.address,
+        to: r.to.toLowerCase() as `0x${string}`,
+        value: parseMajor(r.value)!,
+        data: r.data && r.data !== "0x" ? (r.data.toLowerCase() as `0x${string}`) : undefined,
+        gas: r.gas_limit !== undefined ? BigInt(r.gas_limit) : undefined,
+      },
+    });
+  }
+  return { chain, calls };
+}
+
+function parse<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.map((i) => ({
+    field: i.path.join(".") || ((i as { keys?: string[] }).keys?.join(", ") ?? "body"),
+    message: i.code === "unrecognized_keys" ? `unknown field(s): ${(i as unknown as { keys: string[] }).keys.join(", ")}` : i.message,
+  }));
+  throw badRequest(`Invalid ${what}: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The stage
+
+type Mode = "simulate" | "simulate_bundle" | "submit" | "sign";
+
+interface Ran {
+  kind: SimulatorKind;
+  results: SimResult[];
+  responses: SimulationResponse[];
+  ms: number;
+}
+
+/** Runs the calls on the chain's simulator. Never throws for a failed simulation. */
+async function execute(deps: SimulationDeps, chain: Chain, calls: SimCall[]): Promise<Ran> {
+  const simulator = deps.simulators.forChain(chain);
+  const t = performance.now();
+  let results: SimResult[];
+  try {
+    results = await simulator.simulate(chain, calls);
+  } catch (err) {
+    deps.log.error({ err, chain: chain.name, simulator: simulator.kind }, "simulator failed");
+    results = calls.map(() => ({ id: randomUUID(), status: "error" as const, balanceChanges: [], error: "The simulator failed unexpectedly." }));
+  }
+  const simulatedAt = new Date().toISOString();
+  return { kind: simulator.kind, results, responses: results.map((r) => toSimulationResponse(r, simulatedAt)), ms: performance.now() - t };
+}
+
+export function toSimulationResponse(r: SimResult, simulatedAt: string): SimulationResponse {
+  // Key order as in the reference: id, status, gas_used, balance_changes, reasons, url, time.
+  const out: SimulationResponse = { simulation_id: r.id, status: r.status } as SimulationResponse;
+  if (r.gasUsed !== undefined) out.gas_used = Number(r.gasUsed);
+  out.balance_changes = r.balanceChanges;
+  if (r.revertReason !== undefined) out.revert_reason = r.revertReason;
+  if (r.error !== undefined) out.error = r.error;
+  if (r.dashboardUrl !== undefined) out.tenderly_dashboard_url = r.dashboardUrl;
+  out.simulated_at = simulatedAt;
+  return out;
+}
+
+function auditDetails(chain: Chain, c: PreparedCall, res: SimulationResponse, kind: SimulatorKind, mode: Mode, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    mode,
+    simulator: kind,
+    chain: chain.name,
+    chain_id: chain.chain_id,
+    from: c.call.from.toLowerCase(),
+    to: c.call.to,
+    value_wei: c.call.value.toString(),
+    signing_key_path: c.keyPath,
+    simulation_id: res.simulation_id,
+    status: res.status,
+    gas_used: res.gas_used ?? null,
+    revert_reason: res.revert_reason ?? null,
+    error: res.error ?? null,
+    ...extra,
+  };
+}
+
+async function simulateAndAudit(
+  deps: SimulationDeps,
+  args: { principal: AgentPrincipal; chain: Chain; calls: PreparedCall[]; mode: Mode; requestId?: string; ip?: string },
+): Promise<SimulationResponse[]> {
+  const ran = await execute(deps, args.chain, args.calls.map((c) => c.call));
+  deps.log.debug({ chain: args.chain.name, simulator: ran.kind, calls: args.calls.length, ms: Math.round(ran.ms) }, "simulated");
+  await withTransaction(deps.pool, async (tx) => {
+    for (const [i, c] of args.calls.entries()) {
+      const res = ran.responses[i]!;
+      await appendAudit(tx, {
+        action: "transaction.simulate",
+        actor: args.principal,
+        resourceType: "simulation",
+        resourceId: res.simulation_id,
+        details: auditDetails(args.chain, c, res, ran.kind, args.mode, args.calls.length > 1 ? { bundle_index: i, bundle_size: args.calls.length } : {}),
+        requestId: args.requestId,
+        ip: args.ip,
+      });
+    }
+  });
+  return ran.responses;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Before signing (submit pipeline step 5)
+
+export interface SimulateBeforeSigningInput {
+  principal: AgentPrincipal;
+  chain: Chain;
+  key: SigningKeyInfo;
+  intent: Intent;
+  mode: "submit" | "sign";
+  requestId?: string;
+  ip?: string;
+}
+
+export interface PassedSimulation {
+  simulationId: string;
+  status: "success";
+  /** What the transaction did to balances in the simulation (token guardrails read the sender's). */
+  balanceChanges: Array<{ address: string; token: string; change: string }>;
+}
+
+/**
+ * Simulates the intent as it would be signed (its gas limit and fee fields, when given). Success:
+ * audited, and the id and status returned for the signed row. Anything else: a `simulation_failed`
+ * row and its audit event in one database transaction, then a 422 carrying the transaction fields.
+ */
+export async function simulateBeforeSigning(deps: SimulationDeps, input: SimulateBeforeSigningInput): Promise<PassedSimulation> {
+  const { chain, key, intent } = input;
+  const prepared: PreparedCall = {
+    keyPath: key.path,
+    call: {
+      from: key.address,
+      to: intent.to,
+      value: intent.valueWei,
+      data: intent.data,
+      gas: intent.gasLimit,
+      gasPrice: intent.gasPrice,
+      maxFeePerGas: intent.maxFeePerGas,
+      maxPriorityFeePerGas: intent.maxPriorityFeePerGas,
+    },
+  };
+  const ran = await execute(deps, chain, [prepared.call]);
+  const res = ran.responses[0]!;
+
+  if (res.status === "success") {
+    await appendAudit(deps.pool, {
+      action: "transaction.simulate",
+      actor: input.principal,
+      resourceType: "simulation",
+      resourceId: res.simulation_id,
+      details: auditDetails(chain, prepared, res, ran.kind, input.mode),
+      requestId: input.requestId,
+      ip: input.ip,
+    });
+    return { simulationId: res.simulation_id, status: "success", balanceChanges: res.balance_changes };
+  }
+
+  const reason = res.status === "reverted" ? (res.revert_reason ?? "execution reverted") : (res.error ?? "the simulation failed");
+  const row = await withTransaction(deps.pool, async (tx) => {
+    const inserted = await insertTransaction(tx, {
+      id: randomUUID(),
+      agent_id: input.principal.agent.id,
+      chain: chain.name,
+      chain_id: chain.chain_id,
+      from_address: key.address.toLowerCase(),
+      to_address: intent.to,
+      value_wei: intent.valueWei,
+      data: intent.data ?? null,
+      nonce: null,
+      gas_limit: intent.gasLimit ?? null,
+      gas_price: intent.gasPrice ?? null,
+      max_fee_per_gas: intent.maxFeePerGas ?? null,
+      max_priority_fee_per_gas: intent.maxPriorityFeePerGas ?? null,
+      tx_type: intent.gasPrice !== undefined ? "legacy" : intent.maxFeePerGas !== undefined ? "eip1559" : null,
+      signing_key_path: key.path,
+      status: "simulation_failed",
+      tx_hash: null,
+      signed_tx: null,
+      error_message: `Simulation ${res.status}: ${reason}`.slice(0, 1000),
+      simulation_id: res.simulation_id,
+      simulation_status: res.status,
+      signed_at: null,
+    });
+    // Never signed, never sent: it spends nothing and must not count toward the agent's limits.
+    const { rows } = await tx.query<TxRow>("UPDATE transactions SET counts_toward_limits = false WHERE id = $1 RETURNING *", [inserted.id]);
+    await appendAudit(tx, {
+      action: "transaction.simulate",
+      actor: input.principal,
+      resourceType: "transaction",
+      resourceId: inserted.id,
+      details: auditDetails(chain, prepared, res, ran.kind, input.mode, { transaction_status: "simulation_failed" }),
+      requestId: input.requestId,
+      ip: input.ip,
+    });
+    return rows[0] ?? inserted;
+  });
+
+  const detail =
+    res.status === "reverted"
+      ? `Simulation reverted: ${reason}. The transaction was not signed.`
+      : `Simulation could not run: ${reason}. The transaction was not signed.`;
+  const extra: Record<string, unknown> = { ...toTransactionResponse(row, { includeSignedTx: false }) };
+  if (res.tenderly_dashboard_url) extra.tenderly_dashboard_url = res.tenderly_dashboard_url;
+  extra.simulation = res;
+  throw new ServiceError("simulation_failed", 422, detail, { extra });
+}

@@ -1,0 +1,90 @@
+// The simulator registry: which simulator runs a chain's simulations, and the lifetime of the ones
+// that hold resources (the anvil forks). Built once in createContext, closed with it.
+//
+// Choice per chain: SIMULATOR when set (anvil | tenderly | rpc) applies to every chain. Unset: the
+// anvil fork, except that when Tenderly is configured it runs the chains it can see, i.e. every
+// chain whose RPC is not on this machine (a local development chain is invisible to Tenderly).
+// `perChain` (constructor option) overrides both for named chains.
+import type { Logger } from "pino";
+import type { ChainClients } from "../chains/clients.js";
+import type { Chain } from "../chains/registry.js";
+import type { Config } from "../config.js";
+import { AnvilForkSimulator, type AnvilForkOptions } from "./anvil-fork.js";
+import { RpcSimulator } from "./rpc.js";
+import type { Simulator, SimulatorKind } from "./simulator.js";
+import { TenderlySimulator } from "./tenderly.js";
+
+export type { BalanceChange, SimCall, SimOptions, SimResult, SimStatus, Simulator, SimulatorKind } from "./simulator.js";
+export { decodeRevertReason } from "./simulator.js";
+
+export interface SimulatorRegistryOptions {
+  config: Pick<Config, "simulator" | "tenderly" | "anvilBin">;
+  clients: ChainClients;
+  log: Logger;
+  /** Chain name → simulator, overriding the rule above. */
+  perChain?: Record<string, SimulatorKind>;
+  anvil?: Partial<Omit<AnvilForkOptions, "clients" | "log">>;
+}
+
+export class SimulatorRegistry {
+  private anvil?: AnvilForkSimulator;
+  private rpc?: RpcSimulator;
+  private tenderly?: TenderlySimulator;
+
+  constructor(private readonly opts: SimulatorRegistryOptions) {}
+
+  /** The kind of simulator that runs `chain`'s simulations. */
+  kindFor(chain: Chain): SimulatorKind {
+    const override = this.opts.perChain?.[chain.name];
+    if (override) return override;
+    if (this.opts.config.simulator) return this.opts.config.simulator;
+    if (this.opts.config.tenderly && !isLocalChain(chain)) return "tenderly";
+    return "anvil";
+  }
+
+  forChain(chain: Chain): Simulator {
+    switch (this.kindFor(chain)) {
+      case "tenderly": {
+        const t = this.opts.config.tenderly;
+        // Config validation guarantees credentials when SIMULATOR=tenderly; a perChain override may not.
+        if (!t) return this.forKind("anvil");
+        return this.forKind("tenderly");
+      }
+      case "rpc":
+        return this.forKind("rpc");
+      default:
+        return this.forKind("anvil");
+    }
+  }
+
+  forKind(kind: SimulatorKind): Simulator {
+    const { config, clients, log } = this.opts;
+    if (kind === "tenderly" && config.tenderly) {
+      this.tenderly ??= new TenderlySimulator({ ...config.tenderly, clients, log: log.child({ simulator: "tenderly" }) });
+      return this.tenderly;
+    }
+    if (kind === "rpc") {
+      this.rpc ??= new RpcSimulator({ clients, log: log.child({ simulator: "rpc" }) });
+      return this.rpc;
+    }
+    this.anvil ??= new AnvilForkSimulator({ binary: config.anvilBin, ...this.opts.anvil, clients, log: log.child({ simulator: "anvil" }) });
+    return this.anvil;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.anvil?.close(), this.rpc?.close(), this.tenderly?.close()]);
+  }
+}
+
+/** A chain whose every RPC URL is on this machine: a development chain nobody outside can fork. */
+export function isLocalChain(chain: Chain): boolean {
+  if (chain.rpc_urls.length === 0) return false;
+  return chain.rpc_urls.every((u) => {
+    try {
+      const h = new URL(u).hostname;
+      return h === "localhost" || h === "127.0.0.1" || h === "[::1]" || h === "::1" || h.endsWith(".localhost");
+    } catch {
+      return false;
+    }
+  });
+}
