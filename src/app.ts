@@ -15,6 +15,9 @@ import { transactionRoutes } from "./http/transactions.js";
 import { chainRoutes } from "./http/chains.js";
 import { signingKeyRoutes } from "./http/signing-keys.js";
 import { auditRoutes } from "./http/audit.js";
+import { webhookRoutes } from "./http/webhooks.js";
+import { historyRoutes } from "./http/history.js";
+import { operatorTransactionRoutes } from "./http/operator-transactions.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -67,6 +70,9 @@ export async function buildApp(ctx: Context): Promise<App> {
   await chainRoutes(app, ctx);
   await signingKeyRoutes(app, ctx);
   await auditRoutes(app, ctx);
+  await webhookRoutes(app, ctx);
+  await historyRoutes(app, ctx);
+  await operatorTransactionRoutes(app, ctx);
   await app.ready();
   return app;
 }

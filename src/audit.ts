@@ -24,7 +24,9 @@ export type AuditAction =
   | "signing_key.create"
   | "chain.create"
   | "chain.update"
-  | "chain.delete";
+  | "chain.delete"
+  | "webhook.create"
+  | "webhook.delete";
 
 export interface AuditEvent {
   action: AuditAction;

@@ -1,6 +1,7 @@
 // The only reader of process.env. Everything the service can be told from outside is parsed and
 // validated here, once, at boot; a bad value stops the start with a message naming the variable.
 import path from "node:path";
+import { parseUnits } from "viem";
 import { z } from "zod";
 
 const port = z.coerce
@@ -58,11 +59,21 @@ const EnvSchema = z.object({
   TENDERLY_PROJECT: z.string().min(1).optional(),
   TENDERLY_ACCESS_KEY: z.string().min(1).optional(),
   TENDERLY_API_URL: z.url().default("https://api.tenderly.co"),
+  SIMULATE_ALL: z.stringbool({ error: "must be true or false" }).default(false),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   JWT_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   MAX_INFLIGHT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(512),
   BROADCAST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   TRACKER_INTERVAL_MS: z.coerce.number().int().min(50).max(600_000).default(2000),
+  TRACKER: z.enum(["on", "off"]).default("on"),
+  STUCK_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(60),
+  GAP_FILL_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(120),
+  MAX_FEE_PER_GAS_CAP_GWEI: z.string().regex(/^\d{1,12}(\.\d{1,9})?$/, "must be a number of gwei, e.g. 500 or 0.5").default("500"),
+  // Test-only: SIGKILL the process right after a submit's COMMIT, before its broadcast (crash recovery tests).
+  INTENTS_TEST_CRASH_AFTER_COMMIT: z.enum(["0", "1"]).default("0"),
+  WEBHOOK_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(500),
+  WEBHOOK_BACKOFF_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(20),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -81,11 +92,22 @@ export interface Config {
   anvilBin?: string;
   simulator?: "anvil" | "tenderly" | "rpc";
   tenderly?: { account: string; project: string; accessKey: string; apiUrl: string };
+  /** Operator switch: simulate every submission before signing, as if it asked for simulate_first. */
+  simulateAll: boolean;
   logLevel: Env["LOG_LEVEL"];
   jwtDefaultTtlSeconds: number;
   maxInflightPerAddress: number;
   broadcastTimeoutMs: number;
   trackerIntervalMs: number;
+  /** Transaction tracker (src/tracker): on/off, when a pending transaction counts as stuck, the nonce-gap bound, the replacement fee cap. */
+  trackerEnabled: boolean;
+  stuckAfterSeconds: number;
+  gapFillAfterSeconds: number;
+  maxFeePerGasCapWei: bigint;
+  /** INTENTS_TEST_CRASH_AFTER_COMMIT=1: tests only; see src/pipeline/submit.ts. */
+  testCrashAfterCommit: boolean;
+  /** Webhooks: worker pass interval, first retry delay (doubling, capped at 10 min), attempts before giving up. */
+  webhook: { intervalMs: number; backoffBaseMs: number; maxAttempts: number };
 }
 
 export class ConfigError extends Error {
@@ -146,11 +168,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.TENDERLY_ACCOUNT && e.TENDERLY_PROJECT && e.TENDERLY_ACCESS_KEY
         ? { account: e.TENDERLY_ACCOUNT, project: e.TENDERLY_PROJECT, accessKey: e.TENDERLY_ACCESS_KEY, apiUrl: e.TENDERLY_API_URL }
         : undefined,
+    simulateAll: e.SIMULATE_ALL,
     logLevel: e.LOG_LEVEL,
     jwtDefaultTtlSeconds: e.JWT_DEFAULT_TTL_SECONDS,
     maxInflightPerAddress: e.MAX_INFLIGHT_PER_ADDRESS,
     broadcastTimeoutMs: e.BROADCAST_TIMEOUT_MS,
     trackerIntervalMs: e.TRACKER_INTERVAL_MS,
+    trackerEnabled: e.TRACKER === "on",
+    stuckAfterSeconds: e.STUCK_AFTER_SECONDS,
+    gapFillAfterSeconds: e.GAP_FILL_AFTER_SECONDS,
+    maxFeePerGasCapWei: parseUnits(e.MAX_FEE_PER_GAS_CAP_GWEI, 9),
+    testCrashAfterCommit: e.INTENTS_TEST_CRASH_AFTER_COMMIT === "1",
+    webhook: { intervalMs: e.WEBHOOK_INTERVAL_MS, backoffBaseMs: e.WEBHOOK_BACKOFF_BASE_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS },
   };
 }
 

@@ -16,7 +16,11 @@ import type { Signer } from "./signer/signer.js";
 import { ensureSigningKey } from "./keys.js";
 import { AuthService } from "./auth/service.js";
 import { InflightLimiter } from "./pipeline/inflight.js";
+import { SimulatorRegistry } from "./simulators/index.js";
 import { startAuditSealer } from "./audit-chain.js";
+import { startWebhookWorker, type WebhookWorker } from "./webhooks/worker.js";
+import { instrumentSigner, Metrics } from "./metrics.js";
+import { Tracker, trackerOptions } from "./tracker/tracker.js";
 
 export interface Context {
   config: Config;
@@ -28,8 +32,15 @@ export interface Context {
   clients: ChainClients;
   auth: AuthService;
   inflight: InflightLimiter;
+  /** Simulators per chain (anvil forks are started on first use and stopped by close()). */
+  simulators: SimulatorRegistry;
   /** Links committed audit events into the hash chain (one replica at a time). */
   auditSealer: { sealNow(): Promise<number>; stop(): Promise<void> };
+  /** Fans audit events out to webhook outboxes and delivers them (every replica; row locks share the work). */
+  webhooks: WebhookWorker;
+  metrics: Metrics;
+  /** Follows transactions to confirmation (receipts, rebroadcast, fee bumps, reorgs, nonce gaps); started unless TRACKER=off. */
+  tracker?: Tracker;
   /** Set when this process started the local anvil chain. */
   localChainUrl?: string;
   /** The operator key generated at this start (first start, no ADMIN_API_KEY): shown once. */
@@ -82,13 +93,15 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
       pin = token.pin;
     }
     if (!pin) throw new Error("PKCS11_PIN: required when PKCS11_MODULE is set");
-    const signer = await Pkcs11Signer.open({
+    const metrics = new Metrics();
+    const hsm = await Pkcs11Signer.open({
       modulePath,
       tokenLabel: config.pkcs11.tokenLabel,
       pin,
       poolSize: config.pkcs11.poolSize,
     });
-    closers.push(() => signer.close());
+    closers.push(() => hsm.close());
+    const signer = instrumentSigner(hsm, metrics);
 
     // Chains: the file seeds the table; overrides apply in memory.
     await seedChains(pool, readChainsFile(config.chainsFile ?? defaultChainsFile()));
@@ -119,8 +132,20 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     const inflight = new InflightLimiter(config.maxInflightPerAddress);
     const auditSealer = startAuditSealer(pool, 250, (err) => log.warn({ err }, "audit sealing failed; will retry"));
     closers.push(() => auditSealer.stop());
+    const webhooks = startWebhookWorker({ pool, log, ...config.webhook });
+    closers.push(() => webhooks.stop());
 
-    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, localChainUrl, generatedOperatorKey: generated, auditSealer, close };
+    const simulators = new SimulatorRegistry({ config, clients, log });
+    closers.push(() => simulators.close());
+
+    // Last: the chains are ready. Its first pass sends rows a crash left signed but unsent.
+    const tracker = new Tracker({ pool, signer, chains, clients, log, metrics }, trackerOptions(config));
+    if (config.trackerEnabled) {
+      tracker.start();
+      closers.push(() => tracker.stop());
+    }
+
+    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, tracker, close };
   } catch (err) {
     await close();
     throw err;

@@ -19,6 +19,9 @@ export interface AgentRow {
   tx_allowed_chains: string[];
   tx_token_allowlist: string[];
   simulate_required: boolean;
+  tx_unknown_calldata: "allow" | "deny" | "simulate";
+  tx_token_limits: Record<string, { max_per_tx?: string; daily_limit?: string; approval_cap?: string }>;
+  tx_unlimited_approval_allowlist: string[];
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
@@ -58,19 +61,24 @@ export type AgentWritable = Partial<
     AgentRow,
     | "name" | "description" | "scopes" | "is_active" | "intents_api_enabled" | "api_key_expires_at" | "token_ttl_seconds"
     | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
-    | "tx_token_allowlist" | "simulate_required" | "expires_at"
+    | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
+    | "tx_unlimited_approval_allowlist"
   >
 >;
 
 const WRITABLE: Array<keyof AgentWritable> = [
   "name", "description", "scopes", "is_active", "intents_api_enabled", "api_key_expires_at", "token_ttl_seconds",
   "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
-  "tx_token_allowlist", "simulate_required", "expires_at",
+  "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
+  "tx_unlimited_approval_allowlist",
 ];
+
+// jsonb columns are sent as JSON text; arrays and scalars go as they are.
+const param = (k: keyof AgentWritable, v: unknown) => (k === "tx_token_limits" ? JSON.stringify(v) : v);
 
 export async function insertAgent(db: Queryable, id: string, keyHash: Buffer, fields: AgentWritable & { name: string }): Promise<AgentRow> {
   const cols = WRITABLE.filter((k) => fields[k] !== undefined);
-  const values = cols.map((k) => fields[k]);
+  const values = cols.map((k) => param(k, fields[k]));
   const { rows } = await db.query<AgentRow>(
     `INSERT INTO agents (id, api_key_hash${cols.map((c) => ", " + c).join("")})
      VALUES ($1, $2${cols.map((_, i) => `, $${i + 3}`).join("")}) RETURNING *`,
@@ -86,7 +94,7 @@ export async function updateAgent(db: Queryable, id: string, fields: AgentWritab
   const { rows } = await db.query<AgentRow>(
     `UPDATE agents SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")}, updated_at = now()
       WHERE id = $1 AND deleted_at IS NULL RETURNING *`,
-    [id, ...cols.map((k) => fields[k])],
+    [id, ...cols.map((k) => param(k, fields[k]))],
   );
   return rows[0];
 }
@@ -128,4 +136,17 @@ export async function spendToday(db: Queryable, agentId: string): Promise<SpendT
     [agentId],
   );
   return { spent_wei: BigInt(rows[0].spent ?? "0"), count_today: Number(rows[0].count_today) };
+}
+
+/** Token amounts (base units) this agent moved out in the last 24 h, per token, excluding failed transactions. */
+export async function tokenSpendToday(db: Queryable, agentId: string): Promise<Map<string, bigint>> {
+  const { rows } = await db.query<{ token: string; spent: string }>(
+    `SELECT s.token, sum(s.amount) AS spent
+       FROM token_spend s JOIN transactions t ON t.id = s.tx_id
+      WHERE s.agent_id = $1 AND s.created_at > now() - interval '24 hours'
+        AND t.status <> 'failed' AND t.status <> 'simulation_failed'
+      GROUP BY s.token`,
+    [agentId],
+  );
+  return new Map(rows.map((r) => [r.token, BigInt(r.spent)]));
 }

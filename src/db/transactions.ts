@@ -74,6 +74,8 @@ export async function markBroadcast(db: Queryable, id: string): Promise<TxRow> {
   const { rows } = await db.query<TxRow>(
     `UPDATE transactions
         SET status = 'broadcast', chain_status = coalesce(chain_status, 'unconfirmed'),
+            -- an earlier "Broadcast pending: …" from a timed-out send no longer applies
+            error_message = CASE WHEN status = 'signed' THEN NULL ELSE error_message END,
             broadcast_attempts = broadcast_attempts + 1, last_broadcast_at = now(), updated_at = now()
       WHERE id = $1 RETURNING *`,
     [id],
@@ -110,6 +112,13 @@ export async function getTransaction(db: Queryable, id: string, agentId?: string
   return rows[0];
 }
 
+/** A position in the (created_at, id) order; `ts` is UTC ISO 8601 to the microsecond (a JS Date
+ * holds only milliseconds, and rows created within one millisecond would be skipped between pages). */
+export interface TxCursor {
+  ts: string;
+  id: string;
+}
+
 export interface TxFilter {
   agentId?: string;
   status?: string;
@@ -118,11 +127,13 @@ export interface TxFilter {
   from?: Date;
   to?: Date;
   limit: number;
-  cursor?: { createdAt: Date; id: string };
+  after?: TxCursor;
 }
 
-/** Newest first; keyset pagination on (created_at, id), served by the (agent_id, created_at, id) index. */
-export async function listTransactions(db: Queryable, f: TxFilter): Promise<TxRow[]> {
+export type ListedTx = TxRow & { cursor_ts: string };
+
+/** Newest first; keyset pagination on (created_at, id), served by the (agent_id, created_at, id) or (created_at, id) index. */
+export async function listTransactions(db: Queryable, f: TxFilter): Promise<ListedTx[]> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, v: unknown) => {
@@ -135,13 +146,14 @@ export async function listTransactions(db: Queryable, f: TxFilter): Promise<TxRo
   if (f.chainStatus) add("chain_status = ?", f.chainStatus);
   if (f.from) add("created_at >= ?", f.from);
   if (f.to) add("created_at < ?", f.to);
-  if (f.cursor) {
-    params.push(f.cursor.createdAt, f.cursor.id);
-    where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
+  if (f.after) {
+    params.push(f.after.ts, f.after.id);
+    where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
   }
   params.push(f.limit);
-  const { rows } = await db.query<TxRow>(
-    `SELECT * FROM transactions ${where.length ? "WHERE " + where.join(" AND ") : ""}
+  const { rows } = await db.query<ListedTx>(
+    `SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts
+       FROM transactions ${where.length ? "WHERE " + where.join(" AND ") : ""}
       ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
     params,
   );

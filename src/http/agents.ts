@@ -7,7 +7,7 @@ import { appendAudit } from "../audit.js";
 import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/keys.js";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import {
-  getAgent, insertAgent, listAgents, rotateAgentKey, softDeleteAgent, spendToday, updateAgent,
+  getAgent, insertAgent, listAgents, rotateAgentKey, softDeleteAgent, spendToday, tokenSpendToday, updateAgent,
   type AgentRow, type AgentWritable,
 } from "../db/agents.js";
 import { withTransaction, type Pool } from "../db/pool.js";
@@ -40,6 +40,16 @@ const guardrailFields = {
   api_key_expires_at: dateTime.nullable().optional(),
   expires_at: dateTime.nullable().optional(),
   simulate_required: z.boolean().optional(),
+  tx_unknown_calldata: z.enum(["allow", "deny", "simulate"]).optional(),
+  tx_token_limits: z
+    .record(
+      z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a token address"),
+      z.strictObject({ max_per_tx: major.optional(), daily_limit: major.optional(), approval_cap: major.optional() }),
+    )
+    .refine((r) => Object.keys(r).length <= 200, "at most 200 tokens")
+    .transform((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])))
+    .optional(),
+  tx_unlimited_approval_allowlist: addressList.optional(),
 };
 
 const CreateAgentRequest = z.strictObject({
@@ -88,12 +98,18 @@ function toWritable(b: GuardrailInput): AgentWritable {
     api_key_expires_at: b.api_key_expires_at === undefined ? undefined : b.api_key_expires_at === null ? null : new Date(b.api_key_expires_at),
     expires_at: b.expires_at === undefined ? undefined : b.expires_at === null ? null : new Date(b.expires_at),
     simulate_required: b.simulate_required,
+    tx_unknown_calldata: b.tx_unknown_calldata,
+    tx_token_limits: b.tx_token_limits,
+    tx_unlimited_approval_allowlist: b.tx_unlimited_approval_allowlist,
   };
   return w;
 }
 
 export async function agentResponse(pool: Pool, a: AgentRow) {
-  const spent = await spendToday(pool, a.id);
+  const [spent, tokenSpent] = await Promise.all([spendToday(pool, a.id), tokenSpendToday(pool, a.id)]);
+  const decimals = new Map(
+    (await pool.query<{ address: string; decimals: number }>("SELECT DISTINCT ON (address) address, decimals FROM token_metadata WHERE address = ANY($1)", [[...tokenSpent.keys()]])).rows.map((r) => [r.address, r.decimals]),
+  );
   const { rows } = await pool.query<{ chain: string }>(
     "SELECT DISTINCT chain FROM signing_keys WHERE agent_id = $1 AND chain IS NOT NULL AND is_active ORDER BY chain",
     [a.id],
@@ -123,6 +139,11 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     token_ttl_seconds: a.token_ttl_seconds,
     api_key_expires_at: a.api_key_expires_at?.toISOString() ?? null,
     simulate_required: a.simulate_required,
+    tx_unknown_calldata: a.tx_unknown_calldata,
+    tx_token_limits: a.tx_token_limits,
+    tx_unlimited_approval_allowlist: a.tx_unlimited_approval_allowlist,
+    // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
+    tx_token_spent_today: Object.fromEntries([...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()])),
     signing_chains: rows.map((r) => r.chain),
     created_at: a.created_at.toISOString(),
     ...(a.expires_at ? { expires_at: a.expires_at.toISOString() } : {}),

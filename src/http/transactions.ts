@@ -4,10 +4,18 @@ import { z } from "zod";
 import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
-import { getTransaction, listTransactions, type TxFilter } from "../db/transactions.js";
+import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
 import { badRequest, notFound, ServiceError } from "../errors.js";
 import { submitTransaction, type PipelineDeps } from "../pipeline/submit.js";
 import { toTransactionResponse } from "../pipeline/response.js";
+import {
+  BundleSimulationResponseSchema,
+  simulateBundleRequest,
+  SimulateBundleRequestSchema,
+  simulateTransactionRequest,
+  SimulateTransactionRequestSchema,
+  SimulationResponseSchema,
+} from "../pipeline/simulate.js";
 import { TransactionRequestSchema } from "../pipeline/request.js";
 import type { App } from "./types.js";
 import type { FastifyRequest } from "fastify";
@@ -32,15 +40,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
 
-export function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(`${createdAt.toISOString()}|${id}`).toString("base64url");
+const CURSOR_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+export function encodeCursor(c: TxCursor): string {
+  return Buffer.from(`${c.ts}|${c.id}`).toString("base64url");
 }
 
-function decodeCursor(c: string): { createdAt: Date; id: string } {
+export function decodeCursor(c: string): TxCursor {
   const [ts, id] = Buffer.from(c, "base64url").toString("utf8").split("|");
-  const createdAt = new Date(ts ?? "");
-  if (!id || !UUID.test(id) || Number.isNaN(createdAt.getTime())) throw badRequest("Invalid cursor.", [{ field: "cursor", message: "is not a cursor returned by this API" }]);
-  return { createdAt, id };
+  if (!ts || !id || !CURSOR_TS.test(ts) || !UUID.test(id) || Number.isNaN(new Date(ts).getTime())) {
+    throw badRequest("Invalid cursor.", [{ field: "cursor", message: "is not a cursor returned by this API" }]);
+  }
+  return { ts, id };
+}
+
+/** The cursor for the page after `rows`, or null when this page was the last. */
+export function nextCursor(rows: ListedTx[], limit: number): string | null {
+  const last = rows[rows.length - 1];
+  return rows.length === limit && last ? encodeCursor({ ts: last.cursor_ts, id: last.id }) : null;
 }
 
 export function toFilter(chains: ChainRegistry, q: ListQuery, agentId?: string): TxFilter {
@@ -58,7 +75,7 @@ export function toFilter(chains: ChainRegistry, q: ListQuery, agentId?: string):
     from: q.from ? new Date(q.from) : undefined,
     to: q.to ? new Date(q.to) : undefined,
     limit: q.limit,
-    cursor: q.cursor ? decodeCursor(q.cursor) : undefined,
+    after: q.cursor ? decodeCursor(q.cursor) : undefined,
   };
 }
 
@@ -111,10 +128,9 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
       const rows = await listTransactions(deps.pool, toFilter(deps.chains, req.query, req.params.agent_id));
       const include = wantsSignedTx(req.query.include_signed_tx);
-      const last = rows[rows.length - 1];
       return {
         transactions: rows.map((r) => toTransactionResponse(r, { includeSignedTx: include })),
-        next_cursor: rows.length === req.query.limit && last ? encodeCursor(last.created_at, last.id) : null,
+        next_cursor: nextCursor(rows, req.query.limit),
       };
     },
   );
@@ -138,10 +154,45 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
     },
   );
 
-  for (const path of ["/v1/agents/:agent_id/transactions/simulate", "/v1/agents/:agent_id/transactions/simulate-bundle"]) {
-    app.post(path, { schema: { tags: ["Simulation"], params: AgentParams } }, async (req) => {
-      requireIntentsAgent(req, req.params.agent_id);
-      throw new ServiceError("simulation_not_available", 501, "Simulation is not available on this server yet.");
-    });
-  }
+  // Simulation: 200 whenever the simulation ran (a revert is `status: "reverted"`, a simulator failure
+  // `status: "error"`); 400/403/404 like submit. As for submit, the body schema documents; the pipeline
+  // validates after the caller's rights are checked.
+  const simulationDeps = () => {
+    if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+    return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log };
+  };
+  app.post(
+    "/v1/agents/:agent_id/transactions/simulate",
+    {
+      schema: {
+        tags: ["Simulation"],
+        summary: "Simulate a transaction (no signature, no nonce, the chain untouched)",
+        params: AgentParams,
+        body: SimulateTransactionRequestSchema,
+        response: { 200: SimulationResponseSchema },
+      },
+      validatorCompiler: () => (data: unknown) => ({ value: data }),
+    },
+    async (req) => {
+      const principal = requireIntentsAgent(req, req.params.agent_id);
+      return simulateTransactionRequest(simulationDeps(), { principal, body: req.body, requestId: req.id, ip: req.ip });
+    },
+  );
+  app.post(
+    "/v1/agents/:agent_id/transactions/simulate-bundle",
+    {
+      schema: {
+        tags: ["Simulation"],
+        summary: "Simulate transactions in order, each seeing the state the previous ones left",
+        params: AgentParams,
+        body: SimulateBundleRequestSchema,
+        response: { 200: BundleSimulationResponseSchema },
+      },
+      validatorCompiler: () => (data: unknown) => ({ value: data }),
+    },
+    async (req) => {
+      const principal = requireIntentsAgent(req, req.params.agent_id);
+      return simulateBundleRequest(simulationDeps(), { principal, body: req.body, requestId: req.id, ip: req.ip });
+    },
+  );
 }

@@ -32,20 +32,13 @@ export interface Denial {
   attempted: string | number | null;
 }
 
-// ERC-20 selectors whose target is a token contract: transfer, approve, transferFrom.
-const TOKEN_SELECTORS = new Set(["0xa9059cbb", "0x095ea7b3", "0x23b872dd"]);
-
-export function isTokenCall(data: string | undefined): boolean {
-  return !!data && data.length >= 10 && TOKEN_SELECTORS.has(data.slice(0, 10).toLowerCase());
-}
-
 export function chainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, chain: GuardrailInput["chain"]): boolean {
   if (policy.allowedChains.length === 0) return true;
   const names = new Set([chain.name, String(chain.chain_id), ...chain.aliases].map((s) => s.toLowerCase()));
   return policy.allowedChains.some((c) => names.has(c.toLowerCase()));
 }
 
-/** Checks that need no history: chain, recipient and token allowlists, per-transaction value. */
+/** Checks that need no history: chain and recipient allowlists, per-transaction value (token checks: token-guardrails.ts). */
 export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailInput): Denial | null {
   if (!chainAllowed(policy, input.chain)) {
     return {
@@ -62,15 +55,6 @@ export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailI
       reason_code: "to_not_allowlisted",
       detail: `Recipient ${to} is not in this agent's tx_to_allowlist.`,
       limit: policy.toAllowlist,
-      current: null,
-      attempted: to,
-    };
-  }
-  if (policy.tokenAllowlist.length > 0 && isTokenCall(input.data) && !policy.tokenAllowlist.includes(to)) {
-    return {
-      reason_code: "token_not_allowlisted",
-      detail: `Token contract ${to} is not in this agent's tx_token_allowlist.`,
-      limit: policy.tokenAllowlist,
       current: null,
       attempted: to,
     };

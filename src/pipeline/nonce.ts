@@ -11,42 +11,12 @@ export interface ChainCounts {
 }
 
 export async function reserveNonce(tx: PoolClient, chainId: number, address: string, counts: ChainCounts, explicit?: bigint): Promise<bigint> {
-  // Creates the row on first use and locks it in one statement (ON CONFLICT DO UPDATE takes the row lock).
-  const { rows } = await tx.query<{ next_nonce: string }>(
-    `INSERT INTO nonces (chain_id, address, next_nonce) VALUES ($1, $2, 0)
-     ON CONFLICT (chain_id, address) DO UPDATE SET updated_at = now()
-     RETURNING next_nonce`,
-    [chainId, address],
-  );
-  const tracked = BigInt(rows[0].next_nonce);
-
-  if (explicit !== undefined) {
-    // The caller chose the nonce (e.g. to replace its own transaction): keep tracking ahead of it.
-    await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce = $3", [chainId, address, explicit.toString()]);
-    if (explicit >= tracked) await setNext(tx, chainId, address, explicit + 1n);
-    return explicit;
-  }
-
-  // A nonce released by a transaction that never reached a node is reused first, so no gap stays
-  // open; one the chain has since mined (someone else used it) is discarded.
-  const released = await tx.query<{ nonce: string }>(
-    `DELETE FROM released_nonces
-      WHERE (chain_id, address, nonce) = (
-        SELECT chain_id, address, nonce FROM released_nonces
-         WHERE chain_id = $1 AND address = $2 AND nonce >= $3 AND nonce < $4
-         ORDER BY nonce LIMIT 1)
-     RETURNING nonce`,
-    [chainId, address, counts.latest.toString(), tracked.toString()],
-  );
-  if (released.rows[0]) return BigInt(released.rows[0].nonce);
-
-  const nonce = tracked > counts.pending ? tracked : counts.pending;
-  await setNext(tx, chainId, address, nonce + 1n);
-  return nonce;
-}
-
-async function setNext(tx: PoolClient, chainId: number, address: string, next: bigint): Promise<void> {
-  await tx.query("UPDATE nonces SET next_nonce = $3 WHERE chain_id = $1 AND address = $2", [chainId, address, next.toString()]);
+  // One round trip: the rules (released nonces first, else max(tracked, pending)) are in the SQL
+  // function reserve_nonce, migrations/0006_reserve_nonce.sql.
+  const { rows } = await tx.query<{ nonce: string }>("SELECT reserve_nonce($1, $2, $3, $4, $5) AS nonce", [
+    chainId, address, counts.latest.toString(), counts.pending.toString(), explicit === undefined ? null : explicit.toString(),
+  ]);
+  return BigInt(rows[0].nonce);
 }
 
 /** Gives a nonce back after a definitive rejection: the next submission on this address reuses it. */

@@ -45,11 +45,22 @@ export function rpcFailure(err: unknown, what: string): ServiceError {
 
 const ALREADY_KNOWN = /already known|known transaction|already imported|transaction already exists|already in (the )?mempool/i;
 const NONCE_USED = /nonce too low|nonce has already been used|replacement transaction underpriced|already used nonce|invalid nonce.*lower/i;
+// The node did not judge the transaction: it refused to serve us (rate limit, overload, not synced).
+const NOT_JUDGED = /rate limit|limit exceeded|too many requests|request limit|capacity|try again later|service unavailable|not synced|syncing/i;
+const NOT_JUDGED_CODES = new Set([-32005, 429]);
+
+function nodeCode(err: unknown): number | undefined {
+  if (!(err instanceof BaseError)) return undefined;
+  const withCode = err.walk((e) => typeof (e as { code?: unknown }).code === "number") as (BaseError & { code: number }) | null;
+  return withCode?.code;
+}
 
 export function classifyBroadcastError(err: unknown): BroadcastOutcome {
   const m = nodeMessage(err);
   if (m === undefined) return { kind: "unknown", message: safeText(err) };
   if (ALREADY_KNOWN.test(m)) return { kind: "already_known" };
   if (NONCE_USED.test(m)) return { kind: "nonce_used", message: m.slice(0, 300) };
+  // Never a rejection: that would fail the row and release a nonce the node may still hold.
+  if (NOT_JUDGED.test(m) || NOT_JUDGED_CODES.has(nodeCode(err) ?? 0)) return { kind: "unknown", message: m.slice(0, 300) };
   return { kind: "rejected", message: m.slice(0, 300) };
 }

@@ -16,22 +16,27 @@ import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import type { AgentRow } from "../db/agents.js";
-import { spendToday } from "../db/agents.js";
+import { spendToday, tokenSpendToday } from "../db/agents.js";
 import { withTransaction, type Pool } from "../db/pool.js";
-import { getTransaction, insertTransaction, markBroadcast, markBroadcastAttempt, markFailed, type TxRow } from "../db/transactions.js";
+import { getTransaction, insertTransaction, type TxRow } from "../db/transactions.js";
 import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { Logger } from "pino";
 import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, completeClaim, linkClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
-import { releaseNonce, reserveNonce, type ChainCounts } from "./nonce.js";
+import { reserveNonce, type ChainCounts } from "./nonce.js";
+import { broadcastSigned } from "./broadcast.js";
 import { resolveFees, resolveGasLimit, type Fees } from "./fees.js";
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse, type TransactionResponse } from "./response.js";
-import { classifyBroadcastError, rpcFailure } from "./rpc-errors.js";
+import { rpcFailure } from "./rpc-errors.js";
 import type { InflightLimiter } from "./inflight.js";
+import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
+import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
+import { calldataPolicyOf, checkIntentCalldata, recordTokenSpend, simulatedOutflows } from "./token-policy.js";
+import { checkTokenOutflows, mergeOutflows } from "./token-guardrails.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -41,6 +46,9 @@ export interface PipelineDeps {
   log: Logger;
   inflight: InflightLimiter;
   metrics: Metrics;
+  /** Simulators for step 5; without them a submission that needs simulation is refused (503). */
+  simulators?: SimulatorRegistry;
+  config?: { simulateAll?: boolean; testCrashAfterCommit?: boolean };
 }
 
 export interface SubmitInput {
@@ -86,16 +94,35 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     endGuardrails();
     if (denial) throw await deny(deps, input, intent, chain, denial);
 
-    // 5. Simulation before signing.
-    if (intent.simulateFirst || agent.simulate_required) {
-      throw new ServiceError("simulation_not_available", 501, "Simulation before signing is not available on this server yet.");
+    // 4b. What the calldata does with tokens: recipient and spender allowlists, per-token amounts,
+    //     unlimited approvals, and the agent's policy for calldata nobody can decode.
+    const client = deps.clients.get(chain);
+    const calldata = await checkIntentCalldata(deps.pool, client, chain, agent, key.address, intent.to, intent.data);
+    if (calldata.denial) throw await deny(deps, input, intent, chain, calldata.denial);
+
+    // 5. Simulation before signing: asked for, or forced by the operator (per agent or globally). No
+    //    nonce is reserved yet; a failed simulation records a `simulation_failed` row and throws 422.
+    let simulation: PassedSimulation | undefined;
+    if (intent.simulateFirst || agent.simulate_required || deps.config?.simulateAll || calldata.simulate) {
+      if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+      simulation = await simulateBeforeSigning(
+        { ...deps, simulators: deps.simulators },
+        { principal, chain, key, intent, mode: input.mode, requestId: input.requestId, ip: input.ip },
+      );
     }
+    // Token outflows of the signing address: the larger of what the calldata says and what the
+    // simulation saw, so a router or multicall that moves tokens indirectly is still counted.
+    const outflows = mergeOutflows(
+      calldata.outflows,
+      simulation ? await simulatedOutflows(deps.pool, client, chain, key.address, simulation.balanceChanges) : [],
+    );
+    const tokenLimited = outflows.some((o) => agent.tx_token_limits?.[o.token] !== undefined);
 
     // Bounded work per signing address: beyond the bound, shed load instead of queueing on the row lock.
-    const release = deps.inflight.acquire(`${chain.chain_id}:${key.address.toLowerCase()}`);
+    const addressKey = `${chain.chain_id}:${key.address.toLowerCase()}`;
+    const release = deps.inflight.acquire(addressKey);
     try {
       // 6. Chain state, read before any lock is taken so no lock is held across an RPC round trip.
-      const client = deps.clients.get(chain);
       const from = key.address;
       const [counts, gas, fees] = await deps.metrics.time("chain_read", () =>
         Promise.all([
@@ -107,14 +134,19 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
 
       // 7. One database transaction: limits, nonce, signature, row, audit.
       let endCommit = () => 0;
-      const row = await withTransaction(deps.pool, async (tx) => {
+      const row = await deps.inflight.exclusive(addressKey, () => withTransaction(deps.pool, async (tx) => {
         const endLockWait = deps.metrics.stageDuration.startTimer({ stage: "lock_wait" });
-        if (hasRollingLimits(policy)) {
+        if (hasRollingLimits(policy) || tokenLimited) {
           // Serialises this agent's submits, so each sees the spend of those before it.
           await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [agent.id]);
           const spent = await spendToday(tx, agent.id);
           const rolling = checkRollingGuardrails(policy, intent, { spentWei: spent.spent_wei, countToday: spent.count_today });
           if (rolling) throw new DeniedInTransaction(rolling);
+          if (tokenLimited) {
+            const tokenSpent = await tokenSpendToday(tx, agent.id);
+            const tokenDenial = checkTokenOutflows(calldataPolicyOf(agent), outflows, (t) => tokenSpent.get(t) ?? 0n);
+            if (tokenDenial) throw new DeniedInTransaction(tokenDenial);
+          }
         }
         const nonce = await reserveNonce(tx, chain.chain_id, from.toLowerCase(), counts, intent.nonce !== undefined ? BigInt(intent.nonce) : undefined);
         endLockWait();
@@ -141,8 +173,8 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
           tx_hash: keccak256(signedTx),
           signed_tx: signedTx,
           error_message: null,
-          simulation_id: null,
-          simulation_status: null,
+          simulation_id: simulation?.simulationId ?? null,
+          simulation_status: simulation?.status ?? null,
           signed_at: new Date(),
         });
         await appendAudit(tx, {
@@ -154,12 +186,17 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
           requestId: input.requestId,
           ip: input.ip,
         });
+        await recordTokenSpend(tx, agent.id, chain.chain_id, inserted.id, outflows);
         if (claim) await linkClaim(tx, claim, inserted.id);
         return inserted;
-      }).then((r) => (endCommit(), r)).catch(async (err) => {
+      })).then((r) => (endCommit(), r)).catch(async (err) => {
         if (err instanceof DeniedInTransaction) throw await deny(deps, input, intent, chain, err.denial);
         throw err;
       });
+
+      // Test-only crash point (INTENTS_TEST_CRASH_AFTER_COMMIT=1 via src/config.ts): die as kill -9 would,
+      // after COMMIT and before the broadcast, so tests can show the tracker sends the row once and never signs it twice.
+      if (deps.config?.testCrashAfterCommit && input.mode === "submit") process.kill(process.pid, "SIGKILL");
 
       // 8. Broadcast (submit only).
       const final = input.mode === "submit" ? await deps.metrics.time("broadcast", () => broadcastSigned(deps, chain, row, input)) : row;
@@ -249,44 +286,8 @@ function auditDetails(row: TxRow): Record<string, unknown> {
   };
 }
 
-/**
- * Sends a stored signed transaction and records the node's answer. Never resends blindly: "already
- * known" counts as sent, a used nonce or a rejection is final for this signature, and an unknown
- * outcome (timeout, unreachable node) leaves the row `signed` for the tracker.
- */
-export async function broadcastSigned(deps: Pick<PipelineDeps, "pool" | "clients" | "log"> & { metrics?: Metrics }, chain: Chain, row: TxRow, meta: { requestId?: string; principal?: Principal } = {}): Promise<TxRow> {
-  let outcome;
-  try {
-    await deps.clients.get(chain).request({ method: "eth_sendRawTransaction", params: [row.signed_tx as `0x${string}`] });
-    outcome = { kind: "accepted" as const };
-  } catch (err) {
-    outcome = classifyBroadcastError(err);
-  }
-  deps.metrics?.broadcastResults.inc({ chain: chain.name, outcome: outcome.kind });
-  const actor = meta.principal ?? { type: "system" as const, id: "broadcaster" };
-  switch (outcome.kind) {
-    case "accepted":
-    case "already_known":
-      return withTransaction(deps.pool, async (tx) => {
-        const updated = await markBroadcast(tx, row.id);
-        await appendAudit(tx, { action: "transaction.broadcast", actor, resourceType: "transaction", resourceId: row.id, details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce) }, requestId: meta.requestId });
-        return updated;
-      });
-    case "rejected":
-    case "nonce_used":
-      return withTransaction(deps.pool, async (tx) => {
-        const updated = await markFailed(tx, row.id, `Rejected by the node: ${outcome.message}`);
-        // The node refused this signature, so the nonce is still free on chain, unless the refusal
-        // says another transaction already holds it.
-        if (outcome.kind === "rejected" && row.nonce !== null) await releaseNonce(tx, Number(row.chain_id), row.from_address, BigInt(row.nonce));
-        await appendAudit(tx, { action: "transaction.failed", actor, resourceType: "transaction", resourceId: row.id, details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce), reason: outcome.message }, requestId: meta.requestId });
-        return updated;
-      });
-    case "unknown":
-      deps.log.warn({ tx_id: row.id, chain: row.chain, reason: outcome.message }, "broadcast outcome unknown; will retry");
-      return markBroadcastAttempt(deps.pool, row.id, `Broadcast pending: ${outcome.message}`);
-  }
-}
+// broadcastSigned moved to ./broadcast.js (shared with the tracker); re-exported for existing importers.
+export { broadcastSigned };
 
 /** The claimant of this key died after committing the signed row: answer from the row and finish. */
 async function finishOrphan(deps: PipelineDeps, claim: Claim, txId: string): Promise<SubmitResult> {

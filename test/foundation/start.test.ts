@@ -37,7 +37,8 @@ const alive = (pid: number) => {
 };
 
 function startService(dataDir: string): { proc: ChildProcess; lines: string[]; url: Promise<string> } {
-  const proc = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["src/server.ts"], {
+  // As `npm start` runs it: one node process with tsx as a loader, so signals reach the service itself.
+  const proc = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -118,7 +119,7 @@ describe("npm start", () => {
   it("refuses a malformed PORT with a message naming it", () => {
     let err = "";
     try {
-      execFileSync(path.join(ROOT, "node_modules/.bin/tsx"), ["src/server.ts"], {
+      execFileSync(process.execPath, ["--import", "tsx", "src/server.ts"], {
         cwd: ROOT,
         env: { PATH: process.env.PATH, PORT: "eighty", DATA_DIR: dataDir },
         encoding: "utf8",

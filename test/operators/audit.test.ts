@@ -14,9 +14,16 @@ describe("audit log", () => {
   });
   afterAll(async () => svc?.close());
 
+  // The service's own sealer may hold the sealing lock (sealAuditEvents then returns 0): wait until
+  // no committed event is left unsealed, whoever seals it.
   const drain = async () => {
-    while ((await sealAuditEvents(svc.ctx.pool)) > 0) {
-      /* until nothing is left */
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await sealAuditEvents(svc.ctx.pool);
+      const { rows } = await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE chain_seq IS NULL");
+      if (rows[0].n === 0) return;
+      if (Date.now() > deadline) throw new Error(`${rows[0].n} audit events still unsealed`);
+      await new Promise((r) => setTimeout(r, 20));
     }
   };
 

@@ -1,0 +1,224 @@
+// Step 4, per (chain, address): nonce gaps and drift. Runs under the address's `nonces` row lock, the
+// lock every nonce allocation takes, so what it sees agrees with every committed reservation; it takes
+// that lock with SKIP LOCKED and simply tries again on a later pass when a submit holds it.
+//   - A released nonce (its transaction never reached a node) is reused first by the next submission
+//     (pipeline/nonce.ts). A gap — a nonce below a transaction of ours that waits for it, held by no
+//     transaction that can still be mined — that no submission fills within GAP_FILL_AFTER_SECONDS
+//     (counted from the later of its release and the signing of the oldest transaction waiting
+//     behind it) is filled with a zero-value transfer to the sender itself, signed in the HSM, owned
+//     by no agent (SYSTEM_AGENT_ID).
+//   - Drift: the tracked next nonce ahead of everything that can still be mined and of the node's
+//     pending count, with no reservation for GAP_FILL_AFTER_SECONDS: it is brought back down, so the
+//     next submission does not queue behind nonces nobody will ever send.
+// Nonces below the node's pending count are taken (the node holds transactions for them); nonces the
+// chain has mined are not gaps. A sign-only transaction holds its nonce for the same bound (its client
+// may broadcast it); after that its nonce counts as a gap and is reused.
+// Writes: nonces, released_nonces, new transactions rows (+ first attempt, audit); then broadcasts them.
+import { keccak256, type Hex } from "viem";
+import { randomUUID } from "node:crypto";
+import { appendAudit } from "../audit.js";
+import { withTransaction } from "../db/pool.js";
+import { insertTransaction, type TxRow } from "../db/transactions.js";
+import { broadcastSigned } from "../pipeline/broadcast.js";
+import { recordAttempt } from "./attempts.js";
+import { OPEN } from "./claim.js";
+import { estimateReplacementFees } from "./fee-bump.js";
+import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
+
+const MAX_FILLS_PER_PASS = 16;
+const MAX_ADDRESSES_PER_PASS = 50;
+const FILL_GAS = 21_000n;
+
+export interface GapView {
+  /** The chain's mined and pending transaction counts for the address. */
+  latest: bigint;
+  pending: bigint;
+  /** The tracked next nonce and when a nonce was last reserved (ms). */
+  next: bigint;
+  nextUpdatedAt: number;
+  /** Our rows with nonces in [latest, next): status, chain status, when signed (ms). */
+  rows: Array<{ nonce: bigint; status: string; chain_status: string | null; at: number }>;
+  /** Released nonces in [latest, next) and when they were released (ms). */
+  released: Array<{ nonce: bigint; at: number }>;
+  now: number;
+  boundMs: number;
+  maxFills: number;
+}
+
+export interface GapPlan {
+  /** Nonces to fill with a zero-value self-transfer, lowest first. */
+  fill: bigint[];
+  /** Lower the tracked next nonce to this. */
+  reconcileTo?: bigint;
+}
+
+/** Pure: what to do for one address, given what the chain and the database say. */
+export function planGapRepair(v: GapView): GapPlan {
+  const held = new Map<bigint, number>();
+  for (const r of v.rows) {
+    if (r.nonce < v.latest) continue;
+    const live = (r.status === "signed" || r.status === "broadcast") && r.chain_status !== "dropped";
+    const signOnly = r.status === "sign_only" && v.now - r.at < v.boundMs;
+    if (live || signOnly) held.set(r.nonce, r.at);
+  }
+  const released = new Map(v.released.map((r) => [r.nonce, r.at]));
+  const heldSorted = [...held.keys()].sort((a, b) => (a < b ? -1 : 1));
+  const maxHeld = heldSorted.length ? heldSorted[heldSorted.length - 1] : v.latest - 1n;
+  const start = v.pending > v.latest ? v.pending : v.latest;
+
+  // waitingSince[i]: since when the longest-waiting held transaction at or above heldSorted[i] waits.
+  const waitingSince = heldSorted.map((n) => held.get(n)!);
+  for (let i = waitingSince.length - 2; i >= 0; i--) waitingSince[i] = Math.min(waitingSince[i], waitingSince[i + 1]);
+  const fill: bigint[] = [];
+  let j = 0;
+  for (let g = start; g < maxHeld && fill.length < v.maxFills; g++) {
+    if (held.has(g)) continue;
+    while (heldSorted[j] <= g) j++;
+    const since = Math.max(waitingSince[j], released.get(g) ?? 0);
+    if (v.now - since >= v.boundMs) fill.push(g);
+  }
+
+  let floor = maxHeld + 1n;
+  if (v.pending > floor) floor = v.pending;
+  if (v.latest > floor) floor = v.latest;
+  const reconcileTo = v.next > floor && v.now - v.nextUpdatedAt >= v.boundMs ? floor : undefined;
+  return { fill, ...(reconcileTo !== undefined ? { reconcileTo } : {}) };
+}
+
+/** One pass over the chain's addresses that may have a gap or drift. */
+export async function repairGaps(sc: StepContext): Promise<void> {
+  const bound = sc.opts.gapFillAfterMs / 1000;
+  const { rows } = await sc.deps.pool.query<{ address: string }>(
+    `SELECT address FROM released_nonces WHERE chain_id = $1 AND released_at < now() - make_interval(secs => $2)
+     UNION
+     SELECT from_address FROM transactions
+      WHERE chain_id = $1 AND ${OPEN} AND block_number IS NULL AND coalesce(signed_at, created_at) < now() - make_interval(secs => $2)
+     UNION
+     SELECT n.address FROM nonces n
+      WHERE n.chain_id = $1 AND n.updated_at < now() - make_interval(secs => $2)
+        AND n.next_nonce > coalesce((SELECT max(t.nonce) + 1 FROM transactions t
+                                      WHERE t.chain_id = n.chain_id AND t.from_address = n.address
+                                        AND t.status IN ('signed', 'broadcast', 'sign_only')
+                                        AND t.chain_status IS DISTINCT FROM 'dropped'), 0)
+     LIMIT ${MAX_ADDRESSES_PER_PASS}`,
+    [sc.chain.chain_id, bound],
+  );
+  for (const { address } of rows) {
+    await repairAddress(sc, address).catch((err) => sc.deps.log.warn({ err, chain: sc.chain.name, address }, "nonce gap repair failed; will retry"));
+  }
+}
+
+export async function repairAddress(sc: StepContext, address: string): Promise<void> {
+  const { pool, log } = sc.deps;
+  const chainId = sc.chain.chain_id;
+  // Chain state and fees first: no lock is held across an RPC round trip.
+  const [latest, pending] = await Promise.all(
+    (["latest", "pending"] as const).map((blockTag) => sc.client.getTransactionCount({ address: address as Hex, blockTag }).then(BigInt)),
+  );
+  // Nothing outstanding above what the chain mined (the common case once a candidate settled): no
+  // fee estimate, no lock. Released nonces below the mined count are dropped as they can never be used.
+  const tracked = await pool.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2", [chainId, address]);
+  if (!tracked.rows[0] || BigInt(tracked.rows[0].next_nonce) <= latest) {
+    await pool.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce < $3", [chainId, address, latest.toString()]);
+    return;
+  }
+  const keyPath = await signingKeyPath(sc, address);
+  const fees = keyPath ? await estimateReplacementFees(sc.client, sc.chain, sc.chain.eip1559 ? "eip1559" : "legacy") : undefined;
+
+  const fills = await withTransaction(pool, async (tx) => {
+    const locked = await tx.query<{ next_nonce: string; updated_at: Date }>(
+      "SELECT next_nonce, updated_at FROM nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE SKIP LOCKED",
+      [chainId, address],
+    );
+    if (!locked.rows[0]) return [];
+    const next = BigInt(locked.rows[0].next_nonce);
+    // Released nonces the chain has since mined can never be reused.
+    await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce < $3", [chainId, address, latest.toString()]);
+    if (next <= latest) return [];
+    // One client runs one query at a time.
+    const ours = await tx.query<{ nonce: string; status: string; chain_status: string | null; at: Date }>(
+      `SELECT nonce, status, chain_status, coalesce(signed_at, created_at) AS at FROM transactions
+        WHERE chain_id = $1 AND from_address = $2 AND nonce >= $3 AND nonce < $4`,
+      [chainId, address, latest.toString(), next.toString()],
+    );
+    const released = await tx.query<{ nonce: string; released_at: Date }>(
+      "SELECT nonce, released_at FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3 AND nonce < $4",
+      [chainId, address, latest.toString(), next.toString()],
+    );
+    const now = await tx.query<{ now: Date }>("SELECT now()");
+    const plan = planGapRepair({
+      latest,
+      pending,
+      next,
+      nextUpdatedAt: locked.rows[0].updated_at.getTime(),
+      rows: ours.rows.map((r) => ({ nonce: BigInt(r.nonce), status: r.status, chain_status: r.chain_status, at: r.at.getTime() })),
+      released: released.rows.map((r) => ({ nonce: BigInt(r.nonce), at: r.released_at.getTime() })),
+      now: now.rows[0].now.getTime(),
+      boundMs: sc.opts.gapFillAfterMs,
+      maxFills: keyPath && fees ? MAX_FILLS_PER_PASS : 0,
+    });
+
+    if (plan.reconcileTo !== undefined) {
+      await tx.query("UPDATE nonces SET next_nonce = $3, updated_at = now() WHERE chain_id = $1 AND address = $2", [chainId, address, plan.reconcileTo.toString()]);
+      await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3", [chainId, address, plan.reconcileTo.toString()]);
+      log.warn({ chain: sc.chain.name, address, from: next.toString(), to: plan.reconcileTo.toString() }, "tracked nonce was ahead of the chain; reconciled");
+    }
+    if (plan.fill.length === 0 || !fees || !keyPath) return [];
+    const rows: TxRow[] = [];
+    for (const nonce of plan.fill) {
+      const signedTx = await sc.deps.signer.signTransaction(keyPath, {
+        chainId, nonce: Number(nonce), to: address as Hex, value: 0n, gas: FILL_GAS,
+        ...(fees.type === "legacy" ? { type: "legacy" as const, gasPrice: fees.gasPrice } : { type: "eip1559" as const, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }),
+      });
+      const row = await insertTransaction(tx, {
+        id: randomUUID(),
+        agent_id: SYSTEM_AGENT_ID,
+        chain: sc.chain.name,
+        chain_id: chainId,
+        from_address: address,
+        to_address: address,
+        value_wei: 0n,
+        data: null,
+        nonce,
+        gas_limit: FILL_GAS,
+        gas_price: fees.type === "legacy" ? fees.gasPrice : null,
+        max_fee_per_gas: fees.type === "eip1559" ? fees.maxFeePerGas : null,
+        max_priority_fee_per_gas: fees.type === "eip1559" ? fees.maxPriorityFeePerGas : null,
+        tx_type: fees.type,
+        signing_key_path: keyPath,
+        status: "signed",
+        tx_hash: keccak256(signedTx),
+        signed_tx: signedTx,
+        error_message: null,
+        simulation_id: null,
+        simulation_status: null,
+        signed_at: new Date(),
+      });
+      await tx.query("UPDATE transactions SET counts_toward_limits = false WHERE id = $1", [row.id]);
+      await recordAttempt(tx, row);
+      await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce = $3", [chainId, address, nonce.toString()]);
+      await appendAudit(tx, {
+        action: "transaction.submit", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
+        details: { chain: sc.chain.name, chain_id: chainId, from: address, to: address, value_wei: "0", nonce: Number(nonce), tx_hash: row.tx_hash, signing_key_path: keyPath, status: "signed", reason: "gap_fill" },
+      });
+      rows.push(row);
+    }
+    return rows;
+  });
+
+  for (const row of fills) {
+    log.warn({ chain: sc.chain.name, address, nonce: row.nonce, tx_id: row.id }, "filled a nonce gap with a zero-value self-transfer");
+    await broadcastSigned(sc.deps, sc.chain, row, { actor: TRACKER_ACTOR });
+  }
+}
+
+/** The HSM key that signs for this address: the one its latest transaction used, else the registered one. */
+async function signingKeyPath(sc: StepContext, address: string): Promise<string | undefined> {
+  const { rows } = await sc.deps.pool.query<{ path: string }>(
+    `SELECT signing_key_path AS path FROM transactions WHERE chain_id = $1 AND from_address = $2 ORDER BY created_at DESC LIMIT 1`,
+    [sc.chain.chain_id, address],
+  );
+  if (rows[0]) return rows[0].path;
+  const keys = await sc.deps.pool.query<{ path: string }>("SELECT path FROM signing_keys WHERE address = $1 AND is_active ORDER BY created_at LIMIT 1", [address]);
+  return keys.rows[0]?.path;
+}

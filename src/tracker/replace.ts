@@ -1,0 +1,115 @@
+// Step 3 of following a transaction, and the operators' speed-up and cancel: a replacement with the
+// same nonce and higher fees (fee-bump.ts has the policy), signed again in the HSM. The transaction
+// keeps its id; the new signature is one more attempt. Kinds:
+//   bump      the tracker's, for a transaction stuck or refused as underpriced: same call, more fees;
+//   speed_up  an operator's, the same;
+//   cancel    an operator's: a zero-value transfer to the sender itself, which takes the nonce instead.
+// Order, as in the submit pipeline: sign → COMMIT the attempt (+ audit) → send → record the answer.
+// A crash after COMMIT leaves a `signed` attempt that the tracker sends. Needs the row's lease.
+// Throws ServiceError 409 (no longer replaceable, lease lost), 422 (the fee cap forbids a +10% bump).
+import { keccak256, type Hex, type TransactionSerializable } from "viem";
+import { appendAudit } from "../audit.js";
+import type { Principal } from "../auth/principal.js";
+import { getTransaction, type TxRow } from "../db/transactions.js";
+import { conflict, ServiceError } from "../errors.js";
+import type { Fees } from "../pipeline/fees.js";
+import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "./attempts.js";
+import { withLease } from "./claim.js";
+import { bumpFees, estimateReplacementFees, highestFees } from "./fee-bump.js";
+import { sendAttempt } from "./rebroadcast.js";
+import { TRACKER_ACTOR, type StepContext } from "./types.js";
+
+export type ReplacementKind = Exclude<AttemptKind, "original">;
+
+export interface ReplaceOutcome {
+  row: TxRow;
+  attempt: AttemptRow;
+  /** sent: a node took it; unknown: no answer yet (the tracker resends it); failed: a node refused it. */
+  result: "sent" | "unknown" | "failed";
+}
+
+const CANCEL_GAS = 21_000n;
+
+export function replaceable(row: TxRow): string | undefined {
+  if (row.nonce === null || row.signed_tx === null) return "it has no signed transaction";
+  if (row.status === "sign_only") return "it was signed only, never broadcast by this service";
+  if (row.status !== "signed" && row.status !== "broadcast") return `its status is ${row.status}`;
+  if (row.chain_status !== null && row.chain_status !== "unconfirmed") return `it is already ${row.chain_status}`;
+  if (row.block_number !== null) return "it is already mined";
+  return undefined;
+}
+
+export async function replaceTransaction(
+  sc: StepContext,
+  row: TxRow,
+  kind: ReplacementKind,
+  meta: { actor: Principal | typeof TRACKER_ACTOR; reason: string; requestId?: string },
+): Promise<ReplaceOutcome> {
+  const why = replaceable(row);
+  if (why) throw conflict(`This transaction cannot be replaced: ${why}.`, "not_replaceable");
+  const attempts = await ensureAttempts(sc.deps.pool, row);
+  const type = row.tx_type === "legacy" ? "legacy" : "eip1559";
+  const estimate = await estimateReplacementFees(sc.client, sc.chain, type);
+  const bump = bumpFees(highestFees(attempts, type), estimate, sc.opts.maxFeePerGasWei);
+  if (!bump.ok) throw new ServiceError("fee_cap_reached", 422, `Cannot replace this transaction: ${bump.reason} (MAX_FEE_PER_GAS_CAP_GWEI).`);
+
+  const cancel = kind === "cancel";
+  const from = row.from_address as Hex;
+  const call = cancel
+    ? { to: from, value: 0n, data: undefined, gas: await cancelGas(sc, from) }
+    : { to: row.to_address as Hex, value: BigInt(row.value_wei), data: (row.data ?? undefined) as Hex | undefined, gas: BigInt(row.gas_limit!) };
+  const unsigned = build(sc.chain.chain_id, Number(row.nonce), call, bump.fees);
+  const signedTx = await sc.deps.signer.signTransaction(row.signing_key_path, unsigned);
+  const hash = keccak256(signedTx);
+  const previous = currentAttempt(attempts);
+
+  const attempt = await withLease(sc.deps.pool, row.id, sc.owner, async (tx, locked) => {
+    const stale = replaceable(locked);
+    if (stale) throw conflict(`This transaction cannot be replaced: ${stale}.`, "not_replaceable");
+    const a = await insertAttempt(tx, {
+      tx_id: row.id,
+      kind,
+      tx_hash: hash,
+      signed_tx: signedTx,
+      to_address: call.to.toLowerCase(),
+      value_wei: call.value,
+      gas_limit: call.gas,
+      gas_price: bump.fees.type === "legacy" ? bump.fees.gasPrice : null,
+      max_fee_per_gas: bump.fees.type === "eip1559" ? bump.fees.maxFeePerGas : null,
+      max_priority_fee_per_gas: bump.fees.type === "eip1559" ? bump.fees.maxPriorityFeePerGas : null,
+      status: "signed",
+    });
+    await appendAudit(tx, {
+      action: "transaction.replaced", actor: meta.actor, resourceType: "transaction", resourceId: row.id, requestId: meta.requestId,
+      details: {
+        chain: row.chain, nonce: Number(row.nonce), kind, reason: meta.reason,
+        replaced_tx_hash: previous?.tx_hash ?? row.tx_hash, tx_hash: hash, ...feeDetails(bump.fees),
+      },
+    });
+    return a;
+  });
+  if (!attempt) throw conflict("This transaction was taken over by another process; retry.", "transaction_busy");
+  sc.deps.log.info({ tx_id: row.id, chain: row.chain, kind, old: previous?.tx_hash, new: hash, reason: meta.reason }, "transaction replaced");
+
+  const sent = await sendAttempt(sc, row, attempt, { rebroadcast: false, actor: meta.actor, requestId: meta.requestId });
+  const result = sent === "sent" ? "sent" : sent === "unknown" ? "unknown" : "failed";
+  const [updated, all] = await Promise.all([getTransaction(sc.deps.pool, row.id), listAttempts(sc.deps.pool, row.id)]);
+  return { row: updated!, attempt: all.find((a) => a.tx_hash === hash)!, result };
+}
+
+function build(chainId: number, nonce: number, call: { to: Hex; value: bigint; data?: Hex; gas: bigint }, fees: Fees): TransactionSerializable {
+  const common = { chainId, nonce, to: call.to, value: call.value, data: call.data, gas: call.gas };
+  return fees.type === "legacy"
+    ? { ...common, type: "legacy", gasPrice: fees.gasPrice }
+    : { ...common, type: "eip1559", maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+}
+
+/** 21,000 on most chains; asked of the node where a plain transfer costs more (L2 data fees). */
+async function cancelGas(sc: StepContext, from: Hex): Promise<bigint> {
+  const est = await sc.client.estimateGas({ account: from, to: from, value: 0n }).catch(() => CANCEL_GAS);
+  return est > CANCEL_GAS ? est : CANCEL_GAS;
+}
+
+function feeDetails(f: Fees): Record<string, string> {
+  return f.type === "legacy" ? { gas_price: f.gasPrice.toString() } : { max_fee_per_gas: f.maxFeePerGas.toString(), max_priority_fee_per_gas: f.maxPriorityFeePerGas.toString() };
+}

@@ -1,0 +1,157 @@
+// kill -9 of the service between the COMMIT of a signed transaction and its broadcast. The service
+// runs as a child process (tsx src/server.ts) on an external database and an external anvil; the
+// test-only INTENTS_TEST_CRASH_AFTER_COMMIT=1 makes it SIGKILL itself right after the COMMIT. After a
+// restart the transaction is broadcast once, from the stored signature: no second signature, no gap.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import type { Hex, PublicClient } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import { newOperatorKey } from "../helpers/api.js";
+import { createTestDatabase } from "../helpers/db.js";
+import { chainClient, receipt, waitFor } from "./helpers.js";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const DEAD = "0x000000000000000000000000000000000000dEaD";
+
+interface Child {
+  proc: ChildProcess;
+  base: Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: string[];
+}
+
+function startService(env: Record<string, string>): Child {
+  const proc = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["src/server.ts"], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on("exit", (code, signal) => r({ code, signal })));
+  const base = new Promise<string>((resolve, reject) => {
+    let buf = "";
+    proc.stdout!.on("data", (d) => {
+      buf += d.toString();
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        output.push(line);
+        try {
+          const j = JSON.parse(line);
+          if (j.msg === "intents service listening") resolve(j.url);
+        } catch {
+          /* banner text */
+        }
+      }
+    });
+    proc.stderr!.on("data", (d) => output.push(d.toString()));
+    void exited.then(({ code, signal }) => reject(new Error(`service exited (${code ?? signal}) before listening:\n${output.join("\n")}`)));
+  });
+  base.catch(() => {});
+  return { proc, base, exited, output };
+}
+
+async function api(base: string, method: string, url: string, token: string, body?: unknown) {
+  const r = await fetch(base + url, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as any };
+}
+
+describe("kill -9 between COMMIT and broadcast", () => {
+  let anvil: AnvilNode;
+  let chain: PublicClient;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let client: pg.Client;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "intents-crash-"));
+  const op = newOperatorKey();
+  const children: Child[] = [];
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    chain = chainClient(anvil.url);
+    db = await createTestDatabase();
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    env = {
+      DATA_DIR: dataDir,
+      DATABASE_URL: db.url,
+      ADMIN_API_KEY: op,
+      PKCS11_TOKEN_LABEL: "intents-crash",
+      CHAIN_LOCAL_RPC_URLS: anvil.url,
+      TRACKER_INTERVAL_MS: "100",
+      BROADCAST_TIMEOUT_MS: "1000",
+    };
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
+    await client?.end();
+    await db?.drop();
+    await anvil?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("broadcasts the committed transaction once after a restart: no second signature, no gap", async () => {
+    // First life: set up an agent, then submit with the crash hook armed.
+    const first = startService({ ...env, INTENTS_TEST_CRASH_AFTER_COMMIT: "1" });
+    children.push(first);
+    const base1 = await first.base;
+    const created = await api(base1, "POST", "/v1/agents", op, { name: "crash", intents_api_enabled: true });
+    expect(created.status).toBe(201);
+    const agentId = created.body.agent.id;
+    const token = (await (await fetch(`${base1}/v1/auth/agent-token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: created.body.api_key }) })).json() as any).access_token;
+
+    const submitted = await api(base1, "POST", `/v1/agents/${agentId}/transactions`, token, { to: DEAD, value: "0.01", chain: "local" }).catch((e) => e);
+    expect(submitted).toBeInstanceOf(Error); // the connection died with the process
+    const died = await first.exited; // tsx relays its child's SIGKILL as exit code 137
+    expect(died.signal === "SIGKILL" || died.code === 137).toBe(true);
+
+    const { rows: before } = await client.query("SELECT * FROM transactions WHERE agent_id = $1", [agentId]);
+    expect(before).toHaveLength(1);
+    const row = before[0];
+    expect(row).toMatchObject({ status: "signed", broadcast_attempts: 0, chain_status: null });
+    const from = row.from_address as Hex;
+    const nonce = Number(row.nonce);
+    expect(await chain.getTransactionCount({ address: from, blockTag: "pending" })).toBe(nonce); // never sent
+    expect(await receipt(chain, row.tx_hash)).toBeNull();
+
+    // Second life: the tracker's startup recovery sends the stored signature.
+    const second = startService(env);
+    children.push(second);
+    const base2 = await second.base;
+    const done = await waitFor("the transaction confirmed", async () => {
+      const { rows } = await client.query("SELECT * FROM transactions WHERE id = $1", [row.id]);
+      return rows[0].chain_status === "confirmed" ? rows[0] : undefined;
+    }, 20_000);
+    expect(done).toMatchObject({ status: "broadcast", tx_hash: row.tx_hash, signed_tx: row.signed_tx, nonce: row.nonce });
+    expect((await receipt(chain, row.tx_hash))!.status).toBe("0x1");
+    expect(await chain.getTransactionCount({ address: from })).toBe(nonce + 1);
+
+    const { rows: attempts } = await client.query("SELECT tx_hash, status FROM transaction_attempts WHERE tx_id = $1", [row.id]);
+    expect(attempts).toEqual([{ tx_hash: row.tx_hash, status: "mined" }]);
+    const { rows: events } = await client.query("SELECT action, count(*)::int AS n FROM audit_events WHERE resource_id = $1 GROUP BY action ORDER BY action", [row.id]);
+    expect(events).toEqual([
+      { action: "transaction.broadcast", n: 1 },
+      { action: "transaction.confirmed", n: 1 },
+      { action: "transaction.submit", n: 1 },
+    ]);
+
+    // No gap: the next submission takes the next nonce and mines.
+    const next = await api(base2, "POST", `/v1/agents/${agentId}/transactions`, token, { to: DEAD, value: "0.01", chain: "local" });
+    expect(next.status).toBe(201);
+    expect(next.body.nonce).toBe(nonce + 1);
+    await waitFor("the next one mined", async () => (await chain.getTransactionCount({ address: from })) === nonce + 2);
+
+    // (Not asserting a clean exit code: under load tsx SIGKILLs a child that acknowledges a relayed
+    // signal later than 30 ms, and exits 143. The start tests cover graceful shutdown.)
+    second.proc.kill("SIGTERM");
+    await second.exited;
+  });
+});

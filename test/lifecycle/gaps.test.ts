@@ -1,0 +1,84 @@
+// Nonce gaps, on the service's own anvil (automine): a released nonce is reused by the next
+// submission; a gap that no submission fills within GAP_FILL_AFTER_SECONDS is filled with a zero-value
+// self-transfer so the transactions behind it mine; a tracked nonce that drifted ahead of the chain is
+// brought back.
+import type { Hex, PublicClient } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SYSTEM_AGENT_ID } from "../../src/tracker/types.js";
+import { newOperatorKey } from "../helpers/api.js";
+import { startTestService, type TestService } from "../helpers/service.js";
+import { agentWithKey, auditOf, chainClient, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+
+describe("nonce gaps", () => {
+  let svc: TestService;
+  let chain: PublicClient;
+  const op = newOperatorKey();
+
+  beforeAll(async () => {
+    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "100", GAP_FILL_AFTER_SECONDS: "1", STUCK_AFTER_SECONDS: "3600" });
+    chain = chainClient(svc.ctx.localChainUrl!);
+  });
+  afterAll(async () => svc?.close());
+
+  const count = (address: Hex) => chain.getTransactionCount({ address });
+  /** Enough for one small transfer's gas, never for 5 ETH: the node refuses the big one outright. */
+  const poor = async (address: Hex) => rpc(chain, "anvil_setBalance", [address, "0x" + (10n ** 16n).toString(16)]);
+
+  it("reuses a released nonce for the next submission", async () => {
+    const a = await agentWithKey(svc, op, chain);
+    const submit = submitter(svc, a);
+    await poor(a.address);
+    const refused = await submit({ value: "5", gas_limit: 21_000 });
+    expect(refused.body).toMatchObject({ status: "failed", nonce: 0 });
+    const next = await submit({ value: "0.001", gas_limit: 21_000 });
+    expect(next.body).toMatchObject({ status: "broadcast", nonce: 0 });
+    await waitFor("mined", async () => (await count(a.address)) === 1);
+  });
+
+  it("fills a gap that no submission fills within the bound with a zero-value self-transfer", async () => {
+    const a = await agentWithKey(svc, op, chain);
+    const submit = submitter(svc, a);
+    expect((await submit({ value: "0.001" })).body.nonce).toBe(0);
+    await waitFor("nonce 0 mined", async () => (await count(a.address)) === 1);
+
+    await poor(a.address);
+    const refused = await submit({ value: "5", gas_limit: 21_000 }); // nonce 1, released
+    expect(refused.body).toMatchObject({ status: "failed", nonce: 1 });
+    await rpc(chain, "anvil_setBalance", [a.address, "0x" + (10n ** 21n).toString(16)]);
+    const behind = await submit({ value: "0.001", nonce: 2 }); // waits behind the gap at 1
+    expect(behind.body).toMatchObject({ status: "broadcast", nonce: 2 });
+    expect(await receipt(chain, behind.body.tx_hash)).toBeNull();
+
+    const filler = await waitFor("a gap filler", async () => {
+      const { rows } = await svc.ctx.pool.query("SELECT id FROM transactions WHERE from_address = $1 AND nonce = 1 AND agent_id = $2", [a.address.toLowerCase(), SYSTEM_AGENT_ID]);
+      return rows[0]?.id as string | undefined;
+    }, 15_000);
+    const fill = await txRow(svc.ctx.pool, filler);
+    expect(fill).toMatchObject({ to_address: a.address.toLowerCase(), value_wei: "0", counts_toward_limits: false });
+    expect((await auditOf(svc.ctx.pool, filler, "transaction.submit"))[0].details).toMatchObject({ reason: "gap_fill", nonce: 1 });
+
+    await waitFor("both mined", async () => (await count(a.address)) === 3, 15_000);
+    expect((await receipt(chain, fill.tx_hash!))!.status).toBe("0x1");
+    expect((await receipt(chain, behind.body.tx_hash))!.status).toBe("0x1");
+    await waitFor("the filler confirmed", async () => (await txRow(svc.ctx.pool, filler)).chain_status === "confirmed");
+    const left = await svc.ctx.pool.query("SELECT 1 FROM released_nonces WHERE address = $1", [a.address.toLowerCase()]);
+    expect(left.rowCount).toBe(0);
+  });
+
+  it("brings a tracked nonce that drifted ahead of the chain back, so the next submission mines", async () => {
+    const a = await agentWithKey(svc, op, chain);
+    const submit = submitter(svc, a);
+    expect((await submit({ value: "0.001" })).body.nonce).toBe(0);
+    await waitFor("nonce 0 mined", async () => (await count(a.address)) === 1);
+    const addr = a.address.toLowerCase();
+    // Drift: the tracked next nonce is 7 although nothing above 0 was ever signed.
+    await svc.ctx.pool.query("UPDATE nonces SET next_nonce = 7, updated_at = now() - interval '1 hour' WHERE chain_id = 31337 AND address = $1", [addr]);
+    await waitFor("reconciled", async () => {
+      const { rows } = await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [addr]);
+      return rows[0].next_nonce === "1";
+    }, 10_000);
+    const next = await submit({ value: "0.001" });
+    expect(next.body.nonce).toBe(1);
+    await waitFor("mined", async () => (await count(a.address)) === 2);
+  });
+});

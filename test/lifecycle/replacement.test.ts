@@ -1,0 +1,96 @@
+// Fee bumping against an anvil with automine off: a transaction priced out by a raised base fee, and
+// one left unmined in the mempool past STUCK_AFTER_SECONDS, are replaced with the same nonce and
+// higher fees, signed again in the HSM; the transaction keeps its id and its hash history.
+import { parseGwei, parseTransaction, type Hex, type PublicClient } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { startTestService, type TestService } from "../helpers/service.js";
+import { agentWithKey, attemptsOf, auditOf, byHash, chainClient, mine, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+
+describe("replacement with higher fees", () => {
+  let anvil: AnvilNode;
+  let svc: TestService;
+  let chain: PublicClient;
+  let agent: TestAgent & { address: Hex };
+  let submit: ReturnType<typeof submitter>;
+  const op = newOperatorKey();
+
+  beforeAll(async () => {
+    anvil = await startAnvil({ noMining: true });
+    chain = chainClient(anvil.url);
+    svc = await startTestService({
+      ADMIN_API_KEY: op,
+      CHAIN_LOCAL_RPC_URLS: anvil.url,
+      TRACKER_INTERVAL_MS: "100",
+      STUCK_AFTER_SECONDS: "1",
+      GAP_FILL_AFTER_SECONDS: "3600",
+    });
+    agent = await agentWithKey(svc, op, chain);
+    submit = submitter(svc, agent);
+  });
+  afterAll(async () => {
+    await svc?.close();
+    await anvil?.stop();
+  });
+
+  const row = (id: string) => txRow(svc.ctx.pool, id);
+
+  it("replaces a transaction priced out by a raised base fee; the replacement mines, the id is unchanged, the old hash is replaced", async () => {
+    const r = await submit({ value: "0.01" });
+    expect(r.status).toBe(201);
+    const { id, tx_hash: oldHash } = r.body;
+    const old = parseTransaction(r.body.signed_tx as Hex);
+
+    // The next block's base fee jumps far above the transaction's fee cap: it is priced out.
+    await rpc(chain, "anvil_setNextBlockBaseFeePerGas", ["0x" + parseGwei("100").toString(16)]);
+    await mine(chain);
+    expect(await receipt(chain, oldHash)).toBeNull();
+
+    const replaced = await waitFor("a replacement", async () => ((await row(id)).tx_hash !== oldHash ? row(id) : undefined), 15_000);
+    const fresh = parseTransaction(replaced.signed_tx as Hex);
+    expect(fresh.nonce).toBe(old.nonce);
+    expect(fresh.to).toBe(old.to);
+    expect(fresh.value).toBe(old.value);
+    expect(fresh.maxFeePerGas! >= (old.maxFeePerGas! * 110n + 99n) / 100n).toBe(true);
+    expect(fresh.maxPriorityFeePerGas! >= (old.maxPriorityFeePerGas! * 110n + 99n) / 100n).toBe(true);
+    expect(fresh.maxFeePerGas! > parseGwei("100")).toBe(true); // re-estimated against the new base fee
+
+    await mine(chain);
+    const done = await waitFor("confirmed", async () => ((await row(id)).chain_status === "confirmed" ? row(id) : undefined));
+    expect(done.id).toBe(id);
+    expect((await receipt(chain, done.tx_hash!))!.status).toBe("0x1");
+    expect(await receipt(chain, oldHash)).toBeNull();
+    expect(Number((await chain.getTransactionCount({ address: agent.address })))).toBe(old.nonce! + 1);
+
+    // The hash history: the first signature replaced, the mined one last.
+    const attempts = await attemptsOf(svc.ctx.pool, id);
+    expect(attempts[0]).toMatchObject({ tx_hash: oldHash, kind: "original", status: "replaced" });
+    expect(attempts[attempts.length - 1]).toMatchObject({ tx_hash: done.tx_hash, kind: "bump", status: "mined" });
+    expect(attempts.slice(0, -1).every((a) => a.status === "replaced" || a.status === "failed")).toBe(true);
+    const listed = await call(svc.app, "GET", `/v1/transactions/${id}/attempts`, { token: op });
+    expect(listed.status).toBe(200);
+    expect(listed.body.attempts[0]).toMatchObject({ tx_hash: oldHash, status: "replaced" });
+    expect(listed.body.attempts[0].replaced_by).toBeTruthy();
+    const audit = await auditOf(svc.ctx.pool, id, "transaction.replaced");
+    expect(audit[0].details).toMatchObject({ kind: "bump", replaced_tx_hash: oldHash });
+    expect(String(audit[0].details.reason)).toMatch(/underpriced/); // evicted, resent, refused for its fee → bumped
+    expect(await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions/${id}`, { token: agent.token })).toMatchObject({
+      body: { id, tx_hash: done.tx_hash, chain_status: "confirmed" },
+    });
+  });
+
+  it("bumps a transaction left unmined in the mempool past STUCK_AFTER_SECONDS", async () => {
+    const r = await submit({ value: "0.02" });
+    const { id, tx_hash: oldHash } = r.body;
+    expect(await byHash(chain, oldHash)).not.toBeNull(); // valid, waiting in the mempool; no block comes
+    const bumped = await waitFor("a bump", async () => ((await row(id)).tx_hash !== oldHash ? row(id) : undefined), 15_000);
+    const audit = await auditOf(svc.ctx.pool, id, "transaction.replaced");
+    expect(String(audit[0].details.reason)).toMatch(/not mined/);
+    await mine(chain);
+    const done = await waitFor("confirmed", async () => ((await row(id)).chain_status === "confirmed" ? row(id) : undefined));
+    expect((await receipt(chain, done.tx_hash!))!.status).toBe("0x1");
+    expect(BigInt(done.max_fee_per_gas!) >= BigInt(bumped.max_fee_per_gas!)).toBe(true);
+    expect((await attemptsOf(svc.ctx.pool, id))[0]).toMatchObject({ tx_hash: oldHash, status: "replaced" });
+  });
+});
