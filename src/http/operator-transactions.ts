@@ -8,7 +8,7 @@ import type { Pool } from "../db/pool.js";
 import { getTransaction } from "../db/transactions.js";
 import { notFound, ServiceError } from "../errors.js";
 import { toTransactionResponse } from "../pipeline/response.js";
-import { attemptsOrOriginal, listAttempts, type AttemptRow } from "../tracker/attempts.js";
+import { attemptsOrOriginal, listAttempts, type AttemptRow } from "../db/attempts.js";
 import type { Tracker } from "../tracker/tracker.js";
 import type { App } from "./types.js";
 

@@ -14,7 +14,7 @@ import type { Chain } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { markBroadcast, markBroadcastAttempt, markFailed, type TxRow } from "../db/transactions.js";
 import type { Metrics } from "../metrics.js";
-import { markAttemptFailed, markAttemptSent, markAttemptTried } from "../tracker/attempts.js";
+import { markAttemptFailed, markAttemptSent, markAttemptTried } from "../db/attempts.js";
 import { releaseNonce } from "./nonce.js";
 import { classifyBroadcastError, type BroadcastOutcome } from "./rpc-errors.js";
 

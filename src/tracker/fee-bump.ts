@@ -6,7 +6,7 @@
 import type { PublicClient } from "viem";
 import type { Chain } from "../chains/registry.js";
 import type { Fees } from "../pipeline/fees.js";
-import type { AttemptRow } from "./attempts.js";
+import type { AttemptRow } from "../db/attempts.js";
 
 /** ceil(x × 1.10) */
 export const bumped = (x: bigint): bigint => (x * 110n + 99n) / 100n;

@@ -7,7 +7,7 @@
 // Gap repair (gaps.ts) works per address, after the rows of a pass.
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { ServiceError } from "../errors.js";
-import { currentAttempt, ensureAttempts, listAttempts, type AttemptRow } from "./attempts.js";
+import { currentAttempt, ensureAttempts, listAttempts, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "./claim.js";
 import { checkReceipts } from "./receipts.js";
 import { rebroadcast } from "./rebroadcast.js";

@@ -20,7 +20,7 @@ import { appendAudit } from "../audit.js";
 import { withTransaction } from "../db/pool.js";
 import { insertTransaction, type TxRow } from "../db/transactions.js";
 import { broadcastSigned } from "../pipeline/broadcast.js";
-import { recordAttempt } from "./attempts.js";
+import { recordAttempt } from "../db/attempts.js";
 import { OPEN } from "./claim.js";
 import { estimateReplacementFees } from "./fee-bump.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";

@@ -19,7 +19,7 @@ import type { TxRow } from "../db/transactions.js";
 import { recordBroadcastOutcome, sendSigned } from "../pipeline/broadcast.js";
 import { releaseNonce } from "../pipeline/nonce.js";
 import type { Principal } from "../auth/principal.js";
-import { currentAttempt, markAttemptFailed, markAttemptSent, markAttemptTried, type AttemptRow } from "./attempts.js";
+import { currentAttempt, markAttemptFailed, markAttemptSent, markAttemptTried, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "./claim.js";
 import { FEE_TOO_LOW, TRACKER_ACTOR, type StepContext } from "./types.js";
 

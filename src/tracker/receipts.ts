@@ -11,7 +11,7 @@
 import type { Hex } from "viem";
 import { appendAudit } from "../audit.js";
 import type { TxRow } from "../db/transactions.js";
-import { minableAttempts, type AttemptRow } from "./attempts.js";
+import { minableAttempts, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "./claim.js";
 import { recordReorg } from "./reorg.js";
 import { TRACKER_ACTOR, type ChainView, type StepContext } from "./types.js";

@@ -13,7 +13,7 @@ import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { conflict, ServiceError } from "../errors.js";
 import type { Fees } from "../pipeline/fees.js";
-import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "./attempts.js";
+import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "./claim.js";
 import { bumpFees, estimateReplacementFees, highestFees } from "./fee-bump.js";
 import { sendAttempt } from "./rebroadcast.js";

@@ -4,7 +4,7 @@ import { createPublicClient, http, type Hex, type PublicClient } from "viem";
 import type { Pool } from "../../src/db/pool.js";
 import type { TxRow } from "../../src/db/transactions.js";
 import { recordSigningKey } from "../../src/keys.js";
-import type { AttemptRow } from "../../src/tracker/attempts.js";
+import type { AttemptRow } from "../../src/db/attempts.js";
 import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import type { TestService } from "../helpers/service.js";
 

@@ -1,7 +1,7 @@
 // The pure policies of the tracker, without I/O: the fee bump of a replacement, and the nonce gap plan.
 import { parseGwei } from "viem";
 import { describe, expect, it } from "vitest";
-import type { AttemptRow } from "../../src/tracker/attempts.js";
+import type { AttemptRow } from "../../src/db/attempts.js";
 import { bumped, bumpFees, highestFees } from "../../src/tracker/fee-bump.js";
 import { planGapRepair, type GapView } from "../../src/tracker/gaps.js";
 import { RpcHealth } from "../../src/chains/clients.js";

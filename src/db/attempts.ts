@@ -3,8 +3,8 @@
 // and the tracker reads them to know which hashes may still be mined and which one to resend. The
 // first attempt is written lazily from the row (ensureAttempts), never on the submit's hot path.
 // Writes only attempt rows; callers hold whatever lock or lease the change needs.
-import type { Queryable } from "../db/pool.js";
-import type { TxRow } from "../db/transactions.js";
+import type { Queryable } from "./pool.js";
+import type { TxRow } from "./transactions.js";
 
 export type AttemptKind = "original" | "bump" | "speed_up" | "cancel";
 export type AttemptStatus = "signed" | "sent" | "replaced" | "mined" | "failed" | "dropped";
