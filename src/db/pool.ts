@@ -22,15 +22,25 @@ export function createPool(url: string, opts: { max?: number; applicationName?: 
 /** Runs `fn` inside BEGIN … COMMIT on one client; rolls back on any error. */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // While a client is checked out the pool's own error listener is detached, so an error the server
+  // sends between two queries (57P01 when PostgreSQL stops or restarts) would be an unhandled 'error'
+  // event and kill the process. The query in progress is rejected anyway; here the error is only
+  // remembered, and the broken client is destroyed on release instead of going back to the pool.
+  let lost: Error | undefined;
+  const onError = (err: Error) => {
+    lost = err;
+  };
+  client.on("error", onError);
   try {
     await client.query("BEGIN");
     const result = await fn(client);
     await client.query("COMMIT");
     return result;
   } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
+    if (!lost) await client.query("ROLLBACK").catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.removeListener("error", onError);
+    client.release(lost);
   }
 }

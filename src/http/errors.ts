@@ -13,6 +13,7 @@ const TITLES: Record<number, string> = {
   405: "Method Not Allowed",
   409: "Conflict",
   413: "Payload Too Large",
+  414: "URI Too Long",
   415: "Unsupported Media Type",
   422: "Unprocessable Entity",
   429: "Too Many Requests",
@@ -71,6 +72,13 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
   }
   const db = classifyDbError(err);
   if (db) return toProblem(db);
+  // PostgreSQL refuses U+0000 in text (22021 invalid byte sequence; 22P05 in jsonb): a NUL that got past
+  // a schema into a query is the client's input, not a server fault. Nothing was written (the statement failed).
+  const sqlstate = (err as { code?: unknown; severity?: unknown })?.severity !== undefined ? (err as { code?: unknown }).code : undefined;
+  if (sqlstate === "22021" || sqlstate === "22P05") {
+    const detail = "The request contains a character that cannot be stored (such as U+0000).";
+    return { status: 400, body: problem(400, "invalid_request", detail, { errors: [{ field: "body", message: detail }] }), headers, internal: false };
+  }
 
   const fe = err as FastifyError & { validation?: unknown[] };
   if (hasZodFastifySchemaValidationErrors(err) || (fe && Array.isArray(fe.validation))) {
@@ -87,6 +95,9 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
       FST_ERR_CTP_INVALID_MEDIA_TYPE: "Unsupported content type; send application/json.",
       FST_ERR_CTP_EMPTY_JSON_BODY: "The JSON body is empty.",
       FST_ERR_CTP_INVALID_JSON_BODY: "The body is not valid JSON.",
+      // Reach here only once Fastify() is given a `frameworkErrors` handler that calls toProblem.
+      FST_ERR_BAD_URL: "The URL is not valid (bad percent-encoding).",
+      FST_ERR_MAX_PARAM_LENGTH: "A path parameter is longer than 100 characters.",
     };
     let detail = messages[fe.code] ?? (status === 400 && fe.message?.includes("JSON") ? "The body is not valid JSON." : fe.message);
     if (fe instanceof SyntaxError) detail = "The body is not valid JSON.";
@@ -101,6 +112,9 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const { status, body, headers, internal } = toProblem(err);
+    // @fastify/rate-limit sets Retry-After to the seconds left in its window before it throws; that
+    // beats toProblem's default of 1 s (which would send clients straight back into the limit).
+    if (status === 429 && reply.getHeader("retry-after") !== undefined) delete headers["retry-after"];
     if (internal) req.log.error({ err, code: body.code }, "request failed");
     else req.log.debug({ code: body.code, status }, "request rejected");
     void reply.code(status).headers(headers).type("application/problem+json").send(body);
