@@ -1,13 +1,13 @@
 // buildApp(ctx): the fastify instance with its plugins, routes and error handler. It never listens;
 // src/server.ts does, and tests use app.inject or listen on port 0.
-import Fastify, { type FastifyBaseLogger } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyReply } from "fastify";
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { VERSION } from "./version.js";
 import type { Context } from "./context.js";
-import { registerErrorHandling } from "./http/errors.js";
+import { registerErrorHandling, toProblem } from "./http/errors.js";
 import { healthRoutes } from "./http/health.js";
 import { authRoutes, registerAuthHook } from "./http/auth.js";
 import { agentRoutes } from "./http/agents.js";
@@ -28,6 +28,12 @@ export async function buildApp(ctx: Context): Promise<App> {
     bodyLimit: BODY_LIMIT_BYTES,
     requestIdHeader: "x-request-id",
     genReqId: () => crypto.randomUUID(),
+    // Errors fastify raises before routing (bad percent-encoding, an over-long path parameter) get
+    // the same RFC 7807 body as every other error, without echoing the path.
+    frameworkErrors: (err, _req, reply) => {
+      const { status, body, headers } = toProblem(err);
+      void (reply as FastifyReply).code(status).headers(headers).type("application/problem+json").send(body);
+    },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -116,4 +116,15 @@ describe("malformed transaction requests", () => {
     expect(badKey.status).toBe(400);
     expect(await counts()).toEqual(before);
   });
+
+  it("errors raised before routing are RFC 7807 too and do not echo the path", async () => {
+    for (const url of [`/v1/agents/${agent.id}/transactions/%E0%A4%A`, `/v1/agents/${"x".repeat(150)}/transactions`]) {
+      const r = await call(svc.app, "GET", url, { token: agent.token });
+      expect(r.status).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      assertMatchesReference("ProblemDetails", r.body);
+      expect(r.headers["content-type"]).toMatch(/problem\+json/);
+      expect(r.raw).not.toContain("xxxxxxxxxx");
+    }
+  });
 });
