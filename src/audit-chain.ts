@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Pool } from "./db/pool.js";
 import { withTransaction } from "./db/pool.js";
+import { canonicalJson } from "./canonical-json.js";
 
 export const GENESIS_HASH = "0".repeat(64);
 // "auditsel" in ASCII: one sealer at a time across all replicas.
@@ -33,14 +34,6 @@ interface ContentRow {
 
 const CONTENT_COLUMNS = `seq, id, action, actor_type, actor_id, resource_type, resource_id, details, request_id, ip_address,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at_text`;
-
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v && typeof v === "object") {
-    return `{${Object.keys(v as object).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
 
 export function eventHash(prevHash: string, r: ContentRow): string {
   const content = canonicalJson({

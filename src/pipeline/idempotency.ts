@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Queryable } from "../db/pool.js";
 import { conflict, unprocessable } from "../errors.js";
+import { canonicalJson } from "../canonical-json.js";
 
 export const IDEMPOTENCY_TTL_HOURS = 24;
 /** An in-flight claim with no signed transaction after this long belonged to a process that died. */
@@ -24,17 +25,9 @@ export function hashIdempotencyKey(agentId: string, key: string): Buffer {
   return createHash("sha256").update(`${agentId}:${key}`, "utf8").digest();
 }
 
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
-  if (v && typeof v === "object") {
-    return `{${Object.keys(v as object).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
-
 /** Fingerprint of what the request asks for: the operation and its body, key order ignored. */
 export function requestFingerprint(operation: string, body: unknown): Buffer {
-  return createHash("sha256").update(canonical({ operation, body }), "utf8").digest();
+  return createHash("sha256").update(canonicalJson({ operation, body }), "utf8").digest();
 }
 
 export async function claimIdempotencyKey(db: Queryable, agentId: string, key: string, fingerprint: Buffer): Promise<ClaimResult> {
