@@ -1,12 +1,12 @@
 // The start command with no configuration but a data folder: embedded PostgreSQL, a SoftHSM token,
 // the local anvil chain with a funded keys/local-signer; SIGINT leaves no process behind.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { ROOT, spawnService } from "../helpers/process.js";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 
 function descendants(pid: number): number[] {
   const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
@@ -36,35 +36,9 @@ const alive = (pid: number) => {
   }
 };
 
-function startService(dataDir: string): { proc: ChildProcess; lines: string[]; url: Promise<string> } {
-  // As `npm start` runs it: one node process with tsx as a loader, so signals reach the service itself.
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  const url = new Promise<string>((resolve, reject) => {
-    let buf = "";
-    proc.stdout!.on("data", (d) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        try {
-          const j = JSON.parse(line);
-          if (j.msg === "intents service listening") resolve(j.url);
-        } catch {
-          /* banner text */
-        }
-      }
-    });
-    proc.stderr!.on("data", (d) => lines.push(d.toString()));
-    proc.on("exit", (code) => reject(new Error(`service exited ${code}: ${lines.join("\n")}`)));
-  });
-  return { proc, lines, url };
+function startService(dataDir: string) {
+  const svc = spawnService({ DATA_DIR: dataDir });
+  return { proc: svc.proc, lines: svc.output, url: svc.url };
 }
 
 describe("npm start", () => {

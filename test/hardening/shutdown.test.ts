@@ -4,7 +4,6 @@
 // Then: the process exits 0; every request the service answered got a complete answer; a refused
 // one is an RFC 7807 503 or a refused connection and left no trace; every signed row was broadcast
 // and is on chain, with consecutive nonces; no idempotency claim is left in flight.
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -16,8 +15,8 @@ import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
 import { startEmbeddedPostgres } from "../../src/db/embedded.js";
 import { hashIdempotencyKey } from "../../src/pipeline/idempotency.js";
 import { newOperatorKey } from "../helpers/api.js";
+import { spawnService } from "../helpers/process.js";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
 interface Answer {
@@ -32,35 +31,8 @@ interface Answer {
   receivedAt: number;
 }
 
-function startServer(env: Record<string, string>): { proc: ChildProcess; url: Promise<string>; output: string[] } {
-  // As `npm start` runs it. (The tsx CLI wrapper relays signals and SIGKILLs its child when the child
-  // does not acknowledge within ~30 ms, which a busy event loop may not: no wrapper here.)
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output: string[] = [];
-  const url = new Promise<string>((resolve, reject) => {
-    let buf = "";
-    proc.stdout!.on("data", (d) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        output.push(line);
-        try {
-          const j = JSON.parse(line);
-          if (j.msg === "intents service listening") resolve(j.url);
-        } catch {
-          /* banner text */
-        }
-      }
-    });
-    proc.stderr!.on("data", (d) => output.push(d.toString()));
-    proc.on("exit", (code) => reject(new Error(`service exited ${code}: ${output.slice(-20).join("\n")}`)));
-  });
+function startServer(env: Record<string, string>) {
+  const { proc, url, output } = spawnService(env);
   return { proc, url, output };
 }
 

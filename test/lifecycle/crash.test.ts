@@ -1,8 +1,7 @@
 // kill -9 of the service between the COMMIT of a signed transaction and its broadcast. The service
-// runs as a child process (tsx src/server.ts) on an external database and an external anvil; the
+// runs as a child process (node --import tsx src/server.ts) on an external database and an external anvil; the
 // test-only INTENTS_TEST_CRASH_AFTER_COMMIT=1 makes it SIGKILL itself right after the COMMIT. After a
 // restart the transaction is broadcast once, from the stored signature: no second signature, no gap.
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,49 +10,12 @@ import type { Hex, PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
 import { newOperatorKey } from "../helpers/api.js";
+import { spawnService, type ServiceProcess } from "../helpers/process.js";
 import { createTestDatabase } from "../helpers/db.js";
 import { chainClient, receipt, waitFor } from "./helpers.js";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
-interface Child {
-  proc: ChildProcess;
-  base: Promise<string>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output: string[];
-}
-
-function startService(env: Record<string, string>): Child {
-  const proc = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["src/server.ts"], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on("exit", (code, signal) => r({ code, signal })));
-  const base = new Promise<string>((resolve, reject) => {
-    let buf = "";
-    proc.stdout!.on("data", (d) => {
-      buf += d.toString();
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        output.push(line);
-        try {
-          const j = JSON.parse(line);
-          if (j.msg === "intents service listening") resolve(j.url);
-        } catch {
-          /* banner text */
-        }
-      }
-    });
-    proc.stderr!.on("data", (d) => output.push(d.toString()));
-    void exited.then(({ code, signal }) => reject(new Error(`service exited (${code ?? signal}) before listening:\n${output.join("\n")}`)));
-  });
-  base.catch(() => {});
-  return { proc, base, exited, output };
-}
 
 async function api(base: string, method: string, url: string, token: string, body?: unknown) {
   const r = await fetch(base + url, {
@@ -71,7 +33,7 @@ describe("kill -9 between COMMIT and broadcast", () => {
   let client: pg.Client;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "intents-crash-"));
   const op = newOperatorKey();
-  const children: Child[] = [];
+  const children: ServiceProcess[] = [];
   let env: Record<string, string>;
 
   beforeAll(async () => {
@@ -100,9 +62,9 @@ describe("kill -9 between COMMIT and broadcast", () => {
 
   it("broadcasts the committed transaction once after a restart: no second signature, no gap", async () => {
     // First life: set up an agent, then submit with the crash hook armed.
-    const first = startService({ ...env, INTENTS_TEST_CRASH_AFTER_COMMIT: "1" });
+    const first = spawnService({ ...env, INTENTS_TEST_CRASH_AFTER_COMMIT: "1" });
     children.push(first);
-    const base1 = await first.base;
+    const base1 = await first.url;
     const created = await api(base1, "POST", "/v1/agents", op, { name: "crash", intents_api_enabled: true });
     expect(created.status).toBe(201);
     const agentId = created.body.agent.id;
@@ -123,9 +85,9 @@ describe("kill -9 between COMMIT and broadcast", () => {
     expect(await receipt(chain, row.tx_hash)).toBeNull();
 
     // Second life: the tracker's startup recovery sends the stored signature.
-    const second = startService(env);
+    const second = spawnService(env);
     children.push(second);
-    const base2 = await second.base;
+    const base2 = await second.url;
     const done = await waitFor("the transaction confirmed", async () => {
       const { rows } = await client.query("SELECT * FROM transactions WHERE id = $1", [row.id]);
       return rows[0].chain_status === "confirmed" ? rows[0] : undefined;
