@@ -12,6 +12,23 @@ export type Fees =
   | { type: "legacy"; gasPrice: bigint }
   | { type: "eip1559"; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
 
+/** The fee fields of a viem transaction for these fees: type 0 (gasPrice) or type 2 (EIP-1559). */
+export function feeFields(fees: Fees) {
+  return fees.type === "legacy"
+    ? { type: "legacy" as const, gasPrice: fees.gasPrice }
+    : { type: "eip1559" as const, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+}
+
+/** The fee columns of a transactions row for these fees. */
+export function feeColumns(fees: Fees) {
+  return {
+    tx_type: fees.type,
+    gas_price: fees.type === "legacy" ? fees.gasPrice : null,
+    max_fee_per_gas: fees.type === "eip1559" ? fees.maxFeePerGas : null,
+    max_priority_fee_per_gas: fees.type === "eip1559" ? fees.maxPriorityFeePerGas : null,
+  };
+}
+
 const FEE_CACHE_MS = 1_000;
 const feeCache = new WeakMap<PublicClient, { at: number; fees: Promise<Fees> }>();
 

@@ -26,7 +26,7 @@ import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policy
 import { claimIdempotencyKey, completeClaim, linkClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
 import { reserveNonce, type ChainCounts } from "./nonce.js";
 import { broadcastSigned } from "./broadcast.js";
-import { resolveFees, resolveGasLimit, type Fees } from "./fees.js";
+import { feeColumns, feeFields, resolveFees, resolveGasLimit, type Fees } from "./fees.js";
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse, type TransactionResponse } from "./response.js";
@@ -164,10 +164,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
           data: intent.data ?? null,
           nonce,
           gas_limit: gas,
-          gas_price: fees.type === "legacy" ? fees.gasPrice : null,
-          max_fee_per_gas: fees.type === "eip1559" ? fees.maxFeePerGas : null,
-          max_priority_fee_per_gas: fees.type === "eip1559" ? fees.maxPriorityFeePerGas : null,
-          tx_type: fees.type,
+          ...feeColumns(fees),
           signing_key_path: key.path,
           status: input.mode === "sign" ? "sign_only" : "signed",
           tx_hash: keccak256(signedTx),
@@ -266,10 +263,7 @@ async function chainCounts(client: ReturnType<ChainClients["get"]>, chain: Chain
 }
 
 function buildTransaction(chain: Chain, intent: Intent, nonce: bigint, gas: bigint, fees: Fees): TransactionSerializable {
-  const common = { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas };
-  return fees.type === "legacy"
-    ? { ...common, type: "legacy", gasPrice: fees.gasPrice }
-    : { ...common, type: "eip1559", maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+  return { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas, ...feeFields(fees) };
 }
 
 function auditDetails(row: TxRow): Record<string, unknown> {

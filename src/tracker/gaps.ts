@@ -23,6 +23,7 @@ import { broadcastSigned } from "../pipeline/broadcast.js";
 import { recordAttempt } from "../db/attempts.js";
 import { OPEN } from "./claim.js";
 import { estimateReplacementFees } from "./fee-bump.js";
+import { feeColumns, feeFields } from "../pipeline/fees.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
 
 const MAX_FILLS_PER_PASS = 16;
@@ -168,7 +169,7 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
     for (const nonce of plan.fill) {
       const signedTx = await sc.deps.signer.signTransaction(keyPath, {
         chainId, nonce: Number(nonce), to: address as Hex, value: 0n, gas: FILL_GAS,
-        ...(fees.type === "legacy" ? { type: "legacy" as const, gasPrice: fees.gasPrice } : { type: "eip1559" as const, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }),
+        ...feeFields(fees),
       });
       const row = await insertTransaction(tx, {
         id: randomUUID(),
@@ -181,10 +182,7 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
         data: null,
         nonce,
         gas_limit: FILL_GAS,
-        gas_price: fees.type === "legacy" ? fees.gasPrice : null,
-        max_fee_per_gas: fees.type === "eip1559" ? fees.maxFeePerGas : null,
-        max_priority_fee_per_gas: fees.type === "eip1559" ? fees.maxPriorityFeePerGas : null,
-        tx_type: fees.type,
+        ...feeColumns(fees),
         signing_key_path: keyPath,
         status: "signed",
         tx_hash: keccak256(signedTx),

@@ -12,7 +12,7 @@ import { appendAudit } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { conflict, ServiceError } from "../errors.js";
-import type { Fees } from "../pipeline/fees.js";
+import { feeFields, type Fees } from "../pipeline/fees.js";
 import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "./claim.js";
 import { bumpFees, estimateReplacementFees, highestFees } from "./fee-bump.js";
@@ -98,10 +98,7 @@ export async function replaceTransaction(
 }
 
 function build(chainId: number, nonce: number, call: { to: Hex; value: bigint; data?: Hex; gas: bigint }, fees: Fees): TransactionSerializable {
-  const common = { chainId, nonce, to: call.to, value: call.value, data: call.data, gas: call.gas };
-  return fees.type === "legacy"
-    ? { ...common, type: "legacy", gasPrice: fees.gasPrice }
-    : { ...common, type: "eip1559", maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+  return { chainId, nonce, to: call.to, value: call.value, data: call.data, gas: call.gas, ...feeFields(fees) };
 }
 
 /** 21,000 on most chains; asked of the node where a plain transfer costs more (L2 data fees). */
