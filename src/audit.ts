@@ -57,3 +57,32 @@ export async function appendAudit(db: Queryable, e: AuditEvent): Promise<string>
   );
   return id;
 }
+
+/**
+ * Several events written by the statement that records their effects (a group of submissions, a batch
+ * of broadcasts): `auditInsertSql("$n")` is an INSERT … SELECT over the jsonb parameter $n, which takes
+ * `auditRecordset(events)`. Same columns and values as appendAudit.
+ */
+export function auditInsertSql(param: string, where = ""): string {
+  return `INSERT INTO audit_events (id, action, actor_type, actor_id, resource_type, resource_id, details, request_id, ip_address)
+          SELECT a.id, a.action, a.actor_type, a.actor_id, a.resource_type, a.resource_id, coalesce(a.details, '{}'), a.request_id, a.ip_address
+            FROM jsonb_to_recordset(${param}::jsonb) AS a(id uuid, action text, actor_type text, actor_id text, resource_type text,
+                                                       resource_id text, details jsonb, request_id text, ip_address text)
+           ${where}`;
+}
+
+export function auditRecordset(events: AuditEvent[]): string {
+  return JSON.stringify(
+    events.map((e) => ({
+      id: randomUUID(),
+      action: e.action,
+      actor_type: e.actor?.type ?? "system",
+      actor_id: e.actor?.id ?? null,
+      resource_type: e.resourceType ?? null,
+      resource_id: e.resourceId ?? null,
+      details: e.details ?? {},
+      request_id: e.requestId ?? null,
+      ip_address: e.ip ?? null,
+    })),
+  );
+}

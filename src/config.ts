@@ -64,6 +64,7 @@ const EnvSchema = z.object({
   JWT_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   MAX_INFLIGHT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(512),
   BROADCAST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  RPC_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(100),
   TRACKER_INTERVAL_MS: z.coerce.number().int().min(50).max(600_000).default(2000),
   TRACKER: z.enum(["on", "off"]).default("on"),
   STUCK_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(60),
@@ -98,6 +99,8 @@ export interface Config {
   jwtDefaultTtlSeconds: number;
   maxInflightPerAddress: number;
   broadcastTimeoutMs: number;
+  /** Most calls in one JSON-RPC batch to a node; 1 disables batching. */
+  rpcBatchSize: number;
   trackerIntervalMs: number;
   /** Transaction tracker (src/tracker): on/off, when a pending transaction counts as stuck, the nonce-gap bound, the replacement fee cap. */
   trackerEnabled: boolean;
@@ -173,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtDefaultTtlSeconds: e.JWT_DEFAULT_TTL_SECONDS,
     maxInflightPerAddress: e.MAX_INFLIGHT_PER_ADDRESS,
     broadcastTimeoutMs: e.BROADCAST_TIMEOUT_MS,
+    rpcBatchSize: e.RPC_BATCH_SIZE,
     trackerIntervalMs: e.TRACKER_INTERVAL_MS,
     trackerEnabled: e.TRACKER === "on",
     stuckAfterSeconds: e.STUCK_AFTER_SECONDS,

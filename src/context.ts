@@ -107,7 +107,7 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     await seedChains(pool, readChainsFile(config.chainsFile ?? defaultChainsFile()));
     const chains = new ChainRegistry(pool, config.rpcOverrides);
     await chains.refresh();
-    const clients = new ChainClients({ timeoutMs: config.broadcastTimeoutMs });
+    const clients = new ChainClients({ timeoutMs: config.broadcastTimeoutMs, batchSize: config.rpcBatchSize });
     // Other replicas' admin changes to chains reach this one within seconds.
     const refresher = setInterval(() => chains.refresh().catch((err) => log.warn({ err }, "chain registry refresh failed")), 10_000);
     refresher.unref();

@@ -15,6 +15,12 @@ import type { Chain } from "./registry.js";
 export interface ChainClientOptions {
   /** Per-request timeout; a broadcast that times out is an unknown outcome, never a failure. */
   timeoutMs?: number;
+  /**
+   * Calls made in the same turn of the event loop to one URL go as one JSON-RPC batch of at most this
+   * many (a commit group's broadcasts, the tracker's receipt reads, concurrent gas estimates): one HTTP
+   * round trip instead of many. 1 sends every call on its own (for nodes that refuse batches).
+   */
+  batchSize?: number;
 }
 
 export function viemChain(c: Chain) {
@@ -86,8 +92,9 @@ function endpointFailure(err: unknown): string | undefined {
   return (err as { name?: string })?.name === "TimeoutError" ? "timeout" : "unreachable";
 }
 
-function failoverTransport(urls: string[], health: RpcHealth, timeoutMs: number): Transport {
-  const endpoints = urls.map((url) => http(url, { timeout: timeoutMs, retryCount: 0, batch: false }));
+function failoverTransport(urls: string[], health: RpcHealth, timeoutMs: number, batchSize: number): Transport {
+  const batch = batchSize > 1 ? { batchSize, wait: 0 } : false;
+  const endpoints = urls.map((url) => http(url, { timeout: timeoutMs, retryCount: 0, batch }));
   return ({ chain }) => {
     const instances = endpoints.map((t) => t({ chain, retryCount: 0, timeout: timeoutMs }));
     const request: EIP1193RequestFn = (async (args: { method: string; params?: unknown }, options?: unknown) => {
@@ -136,7 +143,7 @@ export class ChainClients {
     if (hit && hit.key === key) return hit.client;
     if (c.rpc_urls.length === 0) throw new Error(`chain ${c.name} has no RPC URL`);
     // No retries inside viem: the failover transport decides what is retried and where.
-    const transport = failoverTransport(c.rpc_urls, this.health, this.opts.timeoutMs ?? 10_000);
+    const transport = failoverTransport(c.rpc_urls, this.health, this.opts.timeoutMs ?? 10_000, this.opts.batchSize ?? 100);
     const client = createPublicClient({ chain: viemChain(c), transport, cacheTime: 0 }) as PublicClient;
     this.cache.set(c.name, { key, client });
     return client;

@@ -1,5 +1,6 @@
 // Transaction rows: insert at signing, update after broadcast and by the tracker, read for the API.
 import type { Queryable } from "./pool.js";
+import { auditInsertSql } from "../audit.js";
 
 export type TxStatus = "pending" | "signed" | "sign_only" | "broadcast" | "failed" | "simulation_failed";
 export type ChainStatus = "unconfirmed" | "confirmed" | "reverted" | "replaced" | "dropped";
@@ -68,6 +69,88 @@ export async function insertTransaction(db: Queryable, t: NewTx): Promise<TxRow>
      t.signing_key_path, t.status, t.tx_hash, t.signed_tx, t.error_message, t.simulation_id, t.simulation_status, t.signed_at],
   );
   return rows[0];
+}
+
+/** What a group commit writes besides the rows: idempotency links and token spend, per row id. */
+export interface GroupExtras {
+  /** Idempotency claims to link to their row (key hash as hex). */
+  links: Array<{ agent_id: string; key_hash: string; tx_id: string }>;
+  tokenSpend: Array<{ agent_id: string; chain_id: number; token: string; amount: bigint; tx_id: string }>;
+}
+
+/**
+ * The rows of a group commit, their audit events (already rendered: `auditRecordset`), token spend and
+ * idempotency links, in one statement. Rows are inserted in the given order with increasing
+ * `created_at` (clock_timestamp), so listings keep submission order within a group. Returns the rows
+ * in that order.
+ */
+export async function insertTransactionGroup(db: Queryable, txs: NewTx[], audit: string, extras: GroupExtras): Promise<TxRow[]> {
+  const rows = txs.map((t) => ({
+    ...t,
+    value_wei: t.value_wei.toString(), nonce: str(t.nonce), gas_limit: str(t.gas_limit), gas_price: str(t.gas_price),
+    max_fee_per_gas: str(t.max_fee_per_gas), max_priority_fee_per_gas: str(t.max_priority_fee_per_gas),
+  }));
+  const { rows: inserted } = await db.query<TxRow>(
+    `WITH inserted AS (
+       INSERT INTO transactions (id, agent_id, chain, chain_id, from_address, to_address, value_wei, data, nonce,
+           gas_limit, gas_price, max_fee_per_gas, max_priority_fee_per_gas, tx_type, signing_key_path, status,
+           tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at, created_at)
+       SELECT x.id, x.agent_id, x.chain, x.chain_id, x.from_address, x.to_address, x.value_wei, x.data, x.nonce,
+              x.gas_limit, x.gas_price, x.max_fee_per_gas, x.max_priority_fee_per_gas, x.tx_type, x.signing_key_path, x.status,
+              x.tx_hash, x.signed_tx, x.error_message, x.simulation_id, x.simulation_status, x.signed_at, clock_timestamp()
+         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, agent_id uuid, chain text, chain_id bigint, from_address text,
+              to_address text, value_wei numeric, data text, nonce bigint, gas_limit bigint, gas_price numeric,
+              max_fee_per_gas numeric, max_priority_fee_per_gas numeric, tx_type text, signing_key_path text, status text,
+              tx_hash text, signed_tx text, error_message text, simulation_id text, simulation_status text, signed_at timestamptz)
+       RETURNING *
+     ), audit AS (
+       ${auditInsertSql("$2")}
+     ), spend AS (
+       INSERT INTO token_spend (agent_id, chain_id, token, amount, tx_id)
+       SELECT s.agent_id, s.chain_id, s.token, s.amount, s.tx_id
+         FROM jsonb_to_recordset($3::jsonb) AS s(agent_id uuid, chain_id bigint, token text, amount numeric, tx_id uuid)
+     ), links AS (
+       UPDATE idempotency_keys k SET tx_id = l.tx_id
+         FROM jsonb_to_recordset($4::jsonb) AS l(agent_id uuid, key_hash text, tx_id uuid)
+        WHERE k.agent_id = l.agent_id AND k.key_hash = decode(l.key_hash, 'hex')
+     )
+     SELECT * FROM inserted`,
+    [
+      JSON.stringify(rows),
+      audit,
+      JSON.stringify(extras.tokenSpend.map((s) => ({ ...s, amount: s.amount.toString() }))),
+      JSON.stringify(extras.links),
+    ],
+  );
+  const byId = new Map(inserted.map((r) => [r.id, r]));
+  return txs.map((t) => byId.get(t.id)!);
+}
+
+/**
+ * Rows a node accepted (or already knew), in one statement: the same update as markBroadcast, their
+ * attempts (if the tracker recorded any) marked sent, and their audit events (`auditRecordset`).
+ */
+export async function markBroadcastGroup(db: Queryable, ids: string[], hashes: string[], audit: string): Promise<TxRow[]> {
+  const { rows } = await db.query<TxRow>(
+    `WITH sent AS (
+       UPDATE transactions
+          SET status = 'broadcast', chain_status = coalesce(chain_status, 'unconfirmed'),
+              error_message = CASE WHEN status = 'signed' THEN NULL ELSE error_message END,
+              broadcast_attempts = broadcast_attempts + 1, last_broadcast_at = now(), updated_at = now()
+        WHERE id = ANY($1::uuid[]) RETURNING *
+     ), attempts AS (
+       UPDATE transaction_attempts
+          SET status = CASE WHEN status = 'signed' THEN 'sent' ELSE status END, error_message = NULL,
+              send_count = send_count + 1, last_sent_at = now(), updated_at = now()
+        WHERE tx_hash = ANY($2::text[])
+     ), audit AS (
+       ${auditInsertSql("$3")}
+     )
+     SELECT * FROM sent`,
+    [ids, hashes, audit],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return ids.map((id) => byId.get(id)!);
 }
 
 export async function markBroadcast(db: Queryable, id: string): Promise<TxRow> {

@@ -79,6 +79,28 @@ export async function completeClaim(db: Queryable, claim: Claim, status: number,
   );
 }
 
+/**
+ * The answers of a commit group in one statement: each claim stores its response, or is released
+ * (failed requests are not cached).
+ */
+export async function settleClaims(db: Queryable, done: Array<{ claim: Claim; status: number; body: string }>, released: Claim[]): Promise<void> {
+  if (done.length === 0 && released.length === 0) return;
+  await db.query(
+    `WITH done AS (
+       UPDATE idempotency_keys k SET state = 'done', response_status = d.status, response_body = d.body
+         FROM jsonb_to_recordset($1::jsonb) AS d(agent_id uuid, key_hash text, status integer, body text)
+        WHERE k.agent_id = d.agent_id AND k.key_hash = decode(d.key_hash, 'hex')
+     )
+     DELETE FROM idempotency_keys k
+      USING jsonb_to_recordset($2::jsonb) AS r(agent_id uuid, key_hash text)
+      WHERE k.agent_id = r.agent_id AND k.key_hash = decode(r.key_hash, 'hex') AND k.state = 'in_flight'`,
+    [
+      JSON.stringify(done.map((d) => ({ agent_id: d.claim.agentId, key_hash: d.claim.keyHash.toString("hex"), status: d.status, body: d.body }))),
+      JSON.stringify(released.map((c) => ({ agent_id: c.agentId, key_hash: c.keyHash.toString("hex") }))),
+    ],
+  );
+}
+
 /** Failed requests are not cached: the key becomes free again. */
 export async function releaseClaim(db: Queryable, claim: Claim): Promise<void> {
   await db.query("DELETE FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2 AND state = 'in_flight'", [claim.agentId, claim.keyHash]);

@@ -19,6 +19,18 @@ export async function reserveNonce(tx: PoolClient, chainId: number, address: str
   return BigInt(rows[0].nonce);
 }
 
+/**
+ * `count` nonces at once, ascending, for a group of submissions committed together: released nonces
+ * first, then consecutive fresh ones (SQL function reserve_nonces, migrations/0007_reserve_nonces.sql).
+ * Same lock as reserveNonce.
+ */
+export async function reserveNonces(tx: PoolClient, chainId: number, address: string, counts: ChainCounts, count: number): Promise<bigint[]> {
+  const { rows } = await tx.query<{ nonces: string[] }>("SELECT reserve_nonces($1, $2, $3, $4, $5) AS nonces", [
+    chainId, address, counts.latest.toString(), counts.pending.toString(), count,
+  ]);
+  return rows[0].nonces.map((n) => BigInt(n));
+}
+
 /** Gives a nonce back after a definitive rejection: the next submission on this address reuses it. */
 export async function releaseNonce(tx: PoolClient, chainId: number, address: string, nonce: bigint): Promise<void> {
   // Under the address's row lock, so an allocation in progress sees either all or none of it.

@@ -1,31 +1,41 @@
 // The submit pipeline, top to bottom. This is the one file that knows the order of the stages and
 // where the database transaction opens and closes:
 //
-//   validate → idempotency claim → resolve chain and key → static guardrails → (simulate) →
-//   read chain state (nonce counts, gas, fees; outside any lock) →
-//   BEGIN: lock agent spend row → rolling limits → lock (chain, address) nonce row → reserve nonce →
-//          sign in the HSM → insert row + audit event → link idempotency claim  COMMIT →
-//   broadcast → record the outcome (+ audit, nonce release on rejection) → store the idempotent response.
+//   per request:  validate → idempotency claim → resolve chain and key → static guardrails →
+//                 calldata and token checks → (simulate) → gas and fees (RPC, outside any lock) →
+//                 join the signing address's next commit group
+//   per group:    read the chain's nonce counts →
+//                 BEGIN: lock the agents' spend rows → rolling limits, each request seeing those before
+//                        it → lock (chain, address) nonce row → reserve one nonce per request →
+//                        sign each in the HSM (in parallel) → rows + audit events + token spend +
+//                        idempotency links in one statement  COMMIT →
+//                 broadcast in nonce order (one JSON-RPC batch) → record the outcomes (accepted ones in
+//                 one statement; rejections release their nonce) → store the idempotent answers
 //
-// A failure before COMMIT leaves nothing behind (no nonce used, no row, claim released). After COMMIT
-// the stored row wins: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
+// Group commit: submissions on one address serialise on its nonce row anyway, so those that arrive
+// while a group is committing wait and then commit together (InflightLimiter.enqueue). When the
+// address is idle a group is one request and nothing waits; under load the lock, the COMMIT and the
+// node round trip are shared by the whole group, and a group's broadcast overlaps the next one's commit.
+//
+// A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
+// the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
 import { randomUUID } from "node:crypto";
-import { keccak256, type TransactionSerializable } from "viem";
-import { appendAudit } from "../audit.js";
+import { keccak256, type Hex, type TransactionSerializable } from "viem";
+import { appendAudit, auditRecordset } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import type { AgentRow } from "../db/agents.js";
 import { spendToday, tokenSpendToday } from "../db/agents.js";
-import { withTransaction, type Pool } from "../db/pool.js";
-import { getTransaction, insertTransaction, type TxRow } from "../db/transactions.js";
+import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
+import { getTransaction, insertTransactionGroup, markBroadcastGroup, type NewTx, type TxRow } from "../db/transactions.js";
 import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { Logger } from "pino";
-import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial } from "./guardrails.js";
-import { claimIdempotencyKey, completeClaim, linkClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
-import { reserveNonce, type ChainCounts } from "./nonce.js";
-import { broadcastSigned } from "./broadcast.js";
+import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial, type GuardrailPolicy } from "./guardrails.js";
+import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
+import { reserveNonce, reserveNonces, type ChainCounts } from "./nonce.js";
+import { broadcastSigned, recordBroadcastOutcome, sendSigned } from "./broadcast.js";
 import { feeColumns, feeFields, resolveFees, resolveGasLimit, type Fees } from "./fees.js";
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
@@ -35,8 +45,8 @@ import type { InflightLimiter } from "./inflight.js";
 import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
 import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
-import { calldataPolicyOf, checkIntentCalldata, recordTokenSpend, simulatedOutflows } from "./token-policy.js";
-import { checkTokenOutflows, mergeOutflows } from "./token-guardrails.js";
+import { calldataPolicyOf, checkIntentCalldata, simulatedOutflows } from "./token-policy.js";
+import { checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -64,6 +74,25 @@ export interface SubmitResult {
   status: number;
   /** The exact JSON text to send: a replay must be byte-identical to the first answer. */
   body: string;
+}
+
+/** A request that passed every check that needs no lock, waiting for its address's commit group. */
+interface Queued {
+  input: SubmitInput;
+  intent: Intent;
+  policy: GuardrailPolicy;
+  chain: Chain;
+  key: SigningKeyInfo;
+  client: ReturnType<ChainClients["get"]>;
+  gas: bigint;
+  fees: Fees;
+  simulation?: PassedSimulation;
+  outflows: TokenOutflow[];
+  tokenLimited: boolean;
+  claim?: Claim;
+  queued: () => void;
+  resolve: (r: SubmitResult) => void;
+  reject: (err: unknown) => void;
 }
 
 export async function submitTransaction(deps: PipelineDeps, input: SubmitInput): Promise<SubmitResult> {
@@ -122,98 +151,215 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     const addressKey = `${chain.chain_id}:${key.address.toLowerCase()}`;
     const release = deps.inflight.acquire(addressKey);
     try {
-      // 6. Chain state, read before any lock is taken so no lock is held across an RPC round trip.
-      const from = key.address;
-      const [counts, gas, fees] = await deps.metrics.time("chain_read", () =>
-        Promise.all([
-          intent.nonce === undefined ? chainCounts(client, chain, from) : Promise.resolve({ latest: 0n, pending: 0n }),
-          resolveGasLimit(chain, client, intent, from),
-          resolveFees(chain, client, intent),
-        ]),
+      // 6. Gas and fees, read before joining the queue so no lock is held across an RPC round trip.
+      const [gas, fees] = await deps.metrics.time("chain_read", () =>
+        Promise.all([resolveGasLimit(chain, client, intent, key.address), resolveFees(chain, client, intent)]),
       );
 
-      // 7. One database transaction: limits, nonce, signature, row, audit.
-      let endCommit = () => 0;
-      const row = await deps.inflight.exclusive(addressKey, () => withTransaction(deps.pool, async (tx) => {
-        const endLockWait = deps.metrics.stageDuration.startTimer({ stage: "lock_wait" });
-        if (hasRollingLimits(policy) || tokenLimited) {
-          // Serialises this agent's submits, so each sees the spend of those before it.
-          await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [agent.id]);
-          const spent = await spendToday(tx, agent.id);
-          const rolling = checkRollingGuardrails(policy, intent, { spentWei: spent.spent_wei, countToday: spent.count_today });
-          if (rolling) throw new DeniedInTransaction(rolling);
-          if (tokenLimited) {
-            const tokenSpent = await tokenSpendToday(tx, agent.id);
-            const tokenDenial = checkTokenOutflows(calldataPolicyOf(agent), outflows, (t) => tokenSpent.get(t) ?? 0n);
-            if (tokenDenial) throw new DeniedInTransaction(tokenDenial);
-          }
-        }
-        const nonce = await reserveNonce(tx, chain.chain_id, from.toLowerCase(), counts, intent.nonce !== undefined ? BigInt(intent.nonce) : undefined);
-        endLockWait();
-        const unsigned = buildTransaction(chain, intent, nonce, gas, fees);
-        const signedTx = await deps.metrics.time("sign", () => deps.signer.signTransaction(key.path, unsigned));
-        endCommit = deps.metrics.stageDuration.startTimer({ stage: "commit" });
-        const inserted = await insertTransaction(tx, {
-          id: randomUUID(),
-          agent_id: agent.id,
-          chain: chain.name,
-          chain_id: chain.chain_id,
-          from_address: from.toLowerCase(),
-          to_address: intent.to,
-          value_wei: intent.valueWei,
-          data: intent.data ?? null,
-          nonce,
-          gas_limit: gas,
-          ...feeColumns(fees),
-          signing_key_path: key.path,
-          status: input.mode === "sign" ? "sign_only" : "signed",
-          tx_hash: keccak256(signedTx),
-          signed_tx: signedTx,
-          error_message: null,
-          simulation_id: simulation?.simulationId ?? null,
-          simulation_status: simulation?.status ?? null,
-          signed_at: new Date(),
-        });
-        await appendAudit(tx, {
-          action: input.mode === "sign" ? "transaction.sign" : "transaction.submit",
-          actor: principal,
-          resourceType: "transaction",
-          resourceId: inserted.id,
-          details: auditDetails(inserted),
-          requestId: input.requestId,
-          ip: input.ip,
-        });
-        await recordTokenSpend(tx, agent.id, chain.chain_id, inserted.id, outflows);
-        if (claim) await linkClaim(tx, claim, inserted.id);
-        return inserted;
-      })).then((r) => (endCommit(), r)).catch(async (err) => {
-        if (err instanceof DeniedInTransaction) throw await deny(deps, input, intent, chain, err.denial);
-        throw err;
+      // 7–9. The address's next commit group signs, commits, broadcasts and answers (commitGroup below).
+      //      A caller-chosen nonce is committed in a group of its own.
+      return await new Promise<SubmitResult>((resolve, reject) => {
+        const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
+        const item: Queued = { input, intent, policy, chain, key, client, gas, fees, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
+        deps.inflight.enqueue(addressKey, item, intent.nonce !== undefined, (items) => commitGroup(deps, items));
       });
-
-      // Test-only crash point (INTENTS_TEST_CRASH_AFTER_COMMIT=1 via src/config.ts): die as kill -9 would,
-      // after COMMIT and before the broadcast, so tests can show the tracker sends the row once and never signs it twice.
-      if (deps.config?.testCrashAfterCommit && input.mode === "submit") process.kill(process.pid, "SIGKILL");
-
-      // 8. Broadcast (submit only).
-      const final = input.mode === "submit" ? await deps.metrics.time("broadcast", () => broadcastSigned(deps, chain, row, input)) : row;
-      deps.metrics.submissions.inc({ mode: input.mode, status: final.status });
-
-      // 9. The answer, stored for replay unless the transaction failed (failed requests are not cached).
-      const status = input.mode === "sign" ? 200 : 201;
-      const body = JSON.stringify(toTransactionResponse(final, { includeSignedTx: true }));
-      if (claim) {
-        if (final.status === "failed") await releaseClaim(deps.pool, claim);
-        else await completeClaim(deps.pool, claim, status, body);
-      }
-      return { status, body };
     } finally {
       release();
     }
   } catch (err) {
+    // Only a request that committed nothing gets here: after COMMIT a group always answers.
     if (claim) await releaseClaim(deps.pool, claim).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * 7. One commit group: the requests queued on one signing address. Rejects them all if anything fails
+ * before COMMIT (nothing was written); after COMMIT, hands them to finishGroup without waiting for it,
+ * so the next group can take the row lock while this one broadcasts.
+ */
+async function commitGroup(deps: PipelineDeps, items: Queued[]): Promise<void> {
+  for (const item of items) item.queued();
+  let outcome: { committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> };
+  try {
+    outcome = await signAndCommit(deps, items);
+  } catch (err) {
+    for (const item of items) item.reject(err);
+    return;
+  }
+  for (const { item, denial } of outcome.denied) void deny(deps, item.input, item.intent, item.chain, denial).then(item.reject);
+
+  // Test-only crash point (INTENTS_TEST_CRASH_AFTER_COMMIT=1 via src/config.ts): die as kill -9 would,
+  // after COMMIT and before the broadcast, so tests can show the tracker sends the row once and never signs it twice.
+  if (deps.config?.testCrashAfterCommit && outcome.committed.some((c) => c.item.input.mode === "submit")) process.kill(process.pid, "SIGKILL");
+
+  void finishGroup(deps, outcome.committed);
+}
+
+interface Committed {
+  item: Queued;
+  row: TxRow;
+}
+
+async function signAndCommit(deps: PipelineDeps, items: Queued[]): Promise<{ committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> }> {
+  const { chain, key, client } = items[0];
+  const from = key.address.toLowerCase();
+  const explicitNonce = items[0].intent.nonce; // only ever in a group of one
+
+  // 7a. The chain's view of the address (mined and pending counts), once per group, before any lock.
+  const counts: ChainCounts = explicitNonce === undefined
+    ? await deps.metrics.time("chain_read", () => chainCounts(client, chain, key.address))
+    : { latest: 0n, pending: 0n };
+
+  let endCommit = () => 0;
+  const result = await withTransaction(deps.pool, async (tx) => {
+    const endLockWait = deps.metrics.stageDuration.startTimer({ stage: "lock_wait" });
+    // 7b. Rolling limits under the agents' spend locks, in arrival order.
+    const { accepted, denied } = await checkGroupLimits(tx, items);
+    if (accepted.length === 0) return { committed: [], denied };
+
+    // 7c. One nonce per request, under the (chain, address) row lock.
+    const nonces = explicitNonce !== undefined
+      ? [await reserveNonce(tx, chain.chain_id, from, counts, BigInt(explicitNonce))]
+      : await reserveNonces(tx, chain.chain_id, from, counts, accepted.length);
+    endLockWait();
+
+    // 7d. Signatures, in parallel over the HSM's session pool.
+    const signed = await Promise.all(
+      accepted.map((item, i) => deps.metrics.time("sign", () => deps.signer.signTransaction(key.path, buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees)))),
+    );
+
+    // 7e. Rows, audit events, token spend and idempotency links: one statement, then COMMIT.
+    endCommit = deps.metrics.stageDuration.startTimer({ stage: "commit" });
+    const txs = accepted.map((item, i) => newRow(item, nonces[i], signed[i]));
+    const audit = auditRecordset(txs.map((t, i) => ({
+      action: t.status === "sign_only" ? "transaction.sign" : "transaction.submit",
+      actor: accepted[i].input.principal,
+      resourceType: "transaction",
+      resourceId: t.id,
+      details: auditDetails(t),
+      requestId: accepted[i].input.requestId,
+      ip: accepted[i].input.ip,
+    })));
+    const rows = await insertTransactionGroup(tx, txs, audit, {
+      links: accepted.flatMap((item, i) => item.claim ? [{ agent_id: item.claim.agentId, key_hash: item.claim.keyHash.toString("hex"), tx_id: txs[i].id }] : []),
+      tokenSpend: accepted.flatMap((item, i) => item.outflows.map((o) => ({ agent_id: item.input.principal.agent.id, chain_id: chain.chain_id, token: o.token, amount: o.amount, tx_id: txs[i].id }))),
+    });
+    return { committed: accepted.map((item, i) => ({ item, row: rows[i] })), denied };
+  });
+  endCommit();
+  return result;
+}
+
+/**
+ * 7b. Each agent with rolling limits (value, count, per-token) in the group: its spend row is locked
+ * (in id order, so two groups never wait on each other in a cycle), which serialises that agent's
+ * submissions across addresses and replicas; then the requests are checked in arrival order, each
+ * seeing what those before it in the group will spend. Denied requests leave the group.
+ */
+async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
+  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited).map((i) => i.input.principal.agent.id))].sort();
+  if (agentIds.length === 0) return { accepted: items, denied: [] };
+  await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
+
+  const spent = new Map<string, { wei: bigint; count: number; tokens?: Map<string, bigint> }>();
+  for (const id of agentIds) {
+    const s = await spendToday(tx, id);
+    const needsTokens = items.some((i) => i.tokenLimited && i.input.principal.agent.id === id);
+    spent.set(id, { wei: s.spent_wei, count: s.count_today, tokens: needsTokens ? await tokenSpendToday(tx, id) : undefined });
+  }
+  const accepted: Queued[] = [];
+  const denied: Array<{ item: Queued; denial: Denial }> = [];
+  for (const item of items) {
+    const s = spent.get(item.input.principal.agent.id);
+    if (s) {
+      const denial =
+        checkRollingGuardrails(item.policy, item.intent, { spentWei: s.wei, countToday: s.count }) ??
+        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null);
+      if (denial) {
+        denied.push({ item, denial });
+        continue;
+      }
+      s.wei += item.intent.valueWei;
+      s.count += 1;
+      for (const o of item.outflows) s.tokens?.set(o.token, (s.tokens.get(o.token) ?? 0n) + o.amount);
+    }
+    accepted.push(item);
+  }
+  return { accepted, denied };
+}
+
+/**
+ * 8–9. A committed group: broadcast (submit mode) in nonce order, record the outcomes, store and send
+ * the answers. Runs while the next group commits. Never fails a request: its row is committed, so an
+ * error here leaves the row `signed` (the tracker resends it) and the answer shows the stored row.
+ */
+async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<void> {
+  const finals = new Map(committed.map((c) => [c.row.id, c.row]));
+  const toSend = committed.filter((c) => c.item.input.mode === "submit");
+  if (toSend.length > 0) {
+    const endBroadcast = deps.metrics.stageDuration.startTimer({ stage: "broadcast" });
+    try {
+      const chain = toSend[0].item.chain;
+      // Sent together, the transport makes them one JSON-RPC batch, in this (nonce) order.
+      const outcomes = await Promise.all(toSend.map((c) => sendSigned(deps, chain, c.row.signed_tx!, c.row.tx_hash!)));
+      const sent = toSend.filter((_, i) => outcomes[i].kind === "accepted" || outcomes[i].kind === "already_known");
+      if (sent.length > 0) {
+        const audit = auditRecordset(sent.map((c) => ({
+          action: "transaction.broadcast", actor: c.item.input.principal, resourceType: "transaction", resourceId: c.row.id,
+          details: { chain: c.row.chain, tx_hash: c.row.tx_hash, nonce: Number(c.row.nonce) }, requestId: c.item.input.requestId,
+        })));
+        for (const row of await markBroadcastGroup(deps.pool, sent.map((c) => c.row.id), sent.map((c) => c.row.tx_hash!), audit)) finals.set(row.id, row);
+      }
+      // The rest one by one: a rejection releases its nonce; an unknown outcome stays `signed`.
+      for (let i = 0; i < toSend.length; i++) {
+        const { item, row } = toSend[i];
+        if (outcomes[i].kind === "accepted" || outcomes[i].kind === "already_known") continue;
+        finals.set(row.id, await recordBroadcastOutcome(deps, row, outcomes[i], { requestId: item.input.requestId, principal: item.input.principal }));
+      }
+    } catch (err) {
+      deps.log.warn({ err: (err as Error)?.message, count: toSend.length }, "could not record a broadcast outcome; the tracker will resend");
+    }
+    endBroadcast();
+  }
+
+  // 9. The answers, stored for replay unless the transaction failed (failed requests are not cached).
+  const answers = committed.map(({ item, row }) => {
+    const final = finals.get(row.id)!;
+    deps.metrics.submissions.inc({ mode: item.input.mode, status: final.status });
+    return { item, final, status: item.input.mode === "sign" ? 200 : 201, body: JSON.stringify(toTransactionResponse(final, { includeSignedTx: true })) };
+  });
+  await settleClaims(
+    deps.pool,
+    answers.filter((a) => a.item.claim && a.final.status !== "failed").map((a) => ({ claim: a.item.claim!, status: a.status, body: a.body })),
+    answers.filter((a) => a.item.claim && a.final.status === "failed").map((a) => a.item.claim!),
+  ).catch((err) => deps.log.warn({ err: (err as Error)?.message }, "could not store idempotent answers; a retry is answered from the stored row"));
+  for (const a of answers) a.item.resolve({ status: a.status, body: a.body });
+}
+
+function newRow(item: Queued, nonce: bigint, signedTx: Hex): NewTx {
+  const { intent, chain, key, input } = item;
+  return {
+    id: randomUUID(),
+    agent_id: input.principal.agent.id,
+    chain: chain.name,
+    chain_id: chain.chain_id,
+    from_address: key.address.toLowerCase(),
+    to_address: intent.to,
+    value_wei: intent.valueWei,
+    data: intent.data ?? null,
+    nonce,
+    gas_limit: item.gas,
+    ...feeColumns(item.fees),
+    signing_key_path: key.path,
+    status: input.mode === "sign" ? "sign_only" : "signed",
+    tx_hash: keccak256(signedTx),
+    signed_tx: signedTx,
+    error_message: null,
+    simulation_id: item.simulation?.simulationId ?? null,
+    simulation_status: item.simulation?.status ?? null,
+    signed_at: new Date(),
+  };
 }
 
 function validate(body: unknown): Intent {
@@ -226,12 +372,6 @@ function validate(body: unknown): Intent {
     throw badRequest(`Invalid transaction request: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);
   }
   return toIntent(parsed.data);
-}
-
-class DeniedInTransaction extends Error {
-  constructor(readonly denial: Denial) {
-    super(denial.detail);
-  }
 }
 
 /** Records the denial (its own small transaction: the denied request itself wrote nothing) and builds the 403. */
@@ -266,13 +406,13 @@ function buildTransaction(chain: Chain, intent: Intent, nonce: bigint, gas: bigi
   return { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas, ...feeFields(fees) };
 }
 
-function auditDetails(row: TxRow): Record<string, unknown> {
+function auditDetails(row: NewTx): Record<string, unknown> {
   return {
     chain: row.chain,
-    chain_id: Number(row.chain_id),
+    chain_id: row.chain_id,
     from: row.from_address,
     to: row.to_address,
-    value_wei: row.value_wei,
+    value_wei: row.value_wei.toString(),
     nonce: row.nonce === null ? null : Number(row.nonce),
     tx_hash: row.tx_hash,
     signing_key_path: row.signing_key_path,

@@ -15,6 +15,7 @@ import type { Config } from "../config.js";
 import { notFound, ServiceError } from "../errors.js";
 import { acquireLease, chainsWithOpenTransactions, claimOpenTransactions, LeaseBusy, releaseLease } from "./claim.js";
 import { followTransaction } from "./follow.js";
+import { settleFinalReceipts } from "./bulk.js";
 import { repairGaps } from "./gaps.js";
 import { recoverUnsent } from "./recovery.js";
 import { replaceTransaction, type ReplaceOutcome } from "./replace.js";
@@ -113,7 +114,12 @@ export class Tracker {
         const view = new ChainView(sc.client, BigInt(await sc.client.getBlockNumber()));
         // Rows are independent (a resend of nonce n+1 before n only waits in the node's queue), so a
         // few run at once, lowest nonces first; the head-of-line check reads the pass's mined count.
-        const queue = [...rows];
+        // First, in bulk, every row whose first receipt is already final (the common case).
+        const settled = await settleFinalReceipts(sc, rows, view, this.suspects).catch((err) => {
+          this.deps.log.warn({ err: errText(err), chain: chain.name }, "bulk receipt check failed; following rows one by one");
+          return new Set<string>();
+        });
+        const queue = rows.filter((r) => !settled.has(r.id));
         const worker = async () => {
           for (let row = queue.shift(); row; row = queue.shift()) {
             if (this.stopped) break;
