@@ -62,6 +62,23 @@ export function cpuSnapshot(loadClientPid?: number): Record<string, number> | un
   return out;
 }
 
+/** Machine-wide CPU jiffies from /proc/stat: all, idle (+iowait) and steal (taken by the hypervisor for other guests). */
+export function machineSnapshot(): { total: number; idle: number; steal: number } | undefined {
+  try {
+    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    return { total: f.slice(0, 8).reduce((a, b) => a + b, 0), idle: f[3] + f[4], steal: f[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Share of the machine's CPU time stolen by the hypervisor between two snapshots (a noisy host makes figures vary). */
+export function stealShare(before: ReturnType<typeof machineSnapshot>, after: ReturnType<typeof machineSnapshot>): number | undefined {
+  if (!before || !after || after.total === before.total) return undefined;
+  return (after.steal - before.steal) / (after.total - before.total);
+}
+
 export function cpuDelta(before: Record<string, number> | undefined, after: Record<string, number> | undefined): Record<string, number> | undefined {
   if (!before || !after) return undefined;
   const out: Record<string, number> = {};

@@ -33,7 +33,7 @@ import { createContext, type Context } from "../src/context.js";
 import { createLogger } from "../src/log.js";
 import type { App } from "../src/http/types.js";
 import { VERSION } from "../src/version.js";
-import { cpuDelta, cpuSnapshot, startProfile } from "./cpu.js";
+import { cpuDelta, cpuSnapshot, machineSnapshot, stealShare, startProfile } from "./cpu.js";
 import { LoadClient, type Outcome, type RequestSpec } from "./load.js";
 import { histogramByLabel, round, summarize, type StageFigures, type Summary } from "./stats.js";
 
@@ -255,14 +255,14 @@ interface E2eResult {
   stages: Record<string, StageFigures>;
   hsm_sign: Record<string, StageFigures>;
   /** CPU used during the run, per process kind: total seconds and milliseconds per transaction. */
-  cpu?: { seconds: Record<string, number>; ms_per_tx: Record<string, number>; machine_utilisation: number };
+  cpu?: { seconds: Record<string, number>; ms_per_tx: Record<string, number>; machine_utilisation: number; steal_share?: number };
   profile?: Array<{ fn: string; self_pct: number }>;
   /** The service's own view: mean time inside the submit route, and how late its event loop ran. */
   server: {
     submit_route_mean_ms: number;
     pipeline_stages_mean_ms: number;
-    /** Route time no stage histogram covers: authentication, the idempotency claim and answer, and the
-     *  wait in the per-address queue (src/pipeline/inflight.ts `exclusive`), which has no stage of its own. */
+    /** Route time no stage histogram covers: authentication, validation, the idempotency claim and the
+     *  answer. Approximate: per-group stages (commit, broadcast) are one observation per group. */
     untimed_mean_ms: number;
     event_loop_delay_ms: { p50: number; p99: number; max: number };
   };
@@ -341,9 +341,11 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
   loopDelay.enable();
   const stopProfile = profileFile ? await startProfile() : undefined;
   const cpuBefore = cpuSnapshot(load.pid);
+  const machineBefore = machineSnapshot();
   const done = await load.run(stack.baseUrl, concurrency, requests);
   const minedAt = await waitMined(stack, expected);
   const cpuUsed = cpuDelta(cpuBefore, cpuSnapshot(load.pid));
+  const steal = stealShare(machineBefore, machineSnapshot());
   const profile = stopProfile ? await stopProfile(profileFile) : undefined;
   loopDelay.disable();
   const http = await histogramByLabel(stack.ctx.metrics.httpDuration as never, "route");
@@ -355,6 +357,8 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
     ms_per_tx: Object.fromEntries(Object.entries(cpuUsed).map(([k, v]) => [k, round((v * 1000) / n, 2)])),
     // service_kernel is part of service, not added again.
     machine_utilisation: round(Object.entries(cpuUsed).filter(([k]) => k !== "service_kernel").reduce((a, [, b]) => a + b, 0) / (wallS * os.availableParallelism()), 2),
+    /** CPU time the hypervisor gave other guests during the run: high values explain a slow run. */
+    steal_share: steal === undefined ? undefined : round(steal, 3),
   };
   return {
     cpu,
@@ -573,13 +577,13 @@ async function main(): Promise<void> {
     if (rep) rows.push(["idempotent replay", "", String(rep.p50_ms), String(rep.p95_ms), String(rep.p99_ms), `${opts.replays} sequential`]);
     if (list && seeded) for (const [k, v] of Object.entries(list)) rows.push([`list ${k}`, "", String(v.p50_ms), String(v.p95_ms), String(v.p99_ms), `${seeded.table_rows.toLocaleString("en-US")} rows`]);
 
-    const stageRow = (r: E2eResult) => ["lock_wait", "sign", "commit", "broadcast", "chain_read", "guardrails"].map((st) => (r.stages[st] ? `${st} ${r.stages[st].mean_ms}` : "")).filter(Boolean).join(", ");
+    const stageRow = (r: E2eResult) => ["queue_wait", "lock_wait", "sign", "commit", "broadcast", "chain_read", "guardrails"].map((st) => (r.stages[st] ? `${st} ${r.stages[st].mean_ms}` : "")).filter(Boolean).join(", ");
     const detail: string[] = [];
     for (const [label, r] of [["1 address", single], [`${keys.length} addresses`, multi]] as const) {
       if (!r) continue;
       detail.push(`stages, mean ms (${label}): ${stageRow(r)}`);
-      detail.push(`server view (${label}): ${r.server.submit_route_mean_ms} ms mean in the route = ${r.server.pipeline_stages_mean_ms} ms in timed stages + ${r.server.untimed_mean_ms} ms untimed (auth, idempotency, per-address queue); event-loop delay p99 ${r.server.event_loop_delay_ms.p99} ms`);
-      if (r.cpu) detail.push(`CPU ms per tx (${label}): ${Object.entries(r.cpu.ms_per_tx).map(([k, v]) => `${k} ${v}`).join(", ")}; machine ${Math.round(r.cpu.machine_utilisation * 100)}% busy with this stack`);
+      detail.push(`server view (${label}): ${r.server.submit_route_mean_ms} ms mean in the route = ${r.server.pipeline_stages_mean_ms} ms in timed stages + ${r.server.untimed_mean_ms} ms untimed (auth, validation, idempotency claim); event-loop delay p99 ${r.server.event_loop_delay_ms.p99} ms`);
+      if (r.cpu) detail.push(`CPU ms per tx (${label}): ${Object.entries(r.cpu.ms_per_tx).map(([k, v]) => `${k} ${v}`).join(", ")}; machine ${Math.round(r.cpu.machine_utilisation * 100)}% busy with this stack${r.cpu.steal_share !== undefined ? `, ${Math.round(r.cpu.steal_share * 100)}% stolen by the hypervisor` : ""}`);
     }
     const human = [
       `machine: ${result.machine.cores} cores, ${result.machine.cpu}, node ${result.machine.node}, load average ${result.machine.loadavg_1m.start} → ${result.machine.loadavg_1m.end}`,

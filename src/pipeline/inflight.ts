@@ -6,9 +6,15 @@
 // (load shedding).
 import { unavailable } from "../errors.js";
 
+interface Group<I, P> {
+  queue: Array<{ item: I; solo: boolean; prepareKey: string }>;
+  /** What `prepare` started for the next group to run, per prepare key. */
+  prepared: Map<string, Promise<P>>;
+}
+
 export class InflightLimiter {
   private readonly counts = new Map<string, number>();
-  private readonly groups = new Map<string, unknown[]>();
+  private readonly groups = new Map<string, Group<unknown, unknown>>();
 
   constructor(
     private readonly maxPerKey: number,
@@ -35,25 +41,46 @@ export class InflightLimiter {
   /**
    * Group commit per key. The first item for an idle key runs at once, alone; items that arrive while
    * a group of that key runs wait, and then run together as the next group (at most `maxGroup`, in
-   * arrival order). Under load, groups grow by themselves, so the per-group costs (the row lock, the
-   * COMMIT, the broadcast round trip) are shared; when idle, nothing waits. An item marked `solo` runs
-   * in a group of its own. `run` settles the items it is given; it resolves when the next group may
-   * start, and anything it does after that (broadcast, answers) overlaps the next group.
+   * arrival order). Under load, groups grow by themselves, so the per-group costs (locks, the COMMIT,
+   * the broadcast round trip) are shared; when idle, nothing waits. An item marked `solo` runs in a
+   * group of its own.
+   *
+   * `prepare` starts work the group will need for the item's `prepareKey` (a chain read per signing
+   * address): it is called once per key and group, when the first such item arrives, so it overlaps
+   * the group running before. `run` gets the items and what was prepared, settles the items itself,
+   * and resolves when the next group may start; whatever it does after that overlaps the next group.
    */
-  enqueue<I>(key: string, item: I, solo: boolean, run: (items: I[]) => Promise<void>): void {
-    const waiting = this.groups.get(key) as Array<{ item: I; solo: boolean }> | undefined;
-    if (waiting) {
-      waiting.push({ item, solo });
+  enqueue<I, P>(
+    key: string,
+    item: I,
+    o: { solo: boolean; prepareKey: string; prepare: () => Promise<P> },
+    run: (items: I[], prepared: Map<string, Promise<P>>) => Promise<void>,
+  ): void {
+    const prepareInto = (into: Map<string, Promise<P>>) => {
+      if (into.has(o.prepareKey)) return;
+      const p = o.prepare();
+      p.catch(() => {}); // observed by `run`; never an unhandled rejection while it waits
+      into.set(o.prepareKey, p);
+    };
+    const entry = { item, solo: o.solo, prepareKey: o.prepareKey };
+    const pending = this.groups.get(key) as Group<I, P> | undefined;
+    if (pending) {
+      pending.queue.push(entry);
+      prepareInto(pending.prepared);
       return;
     }
-    const queue = [{ item, solo }];
-    this.groups.set(key, queue);
+    const group: Group<I, P> = { queue: [entry], prepared: new Map() };
+    prepareInto(group.prepared);
+    this.groups.set(key, group as Group<unknown, unknown>);
     void (async () => {
-      while (queue.length > 0) {
+      while (group.queue.length > 0) {
         let n = 1;
-        if (!queue[0].solo) while (n < queue.length && n < this.maxGroup && !queue[n].solo) n++;
-        const items = queue.splice(0, n).map((w) => w.item);
-        await run(items).catch(() => {}); // `run` settles its items, errors included
+        if (!group.queue[0].solo) while (n < group.queue.length && n < this.maxGroup && !group.queue[n].solo) n++;
+        const taken = group.queue.splice(0, n);
+        const prepared = group.prepared;
+        // Items left over (past maxGroup, or after a solo one) keep what was started for them.
+        group.prepared = new Map(group.queue.flatMap((w) => (prepared.has(w.prepareKey) ? [[w.prepareKey, prepared.get(w.prepareKey)!] as const] : [])));
+        await run(taken.map((w) => w.item), prepared).catch(() => {}); // `run` settles its items, errors included
       }
       this.groups.delete(key);
     })();

@@ -20,15 +20,28 @@ export async function reserveNonce(tx: PoolClient, chainId: number, address: str
 }
 
 /**
- * `count` nonces at once, ascending, for a group of submissions committed together: released nonces
- * first, then consecutive fresh ones (SQL function reserve_nonces, migrations/0007_reserve_nonces.sql).
- * Same lock as reserveNonce.
+ * Nonces for a commit group, which may span several addresses of one chain: `count` per address,
+ * ascending, released nonces first, then consecutive fresh ones (SQL function reserve_nonces,
+ * migrations/0007_reserve_nonces.sql). One round trip; the address rows are locked in the order given,
+ * which callers keep sorted so that two groups never wait on each other in a cycle.
  */
-export async function reserveNonces(tx: PoolClient, chainId: number, address: string, counts: ChainCounts, count: number): Promise<bigint[]> {
-  const { rows } = await tx.query<{ nonces: string[] }>("SELECT reserve_nonces($1, $2, $3, $4, $5) AS nonces", [
-    chainId, address, counts.latest.toString(), counts.pending.toString(), count,
-  ]);
-  return rows[0].nonces.map((n) => BigInt(n));
+export async function reserveNonceRuns(
+  tx: PoolClient,
+  chainId: number,
+  runs: Array<{ address: string; counts: ChainCounts; count: number }>,
+): Promise<Map<string, bigint[]>> {
+  const { rows } = await tx.query<{ address: string; nonces: string[] }>(
+    `SELECT a.address, reserve_nonces($1, a.address, a.latest, a.pending, a.n) AS nonces
+       FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::integer[]) WITH ORDINALITY AS a(address, latest, pending, n, i)`,
+    [
+      chainId,
+      runs.map((r) => r.address),
+      runs.map((r) => r.counts.latest.toString()),
+      runs.map((r) => r.counts.pending.toString()),
+      runs.map((r) => r.count),
+    ],
+  );
+  return new Map(rows.map((r) => [r.address, r.nonces.map((n) => BigInt(n))]));
 }
 
 /** Gives a nonce back after a definitive rejection: the next submission on this address reuses it. */

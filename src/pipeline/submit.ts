@@ -3,19 +3,20 @@
 //
 //   per request:  validate → idempotency claim → resolve chain and key → static guardrails →
 //                 calldata and token checks → (simulate) → gas and fees (RPC, outside any lock) →
-//                 join the signing address's next commit group
-//   per group:    read the chain's nonce counts →
+//                 join the chain's next commit group
+//   per group:    each signing address's nonce counts (read while the group before it commits) →
 //                 BEGIN: lock the agents' spend rows → rolling limits, each request seeing those before
-//                        it → lock (chain, address) nonce row → reserve one nonce per request →
-//                        sign each in the HSM (in parallel) → rows + audit events + token spend +
-//                        idempotency links in one statement  COMMIT →
+//                        it → lock each (chain, address) nonce row, in address order → reserve one nonce
+//                        per request → sign each in the HSM (in parallel) → rows + audit events + token
+//                        spend + idempotency links in one statement  COMMIT →
 //                 broadcast in nonce order (one JSON-RPC batch) → record the outcomes (accepted ones in
 //                 one statement; rejections release their nonce) → store the idempotent answers
 //
-// Group commit: submissions on one address serialise on its nonce row anyway, so those that arrive
-// while a group is committing wait and then commit together (InflightLimiter.enqueue). When the
-// address is idle a group is one request and nothing waits; under load the lock, the COMMIT and the
-// node round trip are shared by the whole group, and a group's broadcast overlaps the next one's commit.
+// Group commit: each submission needs a row lock, a COMMIT and a node round trip, and on a busy chain
+// those cost more than the signature. Submissions that arrive while a group is committing wait and
+// then commit together, whatever their signing address (InflightLimiter.enqueue). When the chain is
+// idle a group is one request and nothing waits; under load the locks, the COMMIT and the round trip
+// are shared by the whole group, and a group's broadcast overlaps the next one's commit.
 //
 // A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
@@ -34,7 +35,7 @@ import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { Logger } from "pino";
 import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial, type GuardrailPolicy } from "./guardrails.js";
 import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
-import { reserveNonce, reserveNonces, type ChainCounts } from "./nonce.js";
+import { reserveNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
 import { broadcastSigned, recordBroadcastOutcome, sendSigned } from "./broadcast.js";
 import { feeColumns, feeFields, resolveFees, resolveGasLimit, type Fees } from "./fees.js";
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
@@ -83,7 +84,6 @@ interface Queued {
   policy: GuardrailPolicy;
   chain: Chain;
   key: SigningKeyInfo;
-  client: ReturnType<ChainClients["get"]>;
   gas: bigint;
   fees: Fees;
   simulation?: PassedSimulation;
@@ -156,12 +156,23 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
         Promise.all([resolveGasLimit(chain, client, intent, key.address), resolveFees(chain, client, intent)]),
       );
 
-      // 7–9. The address's next commit group signs, commits, broadcasts and answers (commitGroup below).
+      // 7–9. The chain's next commit group signs, commits, broadcasts and answers (commitGroup below).
       //      A caller-chosen nonce is committed in a group of its own.
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
-        const item: Queued = { input, intent, policy, chain, key, client, gas, fees, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
-        deps.inflight.enqueue(addressKey, item, intent.nonce !== undefined, (items) => commitGroup(deps, items));
+        const item: Queued = { input, intent, policy, chain, key, gas, fees, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
+        deps.inflight.enqueue(
+          String(chain.chain_id),
+          item,
+          {
+            solo: intent.nonce !== undefined,
+            // 7a. The chain's view of the address (mined and pending counts), read once per address
+            //     and group, while the group before it commits.
+            prepareKey: key.address.toLowerCase(),
+            prepare: () => deps.metrics.time("chain_read", () => chainCounts(client, chain, key.address)),
+          },
+          (items, counts) => commitGroup(deps, items, counts),
+        );
       });
     } finally {
       release();
@@ -174,15 +185,18 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
 }
 
 /**
- * 7. One commit group: the requests queued on one signing address. Rejects them all if anything fails
- * before COMMIT (nothing was written); after COMMIT, hands them to finishGroup without waiting for it,
- * so the next group can take the row lock while this one broadcasts.
+ * 7. One commit group: the requests queued on one chain, for any of its signing addresses. Rejects
+ * them all if anything fails before COMMIT (nothing was written); after COMMIT, hands them to
+ * finishGroup without waiting for it, so the next group can take the locks while this one broadcasts.
  */
-async function commitGroup(deps: PipelineDeps, items: Queued[]): Promise<void> {
+async function commitGroup(deps: PipelineDeps, items: Queued[], counts: Map<string, Promise<ChainCounts>>): Promise<void> {
   for (const item of items) item.queued();
   let outcome: { committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> };
   try {
-    outcome = await signAndCommit(deps, items);
+    // A caller-chosen nonce (always a group of one) does not depend on the chain's counts.
+    const resolved = new Map<string, ChainCounts>();
+    if (items[0].intent.nonce === undefined) for (const [address, p] of counts) resolved.set(address, await p);
+    outcome = await signAndCommit(deps, items, resolved);
   } catch (err) {
     for (const item of items) item.reject(err);
     return;
@@ -201,32 +215,36 @@ interface Committed {
   row: TxRow;
 }
 
-async function signAndCommit(deps: PipelineDeps, items: Queued[]): Promise<{ committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> }> {
-  const { chain, key, client } = items[0];
-  const from = key.address.toLowerCase();
+async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<string, ChainCounts>): Promise<{ committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> }> {
+  const { chain } = items[0];
   const explicitNonce = items[0].intent.nonce; // only ever in a group of one
-
-  // 7a. The chain's view of the address (mined and pending counts), once per group, before any lock.
-  const counts: ChainCounts = explicitNonce === undefined
-    ? await deps.metrics.time("chain_read", () => chainCounts(client, chain, key.address))
-    : { latest: 0n, pending: 0n };
 
   let endCommit = () => 0;
   const result = await withTransaction(deps.pool, async (tx) => {
     const endLockWait = deps.metrics.stageDuration.startTimer({ stage: "lock_wait" });
     // 7b. Rolling limits under the agents' spend locks, in arrival order.
-    const { accepted, denied } = await checkGroupLimits(tx, items);
-    if (accepted.length === 0) return { committed: [], denied };
+    const checked = await checkGroupLimits(tx, items);
+    const denied = checked.denied;
+    if (checked.accepted.length === 0) return { committed: [], denied };
+    // By address (the lock order), then arrival: each address's nonces go out in arrival order.
+    const accepted = [...checked.accepted].sort((a, b) => (fromOf(a) < fromOf(b) ? -1 : fromOf(a) > fromOf(b) ? 1 : 0));
 
-    // 7c. One nonce per request, under the (chain, address) row lock.
-    const nonces = explicitNonce !== undefined
-      ? [await reserveNonce(tx, chain.chain_id, from, counts, BigInt(explicitNonce))]
-      : await reserveNonces(tx, chain.chain_id, from, counts, accepted.length);
+    // 7c. One nonce per request, under each (chain, address) row lock.
+    let nonces: bigint[];
+    if (explicitNonce !== undefined) {
+      nonces = [await reserveNonce(tx, chain.chain_id, fromOf(accepted[0]), { latest: 0n, pending: 0n }, BigInt(explicitNonce))];
+    } else {
+      const perAddress = new Map<string, number>();
+      for (const item of accepted) perAddress.set(fromOf(item), (perAddress.get(fromOf(item)) ?? 0) + 1);
+      const runs = await reserveNonceRuns(tx, chain.chain_id, [...perAddress].map(([address, count]) => ({ address, count, counts: counts.get(address)! })));
+      const next = new Map([...runs].map(([address, list]) => [address, list.values()]));
+      nonces = accepted.map((item) => next.get(fromOf(item))!.next().value!);
+    }
     endLockWait();
 
     // 7d. Signatures, in parallel over the HSM's session pool.
     const signed = await Promise.all(
-      accepted.map((item, i) => deps.metrics.time("sign", () => deps.signer.signTransaction(key.path, buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees)))),
+      accepted.map((item, i) => deps.metrics.time("sign", () => deps.signer.signTransaction(item.key.path, buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees)))),
     );
 
     // 7e. Rows, audit events, token spend and idempotency links: one statement, then COMMIT.
@@ -337,6 +355,8 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
   for (const a of answers) a.item.resolve({ status: a.status, body: a.body });
 }
 
+const fromOf = (item: Queued) => item.key.address.toLowerCase();
+
 function newRow(item: Queued, nonce: bigint, signedTx: Hex): NewTx {
   const { intent, chain, key, input } = item;
   return {
@@ -344,7 +364,7 @@ function newRow(item: Queued, nonce: bigint, signedTx: Hex): NewTx {
     agent_id: input.principal.agent.id,
     chain: chain.name,
     chain_id: chain.chain_id,
-    from_address: key.address.toLowerCase(),
+    from_address: fromOf(item),
     to_address: intent.to,
     value_wei: intent.valueWei,
     data: intent.data ?? null,
