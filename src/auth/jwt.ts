@@ -15,7 +15,17 @@ export interface AgentTokenClaims {
   exp: number;
 }
 
+/** Verified tokens remembered, so a client's next request with the same token skips the signature check. */
+const VERIFIED_CACHE_MAX = 10_000;
+
 export class JwtService {
+  /**
+   * Token string → its claims, for tokens whose signature already verified. Keyed by the exact
+   * string (signature included), so a hit is the same bytes verified with the same key; expiry is
+   * checked on every hit, and revocation is not cached (the caller checks it in the database).
+   */
+  private readonly verified = new Map<string, AgentTokenClaims>();
+
   private constructor(
     private readonly kid: string,
     private readonly privateKey: CryptoKey,
@@ -58,6 +68,21 @@ export class JwtService {
 
   /** Verifies signature, issuer, audience and expiry; returns undefined for anything invalid. */
   async verify(token: string): Promise<AgentTokenClaims | undefined> {
+    const hit = this.verified.get(token);
+    if (hit) {
+      if (hit.exp * 1000 > Date.now()) return hit;
+      this.verified.delete(token);
+      return undefined;
+    }
+    const claims = await this.verifySignature(token);
+    if (claims) {
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value as string);
+      this.verified.set(token, claims);
+    }
+    return claims;
+  }
+
+  private async verifySignature(token: string): Promise<AgentTokenClaims | undefined> {
     try {
       const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"] });
       const m = /^agent:([0-9a-f-]{36})$/.exec(payload.sub ?? "");

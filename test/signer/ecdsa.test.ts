@@ -11,7 +11,10 @@ import {
   bigIntToHex32,
   normalizeS,
   parseEcPoint,
+  preparePublicKey,
   recoverYParity,
+  recoverYParityJs,
+  secp256k1Backend,
 } from "../../src/signer/ecdsa.js";
 
 const n = SECP256K1_N;
@@ -54,6 +57,28 @@ describe("normalizeS", () => {
 });
 
 describe("recoverYParity", () => {
+  it("uses libsecp256k1 on this platform (the prebuilt binding loads)", () => {
+    expect(process.platform === "linux" && process.arch === "x64" ? secp256k1Backend : "libsecp256k1").toBe("libsecp256k1");
+  });
+
+  it("the native and the pure-JS paths give the same parity, and both refuse a signature by another key", () => {
+    fc.assert(
+      fc.property(secretKeyArb, secretKeyArb, digestArb, fc.boolean(), (sk, other, digest, lowS) => {
+        const pub = secp256k1.getPublicKey(sk, false);
+        const { r, s } = rawSign(digest, sk);
+        const sig = lowS ? normalizeS(s) : s;
+        const key = preparePublicKey(pub);
+        expect(recoverYParity(digest, r, sig, pub)).toBe(recoverYParityJs(digest, r, sig, key));
+        if (Buffer.compare(Buffer.from(other), Buffer.from(sk)) !== 0) {
+          const otherPub = secp256k1.getPublicKey(other, false);
+          expect(() => recoverYParity(digest, r, sig, otherPub)).toThrow(/does not verify/);
+          expect(() => recoverYParityJs(digest, r, sig, preparePublicKey(otherPub))).toThrow(/does not verify/);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("matches noble's recovery bit after low-s normalisation (random keys and digests)", () => {
     fc.assert(
       fc.property(secretKeyArb, digestArb, (sk, digest) => {
