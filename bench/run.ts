@@ -257,6 +257,8 @@ interface E2eResult {
   /** CPU used during the run, per process kind: total seconds and milliseconds per transaction. */
   cpu?: { seconds: Record<string, number>; ms_per_tx: Record<string, number>; machine_utilisation: number; steal_share?: number };
   profile?: Array<{ fn: string; self_pct: number }>;
+  /** Sends during the run by outcome (accepted, already_known, rejected, nonce_used, unknown). */
+  broadcasts: Record<string, number>;
   /** The service's own view: mean time inside the submit route, and how late its event loop ran. */
   server: {
     submit_route_mean_ms: number;
@@ -337,6 +339,7 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
   stack.ctx.metrics.stageDuration.reset();
   stack.ctx.metrics.hsmSignDuration.reset();
   stack.ctx.metrics.httpDuration.reset();
+  stack.ctx.metrics.broadcastResults.reset();
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
   const stopProfile = profileFile ? await startProfile() : undefined;
@@ -352,6 +355,11 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
   const stages = await histogramByLabel(stack.ctx.metrics.stageDuration as never, "stage");
   const wallS = (minedAt - done.startedAt) / 1000;
   const consistency = await checkConsistency(stack, addresses);
+  // Every send of the run, by the node's answer (first sends and the tracker's resends): a slow
+  // "until mined" is explained here (an unknown outcome waits for the tracker's resend).
+  const broadcasts = Object.fromEntries(
+    (await stack.ctx.metrics.broadcastResults.get()).values.map((v) => [String(v.labels.outcome), v.value]),
+  );
   const cpu = cpuUsed && {
     seconds: cpuUsed,
     ms_per_tx: Object.fromEntries(Object.entries(cpuUsed).map(([k, v]) => [k, round((v * 1000) / n, 2)])),
@@ -363,6 +371,7 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
   return {
     cpu,
     profile,
+    broadcasts,
     n,
     concurrency,
     addresses: keys.length,
@@ -583,6 +592,7 @@ async function main(): Promise<void> {
       if (!r) continue;
       detail.push(`stages, mean ms (${label}): ${stageRow(r)}`);
       detail.push(`server view (${label}): ${r.server.submit_route_mean_ms} ms mean in the route = ${r.server.pipeline_stages_mean_ms} ms in timed stages + ${r.server.untimed_mean_ms} ms untimed (auth, validation, idempotency claim); event-loop delay p99 ${r.server.event_loop_delay_ms.p99} ms`);
+      detail.push(`broadcasts (${label}): ${Object.entries(r.broadcasts).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`);
       if (r.cpu) detail.push(`CPU ms per tx (${label}): ${Object.entries(r.cpu.ms_per_tx).map(([k, v]) => `${k} ${v}`).join(", ")}; machine ${Math.round(r.cpu.machine_utilisation * 100)}% busy with this stack${r.cpu.steal_share !== undefined ? `, ${Math.round(r.cpu.steal_share * 100)}% stolen by the hypervisor` : ""}`);
     }
     const human = [

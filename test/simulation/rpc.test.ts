@@ -40,15 +40,21 @@ describe("RPC simulator", () => {
       let body = "";
       req.on("data", (c) => (body += c));
       req.on("end", async () => {
-        const msg = JSON.parse(body);
-        if (["debug_traceCall", "eth_simulateV1"].includes(msg.method)) {
-          res.setHeader("content-type", "application/json");
-          res.end(JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: "Method not found" } }));
-          return;
-        }
-        const up = await fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body });
+        // One call or a JSON-RPC batch (the service batches calls made together): refused methods
+        // get a per-call error, as a real node answers them; the rest go to anvil.
+        const parsed = JSON.parse(body);
+        const calls: Array<{ id: unknown; method: string }> = Array.isArray(parsed) ? parsed : [parsed];
+        const answers = await Promise.all(
+          calls.map(async (msg) => {
+            if (["debug_traceCall", "eth_simulateV1"].includes(msg.method)) {
+              return { jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: "Method not found" } };
+            }
+            const up = await fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(msg) });
+            return up.json();
+          }),
+        );
         res.setHeader("content-type", "application/json");
-        res.end(await up.text());
+        res.end(JSON.stringify(Array.isArray(parsed) ? answers : answers[0]));
       });
     });
     await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
