@@ -10,6 +10,7 @@ import type { Context } from "./context.js";
 import { registerErrorHandling, toProblem } from "./http/errors.js";
 import { healthRoutes } from "./http/health.js";
 import { authRoutes, registerAuthHook } from "./http/auth.js";
+import { AuthFailureLimiter } from "./auth/failures.js";
 import { agentRoutes } from "./http/agents.js";
 import { transactionRoutes } from "./http/transactions.js";
 import { chainRoutes } from "./http/chains.js";
@@ -28,6 +29,9 @@ export async function buildApp(ctx: Context): Promise<App> {
     bodyLimit: BODY_LIMIT_BYTES,
     requestIdHeader: "x-request-id",
     genReqId: () => crypto.randomUUID(),
+    // Behind a reverse proxy the client address (rate limits, failed-authentication limits, audit
+    // `ip_address`) comes from X-Forwarded-For, but only when the operator says the proxy is trusted.
+    trustProxy: ctx.config.trustProxy,
     // Errors fastify raises before routing (bad percent-encoding, an over-long path parameter) get
     // the same RFC 7807 body as every other error, without echoing the path.
     frameworkErrors: (err, _req, reply) => {
@@ -68,7 +72,7 @@ export async function buildApp(ctx: Context): Promise<App> {
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
-  registerAuthHook(app, ctx.auth);
+  registerAuthHook(app, ctx.auth, new AuthFailureLimiter(ctx.config.authFailuresPerMinute));
   await healthRoutes(app, ctx);
   await authRoutes(app, { auth: ctx.auth, pool: ctx.pool });
   await agentRoutes(app, { pool: ctx.pool });

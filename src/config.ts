@@ -62,6 +62,11 @@ const EnvSchema = z.object({
   SIMULATE_ALL: z.stringbool({ error: "must be true or false" }).default(false),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   JWT_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(false|true|[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*)$/, "false, true, or comma-separated proxy addresses/CIDRs")
+    .default("false"),
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(60),
   MAX_INFLIGHT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(512),
   BROADCAST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   RPC_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(100),
@@ -97,6 +102,10 @@ export interface Config {
   simulateAll: boolean;
   logLevel: Env["LOG_LEVEL"];
   jwtDefaultTtlSeconds: number;
+  /** Failed authentications per client address and minute before it gets 429 (0: no limit). */
+  authFailuresPerMinute: number;
+  /** Fastify's trustProxy: whether (or which) proxies' X-Forwarded-For names the client. */
+  trustProxy: boolean | string[];
   maxInflightPerAddress: number;
   broadcastTimeoutMs: number;
   /** Most calls in one JSON-RPC batch to a node; 1 disables batching. */
@@ -174,6 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     simulateAll: e.SIMULATE_ALL,
     logLevel: e.LOG_LEVEL,
     jwtDefaultTtlSeconds: e.JWT_DEFAULT_TTL_SECONDS,
+    authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
+    trustProxy: e.TRUST_PROXY === "false" ? false : e.TRUST_PROXY === "true" ? true : e.TRUST_PROXY.split(","),
     maxInflightPerAddress: e.MAX_INFLIGHT_PER_ADDRESS,
     broadcastTimeoutMs: e.BROADCAST_TIMEOUT_MS,
     rpcBatchSize: e.RPC_BATCH_SIZE,

@@ -4,6 +4,8 @@
 import { z } from "zod";
 import { appendAudit } from "../audit.js";
 import type { AuthService } from "../auth/service.js";
+import type { AuthFailureLimiter } from "../auth/failures.js";
+import { ServiceError } from "../errors.js";
 import { requireOperator, requirePrincipal } from "../auth/principal.js";
 import type { Pool } from "../db/pool.js";
 import type { App } from "./types.js";
@@ -16,12 +18,21 @@ declare module "fastify" {
   }
 }
 
-export function registerAuthHook(app: App, auth: AuthService): void {
+export function registerAuthHook(app: App, auth: AuthService, failures: AuthFailureLimiter): void {
   app.addHook("onRequest", async (req) => {
     if (req.routeOptions.config?.public) return;
     if (!req.routeOptions.url) return; // unknown route: let the 404 handler answer
     if (req.routeOptions.url.startsWith("/docs")) return; // the OpenAPI description and its UI are public
-    req.principal = await auth.authenticate(req.headers.authorization);
+    const wait = failures.blockedFor(req.ip);
+    if (wait > 0) {
+      throw new ServiceError("too_many_failed_authentications", 429, "Too many failed authentications from this address; retry later.", { retryAfterSeconds: wait });
+    }
+    try {
+      req.principal = await auth.authenticate(req.headers.authorization);
+    } catch (err) {
+      if (err instanceof ServiceError && err.status === 401) failures.recordFailure(req.ip);
+      throw err;
+    }
   });
   app.addHook("preValidation", async (req) => {
     if (req.routeOptions.config?.operatorOnly) requireOperator(req);

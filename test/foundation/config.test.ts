@@ -36,6 +36,15 @@ describe("config", () => {
     },
   );
 
+  it("TRUST_PROXY: off by default; true, or a list of proxy addresses; anything else names the variable", () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: "true" }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: "10.0.0.1,10.1.0.0/16,::1" }).trustProxy).toEqual(["10.0.0.1", "10.1.0.0/16", "::1"]);
+    for (const bad of ["yes", "10.0.0.1;rm"]) expect(problems({ TRUST_PROXY: bad })[0]).toMatch(/^TRUST_PROXY: /);
+    expect(loadConfig({}).authFailuresPerMinute).toBe(60);
+    expect(problems({ AUTH_FAILURES_PER_MINUTE: "-1" })[0]).toMatch(/^AUTH_FAILURES_PER_MINUTE: /);
+  });
+
   it("never echoes a bad secret value", () => {
     const secret = "1ck_short";
     const p = problems({ ADMIN_API_KEY: secret, PKCS11_PIN: "12", DATABASE_URL: "postgres://u:hunter2@" });

@@ -1,4 +1,5 @@
-// Limits that protect the service: the credential exchange is rate limited (429 + Retry-After), bodies
+// Limits that protect the service: the credential exchange is rate limited (429 + Retry-After), so are
+// addresses that keep failing to authenticate anywhere (credential guessing), bodies
 // over 5 MB are refused (413) on every route that takes one, and submits per signing address are
 // bounded: past MAX_INFLIGHT_PER_ADDRESS the service sheds load with 503 + Retry-After instead of
 // queueing on the nonce row lock. Every refusal is RFC 7807 and writes nothing.
@@ -9,6 +10,7 @@ import { startTestService, type TestService } from "../helpers/service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const MAX_INFLIGHT = 3;
+const AUTH_FAILURES = 5;
 
 describe("limits", () => {
   let svc: TestService;
@@ -16,7 +18,7 @@ describe("limits", () => {
   const op = newOperatorKey();
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, MAX_INFLIGHT_PER_ADDRESS: String(MAX_INFLIGHT) });
+    svc = await startTestService({ ADMIN_API_KEY: op, MAX_INFLIGHT_PER_ADDRESS: String(MAX_INFLIGHT), AUTH_FAILURES_PER_MINUTE: String(AUTH_FAILURES) });
     agent = await createAgent(svc.app, op);
   });
   afterAll(async () => svc?.close());
@@ -52,6 +54,27 @@ describe("limits", () => {
 
     // The limit is per client address: another one is not affected.
     expect((await exchange("10.9.9.9")).statusCode).toBe(200);
+  });
+
+  it("credential guessing: past AUTH_FAILURES_PER_MINUTE failed authentications an address gets 429 + Retry-After, even with a valid token", async () => {
+    const get = (remoteAddress: string, token: string) =>
+      svc.app.inject({ method: "GET", url: `/v1/agents/${agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}` } });
+    const guesses = await Promise.all(Array.from({ length: AUTH_FAILURES }, (_, i) => get("10.7.7.7", `ocv_guess_${i}`)));
+    expect(guesses.map((r) => r.statusCode)).toEqual(Array(AUTH_FAILURES).fill(401));
+
+    for (const token of ["ocv_one_more_guess", agent.token]) {
+      const blocked = await get("10.7.7.7", token);
+      expect(blocked.statusCode).toBe(429);
+      const retryAfter = Number(blocked.headers["retry-after"]);
+      expect(retryAfter).toBeGreaterThan(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      const problem = JSON.parse(blocked.body);
+      assertMatchesReference("ProblemDetails", problem);
+      expect(problem).toMatchObject({ status: 429, code: "too_many_failed_authentications" });
+      expect(blocked.body).not.toContain(token);
+    }
+    // Per client address: the agent's own address still works.
+    expect((await get("10.7.7.8", agent.token)).statusCode).toBe(200);
   });
 
   it("a body over 5 MB is 413 with a problem body on every route that takes one, and nothing is written", async () => {
