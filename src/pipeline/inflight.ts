@@ -15,6 +15,7 @@ interface Group<I, P> {
 export class InflightLimiter {
   private readonly counts = new Map<string, number>();
   private readonly groups = new Map<string, Group<unknown, unknown>>();
+  private readonly tails = new Map<string, Promise<void>>();
 
   constructor(
     private readonly maxPerKey: number,
@@ -84,6 +85,26 @@ export class InflightLimiter {
       }
       this.groups.delete(key);
     })();
+  }
+
+  /**
+   * Runs `fn` after every earlier `inOrder` call for the same key has settled (FIFO). Calls made in
+   * order run in that order even when they are asynchronous, e.g. one group's broadcast never
+   * overtakes the group committed before it.
+   */
+  async inOrder<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      done();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
   }
 
   inFlight(key: string): number {

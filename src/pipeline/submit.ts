@@ -319,8 +319,13 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
     const endBroadcast = deps.metrics.stageDuration.startTimer({ stage: "broadcast" });
     try {
       const chain = toSend[0].item.chain;
-      // Sent together, the transport makes them one JSON-RPC batch, in this (nonce) order.
-      const outcomes = await Promise.all(toSend.map((c) => sendSigned(deps, chain, c.row.signed_tx!, c.row.tx_hash!)));
+      // Sent together, the transport makes them one JSON-RPC batch, in this (nonce) order; and never
+      // before the group committed ahead of this one was answered, so a node sees every address's
+      // nonces in order (a nonce that arrives before the one below it waits in the node's queue, and
+      // anvil's automine leaves it there until some later transaction arrives).
+      const outcomes = await deps.inflight.inOrder(`broadcast:${chain.chain_id}`, () =>
+        Promise.all(toSend.map((c) => sendSigned(deps, chain, c.row.signed_tx!, c.row.tx_hash!))),
+      );
       const sent = toSend.filter((_, i) => outcomes[i].kind === "accepted" || outcomes[i].kind === "already_known");
       if (sent.length > 0) {
         const audit = auditRecordset(sent.map((c) => ({
