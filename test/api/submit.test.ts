@@ -154,4 +154,41 @@ describe("transactions", () => {
     const receipts = await Promise.all(results.map((r) => chain.getTransactionReceipt({ hash: r.body.tx_hash })));
     expect(receipts.every((x) => x.status === "success")).toBe(true);
   });
+
+  it("commit groups span signing addresses: 120 concurrent submits over 4 addresses, consecutive nonces per address, all mined", async () => {
+    const a = await createAgent(svc.app, op);
+    const { recordSigningKey } = await import("../../src/keys.js");
+    const keys = [];
+    for (let i = 0; i < 4; i++) {
+      const key = await svc.ctx.signer.createKey(`agents/${a.id}/hot-${i}`);
+      await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
+      await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
+      keys.push(key);
+    }
+    const commitsBefore = await commits();
+    const results = await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        submit({ to: DEAD, value: "0.0001", chain: "local", signing_key_path: keys[i % 4].path }, { token: a.token, agentId: a.id }),
+      ),
+    );
+    expect(results.every((r) => r.status === 201 && r.body.status === "broadcast")).toBe(true);
+    for (const key of keys) {
+      const mine = results.filter((r) => r.body.from.toLowerCase() === key.address.toLowerCase());
+      expect(mine.map((r) => r.body.nonce).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    }
+    // Fewer COMMITs than submissions: queued submissions really were committed together.
+    const groups = (await commits()) - commitsBefore;
+    expect(groups).toBeGreaterThan(0);
+    expect(groups).toBeLessThan(120);
+    const deadline = Date.now() + 60_000;
+    const mined = () => Promise.all(keys.map((k) => chain.getTransactionCount({ address: k.address })));
+    while ((await mined()).some((n) => n < 30) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await mined()).toEqual([30, 30, 30, 30]);
+  });
+
+  /** Commit groups so far: the `commit` stage is observed once per group. */
+  async function commits(): Promise<number> {
+    const m = await svc.ctx.metrics.stageDuration.get();
+    return m.values.find((v) => v.metricName?.endsWith("_count") && v.labels.stage === "commit")?.value ?? 0;
+  }
 });
