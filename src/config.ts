@@ -53,6 +53,7 @@ const EnvSchema = z.object({
   PKCS11_POOL_SIZE: z.coerce.number().int().min(1).max(64).default(4),
   CHAINS_FILE: z.string().min(1).optional(),
   LOCAL_CHAIN: z.enum(["anvil", "off"]).default("anvil"),
+  LOCAL_CHAIN_SWEEP_SECONDS: z.coerce.number().int().min(0).max(3_600).default(1),
   ANVIL_BIN: z.string().min(1).optional(),
   SIMULATOR: z.enum(["anvil", "tenderly", "rpc"]).optional(),
   TENDERLY_ACCOUNT: z.string().min(1).optional(),
@@ -95,6 +96,8 @@ export interface Config {
   /** CHAIN_<NAME>_RPC_URLS, keyed by the upper-cased chain name with `-` as `_`. */
   rpcOverrides: Record<string, string[]>;
   localChain: "anvil" | "off";
+  /** The local anvil automines and also mines a block this often (0: automine only). */
+  localChainSweepSeconds: number;
   anvilBin?: string;
   simulator?: "anvil" | "tenderly" | "rpc";
   tenderly?: { account: string; project: string; accessKey: string; apiUrl: string };
@@ -174,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     chainsFile: e.CHAINS_FILE,
     rpcOverrides,
     localChain: e.LOCAL_CHAIN,
+    localChainSweepSeconds: e.LOCAL_CHAIN_SWEEP_SECONDS,
     anvilBin: e.ANVIL_BIN,
     simulator: e.SIMULATOR,
     tenderly:

@@ -117,7 +117,11 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     const local = chains.resolve(LOCAL_CHAIN);
     if (local && local.is_enabled && config.localChain === "anvil") {
       if (!chains.hasRpcOverride(LOCAL_CHAIN)) {
-        const node = await startAnvil({ binary: config.anvilBin, chainId: local.chain_id });
+        const node = await startAnvil({
+          binary: config.anvilBin,
+          chainId: local.chain_id,
+          sweepSeconds: config.localChainSweepSeconds > 0 ? config.localChainSweepSeconds : undefined,
+        });
         closers.push(node.stop);
         localChainUrl = node.url;
         chains.setRuntimeRpc(LOCAL_CHAIN, [node.url]);

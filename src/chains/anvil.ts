@@ -17,6 +17,12 @@ export interface AnvilOptions {
   forkBlockNumber?: bigint;
   /** Seconds between blocks; omit for automine. */
   blockTime?: number;
+  /**
+   * Automine, plus a block every this many seconds (anvil's mixed mining). Under concurrent sends
+   * automine can leave a ready transaction in the pool unmined until another one arrives
+   * (foundry-rs/foundry#10122); the periodic block mines it.
+   */
+  sweepSeconds?: number;
   noMining?: boolean;
   gasLimit?: bigint;
   baseFee?: bigint;
@@ -38,7 +44,7 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<AnvilNode> {
     chainId: opts.chainId,
     forkUrl: opts.forkUrl,
     forkBlockNumber: opts.forkBlockNumber,
-    blockTime: opts.blockTime,
+    blockTime: opts.blockTime ?? opts.sweepSeconds,
     noMining: opts.noMining,
     gasLimit: opts.gasLimit,
     blockBaseFeePerGas: opts.baseFee,
@@ -47,6 +53,8 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<AnvilNode> {
     // @viem/anvil leaves a timer of this length running after stop(); keep it short.
     stopTimeout: 2_000,
     startTimeout: 20_000,
+    // Not in @viem/anvil's option types; passed through as --mixed-mining like any other option.
+    ...(opts.sweepSeconds !== undefined && opts.blockTime === undefined ? { mixedMining: true } : {}),
     ...opts.extraArgs,
   });
   const off = anvil.on("message", (message: string) => {

@@ -158,7 +158,7 @@ describe("transactions", () => {
   it("commit groups span signing addresses: 120 concurrent submits over 4 addresses, consecutive nonces per address, all mined", async () => {
     const a = await createAgent(svc.app, op);
     const { recordSigningKey } = await import("../../src/keys.js");
-    const keys = [];
+    const keys: Array<{ path: string; address: `0x${string}` }> = [];
     for (let i = 0; i < 4; i++) {
       const key = await svc.ctx.signer.createKey(`agents/${a.id}/hot-${i}`);
       await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
@@ -184,6 +184,13 @@ describe("transactions", () => {
     const mined = () => Promise.all(keys.map((k) => chain.getTransactionCount({ address: k.address })));
     while ((await mined()).some((n) => n < 30) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await mined()).toEqual([30, 30, 30, 30]);
+  });
+
+  it("the local anvil also mines a block every LOCAL_CHAIN_SWEEP_SECONDS (1 s) with nothing sent, which unsticks what automine leaves behind", async () => {
+    const start = await chain.getBlockNumber();
+    const deadline = Date.now() + 10_000;
+    while ((await chain.getBlockNumber()) < start + 2n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await chain.getBlockNumber()).toBeGreaterThanOrEqual(start + 2n);
   });
 
   /** Commit groups so far: the `commit` stage is observed once per group. */
