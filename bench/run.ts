@@ -250,6 +250,8 @@ interface E2eResult {
   wall_s: number;
   /** How long after the last answer the last transaction was mined (the node's and tracker's share). */
   mined_after_last_answer_ms: number;
+  /** PostgreSQL transactions (commits + rollbacks, autocommit statements included) per submission, tracker and sealer included. */
+  postgres_transactions_per_tx: number;
   latency: Summary;
   statuses: Record<string, number>;
   ratio_to_smaller_baseline?: number;
@@ -345,12 +347,16 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
   const stopProfile = profileFile ? await startProfile() : undefined;
+  const pgXacts = async () => Number((await stack.ctx.pool.query("SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()")).rows[0].n);
+  const xactsBefore = await pgXacts();
   const cpuBefore = cpuSnapshot(load.pid);
   const machineBefore = machineSnapshot();
   const done = await load.run(stack.baseUrl, concurrency, requests);
   const minedAt = await waitMined(stack, expected);
   const cpuUsed = cpuDelta(cpuBefore, cpuSnapshot(load.pid));
   const steal = stealShare(machineBefore, machineSnapshot());
+  // Every statement outside BEGIN…COMMIT is a transaction of its own, so this counts round trips that commit.
+  const pgTransactionsPerTx = round(((await pgXacts()) - xactsBefore) / n, 2);
   const profile = stopProfile ? await stopProfile(profileFile) : undefined;
   loopDelay.disable();
   const http = await histogramByLabel(stack.ctx.metrics.httpDuration as never, "route");
@@ -381,6 +387,7 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
     answered_tx_per_s: round((n / done.wallMs) * 1000, 0),
     wall_s: round(wallS, 2),
     mined_after_last_answer_ms: round(minedAt - done.startedAt - done.wallMs, 0),
+    postgres_transactions_per_tx: pgTransactionsPerTx,
     latency: summarize(done.outcomes.map((o) => o[1])),
     statuses: countStatuses(done.outcomes),
     consistency: { ...consistency, expected: [...expected.values()].reduce((a, b) => a + b, 0) },
@@ -595,7 +602,7 @@ async function main(): Promise<void> {
       if (!r) continue;
       detail.push(`stages, mean ms (${label}): ${stageRow(r)}`);
       detail.push(`server view (${label}): ${r.server.submit_route_mean_ms} ms mean in the route = ${r.server.pipeline_stages_mean_ms} ms in timed stages + ${r.server.untimed_mean_ms} ms untimed (auth, validation, idempotency claim); event-loop delay p99 ${r.server.event_loop_delay_ms.p99} ms`);
-      detail.push(`answered at ${r.answered_tx_per_s} tx/s; the last transaction mined ${r.mined_after_last_answer_ms} ms after the last answer`);
+      detail.push(`answered at ${r.answered_tx_per_s} tx/s; the last transaction mined ${r.mined_after_last_answer_ms} ms after the last answer; ${r.postgres_transactions_per_tx} PostgreSQL transactions per submission`);
       detail.push(`broadcasts (${label}): ${Object.entries(r.broadcasts).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`);
       if (r.cpu) detail.push(`CPU ms per tx (${label}): ${Object.entries(r.cpu.ms_per_tx).map(([k, v]) => `${k} ${v}`).join(", ")}; machine ${Math.round(r.cpu.machine_utilisation * 100)}% busy with this stack${r.cpu.steal_share !== undefined ? `, ${Math.round(r.cpu.steal_share * 100)}% stolen by the hypervisor` : ""}`);
     }

@@ -54,6 +54,7 @@ const EnvSchema = z.object({
   CHAINS_FILE: z.string().min(1).optional(),
   LOCAL_CHAIN: z.enum(["anvil", "off"]).default("anvil"),
   LOCAL_CHAIN_SWEEP_SECONDS: z.coerce.number().int().min(0).max(3_600).default(1),
+  LOCAL_CHAIN_STUCK_AFTER_SECONDS: z.coerce.number().int().min(1).max(86_400).default(5),
   ANVIL_BIN: z.string().min(1).optional(),
   SIMULATOR: z.enum(["anvil", "tenderly", "rpc"]).optional(),
   TENDERLY_ACCOUNT: z.string().min(1).optional(),
@@ -98,6 +99,8 @@ export interface Config {
   localChain: "anvil" | "off";
   /** The local anvil automines and also mines a block this often (0: automine only). */
   localChainSweepSeconds: number;
+  /** STUCK_AFTER_SECONDS for the local chain (the smaller of the two applies). */
+  localChainStuckAfterSeconds: number;
   anvilBin?: string;
   simulator?: "anvil" | "tenderly" | "rpc";
   tenderly?: { account: string; project: string; accessKey: string; apiUrl: string };
@@ -178,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rpcOverrides,
     localChain: e.LOCAL_CHAIN,
     localChainSweepSeconds: e.LOCAL_CHAIN_SWEEP_SECONDS,
+    localChainStuckAfterSeconds: e.LOCAL_CHAIN_STUCK_AFTER_SECONDS,
     anvilBin: e.ANVIL_BIN,
     simulator: e.SIMULATOR,
     tenderly:

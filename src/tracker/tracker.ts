@@ -27,6 +27,9 @@ export function trackerOptions(config: Config): TrackerOptions {
   return {
     intervalMs: config.trackerIntervalMs,
     stuckAfterMs: config.stuckAfterSeconds * 1000,
+    // The local anvil mines at once, so a transaction next in line and unmined for a few seconds is
+    // stuck; and under concurrent sends anvil can keep one in its pool for good (it takes a replacement).
+    stuckAfterMsByChain: config.localChain === "anvil" ? { local: Math.min(config.localChainStuckAfterSeconds, config.stuckAfterSeconds) * 1000 } : {},
     gapFillAfterMs: config.gapFillAfterSeconds * 1000,
     maxFeePerGasWei: config.maxFeePerGasCapWei,
     broadcastTimeoutMs: config.broadcastTimeoutMs,
@@ -167,7 +170,8 @@ export class Tracker {
   }
 
   private stepContext(chain: Chain, owner: string): StepContext {
-    return { deps: this.deps, opts: this.opts, chain, client: this.deps.clients.get(chain), owner };
+    const stuckAfterMs = this.opts.stuckAfterMsByChain?.[chain.name] ?? this.opts.stuckAfterMs;
+    return { deps: this.deps, opts: { ...this.opts, stuckAfterMs }, chain, client: this.deps.clients.get(chain), owner };
   }
 }
 

@@ -21,6 +21,8 @@ export interface TrackerOptions {
   intervalMs: number;
   /** A transaction next in line for its address and not mined after this long is replaced with higher fees. */
   stuckAfterMs: number;
+  /** Per chain name, instead of stuckAfterMs (chains whose blocks come much faster than the default assumes). */
+  stuckAfterMsByChain?: Record<string, number>;
   /** A nonce gap that no submission fills within this bound is filled with a zero-value self-transfer. */
   gapFillAfterMs: number;
   /** Replacements never sign a max fee per gas (or gas price) above this. */

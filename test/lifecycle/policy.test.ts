@@ -95,3 +95,16 @@ describe("RPC endpoint health", () => {
     expect(h.snapshot(urls)[1]).toMatchObject({ healthy: false, consecutive_failures: 2, last_error: "timeout" });
   });
 });
+
+describe("stuck threshold per chain", () => {
+  it("the local anvil chain uses LOCAL_CHAIN_STUCK_AFTER_SECONDS (or STUCK_AFTER_SECONDS when smaller); other chains the global one", async () => {
+    const { loadConfig } = await import("../../src/config.js");
+    const { trackerOptions } = await import("../../src/tracker/tracker.js");
+    const byDefault = trackerOptions(loadConfig({}));
+    expect(byDefault.stuckAfterMs).toBe(60_000);
+    expect(byDefault.stuckAfterMsByChain).toEqual({ local: 5_000 });
+    expect(trackerOptions(loadConfig({ STUCK_AFTER_SECONDS: "3" })).stuckAfterMsByChain).toEqual({ local: 3_000 });
+    expect(trackerOptions(loadConfig({ LOCAL_CHAIN_STUCK_AFTER_SECONDS: "30" })).stuckAfterMsByChain).toEqual({ local: 30_000 });
+    expect(trackerOptions(loadConfig({ LOCAL_CHAIN: "off" })).stuckAfterMsByChain).toEqual({});
+  });
+});
