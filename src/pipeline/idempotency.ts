@@ -32,6 +32,61 @@ export function requestFingerprint(operation: string, body: unknown): Buffer {
 
 export async function claimIdempotencyKey(db: Queryable, agentId: string, key: string, fingerprint: Buffer): Promise<ClaimResult> {
   const keyHash = hashIdempotencyKey(agentId, key);
+  // One statement for the two common cases: a new key is inserted; a key seen before is only read,
+  // so a replay writes nothing (no row lock, no WAL flush) and is answered from the stored response.
+  const { rows } = await db.query<KeyRow & { inserted: boolean }>(
+    `WITH existing AS (
+       SELECT fingerprint, state, tx_id, response_status, response_body,
+              claimed_at < now() - make_interval(secs => $5) AS stale, expires_at < now() AS expired
+         FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2
+     ), inserted AS (
+       INSERT INTO idempotency_keys (agent_id, key_hash, fingerprint, state, expires_at)
+       SELECT $1, $2, $3, 'in_flight', now() + make_interval(hours => $4)
+        WHERE NOT EXISTS (SELECT 1 FROM existing)
+       ON CONFLICT (agent_id, key_hash) DO NOTHING
+       RETURNING 1
+     )
+     SELECT true AS inserted, NULL::bytea AS fingerprint, NULL AS state, NULL::uuid AS tx_id, NULL::int AS response_status,
+            NULL AS response_body, false AS stale, false AS expired
+       FROM inserted
+     UNION ALL
+     SELECT false, fingerprint, state, tx_id, response_status, response_body, stale, expired FROM existing`,
+    [agentId, keyHash, fingerprint, IDEMPOTENCY_TTL_HOURS, STALE_CLAIM_SECONDS],
+  );
+  const row = rows[0];
+  if (row?.inserted) return { kind: "claimed", claim: { agentId, keyHash } };
+  if (row && !takeable(row)) return decide(row, agentId, keyHash, fingerprint);
+  // Expired, or claimed by a process that died before signing: take it over. Or a concurrent request
+  // inserted it between our read and our insert: read it again.
+  return takeOver(db, agentId, keyHash, fingerprint);
+}
+
+interface KeyRow {
+  fingerprint: Buffer;
+  state: string;
+  tx_id: string | null;
+  response_status: number | null;
+  response_body: string | null;
+  stale: boolean;
+  expired: boolean;
+}
+
+/** A row another request may claim: expired, or in flight with nothing signed by a claimant long gone. */
+const takeable = (r: KeyRow) => r.expired || (r.state === "in_flight" && r.tx_id === null && r.stale);
+
+function decide(row: KeyRow, agentId: string, keyHash: Buffer, fingerprint: Buffer): ClaimResult {
+  if (!row.fingerprint.equals(fingerprint)) {
+    throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
+  }
+  if (row.state === "done" && row.response_body !== null) {
+    return { kind: "replay", status: row.response_status ?? 200, body: row.response_body };
+  }
+  // Signed and committed, but the process answering it died before storing the response.
+  if (row.tx_id && row.stale) return { kind: "orphaned", claim: { agentId, keyHash }, txId: row.tx_id };
+  throw conflict("A request with this Idempotency-Key is still in flight; retry later.", "idempotency_key_in_flight");
+}
+
+async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerprint: Buffer): Promise<ClaimResult> {
   // Insert, or take over a row that expired or whose claimant died before signing anything.
   const claimed = await db.query(
     `INSERT INTO idempotency_keys (agent_id, key_hash, fingerprint, state, expires_at)
@@ -47,23 +102,14 @@ export async function claimIdempotencyKey(db: Queryable, agentId: string, key: s
   );
   if (claimed.rowCount) return { kind: "claimed", claim: { agentId, keyHash } };
 
-  const { rows } = await db.query<{ fingerprint: Buffer; state: string; tx_id: string | null; response_status: number | null; response_body: string | null; stale: boolean }>(
+  const { rows } = await db.query<KeyRow>(
     `SELECT fingerprint, state, tx_id, response_status, response_body,
-            claimed_at < now() - make_interval(secs => $3) AS stale
+            claimed_at < now() - make_interval(secs => $3) AS stale, expires_at < now() AS expired
        FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2`,
     [agentId, keyHash, STALE_CLAIM_SECONDS],
   );
-  const row = rows[0];
-  if (!row) return claimIdempotencyKey(db, agentId, key, fingerprint); // released between our two statements
-  if (!row.fingerprint.equals(fingerprint)) {
-    throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
-  }
-  if (row.state === "done" && row.response_body !== null) {
-    return { kind: "replay", status: row.response_status ?? 200, body: row.response_body };
-  }
-  // Signed and committed, but the process answering it died before storing the response.
-  if (row.tx_id && row.stale) return { kind: "orphaned", claim: { agentId, keyHash }, txId: row.tx_id };
-  throw conflict("A request with this Idempotency-Key is still in flight; retry later.", "idempotency_key_in_flight");
+  if (!rows[0]) return takeOver(db, agentId, keyHash, fingerprint); // released between our two statements
+  return decide(rows[0], agentId, keyHash, fingerprint);
 }
 
 /** Links the claim to the transaction row, inside the transaction that commits it. */

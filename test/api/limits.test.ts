@@ -130,6 +130,36 @@ describe("guardrails and idempotency", () => {
     expect(JSON.stringify(rows.rows)).not.toContain(key);
   });
 
+  it("a replay writes nothing; an expired key, or one whose claimant died before signing, is claimed anew", async () => {
+    const a = await createAgent(svc.app, op);
+    const key = "reuse-" + Math.random();
+    const first = await submit(a, { value: "0.001" }, { "idempotency-key": key });
+    expect(first.status).toBe(201);
+
+    // A replay is a read: the key's row is not even locked (its xmin/xmax stay as they were).
+    const version = async () => (await svc.ctx.pool.query("SELECT xmin::text, xmax::text, state FROM idempotency_keys WHERE agent_id = $1", [a.id])).rows[0];
+    const before = await version();
+    expect((await submit(a, { value: "0.001" }, { "idempotency-key": key })).raw).toBe(first.raw);
+    expect(await version()).toEqual(before);
+
+    // Past its 24 h: the key is free again, and the same body is a new transaction.
+    await svc.ctx.pool.query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE agent_id = $1", [a.id]);
+    const again = await submit(a, { value: "0.001" }, { "idempotency-key": key });
+    expect(again.status).toBe(201);
+    expect(again.body.id).not.toBe(first.body.id);
+
+    // Claimed, never signed, and the claimant long gone: taken over instead of 409 forever.
+    const key2 = "stale-" + Math.random();
+    const { hashIdempotencyKey, requestFingerprint } = await import("../../src/pipeline/idempotency.js");
+    await svc.ctx.pool.query(
+      `INSERT INTO idempotency_keys (agent_id, key_hash, fingerprint, state, claimed_at, expires_at)
+       VALUES ($1, $2, $3, 'in_flight', now() - interval '1 hour', now() + interval '1 hour')`,
+      [a.id, hashIdempotencyKey(a.id, key2), requestFingerprint("submit", { to: DEAD, value: "0.001", chain: "local" })],
+    );
+    expect((await submit(a, { value: "0.001" }, { "idempotency-key": key2 })).status).toBe(201);
+    expect(await signedCount(a.id)).toBe(3);
+  });
+
   it("a failed request is not cached: the same key can be used again", async () => {
     const a = await createAgent(svc.app, op, { tx_max_value: "0.1" });
     const key = "retry-" + Math.random();
