@@ -191,6 +191,10 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
  */
 async function commitGroup(deps: PipelineDeps, items: Queued[], counts: Map<string, Promise<ChainCounts>>): Promise<void> {
   for (const item of items) item.queued();
+  return commitItems(deps, items, counts);
+}
+
+async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<string, Promise<ChainCounts>>): Promise<void> {
   let outcome: { committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> };
   try {
     // A caller-chosen nonce (always a group of one) does not depend on the chain's counts.
@@ -198,6 +202,12 @@ async function commitGroup(deps: PipelineDeps, items: Queued[], counts: Map<stri
     if (items[0].intent.nonce === undefined) for (const [address, p] of counts) resolved.set(address, await p);
     outcome = await signAndCommit(deps, items, resolved);
   } catch (err) {
+    // PostgreSQL refusing one request's values (a data or constraint error) would fail everyone in
+    // its group: commit them one by one instead, so only that request fails. An outage fails all.
+    if (items.length > 1 && isDataError(err)) {
+      for (const item of items) await commitItems(deps, [item], counts);
+      return;
+    }
     for (const item of items) item.reject(err);
     return;
   }
@@ -361,6 +371,9 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
 }
 
 const fromOf = (item: Queued) => item.key.address.toLowerCase();
+
+/** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation): about the values, not the database. */
+const isDataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
 
 function newRow(item: Queued, nonce: bigint, signedTx: Hex): NewTx {
   const { intent, chain, key, input } = item;

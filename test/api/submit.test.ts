@@ -193,6 +193,33 @@ describe("transactions", () => {
     expect(await chain.getBlockNumber()).toBeGreaterThanOrEqual(start + 2n);
   });
 
+  it("a request whose values PostgreSQL refuses fails alone: the others queued in its commit group still commit, with no nonce gap", async () => {
+    const a = await createAgent(svc.app, op);
+    const key = await svc.ctx.signer.createKey(`agents/${a.id}/refused`);
+    const { recordSigningKey } = await import("../../src/keys.js");
+    await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
+    await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
+    // Stands in for any value the database refuses after validation passed (a data or constraint error).
+    await svc.ctx.pool.query("ALTER TABLE transactions ADD CONSTRAINT test_refuse_value CHECK (value_wei <> 123000000000000)");
+    try {
+      const values = Array.from({ length: 12 }, (_, i) => (i === 6 ? "0.000123" : "0.0001"));
+      const results = await Promise.all(
+        values.map((value) => submit({ to: DEAD, value, chain: "local", signing_key_path: key.path }, { token: a.token, agentId: a.id })),
+      );
+      const refused = results.filter((r) => r.status !== 201);
+      expect(refused).toHaveLength(1);
+      expect(refused[0].status).toBeGreaterThanOrEqual(500);
+      expect(refused[0].body.status).toBe(refused[0].status); // a problem body
+      const ok = results.filter((r) => r.status === 201);
+      expect(ok.map((r) => r.body.nonce).sort((x, y) => x - y)).toEqual(Array.from({ length: 11 }, (_, i) => i));
+      const deadline = Date.now() + 30_000;
+      while ((await chain.getTransactionCount({ address: key.address })) < 11 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await chain.getTransactionCount({ address: key.address })).toBe(11);
+    } finally {
+      await svc.ctx.pool.query("ALTER TABLE transactions DROP CONSTRAINT test_refuse_value");
+    }
+  });
+
   /** Commit groups so far: the `commit` stage is observed once per group. */
   async function commits(): Promise<number> {
     const m = await svc.ctx.metrics.stageDuration.get();
