@@ -127,8 +127,9 @@ export async function insertTransactionGroup(db: Queryable, txs: NewTx[], audit:
 }
 
 /**
- * Rows a node accepted (or already knew), in one statement: the same update as markBroadcast, their
- * attempts (if the tracker recorded any) marked sent, and their audit events (`auditRecordset`).
+ * Rows a node accepted (or already knew), in one statement: status `broadcast` (an earlier "Broadcast
+ * pending: …" from a timed-out send no longer applies), their attempts (if the tracker recorded any)
+ * marked sent, and their audit events (`auditRecordset`). One row or a commit group's.
  */
 export async function markBroadcastGroup(db: Queryable, ids: string[], hashes: string[], audit: string): Promise<TxRow[]> {
   const { rows } = await db.query<TxRow>(
@@ -151,19 +152,6 @@ export async function markBroadcastGroup(db: Queryable, ids: string[], hashes: s
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
   return ids.map((id) => byId.get(id)!);
-}
-
-export async function markBroadcast(db: Queryable, id: string): Promise<TxRow> {
-  const { rows } = await db.query<TxRow>(
-    `UPDATE transactions
-        SET status = 'broadcast', chain_status = coalesce(chain_status, 'unconfirmed'),
-            -- an earlier "Broadcast pending: …" from a timed-out send no longer applies
-            error_message = CASE WHEN status = 'signed' THEN NULL ELSE error_message END,
-            broadcast_attempts = broadcast_attempts + 1, last_broadcast_at = now(), updated_at = now()
-      WHERE id = $1 RETURNING *`,
-    [id],
-  );
-  return rows[0];
 }
 
 export async function markFailed(db: Queryable, id: string, message: string): Promise<TxRow> {

@@ -7,14 +7,14 @@
 // leaves the row `signed` for the tracker.
 import type { Logger } from "pino";
 import type { Hex } from "viem";
-import { appendAudit } from "../audit.js";
+import { appendAudit, auditRecordset, type AuditEvent } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
-import { markBroadcast, markBroadcastAttempt, markFailed, type TxRow } from "../db/transactions.js";
+import { markBroadcastAttempt, markBroadcastGroup, markFailed, type TxRow } from "../db/transactions.js";
 import type { Metrics } from "../metrics.js";
-import { markAttemptFailed, markAttemptSent, markAttemptTried } from "../db/attempts.js";
+import { markAttemptFailed, markAttemptTried } from "../db/attempts.js";
 import { releaseNonce } from "./nonce.js";
 import { classifyBroadcastError, type BroadcastOutcome } from "./rpc-errors.js";
 
@@ -60,12 +60,8 @@ export async function recordBroadcastOutcome(deps: BroadcastDeps, row: TxRow, ou
   switch (outcome.kind) {
     case "accepted":
     case "already_known":
-      return withTransaction(deps.pool, async (tx) => {
-        const updated = await markBroadcast(tx, row.id);
-        await markAttemptSent(tx, row.tx_hash!);
-        await appendAudit(tx, { action: "transaction.broadcast", actor, resourceType: "transaction", resourceId: row.id, details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce) }, requestId: meta.requestId });
-        return updated;
-      });
+      // The same statement records a whole commit group's accepted sends (markBroadcastGroup).
+      return (await markBroadcastGroup(deps.pool, [row.id], [row.tx_hash!], auditRecordset([broadcastEvent(row, actor, meta.requestId)])))[0];
     case "rejected":
     case "nonce_used":
       return withTransaction(deps.pool, async (tx) => {
@@ -82,6 +78,11 @@ export async function recordBroadcastOutcome(deps: BroadcastDeps, row: TxRow, ou
       await markAttemptTried(deps.pool, row.tx_hash!, outcome.message);
       return markBroadcastAttempt(deps.pool, row.id, `Broadcast pending: ${outcome.message}`);
   }
+}
+
+/** The audit event of an accepted first send. */
+export function broadcastEvent(row: TxRow, actor: NonNullable<AuditEvent["actor"]>, requestId?: string): AuditEvent {
+  return { action: "transaction.broadcast", actor, resourceType: "transaction", resourceId: row.id, details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce) }, requestId };
 }
 
 /** Sends a stored signed transaction and records the node's answer. */

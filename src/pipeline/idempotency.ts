@@ -36,9 +36,7 @@ export async function claimIdempotencyKey(db: Queryable, agentId: string, key: s
   // so a replay writes nothing (no row lock, no WAL flush) and is answered from the stored response.
   const { rows } = await db.query<KeyRow & { inserted: boolean }>(
     `WITH existing AS (
-       SELECT fingerprint, state, tx_id, response_status, response_body,
-              claimed_at < now() - make_interval(secs => $5) AS stale, expires_at < now() AS expired
-         FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2
+       SELECT ${keyState("$5")} FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2
      ), inserted AS (
        INSERT INTO idempotency_keys (agent_id, key_hash, fingerprint, state, expires_at)
        SELECT $1, $2, $3, 'in_flight', now() + make_interval(hours => $4)
@@ -70,6 +68,11 @@ interface KeyRow {
   stale: boolean;
   expired: boolean;
 }
+
+/** The columns of a KeyRow; `staleSecondsParam` is the placeholder holding STALE_CLAIM_SECONDS. */
+const keyState = (staleSecondsParam: string) =>
+  `fingerprint, state, tx_id, response_status, response_body,
+   claimed_at < now() - make_interval(secs => ${staleSecondsParam}) AS stale, expires_at < now() AS expired`;
 
 /** A row another request may claim: expired, or in flight with nothing signed by a claimant long gone. */
 const takeable = (r: KeyRow) => r.expired || (r.state === "in_flight" && r.tx_id === null && r.stale);
@@ -103,9 +106,7 @@ async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerp
   if (claimed.rowCount) return { kind: "claimed", claim: { agentId, keyHash } };
 
   const { rows } = await db.query<KeyRow>(
-    `SELECT fingerprint, state, tx_id, response_status, response_body,
-            claimed_at < now() - make_interval(secs => $3) AS stale, expires_at < now() AS expired
-       FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2`,
+    `SELECT ${keyState("$3")} FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2`,
     [agentId, keyHash, STALE_CLAIM_SECONDS],
   );
   if (!rows[0]) return takeOver(db, agentId, keyHash, fingerprint); // released between our two statements

@@ -36,7 +36,7 @@ import type { Logger } from "pino";
 import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial, type GuardrailPolicy } from "./guardrails.js";
 import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
 import { reserveNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
-import { broadcastSigned, recordBroadcastOutcome, sendSigned } from "./broadcast.js";
+import { broadcastEvent, broadcastSigned, recordBroadcastOutcome, sendSigned } from "./broadcast.js";
 import { feeColumns, feeFields, resolveFees, resolveGasLimit, type Fees } from "./fees.js";
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
@@ -338,10 +338,7 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
       );
       const sent = toSend.filter((_, i) => outcomes[i].kind === "accepted" || outcomes[i].kind === "already_known");
       if (sent.length > 0) {
-        const audit = auditRecordset(sent.map((c) => ({
-          action: "transaction.broadcast", actor: c.item.input.principal, resourceType: "transaction", resourceId: c.row.id,
-          details: { chain: c.row.chain, tx_hash: c.row.tx_hash, nonce: Number(c.row.nonce) }, requestId: c.item.input.requestId,
-        })));
+        const audit = auditRecordset(sent.map((c) => broadcastEvent(c.row, c.item.input.principal, c.item.input.requestId)));
         for (const row of await markBroadcastGroup(deps.pool, sent.map((c) => c.row.id), sent.map((c) => c.row.tx_hash!), audit)) finals.set(row.id, row);
       }
       // The rest one by one: a rejection releases its nonce; an unknown outcome stays `signed`.

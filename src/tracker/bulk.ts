@@ -8,16 +8,10 @@
 // a history, a replacement or an earlier block goes the one-by-one way). Returns the ids it settled;
 // the rest of the pass follows the others as before.
 import type { Hex } from "viem";
-import { auditInsertSql, auditRecordset, type AuditEvent } from "../audit.js";
+import { auditInsertSql, auditRecordset } from "../audit.js";
 import type { TxRow } from "../db/transactions.js";
-import { TRACKER_ACTOR, type ChainView, type StepContext } from "./types.js";
-
-interface Receipt {
-  blockNumber: Hex;
-  blockHash: Hex;
-  status: Hex;
-  gasUsed: Hex;
-}
+import { confirmedEvent, type Receipt } from "./receipts.js";
+import type { ChainView, StepContext } from "./types.js";
 
 export async function settleFinalReceipts(sc: StepContext, rows: TxRow[], view: ChainView, suspects: Map<string, number>): Promise<Set<string>> {
   const candidates = rows.filter((r) => r.status === "broadcast" && r.block_number === null && r.tx_hash !== null && !suspects.has(r.id));
@@ -41,15 +35,9 @@ export async function settleFinalReceipts(sc: StepContext, rows: TxRow[], view: 
   const mined = final.map(({ row, r, confirmations }) => ({
     id: row.id, block_number: BigInt(r.blockNumber).toString(), block_hash: r.blockHash, confirmations, success: r.status === "0x1",
   }));
-  const events: AuditEvent[] = final.map(({ row, r, confirmations }) => ({
-    action: "transaction.confirmed", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-    details: {
-      chain: row.chain, chain_id: Number(row.chain_id), from: row.from_address, to: row.to_address, value_wei: row.value_wei,
-      nonce: Number(row.nonce), tx_hash: row.tx_hash, chain_status: r.status === "0x1" ? "confirmed" : "reverted",
-      receipt_status: r.status === "0x1" ? "success" : "reverted", block_number: Number(BigInt(r.blockNumber)), block_hash: r.blockHash,
-      confirmations, gas_used: BigInt(r.gasUsed).toString(), attempt_kind: "original",
-    },
-  }));
+  const events = final.map(({ row, r, confirmations }) =>
+    confirmedEvent(row, row.tx_hash, r, confirmations, r.status === "0x1" ? "confirmed" : "reverted", "original"),
+  );
   const { rows: settled } = await sc.deps.pool.query<{ id: string }>(
     `WITH mined AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS m(id uuid, block_number bigint, block_hash text, confirmations integer, success boolean)

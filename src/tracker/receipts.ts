@@ -9,7 +9,7 @@
 //     a transaction none of our attempts took the nonce; the row is `dropped`.
 // Writes: the transactions row, attempt statuses, audit events (confirmed, reorged, dropped).
 import type { Hex } from "viem";
-import { appendAudit } from "../audit.js";
+import { appendAudit, type AuditEvent } from "../audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { minableAttempts, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "./claim.js";
@@ -24,11 +24,25 @@ export type ReceiptCheck =
   | { kind: "suspect" }
   | { kind: "nonce_taken" };
 
-interface Receipt {
+export interface Receipt {
   blockNumber: Hex;
   blockHash: Hex;
   status: Hex;
   gasUsed: Hex;
+}
+
+/** What every event about a mined row says: the row, and the signature that is (or was) in a block. */
+function eventBase(row: TxRow, txHash: string | null) {
+  return { chain: row.chain, chain_id: Number(row.chain_id), from: row.from_address, to: row.to_address, value_wei: row.value_wei, nonce: Number(row.nonce), tx_hash: txHash };
+}
+
+/** The `transaction.confirmed` event of a row final on chain (also written in bulk: bulk.ts). */
+export function confirmedEvent(row: TxRow, txHash: string | null, r: Receipt, confirmations: number, chainStatus: string, attemptKind: string): AuditEvent {
+  const success = r.status === "0x1";
+  return {
+    action: "transaction.confirmed", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
+    details: { ...eventBase(row, txHash), chain_status: chainStatus, receipt_status: success ? "success" : "reverted", block_number: Number(BigInt(r.blockNumber)), block_hash: r.blockHash, confirmations, gas_used: BigInt(r.gasUsed).toString(), attempt_kind: attemptKind },
+  };
 }
 
 export async function checkReceipts(sc: StepContext, row: TxRow, attempts: AttemptRow[], view: ChainView, suspects: Map<string, number>): Promise<ReceiptCheck> {
@@ -119,7 +133,7 @@ async function recordMined(sc: StepContext, row: TxRow, attempts: AttemptRow[], 
         [row.id, mined.id, mined.tx_hash],
       );
     }
-    const base = { chain: row.chain, chain_id: Number(row.chain_id), from: row.from_address, to: row.to_address, value_wei: row.value_wei, nonce: Number(row.nonce), tx_hash: mined.tx_hash };
+    const base = eventBase(row, mined.tx_hash);
     if (row.status === "signed") {
       // A send whose answer was lost reached a node after all: the broadcast is known from its receipt.
       await appendAudit(tx, { action: "transaction.broadcast", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id, details: { ...base, seen: "mined" } });
@@ -131,10 +145,7 @@ async function recordMined(sc: StepContext, row: TxRow, attempts: AttemptRow[], 
       });
     }
     if (final) {
-      await appendAudit(tx, {
-        action: "transaction.confirmed", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-        details: { ...base, chain_status: chainStatus, receipt_status: success ? "success" : "reverted", block_number: Number(block), block_hash: r.blockHash, confirmations, gas_used: BigInt(r.gasUsed).toString(), attempt_kind: mined.kind },
-      });
+      await appendAudit(tx, confirmedEvent(row, mined.tx_hash, r, confirmations, chainStatus, mined.kind));
     }
   });
   if (final) sc.deps.log.info({ tx_id: row.id, chain: row.chain, tx_hash: mined.tx_hash, chain_status: chainStatus, attempts: attempts.length }, "transaction final on chain");
