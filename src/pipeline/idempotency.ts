@@ -119,11 +119,7 @@ export async function linkClaim(db: Queryable, claim: Claim, txId: string): Prom
 }
 
 export async function completeClaim(db: Queryable, claim: Claim, status: number, body: string): Promise<void> {
-  await db.query(
-    `UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
-      WHERE agent_id = $1 AND key_hash = $2`,
-    [claim.agentId, claim.keyHash, status, body],
-  );
+  await settleClaims(db, [{ claim, status, body }], []);
 }
 
 /**
@@ -150,5 +146,5 @@ export async function settleClaims(db: Queryable, done: Array<{ claim: Claim; st
 
 /** Failed requests are not cached: the key becomes free again. */
 export async function releaseClaim(db: Queryable, claim: Claim): Promise<void> {
-  await db.query("DELETE FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2 AND state = 'in_flight'", [claim.agentId, claim.keyHash]);
+  await settleClaims(db, [], [claim]);
 }

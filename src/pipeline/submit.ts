@@ -41,7 +41,7 @@ import { feeColumns, feeFields, resolveFees, resolveGasLimit, type Fees } from "
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse, type TransactionResponse } from "./response.js";
-import { rpcFailure } from "./rpc-errors.js";
+import { rpcFailure, type BroadcastOutcome } from "./rpc-errors.js";
 import type { InflightLimiter } from "./inflight.js";
 import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
 import type { SimulatorRegistry } from "../simulators/index.js";
@@ -336,7 +336,7 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
       const outcomes = await deps.inflight.inOrder(`broadcast:${chain.chain_id}`, () =>
         Promise.all(toSend.map((c) => sendSigned(deps, chain, c.row.signed_tx!, c.row.tx_hash!))),
       );
-      const sent = toSend.filter((_, i) => outcomes[i].kind === "accepted" || outcomes[i].kind === "already_known");
+      const sent = toSend.filter((_, i) => reachedNode(outcomes[i]));
       if (sent.length > 0) {
         const audit = auditRecordset(sent.map((c) => broadcastEvent(c.row, c.item.input.principal, c.item.input.requestId)));
         for (const row of await markBroadcastGroup(deps.pool, sent.map((c) => c.row.id), sent.map((c) => c.row.tx_hash!), audit)) finals.set(row.id, row);
@@ -344,7 +344,7 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
       // The rest one by one: a rejection releases its nonce; an unknown outcome stays `signed`.
       for (let i = 0; i < toSend.length; i++) {
         const { item, row } = toSend[i];
-        if (outcomes[i].kind === "accepted" || outcomes[i].kind === "already_known") continue;
+        if (reachedNode(outcomes[i])) continue;
         finals.set(row.id, await recordBroadcastOutcome(deps, row, outcomes[i], { requestId: item.input.requestId, principal: item.input.principal }));
       }
     } catch (err) {
@@ -368,6 +368,9 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
 }
 
 const fromOf = (item: Queued) => item.key.address.toLowerCase();
+
+/** The node has the transaction: recorded together (markBroadcastGroup); other outcomes one by one. */
+const reachedNode = (o: BroadcastOutcome) => o.kind === "accepted" || o.kind === "already_known";
 
 /** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation): about the values, not the database. */
 const isDataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));

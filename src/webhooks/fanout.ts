@@ -8,6 +8,7 @@
 // would not do: a row with a lower seq can commit after one with a higher seq.
 import { randomUUID } from "node:crypto";
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
+import type { TxRow } from "../db/transactions.js";
 import { ACTION_TO_EVENT, actionsFor } from "./events.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -29,24 +30,12 @@ interface EventRow {
   created_at: Date;
 }
 
-interface TxSnapshot {
-  id: string;
-  agent_id: string;
-  chain: string;
-  chain_id: string;
-  from_address: string;
-  to_address: string;
-  value_wei: string;
-  nonce: string | null;
-  tx_hash: string | null;
-  status: string;
-  chain_status: string | null;
-  block_number: string | null;
-  block_hash: string | null;
-  confirmations: number;
-  error_message: string | null;
-  signed_at: Date | null;
-}
+/** The columns of a transaction row an event's payload shows. */
+type TxSnapshot = Pick<
+  TxRow,
+  | "id" | "agent_id" | "chain" | "chain_id" | "from_address" | "to_address" | "value_wei" | "nonce" | "tx_hash" | "status"
+  | "chain_status" | "block_number" | "block_hash" | "confirmations" | "error_message" | "signed_at"
+>;
 
 export interface FanoutResult {
   endpoints: number;
