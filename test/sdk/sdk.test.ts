@@ -8,12 +8,13 @@
 // rotateKey, delete, submitTransaction (idempotent replay), getTransaction and listTransactions (with
 // and without includeSignedTx), signTransaction, simulateTransaction, simulateBundle, sign (expected
 // to fail until POST /v1/agents/{id}/sign exists); signingKeys.create, list, getBalance; chains.list,
-// get, adminList, create, update, delete; audit.query, audit.verify; http.post/get (typed errors:
+// get, adminList, create, update, delete; audit.query, audit.verify; webhooks.create, list, delete;
+// http.post/get (typed errors:
 // ValidationError.fields, AuthError, NotFoundError).
 // Left out, because this service has no such endpoint: signingKeys.rotate/deactivate/export/importKey
 // (keys live in the HSM and are not exported or rotated in place), agents.enroll, batchDelete,
-// generateEoa, smart accounts, bankr keys, delegations, rotateSigner; webhooks (this service's
-// webhooks have their own shape: see README); apiKeys (operator keys API); everything outside
+// generateEoa, smart accounts, bankr keys, delegations, rotateSigner; webhooks.get and update (no
+// GET/PATCH /v1/webhooks/{id} here); apiKeys (operator keys API, not part of this suite); everything outside
 // agents, transactions, chains, keys, audit and auth (vaults, secrets, billing, …).
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type * as S from "../../../shared/vendor/1claw-sdk/dist/types.js";
@@ -179,6 +180,21 @@ describe("the official 1Claw SDK against this service", () => {
     ok<S.AuditEventsResponse>(await operator.audit.query({ limit: 500 }), "AuditEventsResponse");
     const v = ok<S.AuditVerifyResponse>(await operator.audit.verify(), "AuditVerifyResponse");
     expect(v.chain_valid).toBe(true);
+  });
+
+  it("webhooks: create, list and delete (deactivate) through the SDK", async () => {
+    const created = ok<S.WebhookResponse & { secret: string }>(
+      await operator.webhooks.create(req<S.CreateWebhookRequest>("CreateWebhookRequest", { url: "http://127.0.0.1:9/hook", events: ["agent.transaction.confirmed"] })),
+      "WebhookResponse",
+      null, // not part of the reference description
+    );
+    expect(created.secret).toBeTypeOf("string"); // shown once, by the create call
+    const list = ok<S.WebhookListResponse>(await operator.webhooks.list(), "WebhookListResponse", null);
+    expect(list.webhooks.map((w) => w.id)).toContain(created.id);
+    expect(JSON.stringify(list)).not.toContain(created.secret);
+    expect((await operator.webhooks.delete(created.id)).error).toBeNull();
+    const after = ok<S.WebhookListResponse>(await operator.webhooks.list(), "WebhookListResponse", null);
+    expect(after.webhooks.find((w) => w.id === created.id)?.is_active).toBe(false);
   });
 
   it("errors arrive as the SDK's typed errors; a 400 carries the fields map", async () => {
