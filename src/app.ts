@@ -56,7 +56,7 @@ export async function buildApp(ctx: Context): Promise<App> {
       info: { title: "Intents signer", description: "EVM transaction intents: guardrails, HSM signing, broadcast and tracking.", version: VERSION },
       components: {
         securitySchemes: {
-          BearerAuth: { type: "http", scheme: "bearer", description: "Agent JWT, agent key (ocv_…) or operator key (1ck_…)" },
+          BearerAuth: { type: "http", scheme: "bearer", description: "Agent or operator JWT, agent key (ocv_…) or operator key (1ck_…); a DPoP-bound JWT (cnf.jkt) also needs a DPoP proof header (RFC 9449), with the Bearer or DPoP scheme" },
         },
       },
       security: [{ BearerAuth: [] }],
