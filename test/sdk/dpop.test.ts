@@ -6,6 +6,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type Crypt
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type * as S from "../../../shared/vendor/1claw-sdk/dist/types.js";
 import { buildApp } from "../../src/app.js";
+import { DPOP_WINDOW_SECONDS, DpopVerifier } from "../../src/auth/dpop.js";
 import { AuthService } from "../../src/auth/service.js";
 import type { Context } from "../../src/context.js";
 import { createPool } from "../../src/db/pool.js";
@@ -233,6 +234,26 @@ describe("DPoP-bound tokens", () => {
     // The DPoP scheme with an unbound token or an API key is refused.
     await expectDpop401(await submit({ authorization: `DPoP ${plain.access_token}`, dpop: await proof(h, "POST", txUrl()) }));
     await expectDpop401(await submit({ authorization: `DPoP ${agentKey}`, dpop: await proof(h, "POST", txUrl()) }));
+  });
+
+  it("the iat window is 60 s either side, and expired replay rows are swept", async () => {
+    const h = await newHolder();
+    const url = "https://intents.example/v1/agents/me";
+    const t0 = 2_000_000_000; // a fixed clock, in seconds
+    let now = t0 * 1000;
+    const verifier = new DpopVerifier(svc.ctx.pool, () => now);
+    const check = async (iat: number) => verifier.verify({ proof: await proof(h, "GET", url, { iat }), method: "GET", url: `${url}?q=1`, jkt: h.jkt }).then(() => 200, (e: { status: number }) => e.status);
+    expect(await check(t0 - DPOP_WINDOW_SECONDS)).toBe(200);
+    expect(await check(t0 + DPOP_WINDOW_SECONDS)).toBe(200);
+    expect(await check(t0 - DPOP_WINDOW_SECONDS - 1)).toBe(401);
+    expect(await check(t0 + DPOP_WINDOW_SECONDS + 1)).toBe(401);
+    const count = async () => (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM dpop_proofs WHERE jkt = $1", [h.jkt])).rows[0].n;
+    expect(await count()).toBe(2);
+    // Rows are kept until their proof is out of the window; the sweep (at most once a minute) drops them.
+    await svc.ctx.pool.query("UPDATE dpop_proofs SET expires_at = now() - interval '1 second' WHERE jkt = $1", [h.jkt]);
+    now += 61_000;
+    expect(await check(Math.floor(now / 1000))).toBe(200);
+    expect(await count()).toBe(1);
   });
 
   describe("across replicas", () => {
