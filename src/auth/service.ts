@@ -151,7 +151,6 @@ export class AuthService {
     if (agent.expires_at && agent.expires_at.getTime() <= Date.now()) throw unauthorized("The agent has expired.");
   }
 
-  /** POST /v1/auth/agent-token */
   /** POST /v1/auth/agent-token. With `jkt` (a verified DPoP proof's key) the token is bound to that key. */
   async issueAgentToken(apiKey: string, agentId?: string, jkt?: string): Promise<{ access_token: string; token_type: "Bearer" | "DPoP"; expires_in: number; agent_id: string }> {
     if (!apiKey.startsWith(AGENT_KEY_PREFIX)) throw unauthorized("Invalid API key.");
