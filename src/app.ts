@@ -39,6 +39,15 @@ export async function buildApp(ctx: Context): Promise<App> {
       void (reply as FastifyReply).code(status).headers(headers).type("application/problem+json").send(body);
     },
   }).withTypeProvider<ZodTypeProvider>();
+  // An empty body with a JSON content type is no body (the 1Claw SDKs send the header on every request,
+  // DELETEs and body-less POSTs included). Routes that need a body still answer 400: their schema
+  // refuses a missing one. Anything else goes to fastify's own parser (prototype-poisoning checks kept).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (body === "") return done(null, undefined);
+    return parseJson(req, body as string, done);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // The OpenAPI description is generated from the routes' zod schemas; registered before any route.
@@ -47,7 +56,7 @@ export async function buildApp(ctx: Context): Promise<App> {
       info: { title: "Intents signer", description: "EVM transaction intents: guardrails, HSM signing, broadcast and tracking.", version: VERSION },
       components: {
         securitySchemes: {
-          BearerAuth: { type: "http", scheme: "bearer", description: "Agent JWT, agent key (ocv_…) or operator key (1ck_…)" },
+          BearerAuth: { type: "http", scheme: "bearer", description: "Agent or operator JWT, agent key (ocv_…) or operator key (1ck_…); a DPoP-bound JWT (cnf.jkt) also needs a DPoP proof header (RFC 9449), with the Bearer or DPoP scheme" },
         },
       },
       security: [{ BearerAuth: [] }],

@@ -21,6 +21,8 @@ export type AuditAction =
   | "agent.rotate_key"
   | "agent.token_issued"
   | "agent.token_revoked"
+  | "operator.token_issued"
+  | "operator.token_revoked"
   | "signing_key.create"
   | "chain.create"
   | "chain.update"

@@ -24,6 +24,8 @@ export class ServiceError extends Error {
       errors?: FieldError[];
       guardrail?: GuardrailDetail;
       retryAfterSeconds?: number;
+      /** Response headers the error needs (e.g. `WWW-Authenticate` on a DPoP failure). */
+      headers?: Record<string, string>;
       /** Extra members merged into the problem body (e.g. transaction fields on a 422). */
       extra?: Record<string, unknown>;
     } = {},

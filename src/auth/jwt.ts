@@ -8,8 +8,13 @@ const ISSUER = "intents-signer";
 const AUDIENCE = "intents-api";
 
 export interface AgentTokenClaims {
+  /** The agent id, or for an operator token the operator key's id. */
   agentId: string;
+  /** Who the token is for: an agent, or an operator (exchanged from a `1ck_` key). */
+  role: "agent" | "operator";
   jti: string;
+  /** RFC 9449 `cnf.jkt`: the SHA-256 thumbprint of the DPoP key the token is bound to. */
+  jkt?: string;
   /** Issue time in milliseconds: finer than `iat`, so a rotation in the same second is exact. */
   issuedAtMs: number;
   exp: number;
@@ -50,20 +55,25 @@ export class JwtService {
     return new JwtService(row.kid, priv, pub);
   }
 
-  async issue(agentId: string, ttlSeconds: number): Promise<{ token: string; claims: AgentTokenClaims }> {
+  async issue(
+    agentId: string,
+    ttlSeconds: number,
+    opts: { role?: "agent" | "operator"; jkt?: string } = {},
+  ): Promise<{ token: string; claims: AgentTokenClaims }> {
     const now = Date.now();
     const jti = randomUUID();
     const exp = Math.floor(now / 1000) + ttlSeconds;
-    const token = await new SignJWT({ iat_ms: now })
+    const role = opts.role ?? "agent";
+    const token = await new SignJWT({ iat_ms: now, ...(opts.jkt ? { cnf: { jkt: opts.jkt } } : {}) })
       .setProtectedHeader({ alg: "EdDSA", kid: this.kid, typ: "JWT" })
-      .setSubject(`agent:${agentId}`)
+      .setSubject(`${role}:${agentId}`)
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(exp)
       .setJti(jti)
       .sign(this.privateKey);
-    return { token, claims: { agentId, jti, issuedAtMs: now, exp } };
+    return { token, claims: { agentId, role, jti, issuedAtMs: now, exp, ...(opts.jkt ? { jkt: opts.jkt } : {}) } };
   }
 
   /** Verifies signature, issuer, audience and expiry; returns undefined for anything invalid. */
@@ -85,10 +95,14 @@ export class JwtService {
   private async verifySignature(token: string): Promise<AgentTokenClaims | undefined> {
     try {
       const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"] });
-      const m = /^agent:([0-9a-f-]{36})$/.exec(payload.sub ?? "");
+      const m = /^(agent|operator):([0-9a-f-]{36})$/.exec(payload.sub ?? "");
       if (!m || typeof payload.jti !== "string" || typeof payload.exp !== "number") return undefined;
       const issuedAtMs = typeof payload.iat_ms === "number" ? payload.iat_ms : (payload.iat ?? 0) * 1000;
-      return { agentId: m[1], jti: payload.jti, issuedAtMs, exp: payload.exp };
+      const cnf = payload.cnf as { jkt?: unknown } | undefined;
+      if (cnf !== undefined && typeof cnf?.jkt !== "string") return undefined;
+      const claims: AgentTokenClaims = { agentId: m[2], role: m[1] as "agent" | "operator", jti: payload.jti, issuedAtMs, exp: payload.exp };
+      if (cnf) claims.jkt = cnf.jkt as string;
+      return claims;
     } catch {
       return undefined;
     }

@@ -5,7 +5,7 @@ import { forbidden, unauthorized } from "../errors.js";
 import type { AgentRow } from "../db/agents.js";
 
 export type Principal =
-  | { type: "operator"; id: string }
+  | { type: "operator"; id: string; via?: "jwt" | "api_key"; jti?: string; exp?: number }
   | { type: "agent"; id: string; agent: AgentRow; via: "jwt" | "api_key"; jti?: string; exp?: number };
 
 declare module "fastify" {

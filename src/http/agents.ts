@@ -120,7 +120,7 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
   return {
     id: a.id,
     name: a.name,
-    ...(a.description !== null ? { description: a.description } : {}),
+    description: a.description ?? "", // a string always: the SDKs type it as required
     auth_method: "api_key" as const,
     scopes: a.scopes,
     is_active: a.is_active,
@@ -182,7 +182,9 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
     if (p.type !== "agent") throw forbidden("Only an agent has a /me.");
     const a = await getAgent(pool, p.id);
     if (!a) throw notFound("Agent not found.");
-    return agentResponse(pool, a);
+    // org_id: this installation's one organization (AgentSelfResponse requires it).
+    const { rows } = await pool.query<{ org_id: string }>("SELECT org_id FROM installation");
+    return { ...(await agentResponse(pool, a)), org_id: rows[0].org_id };
   });
 
   app.get("/v1/agents/:agent_id", { schema: { tags: ["Agents"], summary: "Get an agent", params: AgentParams } }, async (req) => {

@@ -30,6 +30,7 @@ interface EventRow {
   chain_seq: string | null;
   prev_hash: string | null;
   hash: string | null;
+  org_id: string;
 }
 
 function toEvent(r: EventRow) {
@@ -40,6 +41,7 @@ function toEvent(r: EventRow) {
     ...(r.actor_id !== null ? { actor_id: r.actor_id } : {}),
     ...(r.resource_type !== null ? { resource_type: r.resource_type } : {}),
     ...(r.resource_id !== null ? { resource_id: r.resource_id } : {}),
+    org_id: r.org_id, // the installation's organization (the SDK's AuditEvent requires it)
     details: r.details,
     ...(r.request_id !== null ? { request_id: r.request_id } : {}),
     ...(r.ip_address !== null ? { ip_address: r.ip_address } : {}),
@@ -71,7 +73,7 @@ export async function auditRoutes(app: App, deps: { pool: Pool }): Promise<void>
       }
       params.push(q.limit);
       const { rows } = await deps.pool.query<EventRow>(
-        `SELECT * FROM audit_events ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT $${params.length}`,
+        `SELECT e.*, i.org_id FROM audit_events e CROSS JOIN installation i ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT $${params.length}`,
         params,
       );
       return {

@@ -1,9 +1,12 @@
 // The authentication hook and the token routes. Every route is authenticated unless it declares
 // `config: { public: true }`; the hook runs before the body is parsed or validated, so an
 // unauthenticated caller learns nothing about the body's shape (401 comes before 400).
+import type { FastifyRequest } from "fastify";
+import type { JWK } from "jose";
 import { z } from "zod";
 import { appendAudit } from "../audit.js";
-import type { AuthService } from "../auth/service.js";
+import type { AuthService, RequestBinding } from "../auth/service.js";
+import { dpopError, jwkThumbprint } from "../auth/dpop.js";
 import type { AuthFailureLimiter } from "../auth/failures.js";
 import { ServiceError } from "../errors.js";
 import { requireOperator, requirePrincipal } from "../auth/principal.js";
@@ -28,7 +31,7 @@ export function registerAuthHook(app: App, auth: AuthService, failures: AuthFail
       throw new ServiceError("too_many_failed_authentications", 429, "Too many failed authentications from this address; retry later.", { retryAfterSeconds: wait });
     }
     try {
-      req.principal = await auth.authenticate(req.headers.authorization);
+      req.principal = await auth.authenticate(req.headers.authorization, requestBinding(req));
     } catch (err) {
       if (err instanceof ServiceError && err.status === 401) failures.recordFailure(req.ip);
       throw err;
@@ -39,17 +42,59 @@ export function registerAuthHook(app: App, auth: AuthService, failures: AuthFail
   });
 }
 
+/**
+ * The request as the client addressed it, for DPoP's `htm`/`htu`. The scheme and host are the
+ * connection's, or X-Forwarded-Proto/-Host when TRUST_PROXY trusts the proxy that set them.
+ */
+function requestBinding(req: FastifyRequest): RequestBinding {
+  return { method: req.method, url: `${req.protocol}://${req.host}${req.url}`, proof: req.headers.dpop };
+}
+
+/** A public JWK as the SDK sends it (`dpop_jwk`): bounded in size; the proof's own jwk must match it. */
+const DpopJwk = z
+  .looseObject({ kty: z.string().max(8) })
+  .refine((j) => Object.keys(j).length <= 16 && JSON.stringify(j).length <= 4096, "too large");
+
 const AgentTokenRequest = z.strictObject({
   api_key: z.string().min(1).max(200),
   agent_id: z.uuid().optional(),
+  /** RFC 9449 binding as the 1Claw SDK requests it: the DPoP key, also in the `DPoP` proof header. */
+  dpop_jwk: DpopJwk.optional(),
 });
 
 const TokenResponse = z.object({
   access_token: z.string(),
-  token_type: z.literal("Bearer"),
+  token_type: z.enum(["Bearer", "DPoP"]),
   expires_in: z.number().int(),
   agent_id: z.uuid(),
 });
+
+const ApiKeyTokenRequest = z.strictObject({ api_key: z.string().min(1).max(200) });
+
+const OperatorTokenResponse = z.object({
+  access_token: z.string(),
+  token_type: z.enum(["Bearer", "DPoP"]),
+  expires_in: z.number().int(),
+  operator_key_id: z.uuid(),
+});
+
+/**
+ * At a token endpoint a DPoP proof, when sent, binds the new token to its key (RFC 9449 §5); a bad
+ * proof is 400 `invalid_dpop_proof` there. `dpop_jwk` without a proof is refused: the key holder
+ * must show it holds the key.
+ */
+async function tokenBinding(auth: AuthService, req: FastifyRequest, dpopJwk: JWK | undefined): Promise<string | undefined> {
+  const b = requestBinding(req);
+  if (b.proof === undefined) {
+    if (dpopJwk !== undefined) throw dpopError("dpop_jwk needs a DPoP proof header signed with that key.", "invalid_dpop_proof", 400);
+    return undefined;
+  }
+  const jkt = await auth.dpop.verify({ proof: b.proof, method: b.method, url: b.url, status: 400 });
+  if (dpopJwk !== undefined && (await jwkThumbprint(dpopJwk)) !== jkt) {
+    throw dpopError("dpop_jwk is not the key that signed the DPoP proof.", "invalid_dpop_proof", 400);
+  }
+  return jkt;
+}
 
 export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool }): Promise<void> {
   app.post(
@@ -59,13 +104,41 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
       schema: { tags: ["Auth"], summary: "Exchange an agent API key for a JWT", body: AgentTokenRequest, response: { 200: TokenResponse } },
     },
     async (req) => {
-      const out = await deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id);
+      const jkt = await tokenBinding(deps.auth, req, req.body.dpop_jwk as JWK | undefined);
+      const out = await deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id, jkt);
       await appendAudit(deps.pool, {
         action: "agent.token_issued",
         actor: { type: "agent", id: out.agent_id } as never,
         resourceType: "agent",
         resourceId: out.agent_id,
-        details: { expires_in: out.expires_in },
+        details: { expires_in: out.expires_in, dpop_bound: jkt !== undefined },
+        requestId: req.id,
+        ip: req.ip,
+      });
+      return out;
+    },
+  );
+
+  app.post(
+    "/v1/auth/api-key-token",
+    {
+      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute" } },
+      schema: {
+        tags: ["Auth"],
+        summary: "Exchange an operator API key (1ck_) for a short-lived operator JWT",
+        body: ApiKeyTokenRequest,
+        response: { 200: OperatorTokenResponse },
+      },
+    },
+    async (req) => {
+      const jkt = await tokenBinding(deps.auth, req, undefined);
+      const out = await deps.auth.issueOperatorToken(req.body.api_key, jkt);
+      await appendAudit(deps.pool, {
+        action: "operator.token_issued",
+        actor: { type: "operator", id: out.operator_key_id },
+        resourceType: "operator_key",
+        resourceId: out.operator_key_id,
+        details: { expires_in: out.expires_in, dpop_bound: jkt !== undefined },
         requestId: req.id,
         ip: req.ip,
       });
@@ -79,7 +152,8 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
     async (req, reply) => {
       const p = requirePrincipal(req);
       await deps.auth.revoke(p);
-      await appendAudit(deps.pool, { action: "agent.token_revoked", actor: p, resourceType: "agent", resourceId: p.id, requestId: req.id, ip: req.ip });
+      const action = p.type === "agent" ? "agent.token_revoked" : "operator.token_revoked";
+      await appendAudit(deps.pool, { action, actor: p, resourceType: p.type === "agent" ? "agent" : "operator_key", resourceId: p.id, requestId: req.id, ip: req.ip });
       return reply.code(204).send();
     },
   );

@@ -33,6 +33,13 @@ export interface ProblemBody {
 }
 
 export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): ProblemBody {
+  // A 400's field-level list is also given as a `fields` map (field → message), the shape the 1Claw
+  // SDKs read into ValidationError.fields; the first message per field wins.
+  if (Array.isArray(extra.errors) && extra.fields === undefined) {
+    const fields: Record<string, string> = {};
+    for (const e of extra.errors as FieldError[]) if (fields[e.field] === undefined) fields[e.field] = e.message;
+    extra = { ...extra, fields };
+  }
   return {
     type: `https://intents.dev/problems/${code.replace(/_/g, "-")}`,
     title: TITLES[status] ?? "Error",
@@ -58,6 +65,7 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
     const extra: Record<string, unknown> = { ...(err.opts.extra ?? {}) };
     if (err.opts.errors) extra.errors = err.opts.errors;
     if (err.opts.guardrail) extra.guardrail = err.opts.guardrail;
+    Object.assign(headers, err.opts.headers);
     if (err.opts.retryAfterSeconds !== undefined && (err.status === 429 || err.status === 503)) {
       headers["retry-after"] = String(err.opts.retryAfterSeconds);
     }

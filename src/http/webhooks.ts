@@ -46,17 +46,22 @@ interface EndpointRow {
   is_active: boolean;
   created_at: Date;
   deactivated_at: Date | null;
+  org_id: string;
 }
-const ENDPOINT_COLUMNS = "id, url, description, events, is_active, created_at, deactivated_at"; // never `secret`
+// never `secret`; org_id is the installation's (the SDK's WebhookResponse requires it)
+const ENDPOINT_COLUMNS = "id, url, description, events, is_active, created_at, deactivated_at, (SELECT org_id FROM installation) AS org_id";
 
 function toWebhook(r: EndpointRow) {
   return {
     id: r.id,
+    org_id: r.org_id,
     url: r.url,
     ...(r.description !== null ? { description: r.description } : {}),
     events: r.events,
     is_active: r.is_active,
     created_at: r.created_at.toISOString(),
+    // The only change an endpoint sees after creation is its deactivation.
+    updated_at: (r.deactivated_at ?? r.created_at).toISOString(),
     ...(r.deactivated_at ? { deactivated_at: r.deactivated_at.toISOString() } : {}),
   };
 }

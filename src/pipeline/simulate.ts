@@ -71,7 +71,7 @@ export const BalanceChangeSchema = z.object({
 export const SimulationResponseSchema = z.object({
   simulation_id: z.string(),
   status: z.enum(["success", "reverted", "error"]),
-  gas_used: z.number().int().optional(),
+  gas_used: z.number().int(),
   balance_changes: z.array(BalanceChangeSchema),
   revert_reason: z.string().optional(),
   error: z.string().optional(),
@@ -188,7 +188,8 @@ async function execute(deps: SimulationDeps, chain: Chain, calls: SimCall[]): Pr
 export function toSimulationResponse(r: SimResult, simulatedAt: string): SimulationResponse {
   // Key order as in the reference: id, status, gas_used, balance_changes, reasons, url, time.
   const out: SimulationResponse = { simulation_id: r.id, status: r.status } as SimulationResponse;
-  if (r.gasUsed !== undefined) out.gas_used = Number(r.gasUsed);
+  // Always a number (the SDK types it as required): 0 when the simulator could not run the call.
+  out.gas_used = r.gasUsed !== undefined ? Number(r.gasUsed) : 0;
   out.balance_changes = r.balanceChanges;
   if (r.revertReason !== undefined) out.revert_reason = r.revertReason;
   if (r.error !== undefined) out.error = r.error;
