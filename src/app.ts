@@ -9,8 +9,9 @@ import { VERSION } from "./version.js";
 import type { Context } from "./context.js";
 import { registerErrorHandling, toProblem } from "./http/errors.js";
 import { healthRoutes } from "./http/health.js";
-import { authRoutes, registerAuthHook } from "./http/auth.js";
+import { authorizeMetrics, authRoutes, registerAuthHook } from "./http/auth.js";
 import { AuthFailureLimiter } from "./auth/failures.js";
+import { RequestBudget } from "./quotas.js";
 import { agentRoutes } from "./http/agents.js";
 import { transactionRoutes } from "./http/transactions.js";
 import { chainRoutes } from "./http/chains.js";
@@ -68,11 +69,13 @@ export async function buildApp(ctx: Context): Promise<App> {
       reply.elapsedTime / 1000,
     );
   });
-  app.get("/metrics", { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+  const failures = new AuthFailureLimiter(ctx.config.authFailuresPerMinute, ctx.config.authFailuresPerCredential);
+  app.get("/metrics", { config: { public: true }, schema: { hide: true } }, async (req, reply) => {
+    await authorizeMetrics(ctx.auth, failures, ctx.config, req);
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
-  registerAuthHook(app, ctx.auth, new AuthFailureLimiter(ctx.config.authFailuresPerMinute));
+  registerAuthHook(app, ctx.auth, failures, new RequestBudget(ctx.config.agentRequestsPerMinute));
   await healthRoutes(app, ctx);
   await authRoutes(app, { auth: ctx.auth, pool: ctx.pool });
   await agentRoutes(app, { pool: ctx.pool });

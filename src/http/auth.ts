@@ -4,8 +4,10 @@
 import { z } from "zod";
 import { appendAudit } from "../audit.js";
 import type { AuthService } from "../auth/service.js";
-import type { AuthFailureLimiter } from "../auth/failures.js";
-import { ServiceError } from "../errors.js";
+import { credentialKey, type AuthFailureLimiter } from "../auth/failures.js";
+import type { RequestBudget } from "../quotas.js";
+import { forbidden, ServiceError, unauthorized } from "../errors.js";
+import { hashApiKey, sameHash } from "../auth/keys.js";
 import { requireOperator, requirePrincipal } from "../auth/principal.js";
 import type { Pool } from "../db/pool.js";
 import type { App } from "./types.js";
@@ -18,26 +20,66 @@ declare module "fastify" {
   }
 }
 
-export function registerAuthHook(app: App, auth: AuthService, failures: AuthFailureLimiter): void {
+export function registerAuthHook(app: App, auth: AuthService, failures: AuthFailureLimiter, budget?: RequestBudget): void {
   app.addHook("onRequest", async (req) => {
     if (req.routeOptions.config?.public) return;
     if (!req.routeOptions.url) return; // unknown route: let the 404 handler answer
     if (req.routeOptions.url.startsWith("/docs")) return; // the OpenAPI description and its UI are public
-    const wait = failures.blockedFor(req.ip);
-    if (wait > 0) {
-      throw new ServiceError("too_many_failed_authentications", 429, "Too many failed authentications from this address; retry later.", { retryAfterSeconds: wait });
-    }
-    try {
-      req.principal = await auth.authenticate(req.headers.authorization);
-    } catch (err) {
-      if (err instanceof ServiceError && err.status === 401) failures.recordFailure(req.ip);
-      throw err;
-    }
+    req.principal = await authenticateLimited(auth, failures, req.headers.authorization, req.ip);
+    // Every request an agent makes spends its budget, before the body is read: refused ones too.
+    if (req.principal.type === "agent") budget?.spend(req.principal.agent);
   });
   app.addHook("preValidation", async (req) => {
     if (req.routeOptions.config?.operatorOnly) requireOperator(req);
   });
 }
+
+/**
+ * auth.authenticate under the failed-authentication limits (src/auth/failures.ts): a credential that
+ * keeps failing is refused before it is looked up; past its address's limit a failure answers 429
+ * instead of 401; a credential that verifies is served whatever its address did.
+ */
+export async function authenticateLimited(auth: AuthService, failures: AuthFailureLimiter, authorization: string | undefined, ip: string) {
+  const credential = credentialKey(authorization);
+  const wait = failures.credentialBlockedFor(credential);
+  if (wait > 0) throw tooManyFailures("with this credential", wait);
+  try {
+    return await auth.authenticate(authorization);
+  } catch (err) {
+    if (!(err instanceof ServiceError) || err.status !== 401) throw err;
+    const after = failures.recordFailure(ip, credential);
+    if (after > 0) throw tooManyFailures(failures.credentialBlockedFor(credential) > 0 ? "with this credential" : "from this address", after);
+    throw err;
+  }
+}
+
+/**
+ * Who may read /metrics: a bearer METRICS_TOKEN or an operator key; without either, only a loopback
+ * client of a service that listens on loopback, and only while no METRICS_TOKEN is set. Anything
+ * exposed beyond this machine (HOST=0.0.0.0, a proxy in TRUST_PROXY) therefore needs a credential.
+ */
+export async function authorizeMetrics(
+  auth: AuthService,
+  failures: AuthFailureLimiter,
+  opts: { metricsToken?: string; host: string },
+  req: { headers: { authorization?: string }; ip: string },
+): Promise<void> {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (presented === undefined) {
+    if (!opts.metricsToken && isLoopback(opts.host) && isLoopback(req.ip)) return;
+    throw unauthorized("/metrics needs METRICS_TOKEN or an operator key.");
+  }
+  if (opts.metricsToken && sameHash(hashApiKey(presented), hashApiKey(opts.metricsToken))) return;
+  const p = await authenticateLimited(auth, failures, req.headers.authorization, req.ip);
+  if (p.type !== "operator") throw forbidden("/metrics is for operators.");
+}
+
+function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" || address === "[::1]" || address.startsWith("127.") || address.startsWith("::ffff:127.");
+}
+
+const tooManyFailures = (what: string, wait: number) =>
+  new ServiceError("too_many_failed_authentications", 429, `Too many failed authentications ${what}; retry later.`, { retryAfterSeconds: wait });
 
 const AgentTokenRequest = z.strictObject({
   api_key: z.string().min(1).max(200),

@@ -36,11 +36,14 @@ describe("config", () => {
     },
   );
 
-  it("TRUST_PROXY: off by default; true, or a list of proxy addresses; anything else names the variable", () => {
+  it("TRUST_PROXY: off by default; only an explicit list of proxy addresses/CIDRs; `true` and anything else names the variable", () => {
     expect(loadConfig({}).trustProxy).toBe(false);
-    expect(loadConfig({ TRUST_PROXY: "true" }).trustProxy).toBe(true);
     expect(loadConfig({ TRUST_PROXY: "10.0.0.1,10.1.0.0/16,::1" }).trustProxy).toEqual(["10.0.0.1", "10.1.0.0/16", "::1"]);
-    for (const bad of ["yes", "10.0.0.1;rm"]) expect(problems({ TRUST_PROXY: bad })[0]).toMatch(/^TRUST_PROXY: /);
+    expect(loadConfig({ TRUST_PROXY: "10.0.0.1, 192.168.0.0/24" }).trustProxy).toEqual(["10.0.0.1", "192.168.0.0/24"]);
+    expect(problems({ TRUST_PROXY: "true" })).toEqual([expect.stringMatching(/^TRUST_PROXY: 'true' is not accepted: list the proxies/)]);
+    for (const bad of ["yes", "10.0.0.1;rm", "10.0.0.1/33", "::1/129", "10.0.0", "1.2.3.4/8/8", "loopback", "10.0.0.1,"]) {
+      expect(problems({ TRUST_PROXY: bad })[0], bad).toMatch(/^TRUST_PROXY: /);
+    }
     expect(loadConfig({}).authFailuresPerMinute).toBe(60);
     expect(problems({ AUTH_FAILURES_PER_MINUTE: "-1" })[0]).toMatch(/^AUTH_FAILURES_PER_MINUTE: /);
   });
