@@ -128,7 +128,7 @@ describe("limits", () => {
     // The audit trail records the same address the limits use.
     const res = await svc.app.inject({ method: "DELETE", url: "/v1/auth/token", remoteAddress: PROXY, headers: { authorization: `Bearer ${(await createAgent(svc.app, op)).token}`, "x-forwarded-for": "6.6.6.6, 198.51.100.20" } });
     expect(res.statusCode).toBe(204);
-    const { rows } = await svc.ctx.pool.query("SELECT ip_address FROM audit_events WHERE action = 'agent.token_revoked' ORDER BY id DESC LIMIT 1");
+    const { rows } = await svc.ctx.pool.query("SELECT ip_address FROM audit_events WHERE action = 'agent.token_revoked' ORDER BY seq DESC LIMIT 1");
     expect(String(rows[0].ip_address)).toBe("198.51.100.20");
   });
 
