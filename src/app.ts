@@ -77,7 +77,7 @@ export async function buildApp(ctx: Context): Promise<App> {
   });
   registerAuthHook(app, ctx.auth, failures, new RequestBudget(ctx.config.agentRequestsPerMinute));
   await healthRoutes(app, ctx);
-  await authRoutes(app, { auth: ctx.auth, pool: ctx.pool });
+  await authRoutes(app, { auth: ctx.auth, pool: ctx.pool, failures });
   await agentRoutes(app, { pool: ctx.pool });
   await transactionRoutes(app, ctx);
   await chainRoutes(app, ctx);

@@ -39,12 +39,16 @@ export function registerAuthHook(app: App, auth: AuthService, failures: AuthFail
  * keeps failing is refused before it is looked up; past its address's limit a failure answers 429
  * instead of 401; a credential that verifies is served whatever its address did.
  */
-export async function authenticateLimited(auth: AuthService, failures: AuthFailureLimiter, authorization: string | undefined, ip: string) {
-  const credential = credentialKey(authorization);
+export function authenticateLimited(auth: AuthService, failures: AuthFailureLimiter, authorization: string | undefined, ip: string) {
+  return withFailureLimits(failures, credentialKey(authorization), ip, () => auth.authenticate(authorization));
+}
+
+/** Runs a credential check `fn` under the failed-authentication limits; its 401s are counted. */
+async function withFailureLimits<T>(failures: AuthFailureLimiter, credential: string | undefined, ip: string, fn: () => Promise<T>): Promise<T> {
   const wait = failures.credentialBlockedFor(credential);
   if (wait > 0) throw tooManyFailures("with this credential", wait);
   try {
-    return await auth.authenticate(authorization);
+    return await fn();
   } catch (err) {
     if (!(err instanceof ServiceError) || err.status !== 401) throw err;
     const after = failures.recordFailure(ip, credential);
@@ -78,6 +82,9 @@ function isLoopback(address: string): boolean {
   return address === "localhost" || address === "::1" || address === "[::1]" || address.startsWith("127.") || address.startsWith("::ffff:127.");
 }
 
+/** The exchange's rate-limit subject: the presented key's hash (never the key itself). */
+const exchangeKey = (body: unknown) => credentialKey(`Bearer ${String((body as { api_key?: unknown } | undefined)?.api_key ?? "")}`) ?? "none";
+
 const tooManyFailures = (what: string, wait: number) =>
   new ServiceError("too_many_failed_authentications", 429, `Too many failed authentications ${what}; retry later.`, { retryAfterSeconds: wait });
 
@@ -93,15 +100,19 @@ const TokenResponse = z.object({
   agent_id: z.uuid(),
 });
 
-export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool }): Promise<void> {
+export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool; failures?: AuthFailureLimiter }): Promise<void> {
   app.post(
     "/v1/auth/agent-token",
     {
-      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute" } },
+      // 30 exchanges a minute per key (after the body is read: the key is the limit's subject), so one
+      // busy agent behind a shared address cannot use up the others' exchanges; wrong keys are failed
+      // authentications, limited per key and per address like any other.
+      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) } },
       schema: { tags: ["Auth"], summary: "Exchange an agent API key for a JWT", body: AgentTokenRequest, response: { 200: TokenResponse } },
     },
     async (req) => {
-      const out = await deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id);
+      const issue = () => deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id);
+      const out = deps.failures ? await withFailureLimits(deps.failures, credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
       await appendAudit(deps.pool, {
         action: "agent.token_issued",
         actor: { type: "agent", id: out.agent_id } as never,

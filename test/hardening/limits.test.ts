@@ -33,7 +33,7 @@ describe("limits", () => {
     )).rows[0] as { t: number; a: number; i: number };
   const auditCount = async () => (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events")).rows[0].n as number;
 
-  it("POST /v1/auth/agent-token: the 31st call in a minute from one address is 429 with Retry-After and a problem body", async () => {
+  it("POST /v1/auth/agent-token: the 31st exchange of one key in a minute is 429 with Retry-After; other keys from the same address are not held back", async () => {
     const created = await call(svc.app, "POST", "/v1/agents", { token: op, body: { name: "rl", intents_api_enabled: true } });
     const body = { api_key: created.body.api_key, agent_id: created.body.agent.id };
     const exchange = (remoteAddress: string, payload: unknown = body) =>
@@ -41,23 +41,31 @@ describe("limits", () => {
 
     const ok = await Promise.all(Array.from({ length: 30 }, () => exchange("10.1.2.3")));
     expect(ok.map((r) => r.statusCode)).toEqual(Array(30).fill(200));
-    // Wrong keys count too: guessing is what the limit is for.
-    const limited = await exchange("10.1.2.3", { api_key: "ocv_wrong" });
-    expect(limited.statusCode).toBe(429);
-    const retryAfter = Number(limited.headers["retry-after"]);
-    expect(Number.isInteger(retryAfter)).toBe(true);
-    // The window is a minute: the client is told to come back when it ends, not in one second.
-    expect(retryAfter).toBeGreaterThan(1);
-    expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(limited.headers["content-type"]).toMatch(/^application\/problem\+json/);
-    const problem = JSON.parse(limited.body);
-    assertMatchesReference("ProblemDetails", problem);
-    expect(problem).toMatchObject({ status: 429, title: "Too Many Requests", code: "rate_limited" });
-    expect(problem.detail.length).toBeGreaterThan(0);
-    expect(limited.body).not.toContain(body.api_key);
+    for (const address of ["10.1.2.3", "10.9.9.9"]) {
+      const limited = await exchange(address);
+      expect(limited.statusCode).toBe(429);
+      const retryAfter = Number(limited.headers["retry-after"]);
+      expect(Number.isInteger(retryAfter)).toBe(true);
+      // The window is a minute: the client is told to come back when it ends, not in one second.
+      expect(retryAfter).toBeGreaterThan(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(limited.headers["content-type"]).toMatch(/^application\/problem\+json/);
+      const problem = JSON.parse(limited.body);
+      assertMatchesReference("ProblemDetails", problem);
+      expect(problem).toMatchObject({ status: 429, title: "Too Many Requests", code: "rate_limited" });
+      expect(problem.detail.length).toBeGreaterThan(0);
+      expect(limited.body).not.toContain(body.api_key);
+    }
 
-    // The limit is per client address: another one is not affected.
-    expect((await exchange("10.9.9.9")).statusCode).toBe(200);
+    // Another agent behind the same address exchanges its key as usual.
+    const other = await call(svc.app, "POST", "/v1/agents", { token: op, body: { name: "rl-2", intents_api_enabled: true } });
+    expect((await exchange("10.1.2.3", { api_key: other.body.api_key })).statusCode).toBe(200);
+    // Wrong keys are failed authentications: past AUTH_FAILURES_PER_MINUTE from one address they get
+    // 429, while a valid key from that address is still exchanged.
+    const wrong = [];
+    for (let i = 0; i < AUTH_FAILURES + 2; i++) wrong.push((await exchange("10.1.2.4", { api_key: `ocv_wrong_${i}_${"w".repeat(40)}` })).statusCode);
+    expect(wrong).toEqual([...Array(AUTH_FAILURES).fill(401), 429, 429]);
+    expect((await exchange("10.1.2.4", { api_key: other.body.api_key })).statusCode).toBe(200);
   });
 
   it("credential guessing: 60 bad ocv_ keys from one address get 429 past AUTH_FAILURES_PER_MINUTE, while valid credentials from that address are served", async () => {
