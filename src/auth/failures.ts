@@ -24,6 +24,11 @@ export class WindowCounter {
     private readonly maxKeys = 100_000,
   ) {}
 
+  /** Keys with a window (expired ones included until swept or read). */
+  get size(): number {
+    return this.windows.size;
+  }
+
   /** This window's count for `key` and the seconds until the window ends. */
   peek(key: string): { count: number; resetSeconds: number } {
     const w = this.windows.get(key);
@@ -73,6 +78,11 @@ export class AuthFailureLimiter {
   ) {
     this.byAddress = new WindowCounter(windowMs, now);
     this.byCredential = new WindowCounter(windowMs, now);
+  }
+
+  /** Whether any credential has failed lately: when none has, callers skip hashing the one presented. */
+  get anyCredentialFailures(): boolean {
+    return this.perCredential > 0 && this.byCredential.size > 0;
   }
 
   /** Seconds until this credential may be tried again, or 0: checked before it is verified. */

@@ -40,17 +40,26 @@ export function registerAuthHook(app: App, auth: AuthService, failures: AuthFail
  * instead of 401; a credential that verifies is served whatever its address did.
  */
 export function authenticateLimited(auth: AuthService, failures: AuthFailureLimiter, authorization: string | undefined, ip: string) {
-  return withFailureLimits(failures, credentialKey(authorization), ip, () => auth.authenticate(authorization));
+  return withFailureLimits(failures, () => credentialKey(authorization), ip, () => auth.authenticate(authorization));
 }
 
-/** Runs a credential check `fn` under the failed-authentication limits; its 401s are counted. */
-async function withFailureLimits<T>(failures: AuthFailureLimiter, credential: string | undefined, ip: string, fn: () => Promise<T>): Promise<T> {
-  const wait = failures.credentialBlockedFor(credential);
-  if (wait > 0) throw tooManyFailures("with this credential", wait);
+/**
+ * Runs a credential check `fn` under the failed-authentication limits; its 401s are counted. The
+ * credential's hash is computed only when some credential failed lately or this one fails: the
+ * common case (no failures anywhere) costs nothing.
+ */
+async function withFailureLimits<T>(failures: AuthFailureLimiter, credentialOf: () => string | undefined, ip: string, fn: () => Promise<T>): Promise<T> {
+  let credential: string | undefined;
+  if (failures.anyCredentialFailures) {
+    credential = credentialOf();
+    const wait = failures.credentialBlockedFor(credential);
+    if (wait > 0) throw tooManyFailures("with this credential", wait);
+  }
   try {
     return await fn();
   } catch (err) {
     if (!(err instanceof ServiceError) || err.status !== 401) throw err;
+    credential ??= credentialOf();
     const after = failures.recordFailure(ip, credential);
     if (after > 0) throw tooManyFailures(failures.credentialBlockedFor(credential) > 0 ? "with this credential" : "from this address", after);
     throw err;
@@ -112,7 +121,7 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
     },
     async (req) => {
       const issue = () => deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id);
-      const out = deps.failures ? await withFailureLimits(deps.failures, credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
+      const out = deps.failures ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
       await appendAudit(deps.pool, {
         action: "agent.token_issued",
         actor: { type: "agent", id: out.agent_id } as never,
