@@ -75,7 +75,12 @@ export async function buildApp(ctx: Context): Promise<App> {
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
-  registerAuthHook(app, ctx.auth, failures, new RequestBudget(ctx.config.agentRequestsPerMinute));
+  // Request budgets: counted here, shared with the other replicas through PostgreSQL every second.
+  const budget = new RequestBudget({ defaultPerMinute: ctx.config.agentRequestsPerMinute, pool: ctx.pool });
+  const stopBudget = budget.start(1000, (err) => ctx.log.warn({ err }, "request budget sync failed; will retry"));
+  app.addHook("onClose", stopBudget);
+  app.decorate("requestBudget", budget);
+  registerAuthHook(app, ctx.auth, failures, budget);
   await healthRoutes(app, ctx);
   await authRoutes(app, { auth: ctx.auth, pool: ctx.pool, failures });
   await agentRoutes(app, { pool: ctx.pool });

@@ -29,6 +29,12 @@ export class WindowCounter {
     return this.windows.size;
   }
 
+  /** The live windows: key, start (ms) and count. */
+  *live(): Generator<{ key: string; start: number; count: number }> {
+    const t = this.now();
+    for (const [key, w] of this.windows) if (t - w.start < this.windowMs) yield { key, start: w.start, count: w.count };
+  }
+
   /** This window's count for `key` and the seconds until the window ends. */
   peek(key: string): { count: number; resetSeconds: number } {
     const w = this.windows.get(key);

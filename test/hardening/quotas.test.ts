@@ -7,6 +7,11 @@
 //   from one agent do not push another agent's single simulation behind them, and past the bounds
 //   the answer is 503 + Retry-After at once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../src/app.js";
+import { AuthService } from "../../src/auth/service.js";
+import type { Context } from "../../src/context.js";
+import { createPool } from "../../src/db/pool.js";
+import type { App } from "../../src/http/types.js";
 import { call, createAgent, newOperatorKey, type Res, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
 import { startTestService, type TestService } from "../helpers/service.js";
@@ -131,6 +136,38 @@ describe("quotas", () => {
       const b = await createAgent(svc.app, op);
       expect((await submit(b, { to: DEAD, value: "0.001", chain: "local" })).status).toBe(201);
       expect((await call(svc.app, "GET", `/v1/agents/${a.id}`, { token: op })).body.requests_per_minute).toBe(6);
+    });
+
+    it("holds across replicas: each sees the others' counts (shared through PostgreSQL) from its next sync on", async () => {
+      // A second replica: its own pool, auth and app (and so its own in-memory counts) on the same database.
+      const pool = createPool(svc.databaseUrl, { max: 5 });
+      const ctx2: Context = { ...svc.ctx, pool, auth: await AuthService.create(pool, 3600), close: async () => pool.end() };
+      const app2 = await buildApp(ctx2);
+      try {
+        const a = await createAgent(svc.app, op, { requests_per_minute: 10 });
+        const get = (app: App) => call(app, "GET", `/v1/agents/${a.id}/transactions?limit=1`, { token: a.token });
+        for (let i = 0; i < 6; i++) expect((await get(svc.app)).status).toBe(200);
+        await svc.app.requestBudget.sync();
+        // Replica 2 learns about the agent's other windows at its first sync after the agent's first request there.
+        expect((await get(app2)).status).toBe(200);
+        await app2.requestBudget.sync();
+        const codes = [];
+        for (let i = 0; i < 4; i++) codes.push((await get(app2)).status);
+        expect(codes).toEqual([200, 200, 200, 429]);
+        await app2.requestBudget.sync();
+        await svc.app.requestBudget.sync();
+        const refused = await get(svc.app);
+        expectProblem(refused, 429, "request_budget_exceeded");
+        expect(Number(refused.headers["retry-after"])).toBeLessThanOrEqual(60);
+        const { rows } = await svc.ctx.pool.query("SELECT count(*)::int AS replicas, sum(count)::int AS total FROM agent_request_counts WHERE agent_id = $1", [a.id]);
+        expect(rows[0]).toEqual({ replicas: 2, total: 10 });
+      } finally {
+        await app2.close();
+        await pool.end();
+      }
+      // A replica that stops removes its counts.
+      const { rows } = await svc.ctx.pool.query("SELECT count(DISTINCT replica_id)::int AS n FROM agent_request_counts");
+      expect(rows[0].n).toBeLessThanOrEqual(1);
     });
 
     it("AGENT_REQUESTS_PER_MINUTE applies to agents without their own budget; requests_per_minute 0 is no limit", async () => {

@@ -33,7 +33,7 @@ describe("RequestBudget", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 59_000 }), (budget, requests, offset) => {
         const c = clock();
-        const b = new RequestBudget(1000, 60_000, c.now);
+        const b = new RequestBudget({ defaultPerMinute: 1000, windowMs: 60_000, now: c.now });
         let passed = 0;
         for (let i = 0; i < requests; i++) {
           if (i === 1) c.advance(offset);
@@ -55,7 +55,7 @@ describe("RequestBudget", () => {
 
   it("uses the server default when the agent has none, 0 is no limit, agents are counted apart, and a new window starts afresh", () => {
     const c = clock();
-    const b = new RequestBudget(2, 60_000, c.now);
+    const b = new RequestBudget({ defaultPerMinute: 2, windowMs: 60_000, now: c.now });
     b.spend(agent("a"));
     b.spend(agent("a"));
     expect(() => b.spend(agent("a"))).toThrow(ServiceError);
