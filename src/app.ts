@@ -9,8 +9,9 @@ import { VERSION } from "./version.js";
 import type { Context } from "./context.js";
 import { registerErrorHandling, toProblem } from "./http/errors.js";
 import { healthRoutes } from "./http/health.js";
-import { authRoutes, registerAuthHook } from "./http/auth.js";
+import { authorizeMetrics, authRoutes, registerAuthHook } from "./http/auth.js";
 import { AuthFailureLimiter } from "./auth/failures.js";
+import { RequestBudget } from "./quotas.js";
 import { agentRoutes } from "./http/agents.js";
 import { transactionRoutes } from "./http/transactions.js";
 import { chainRoutes } from "./http/chains.js";
@@ -77,13 +78,20 @@ export async function buildApp(ctx: Context): Promise<App> {
       reply.elapsedTime / 1000,
     );
   });
-  app.get("/metrics", { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+  const failures = new AuthFailureLimiter(ctx.config.authFailuresPerMinute, ctx.config.authFailuresPerCredential);
+  app.get("/metrics", { config: { public: true }, schema: { hide: true } }, async (req, reply) => {
+    await authorizeMetrics(ctx.auth, failures, ctx.config, req);
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
-  registerAuthHook(app, ctx.auth, new AuthFailureLimiter(ctx.config.authFailuresPerMinute));
+  // Request budgets: counted here, shared with the other replicas through PostgreSQL every second.
+  const budget = new RequestBudget({ defaultPerMinute: ctx.config.agentRequestsPerMinute, pool: ctx.pool });
+  const stopBudget = budget.start(1000, (err) => ctx.log.warn({ err }, "request budget sync failed; will retry"));
+  app.addHook("onClose", stopBudget);
+  app.decorate("requestBudget", budget);
+  registerAuthHook(app, ctx.auth, failures, budget);
   await healthRoutes(app, ctx);
-  await authRoutes(app, { auth: ctx.auth, pool: ctx.pool });
+  await authRoutes(app, { auth: ctx.auth, pool: ctx.pool, failures });
   await agentRoutes(app, { pool: ctx.pool });
   await transactionRoutes(app, ctx);
   await chainRoutes(app, ctx);

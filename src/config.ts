@@ -1,8 +1,10 @@
 // The only reader of process.env. Everything the service can be told from outside is parsed and
 // validated here, once, at boot; a bad value stops the start with a message naming the variable.
+import net from "node:net";
 import path from "node:path";
 import { parseUnits } from "viem";
 import { z } from "zod";
+import { DEFAULT_MAX_DATA_BYTES } from "./quotas.js";
 
 const port = z.coerce
   .number({ error: "must be a number" })
@@ -38,6 +40,19 @@ const urlList = z
     "must be comma-separated http(s) or ws(s) URLs",
   );
 
+/** The largest `data` an operator can allow (MAX_DATA_BYTES, per agent `tx_max_data_bytes`): geth's 128 KiB transaction size limit. */
+export const MAX_DATA_BYTES_CEILING = 128 * 1024;
+
+function isAddressOrCidr(v: string): boolean {
+  const [addr, bits, ...rest] = v.split("/");
+  if (rest.length > 0 || !addr) return false;
+  const family = net.isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  if (!/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 const EnvSchema = z.object({
   PORT: port.default(8080),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -64,11 +79,21 @@ const EnvSchema = z.object({
   SIMULATE_ALL: z.stringbool({ error: "must be true or false" }).default(false),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   JWT_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  // Only an explicit list: with `true` the left-most X-Forwarded-For entry, which the client writes, became
+  // the client address, and with it the key of every per-address limit.
   TRUST_PROXY: z
     .string()
-    .regex(/^(false|true|[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*)$/, "false, true, or comma-separated proxy addresses/CIDRs")
+    .refine((v) => v !== "true", "'true' is not accepted: list the proxies' addresses or CIDRs (e.g. 10.0.0.5,10.1.0.0/16)")
+    .refine((v) => v === "false" || v === "true" || v.split(",").every((e) => isAddressOrCidr(e.trim())), "must be false or comma-separated proxy IP addresses/CIDRs")
     .default("false"),
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(60),
+  // Quotas (src/quotas.ts, src/auth/failures.ts, src/simulators/fair-queue.ts).
+  AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(10),
+  AGENT_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).max(10_000_000).default(1200),
+  MAX_DATA_BYTES: z.coerce.number().int().min(0).max(MAX_DATA_BYTES_CEILING).default(DEFAULT_MAX_DATA_BYTES),
+  SIMULATION_QUEUE_PER_AGENT: z.coerce.number().int().min(1).max(10_000).default(8),
+  SIMULATION_QUEUE_MAX: z.coerce.number().int().min(1).max(100_000).default(64),
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").max(512).optional(),
   MAX_INFLIGHT_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(512),
   BROADCAST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   RPC_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(100),
@@ -110,8 +135,18 @@ export interface Config {
   jwtDefaultTtlSeconds: number;
   /** Failed authentications per client address and minute before it gets 429 (0: no limit). */
   authFailuresPerMinute: number;
-  /** Fastify's trustProxy: whether (or which) proxies' X-Forwarded-For names the client. */
-  trustProxy: boolean | string[];
+  /** Fastify's trustProxy: the proxies (addresses/CIDRs) whose X-Forwarded-For names the client; false: none. */
+  trustProxy: false | string[];
+  /** Failed authentications with one credential (by its hash) per minute before it gets 429 (0: no limit). */
+  authFailuresPerCredential: number;
+  /** Requests per agent and minute, refused and failed ones included, unless the agent has its own `requests_per_minute` (0: no limit). */
+  agentRequestsPerMinute: number;
+  /** Largest transaction `data` in bytes, unless the agent has its own `tx_max_data_bytes`. */
+  maxDataBytes: number;
+  /** Simulations queued or running per agent, and in all, per chain before 503 + Retry-After. */
+  simulationQueue: { perAgent: number; max: number };
+  /** A bearer token that may read /metrics (operator keys may too); unset: /metrics is open to loopback clients when HOST is loopback. */
+  metricsToken?: string;
   maxInflightPerAddress: number;
   broadcastTimeoutMs: number;
   /** Most calls in one JSON-RPC batch to a node; 1 disables batching. */
@@ -192,7 +227,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     jwtDefaultTtlSeconds: e.JWT_DEFAULT_TTL_SECONDS,
     authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
-    trustProxy: e.TRUST_PROXY === "false" ? false : e.TRUST_PROXY === "true" ? true : e.TRUST_PROXY.split(","),
+    trustProxy: e.TRUST_PROXY === "false" ? false : e.TRUST_PROXY.split(",").map((x) => x.trim()),
+    authFailuresPerCredential: e.AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE,
+    agentRequestsPerMinute: e.AGENT_REQUESTS_PER_MINUTE,
+    maxDataBytes: e.MAX_DATA_BYTES,
+    simulationQueue: { perAgent: e.SIMULATION_QUEUE_PER_AGENT, max: e.SIMULATION_QUEUE_MAX },
+    metricsToken: e.METRICS_TOKEN,
     maxInflightPerAddress: e.MAX_INFLIGHT_PER_ADDRESS,
     broadcastTimeoutMs: e.BROADCAST_TIMEOUT_MS,
     rpcBatchSize: e.RPC_BATCH_SIZE,

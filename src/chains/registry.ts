@@ -125,9 +125,10 @@ export class ChainRegistry {
 }
 
 /**
- * An RPC URL with its credentials removed, for public display and logs: user info, query values,
- * the fragment, and path segments that look like API keys (long opaque tokens, or any segment after a
- * `v1`/`v2`/`v3` version segment as providers put keys there) become `***`.
+ * An RPC URL with its credentials removed, for operators' views and logs: user info, query values, the
+ * fragment, host labels that look like keys, and every path segment that is not plainly a word, a
+ * version (`v3`) or a number become `***` (providers put keys in paths as `/v3/<key>`, `/apikey=<key>`,
+ * dotted tokens, short ids; an allowlist of harmless shapes catches the forms nobody listed).
  */
 export function redactRpcUrl(raw: string): string {
   let u: URL;
@@ -143,12 +144,37 @@ export function redactRpcUrl(raw: string): string {
   const segs = u.pathname.split("/");
   u.pathname = segs
     .map((seg, i) => {
-      const afterVersion = i > 0 && /^v\d$/i.test(segs[i - 1]) && seg.length >= 6;
-      const opaque = /^[A-Za-z0-9_-]{20,}$/.test(seg) || (/^[A-Za-z0-9_-]{12,}$/.test(seg) && /\d/.test(seg) && /[A-Za-z]/.test(seg));
-      return afterVersion || opaque ? "***" : seg;
+      if (seg === "") return seg;
+      const afterVersion = i > 0 && /^v\d{1,2}$/i.test(segs[i - 1]!) && seg.length >= 6;
+      const harmless = /^[A-Za-z-]{1,24}$/.test(seg) || /^v\d{1,2}$/i.test(seg) || /^\d{1,8}$/.test(seg);
+      return afterVersion || !harmless ? "***" : seg;
     })
     .join("/");
   for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, "***");
   u.hash = "";
-  return u.toString().replace(/%2A%2A%2A/g, "***");
+  return u.toString().replace(/%2A%2A%2A/g, "***").replace(/^([a-z]+:\/\/)[^/]+/, (origin) => origin.replace(u.hostname, maskHost(u.hostname)));
+}
+
+/**
+ * What the public may see of an RPC URL: its origin only (scheme, host, port), never a path, query or
+ * user info. A host name is the origin, but some providers put the key there
+ * (`https://<key>.rpc.example`): a label that looks like one (long and opaque, or letters mixed with
+ * digits) is shown as `***`.
+ */
+export function rpcOrigin(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return "***";
+  }
+  return `${u.protocol}//${maskHost(u.hostname)}${u.port ? `:${u.port}` : ""}`;
+}
+
+function maskHost(hostname: string): string {
+  if (hostname.startsWith("[") || /^[\d.]+$/.test(hostname)) return hostname; // an IP address
+  return hostname
+    .split(".")
+    .map((label) => (/^[a-z0-9_-]{20,}$/i.test(label) || (label.length >= 12 && /\d/.test(label) && /[a-z]/i.test(label)) ? "***" : label))
+    .join(".");
 }

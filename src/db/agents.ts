@@ -22,6 +22,9 @@ export interface AgentRow {
   tx_unknown_calldata: "allow" | "deny" | "simulate";
   tx_token_limits: Record<string, { max_per_tx?: string; daily_limit?: string; approval_cap?: string }>;
   tx_unlimited_approval_allowlist: string[];
+  /** Quotas (src/quotas.ts); null: the server's default. */
+  requests_per_minute: number | null;
+  tx_max_data_bytes: number | null;
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
@@ -62,7 +65,7 @@ export type AgentWritable = Partial<
     | "name" | "description" | "scopes" | "is_active" | "intents_api_enabled" | "api_key_expires_at" | "token_ttl_seconds"
     | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
     | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
-    | "tx_unlimited_approval_allowlist"
+    | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes"
   >
 >;
 
@@ -70,7 +73,7 @@ const WRITABLE: Array<keyof AgentWritable> = [
   "name", "description", "scopes", "is_active", "intents_api_enabled", "api_key_expires_at", "token_ttl_seconds",
   "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
   "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
-  "tx_unlimited_approval_allowlist",
+  "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes",
 ];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.

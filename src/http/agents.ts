@@ -13,6 +13,7 @@ import {
 import { withTransaction, type Pool } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
 import { formatMajor, parseMajor } from "../units.js";
+import { MAX_DATA_BYTES_CEILING } from "../config.js";
 import type { App } from "./types.js";
 
 const addressList = z
@@ -50,6 +51,9 @@ const guardrailFields = {
     .transform((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])))
     .optional(),
   tx_unlimited_approval_allowlist: addressList.optional(),
+  // Quotas (src/quotas.ts); null: the server's default.
+  requests_per_minute: z.number().int().min(0).max(10_000_000).nullable().optional(),
+  tx_max_data_bytes: z.number().int().min(0).max(MAX_DATA_BYTES_CEILING).nullable().optional(),
 };
 
 const CreateAgentRequest = z.strictObject({
@@ -101,6 +105,8 @@ function toWritable(b: GuardrailInput): AgentWritable {
     tx_unknown_calldata: b.tx_unknown_calldata,
     tx_token_limits: b.tx_token_limits,
     tx_unlimited_approval_allowlist: b.tx_unlimited_approval_allowlist,
+    requests_per_minute: b.requests_per_minute,
+    tx_max_data_bytes: b.tx_max_data_bytes,
   };
   return w;
 }
@@ -142,6 +148,8 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     tx_unknown_calldata: a.tx_unknown_calldata,
     tx_token_limits: a.tx_token_limits,
     tx_unlimited_approval_allowlist: a.tx_unlimited_approval_allowlist,
+    requests_per_minute: a.requests_per_minute,
+    tx_max_data_bytes: a.tx_max_data_bytes,
     // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
     tx_token_spent_today: Object.fromEntries([...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()])),
     signing_chains: rows.map((r) => r.chain),

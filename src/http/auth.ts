@@ -7,8 +7,10 @@ import { z } from "zod";
 import { appendAudit } from "../audit.js";
 import type { AuthService, RequestBinding } from "../auth/service.js";
 import { dpopError, jwkThumbprint } from "../auth/dpop.js";
-import type { AuthFailureLimiter } from "../auth/failures.js";
-import { ServiceError } from "../errors.js";
+import { credentialKey, type AuthFailureLimiter } from "../auth/failures.js";
+import type { RequestBudget } from "../quotas.js";
+import { forbidden, ServiceError, unauthorized } from "../errors.js";
+import { hashApiKey, sameHash } from "../auth/keys.js";
 import { requireOperator, requirePrincipal } from "../auth/principal.js";
 import type { Pool } from "../db/pool.js";
 import type { App } from "./types.js";
@@ -21,21 +23,14 @@ declare module "fastify" {
   }
 }
 
-export function registerAuthHook(app: App, auth: AuthService, failures: AuthFailureLimiter): void {
+export function registerAuthHook(app: App, auth: AuthService, failures: AuthFailureLimiter, budget?: RequestBudget): void {
   app.addHook("onRequest", async (req) => {
     if (req.routeOptions.config?.public) return;
     if (!req.routeOptions.url) return; // unknown route: let the 404 handler answer
     if (req.routeOptions.url.startsWith("/docs")) return; // the OpenAPI description and its UI are public
-    const wait = failures.blockedFor(req.ip);
-    if (wait > 0) {
-      throw new ServiceError("too_many_failed_authentications", 429, "Too many failed authentications from this address; retry later.", { retryAfterSeconds: wait });
-    }
-    try {
-      req.principal = await auth.authenticate(req.headers.authorization, requestBinding(req));
-    } catch (err) {
-      if (err instanceof ServiceError && err.status === 401) failures.recordFailure(req.ip);
-      throw err;
-    }
+    req.principal = await authenticateLimited(auth, failures, req.headers.authorization, req.ip, requestBinding(req));
+    // Every request an agent makes spends its budget, before the body is read: refused ones too.
+    if (req.principal.type === "agent") budget?.spend(req.principal.agent);
   });
   app.addHook("preValidation", async (req) => {
     if (req.routeOptions.config?.operatorOnly) requireOperator(req);
@@ -54,6 +49,75 @@ function requestBinding(req: FastifyRequest): RequestBinding {
 const DpopJwk = z
   .looseObject({ kty: z.string().max(8) })
   .refine((j) => Object.keys(j).length <= 16 && JSON.stringify(j).length <= 4096, "too large");
+
+/**
+ * auth.authenticate under the failed-authentication limits (src/auth/failures.ts): a credential that
+ * keeps failing is refused before it is looked up; past its address's limit a failure answers 429
+ * instead of 401; a credential that verifies is served whatever its address did.
+ */
+export function authenticateLimited(
+  auth: AuthService,
+  failures: AuthFailureLimiter,
+  authorization: string | undefined,
+  ip: string,
+  binding?: RequestBinding,
+) {
+  return withFailureLimits(failures, () => credentialKey(authorization), ip, () => auth.authenticate(authorization, binding));
+}
+
+/**
+ * Runs a credential check `fn` under the failed-authentication limits; its 401s are counted. The
+ * credential's hash is computed only when some credential failed lately or this one fails: the
+ * common case (no failures anywhere) costs nothing.
+ */
+async function withFailureLimits<T>(failures: AuthFailureLimiter, credentialOf: () => string | undefined, ip: string, fn: () => Promise<T>): Promise<T> {
+  let credential: string | undefined;
+  if (failures.anyCredentialFailures) {
+    credential = credentialOf();
+    const wait = failures.credentialBlockedFor(credential);
+    if (wait > 0) throw tooManyFailures("with this credential", wait);
+  }
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof ServiceError) || err.status !== 401) throw err;
+    credential ??= credentialOf();
+    const after = failures.recordFailure(ip, credential);
+    if (after > 0) throw tooManyFailures(failures.credentialBlockedFor(credential) > 0 ? "with this credential" : "from this address", after);
+    throw err;
+  }
+}
+
+/**
+ * Who may read /metrics: a bearer METRICS_TOKEN or an operator key; without either, only a loopback
+ * client of a service that listens on loopback, and only while no METRICS_TOKEN is set. Anything
+ * exposed beyond this machine (HOST=0.0.0.0, a proxy in TRUST_PROXY) therefore needs a credential.
+ */
+export async function authorizeMetrics(
+  auth: AuthService,
+  failures: AuthFailureLimiter,
+  opts: { metricsToken?: string; host: string },
+  req: { headers: { authorization?: string }; ip: string },
+): Promise<void> {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+  if (presented === undefined) {
+    if (!opts.metricsToken && isLoopback(opts.host) && isLoopback(req.ip)) return;
+    throw unauthorized("/metrics needs METRICS_TOKEN or an operator key.");
+  }
+  if (opts.metricsToken && sameHash(hashApiKey(presented), hashApiKey(opts.metricsToken))) return;
+  const p = await authenticateLimited(auth, failures, req.headers.authorization, req.ip);
+  if (p.type !== "operator") throw forbidden("/metrics is for operators.");
+}
+
+function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" || address === "[::1]" || address.startsWith("127.") || address.startsWith("::ffff:127.");
+}
+
+/** The exchange's rate-limit subject: the presented key's hash (never the key itself). */
+const exchangeKey = (body: unknown) => credentialKey(`Bearer ${String((body as { api_key?: unknown } | undefined)?.api_key ?? "")}`) ?? "none";
+
+const tooManyFailures = (what: string, wait: number) =>
+  new ServiceError("too_many_failed_authentications", 429, `Too many failed authentications ${what}; retry later.`, { retryAfterSeconds: wait });
 
 const AgentTokenRequest = z.strictObject({
   api_key: z.string().min(1).max(200),
@@ -96,16 +160,20 @@ async function tokenBinding(auth: AuthService, req: FastifyRequest, dpopJwk: JWK
   return jkt;
 }
 
-export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool }): Promise<void> {
+export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool; failures?: AuthFailureLimiter }): Promise<void> {
   app.post(
     "/v1/auth/agent-token",
     {
-      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute" } },
+      // 30 exchanges a minute per key (after the body is read: the key is the limit's subject), so one
+      // busy agent behind a shared address cannot use up the others' exchanges; wrong keys are failed
+      // authentications, limited per key and per address like any other.
+      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) } },
       schema: { tags: ["Auth"], summary: "Exchange an agent API key for a JWT", body: AgentTokenRequest, response: { 200: TokenResponse } },
     },
     async (req) => {
       const jkt = await tokenBinding(deps.auth, req, req.body.dpop_jwk as JWK | undefined);
-      const out = await deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id, jkt);
+      const issue = () => deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id, jkt);
+      const out = deps.failures ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
       await appendAudit(deps.pool, {
         action: "agent.token_issued",
         actor: { type: "agent", id: out.agent_id } as never,
@@ -122,7 +190,7 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
   app.post(
     "/v1/auth/api-key-token",
     {
-      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute" } },
+      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) } },
       schema: {
         tags: ["Auth"],
         summary: "Exchange an operator API key (1ck_) for a short-lived operator JWT",
@@ -132,7 +200,8 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
     },
     async (req) => {
       const jkt = await tokenBinding(deps.auth, req, undefined);
-      const out = await deps.auth.issueOperatorToken(req.body.api_key, jkt);
+      const issue = () => deps.auth.issueOperatorToken(req.body.api_key, jkt);
+      const out = deps.failures ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
       await appendAudit(deps.pool, {
         action: "operator.token_issued",
         actor: { type: "operator", id: out.operator_key_id },

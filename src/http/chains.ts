@@ -1,6 +1,6 @@
 // Chains: the public, read-only view of enabled chains and the operators' /v1/admin/chains.
-// Every RPC URL in every response goes through redactRpcUrl: the registry holds the *effective* URLs,
-// which may come from CHAIN_<NAME>_RPC_URLS with API keys in them.
+// Every RPC URL in every response goes through rpcOrigin (public) or redactRpcUrl (operators): the
+// registry holds the *effective* URLs, which may come from CHAIN_<NAME>_RPC_URLS with API keys in them.
 // Admin writes run in one DB transaction with their audit event, set managed_by = 'admin' (so chains.json
 // stops overwriting the row at start) and then refresh this process's registry. Other replicas pick
 // the change up at their next periodic refresh.
@@ -9,7 +9,7 @@ import { z } from "zod";
 import { appendAudit } from "../audit.js";
 import { requireOperator } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
-import { chainNameSchema, redactRpcUrl, type Chain, type ChainRegistry } from "../chains/registry.js";
+import { chainNameSchema, redactRpcUrl, rpcOrigin, type Chain, type ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { conflict, notFound, ServiceError } from "../errors.js";
 import type { App } from "./types.js";
@@ -91,9 +91,13 @@ export const ChainResponse = z.object({
 });
 const ChainListResponse = z.object({ chains: z.array(ChainResponse) });
 
-/** A chain as clients see it: RPC and websocket URLs always redacted. */
-export function chainResponse(c: Chain): z.infer<typeof ChainResponse> {
-  const rpc = c.rpc_urls.map(redactRpcUrl);
+/**
+ * A chain as clients see it. Public views show each RPC and websocket URL's origin only (scheme, host,
+ * port); operators' views (`admin`) show the URL with its credentials redacted.
+ */
+export function chainResponse(c: Chain, opts: { admin?: boolean } = {}): z.infer<typeof ChainResponse> {
+  const show = opts.admin ? redactRpcUrl : rpcOrigin;
+  const rpc = c.rpc_urls.map(show);
   return {
     id: c.id,
     name: c.name,
@@ -104,7 +108,7 @@ export function chainResponse(c: Chain): z.infer<typeof ChainResponse> {
     is_enabled: c.is_enabled,
     ...(rpc[0] !== undefined ? { rpc_url: rpc[0] } : {}),
     rpc_urls: rpc,
-    ...(c.ws_url ? { ws_url: redactRpcUrl(c.ws_url) } : {}),
+    ...(c.ws_url ? { ws_url: show(c.ws_url) } : {}),
     ...(c.explorer_url ? { explorer_url: c.explorer_url } : {}),
     eip1559: c.eip1559,
     confirmations: c.confirmations,
@@ -201,7 +205,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
   app.get(
     "/v1/chains",
     { config: { public: true }, schema: { tags: ["Chains"], summary: "List enabled chains", response: { 200: ChainListResponse } } },
-    async () => ({ chains: chains.list().map(chainResponse) }),
+    async () => ({ chains: chains.list().map((c) => chainResponse(c)) }),
   );
 
   app.get(
@@ -227,7 +231,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
     { schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } } },
     async (req) => {
       requireOperator(req);
-      return { chains: chains.list({ includeDisabled: true }).map(chainResponse) };
+      return { chains: chains.list({ includeDisabled: true }).map((c) => chainResponse(c, { admin: true })) };
     },
   );
 
@@ -263,7 +267,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
         throw err;
       }
       await chains.refresh();
-      return reply.code(201).send(chainResponse(current(b.name)));
+      return reply.code(201).send(chainResponse(current(b.name), { admin: true }));
     },
   );
 
@@ -301,7 +305,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
         return row.name;
       });
       await chains.refresh();
-      return chainResponse(current(name));
+      return chainResponse(current(name), { admin: true });
     },
   );
 

@@ -159,7 +159,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
   // validates after the caller's rights are checked.
   const simulationDeps = () => {
     if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
-    return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log };
+    return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log, maxDataBytes: deps.config?.maxDataBytes };
   };
   app.post(
     "/v1/agents/:agent_id/transactions/simulate",

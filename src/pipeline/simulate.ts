@@ -22,6 +22,7 @@ import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
 import { parseMajor } from "../units.js";
+import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { chainAllowed, policyOf } from "./guardrails.js";
 import { TransactionRequestSchema, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
@@ -35,6 +36,8 @@ export interface SimulationDeps {
   chains: ChainRegistry;
   simulators: SimulatorRegistry;
   log: Logger;
+  /** MAX_DATA_BYTES (an agent's own `tx_max_data_bytes` wins). */
+  maxDataBytes?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -94,6 +97,7 @@ export interface SimulateRequestInput {
 }
 
 export async function simulateTransactionRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<SimulationResponse> {
+  checkDataSize((input.body as { data?: unknown } | null)?.data, dataLimit(deps, input.principal));
   const req = parse(SimulateTransactionRequestSchema, input.body, "simulation request");
   const { chain, calls } = await prepare(deps, input.principal, [req]);
   const [res] = await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate" });
@@ -101,10 +105,14 @@ export async function simulateTransactionRequest(deps: SimulationDeps, input: Si
 }
 
 export async function simulateBundleRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<BundleSimulationResponse> {
+  const txs = (input.body as { transactions?: unknown } | null)?.transactions;
+  if (Array.isArray(txs)) txs.slice(0, MAX_BUNDLE).forEach((t, i) => checkDataSize((t as { data?: unknown } | null)?.data, dataLimit(deps, input.principal), `transactions.${i}.data`));
   const req = parse(SimulateBundleRequestSchema, input.body, "bundle simulation request");
   const { chain, calls } = await prepare(deps, input.principal, req.transactions);
   return { simulations: await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate_bundle" }) };
 }
+
+const dataLimit = (deps: SimulationDeps, principal: AgentPrincipal) => dataLimitOf(principal.agent, deps.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
 
 interface PreparedCall {
   call: SimCall;
@@ -170,8 +178,16 @@ interface Ran {
   ms: number;
 }
 
-/** Runs the calls on the chain's simulator. Never throws for a failed simulation. */
-async function execute(deps: SimulationDeps, chain: Chain, calls: SimCall[]): Promise<Ran> {
+/**
+ * Runs the calls on the chain's simulator, in the agent's turn of the chain's fair queue. Never
+ * throws for a failed simulation; throws 503 (Retry-After) when the queue is full for this agent or
+ * for everyone, before any work.
+ */
+function execute(deps: SimulationDeps, agentId: string, chain: Chain, calls: SimCall[]): Promise<Ran> {
+  return deps.simulators.queue(chain).run(agentId, () => executeNow(deps, chain, calls));
+}
+
+async function executeNow(deps: SimulationDeps, chain: Chain, calls: SimCall[]): Promise<Ran> {
   const simulator = deps.simulators.forChain(chain);
   const t = performance.now();
   let results: SimResult[];
@@ -221,7 +237,7 @@ async function simulateAndAudit(
   deps: SimulationDeps,
   args: { principal: AgentPrincipal; chain: Chain; calls: PreparedCall[]; mode: Mode; requestId?: string; ip?: string },
 ): Promise<SimulationResponse[]> {
-  const ran = await execute(deps, args.chain, args.calls.map((c) => c.call));
+  const ran = await execute(deps, args.principal.agent.id, args.chain, args.calls.map((c) => c.call));
   deps.log.debug({ chain: args.chain.name, simulator: ran.kind, calls: args.calls.length, ms: Math.round(ran.ms) }, "simulated");
   await withTransaction(deps.pool, async (tx) => {
     for (const [i, c] of args.calls.entries()) {
@@ -280,7 +296,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       maxPriorityFeePerGas: intent.maxPriorityFeePerGas,
     },
   };
-  const ran = await execute(deps, chain, [prepared.call]);
+  const ran = await execute(deps, input.principal.agent.id, chain, [prepared.call]);
   const res = ran.responses[0]!;
 
   if (res.status === "success") {

@@ -48,6 +48,7 @@ import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
 import { calldataPolicyOf, checkIntentCalldata, simulatedOutflows } from "./token-policy.js";
 import { checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
+import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -59,7 +60,7 @@ export interface PipelineDeps {
   metrics: Metrics;
   /** Simulators for step 5; without them a submission that needs simulation is refused (503). */
   simulators?: SimulatorRegistry;
-  config?: { simulateAll?: boolean; testCrashAfterCommit?: boolean };
+  config?: { simulateAll?: boolean; testCrashAfterCommit?: boolean; maxDataBytes?: number };
 }
 
 export interface SubmitInput {
@@ -99,7 +100,9 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   const { principal } = input;
   const agent = principal.agent;
 
-  // 1. Validate the body (authentication and the agent id were checked by the route).
+  // 1. Validate the body (authentication and the agent id were checked by the route); oversized
+  //    `data` first, before the schema reads it.
+  checkDataSize((input.body as { data?: unknown } | null)?.data, dataLimitOf(agent, deps.config?.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES));
   const intent = validate(input.body);
 
   // 2. Idempotency: claim the key, or replay what it already produced.

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
 import type { Config } from "../config.js";
+import { FairQueue } from "./fair-queue.js";
 import { AnvilForkSimulator, type AnvilForkOptions } from "./anvil-fork.js";
 import { RpcSimulator } from "./rpc.js";
 import type { Simulator, SimulatorKind } from "./simulator.js";
@@ -18,7 +19,7 @@ export type { BalanceChange, SimCall, SimOptions, SimResult, SimStatus, Simulato
 export { decodeRevertReason } from "./simulator.js";
 
 export interface SimulatorRegistryOptions {
-  config: Pick<Config, "simulator" | "tenderly" | "anvilBin">;
+  config: Pick<Config, "simulator" | "tenderly" | "anvilBin"> & Partial<Pick<Config, "simulationQueue">>;
   clients: ChainClients;
   log: Logger;
   /** Chain name → simulator, overriding the rule above. */
@@ -30,8 +31,24 @@ export class SimulatorRegistry {
   private anvil?: AnvilForkSimulator;
   private rpc?: RpcSimulator;
   private tenderly?: TenderlySimulator;
+  private readonly queues = new Map<string, FairQueue>();
 
   constructor(private readonly opts: SimulatorRegistryOptions) {}
+
+  /**
+   * The chain's fair queue (src/simulators/fair-queue.ts): every simulation of the chain, from the
+   * simulate routes and from submit's step 5, waits its agent's turn here. One at a time on the
+   * anvil fork (it serialises on its snapshot anyway); a few at once on remote simulators.
+   */
+  queue(chain: Chain): FairQueue {
+    let q = this.queues.get(chain.name);
+    if (!q) {
+      const bounds = this.opts.config.simulationQueue ?? { perAgent: 8, max: 64 };
+      q = new FairQueue({ concurrency: this.kindFor(chain) === "anvil" ? 1 : REMOTE_CONCURRENCY, ...bounds });
+      this.queues.set(chain.name, q);
+    }
+    return q;
+  }
 
   /** The kind of simulator that runs `chain`'s simulations. */
   kindFor(chain: Chain): SimulatorKind {
@@ -75,6 +92,9 @@ export class SimulatorRegistry {
     await Promise.all([this.anvil?.close(), this.rpc?.close(), this.tenderly?.close()]);
   }
 }
+
+/** Simulations run at once per chain on Tenderly or a plain RPC node (remote work, mostly waiting). */
+const REMOTE_CONCURRENCY = 4;
 
 /** A chain whose every RPC URL is on this machine: a development chain nobody outside can fork. */
 export function isLocalChain(chain: Chain): boolean {

@@ -7,7 +7,15 @@ import { defaultChainsFile } from "../../src/context.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 
 const CREDENTIALED_RPC = "https://user:secret@rpc.example/v2/AbCdEf0123456789XyZ?apikey=supersecret";
-const SECRETS = ["secret", "AbCdEf0123456789XyZ", "user:"];
+// Credentials where providers put them and a path-pattern redaction does not look: a key=value path
+// segment, a short key after a version, a dotted token, a key as the host name.
+const LEAKY_RPCS: Record<string, string> = {
+  CHAIN_OPTIMISM_RPC_URLS: "https://opt.rpc.example/apikey=Qk7mZp",
+  CHAIN_ARBITRUM_ONE_RPC_URLS: "https://arb.rpc.example:8443/v3/k9T",
+  CHAIN_POLYGON_RPC_URLS: "wss://poly.rpc.example/rpc/eyJhbGci.eyJzdWIi.c2lnbmF0",
+  CHAIN_SEPOLIA_RPC_URLS: "https://a1b2c3d4e5f6a7b8c9d0.rpc.example/",
+};
+const SECRETS = ["secret", "AbCdEf0123456789XyZ", "user:", "Qk7mZp", "k9T", "eyJ", "a1b2c3d4e5f6a7b8c9d0", "Zz9Yy8Xx7Ww6Vv5Uu4"];
 
 let svc: TestService;
 let operatorKey: string;
@@ -28,7 +36,7 @@ async function call(method: "GET" | "POST" | "PUT" | "DELETE", url: string, opts
 
 beforeAll(async () => {
   operatorKey = "1ck_" + randomBytes(32).toString("base64url");
-  svc = await startTestService({ ADMIN_API_KEY: operatorKey, CHAIN_BASE_RPC_URLS: CREDENTIALED_RPC });
+  svc = await startTestService({ ADMIN_API_KEY: operatorKey, CHAIN_BASE_RPC_URLS: CREDENTIALED_RPC, ...LEAKY_RPCS });
   const created = await call("POST", "/v1/agents", { headers: op(), body: { name: "chains-test-agent" } });
   expect(created.status).toBe(201);
   const tok = await call("POST", "/v1/auth/agent-token", { body: { api_key: created.body.api_key } });
@@ -86,16 +94,28 @@ describe("public chains", () => {
     expect(local.body).not.toHaveProperty("ws_url");
   });
 
-  it("redacts an environment-provided RPC URL with credentials", async () => {
+  it("shows an RPC URL's origin only (scheme, host, port): no user info, path or query, and a key in the host name masked", async () => {
     const base = await call("GET", "/v1/chains/base");
     expect(base.status).toBe(200);
-    expect(base.body.rpc_urls).toHaveLength(1);
-    expect(base.body.rpc_url).toContain("rpc.example");
-    expect(base.body.rpc_url).toContain("***");
-    // Admin views redact as well.
+    expect(base.body.rpc_urls).toEqual(["https://rpc.example"]);
+    expect(base.body.rpc_url).toBe("https://rpc.example");
+    const shown = async (name: string) => (await call("GET", `/v1/chains/${name}`)).body.rpc_urls;
+    expect(await shown("optimism")).toEqual(["https://opt.rpc.example"]);
+    expect(await shown("arbitrum-one")).toEqual(["https://arb.rpc.example:8443"]);
+    expect(await shown("polygon")).toEqual(["wss://poly.rpc.example"]);
+    expect(await shown("sepolia")).toEqual(["https://***.rpc.example"]);
+    // Every public URL is an origin; the list shows the same.
+    for (const c of (await call("GET", "/v1/chains")).body.chains) {
+      for (const u of [...c.rpc_urls, ...(c.ws_url ? [c.ws_url] : [])]) expect(u).toMatch(/^(https?|wss?):\/\/[^/?#@]+$/);
+    }
+    // Operators see more of the URL, still without its credentials (assertNoSecrets runs on every response).
     const admin = await call("GET", "/v1/admin/chains", { headers: op() });
-    const adminBase = admin.body.chains.find((c: { name: string }) => c.name === "base");
-    expect(adminBase.rpc_url).toBe(base.body.rpc_url);
+    const adminUrl = (name: string) => admin.body.chains.find((c: { name: string }) => c.name === name).rpc_url;
+    expect(adminUrl("base")).toBe("https://***@rpc.example/v2/***?apikey=***");
+    expect(adminUrl("optimism")).toBe("https://opt.rpc.example/***");
+    expect(adminUrl("arbitrum-one")).toBe("https://arb.rpc.example:8443/v3/***");
+    expect(adminUrl("polygon")).toBe("wss://poly.rpc.example/rpc/***");
+    expect(adminUrl("sepolia")).toBe("https://***.rpc.example/");
   });
 
   it("answers 404 for an unknown chain", async () => {

@@ -36,11 +36,28 @@ describe("config", () => {
     },
   );
 
-  it("TRUST_PROXY: off by default; true, or a list of proxy addresses; anything else names the variable", () => {
+  it("quotas: defaults, overrides, and bad values naming the variable", () => {
+    const d = loadConfig({});
+    expect(d).toMatchObject({ maxDataBytes: 32768, agentRequestsPerMinute: 1200, authFailuresPerCredential: 10, simulationQueue: { perAgent: 8, max: 64 } });
+    expect(d.metricsToken).toBeUndefined();
+    const c = loadConfig({ MAX_DATA_BYTES: "131072", AGENT_REQUESTS_PER_MINUTE: "0", SIMULATION_QUEUE_PER_AGENT: "2", SIMULATION_QUEUE_MAX: "5", METRICS_TOKEN: "t".repeat(16) });
+    expect(c).toMatchObject({ maxDataBytes: 131072, agentRequestsPerMinute: 0, simulationQueue: { perAgent: 2, max: 5 }, metricsToken: "t".repeat(16) });
+    for (const [k, v] of [["MAX_DATA_BYTES", "131073"], ["AGENT_REQUESTS_PER_MINUTE", "-1"], ["SIMULATION_QUEUE_PER_AGENT", "0"], ["SIMULATION_QUEUE_MAX", "x"], ["METRICS_TOKEN", "short"], ["AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE", "1.5"]]) {
+      const p = problems({ [k]: v });
+      expect(p, k).toHaveLength(1);
+      expect(p[0]).toMatch(new RegExp(`^${k}: `));
+      if (k === "METRICS_TOKEN") expect(p[0]).not.toContain(v);
+    }
+  });
+
+  it("TRUST_PROXY: off by default; only an explicit list of proxy addresses/CIDRs; `true` and anything else names the variable", () => {
     expect(loadConfig({}).trustProxy).toBe(false);
-    expect(loadConfig({ TRUST_PROXY: "true" }).trustProxy).toBe(true);
     expect(loadConfig({ TRUST_PROXY: "10.0.0.1,10.1.0.0/16,::1" }).trustProxy).toEqual(["10.0.0.1", "10.1.0.0/16", "::1"]);
-    for (const bad of ["yes", "10.0.0.1;rm"]) expect(problems({ TRUST_PROXY: bad })[0]).toMatch(/^TRUST_PROXY: /);
+    expect(loadConfig({ TRUST_PROXY: "10.0.0.1, 192.168.0.0/24" }).trustProxy).toEqual(["10.0.0.1", "192.168.0.0/24"]);
+    expect(problems({ TRUST_PROXY: "true" })).toEqual([expect.stringMatching(/^TRUST_PROXY: 'true' is not accepted: list the proxies/)]);
+    for (const bad of ["yes", "10.0.0.1;rm", "10.0.0.1/33", "::1/129", "10.0.0", "1.2.3.4/8/8", "loopback", "10.0.0.1,"]) {
+      expect(problems({ TRUST_PROXY: bad })[0], bad).toMatch(/^TRUST_PROXY: /);
+    }
     expect(loadConfig({}).authFailuresPerMinute).toBe(60);
     expect(problems({ AUTH_FAILURES_PER_MINUTE: "-1" })[0]).toMatch(/^AUTH_FAILURES_PER_MINUTE: /);
   });

@@ -143,7 +143,9 @@ describe("fuzzing every route", () => {
     const all = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, "../../chains.json"), "utf8"));
     const chainsFile = path.join(chainsDir, "chains.json");
     fs.writeFileSync(chainsFile, JSON.stringify({ chains: all.chains.filter((c: { name: string }) => c.name === "local") }));
-    svc = await startTestService({ ADMIN_API_KEY: op, CHAINS_FILE: chainsFile, TRACKER: "off" });
+    // The same bad credential is sent thousands of times and one agent makes thousands of requests:
+    // the per-credential failure limit and the request budget are tested in limits/quotas.test.ts.
+    svc = await startTestService({ ADMIN_API_KEY: op, CHAINS_FILE: chainsFile, TRACKER: "off", AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: "0", AGENT_REQUESTS_PER_MINUTE: "0" });
     pin = fs.readFileSync(path.join(svc.dataDir, "softhsm", "pin"), "utf8").trim();
 
     const spec = (svc.app as unknown as { swagger(): { paths: Record<string, Record<string, unknown>> } }).swagger();

@@ -45,4 +45,44 @@ describe("docs and metrics", () => {
     expect(text).toMatch(/intents_broadcast_results_total\{chain="local",outcome="accepted"\} 1/);
     expect(text).not.toContain(agent.token);
   });
+
+  it("/metrics without credentials: open to a loopback client of a loopback service only; anyone else is 401", async () => {
+    expect((await svc.app.inject({ method: "GET", url: "/metrics", remoteAddress: "127.0.0.1" })).statusCode).toBe(200);
+    const remote = await svc.app.inject({ method: "GET", url: "/metrics", remoteAddress: "10.20.30.40" });
+    expect(remote.statusCode).toBe(401);
+    expect(JSON.parse(remote.body)).toMatchObject({ status: 401, code: "unauthorized" });
+    expect(remote.body).not.toContain("intents_");
+    // An operator key opens it from anywhere.
+    expect((await svc.app.inject({ method: "GET", url: "/metrics", remoteAddress: "10.20.30.40", headers: { authorization: `Bearer ${op}` } })).statusCode).toBe(200);
+  });
+});
+
+describe("metrics on a service reachable from outside (HOST=0.0.0.0, METRICS_TOKEN)", () => {
+  let svc: TestService;
+  const op = newOperatorKey();
+  const scrape = "scrape-" + "k".repeat(24);
+  beforeAll(async () => {
+    svc = await startTestService({ ADMIN_API_KEY: op, HOST: "0.0.0.0", METRICS_TOKEN: scrape, AUTH_FAILURES_PER_MINUTE: "3" });
+  });
+  afterAll(async () => svc?.close());
+
+  const get = (token?: string, remoteAddress = "127.0.0.1") =>
+    svc.app.inject({ method: "GET", url: "/metrics", remoteAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  it("needs METRICS_TOKEN or an operator key, even from loopback; an agent is 403; wrong tokens count as failed authentications", async () => {
+    expect((await get()).statusCode).toBe(401);
+    const ok = await get(scrape, "10.1.1.1");
+    expect(ok.statusCode).toBe(200);
+    expect(ok.body).toMatch(/intents_http_request_duration_seconds/);
+    expect((await get(op, "10.1.1.1")).statusCode).toBe(200);
+    const agent = await createAgent(svc.app, op);
+    const asAgent = await get(agent.token, "10.1.1.1");
+    expect(asAgent.statusCode).toBe(403);
+    expect(asAgent.body).not.toContain("intents_");
+    // Guessing the scrape token is credential guessing like any other.
+    const guesses = [];
+    for (let i = 0; i < 5; i++) guesses.push((await get(`${scrape}-${i}`, "10.2.2.2")).statusCode);
+    expect(guesses).toEqual([401, 401, 401, 429, 429]);
+    expect((await get(scrape, "10.2.2.2")).statusCode).toBe(200);
+  });
 });
