@@ -48,8 +48,15 @@ export async function reserveNonceRuns(
 export async function releaseNonce(tx: PoolClient, chainId: number, address: string, nonce: bigint): Promise<void> {
   // Under the address's row lock, so an allocation in progress sees either all or none of it.
   await tx.query("SELECT 1 FROM nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE", [chainId, address]);
+  // Not while another live transaction holds the nonce (a refused replacement of a pending one, made
+  // with an explicit nonce): the next submission would otherwise collide with, or replace, that one.
   await tx.query(
-    "INSERT INTO released_nonces (chain_id, address, nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    `INSERT INTO released_nonces (chain_id, address, nonce)
+     SELECT $1, $2, $3
+      WHERE NOT EXISTS (SELECT 1 FROM transactions
+                         WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND block_number IS NULL
+                           AND status IN ('signed', 'broadcast', 'sign_only') AND chain_status IS DISTINCT FROM 'dropped')
+     ON CONFLICT DO NOTHING`,
     [chainId, address, nonce.toString()],
   );
 }
