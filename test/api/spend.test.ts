@@ -121,6 +121,28 @@ describe("spend model: fees, refused signatures, nonces", () => {
       expect(spent <= 2n * 10n ** 17n + 2n * fee).toBe(true);
     });
 
+    it("a chain's own fee cap and price multiple bound every signature on it", async () => {
+      const a = await hostile();
+      const submit = submitter(svc, a);
+      const put = (body: Record<string, unknown>) => call(svc.app, "PUT", "/v1/admin/chains/local", { token: op, body });
+      const set = await put({ max_fee_per_gas_gwei: 1.5 });
+      expect(set.status).toBe(200);
+      expect(set.body).toMatchObject({ max_fee_per_gas_gwei: 1.5, base_fee_multiple: null });
+      const r = await submit({ value: "0", gas_price: (2n * GWEI).toString() });
+      expect(r.status).toBe(403);
+      expect(r.body.guardrail).toMatchObject({ reason_code: "fee_per_gas_too_high", limit: "1500000000" });
+      expect((await put({ max_fee_per_gas_gwei: null, base_fee_multiple: 1 })).status).toBe(200);
+      // Multiple 1: at most the current price (base fee + tip estimate), never below the service's own estimate.
+      const price = (await svc.ctx.clients.get(svc.ctx.chains.resolve("local")!).getBlock()).baseFeePerGas!;
+      const over = await submit({ value: "0", max_fee_per_gas: (100n * GWEI).toString(), max_priority_fee_per_gas: "1" });
+      expect(over.body.guardrail.reason_code).toBe("fee_per_gas_too_high");
+      expect(BigInt(over.body.guardrail.current) >= price).toBe(true);
+      expect((await submit({ value: "0" })).status).toBe(201); // the estimate always passes
+      expect((await put({ base_fee_multiple: null })).status).toBe(200);
+      expect(await rows(a.id)).toBe(1);
+      await mine(chain);
+    });
+
     it("fee limits are on by default, and null turns them off", async () => {
       const a = await hostile();
       expect(await me(a)).toMatchObject({ tx_max_fee: "0.01", tx_daily_fee_budget: "0.1", tx_max_gas_limit: null });
