@@ -31,3 +31,10 @@ CREATE INDEX transactions_spend_all ON transactions (agent_id, created_at);
 ALTER TABLE chains
   ADD COLUMN max_fee_per_gas_gwei numeric,
   ADD COLUMN base_fee_multiple numeric;
+
+-- Webhook endpoints may subscribe to the tracker's nonce-gap alert (src/tracker/gaps.ts).
+ALTER TABLE webhook_endpoints DROP CONSTRAINT webhook_endpoints_events_check;
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_events_check CHECK (
+  cardinality(events) > 0 AND events <@ ARRAY['agent.transaction.signed', 'agent.transaction.broadcast',
+                                              'agent.transaction.confirmed', 'agent.transaction.failed',
+                                              'signing_key.nonce_gap_alert']::text[]);
