@@ -217,7 +217,9 @@ interface BenchAgent {
 }
 
 async function createBenchAgent(stack: Stack, name: string): Promise<BenchAgent> {
-  const created = await api<{ agent: { id: string }; api_key: string }>(stack, "POST", "/v1/agents", stack.operatorKey, { name, intents_api_enabled: true });
+  // Fee limits stay on (the default path: spend lock and rolling sums per commit group), with a daily
+  // fee budget large enough for every run's thousands of transfers.
+  const created = await api<{ agent: { id: string }; api_key: string }>(stack, "POST", "/v1/agents", stack.operatorKey, { name, intents_api_enabled: true, tx_daily_fee_budget: "1000" });
   const tok = await fetch(`${stack.baseUrl}/v1/auth/agent-token`, {
     method: "POST",
     headers: { "content-type": "application/json" },
