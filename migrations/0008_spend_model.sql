@@ -22,8 +22,10 @@ UPDATE transactions SET fee_wei = coalesce(gas_limit, 0) * coalesce(max_fee_per_
 -- Rows that were answered with their bytes before this migration: anything but a node's refusal.
 UPDATE transactions SET signed_tx_disclosed = true WHERE status IN ('signed', 'sign_only', 'broadcast');
 
--- The rolling sums read these rows under the agent's spend lock.
-CREATE INDEX transactions_spend_all ON transactions (agent_id, created_at);
+-- The rolling sums (db/agents.ts spendToday) now also count refused rows whose bytes were handed out,
+-- which this partial index leaves out; they read transactions_agent_created instead. Dropped so the
+-- hot path's inserts maintain no more indexes than before.
+DROP INDEX transactions_spend;
 
 -- Per-chain fee bounds (NULL: the service-wide defaults, MAX_FEE_PER_GAS_CAP_GWEI and
 -- BASE_FEE_MULTIPLE): a signed max fee per gas (or gas price) is at most the cap, and at most this
