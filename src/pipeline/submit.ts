@@ -3,14 +3,17 @@
 //
 //   per request:  validate → idempotency claim → resolve chain and key → static guardrails →
 //                 calldata and token checks → (simulate) → gas and fees (RPC, outside any lock) →
-//                 join the chain's next commit group
+//                 fee bounds: the chain's cap and price multiple, the gas limit, the agent's tx_max_fee →
+//                 join the chain's next commit group (a caller-chosen nonce: a group of its own)
 //   per group:    each signing address's nonce counts (read while the group before it commits) →
-//                 BEGIN: lock the agents' spend rows → rolling limits, each request seeing those before
-//                        it → lock each (chain, address) nonce row, in address order → reserve one nonce
-//                        per request → sign each in the HSM (in parallel) → rows + audit events + token
+//                 BEGIN: lock the agents' spend rows → rolling limits (value, count, worst-case fees,
+//                        tokens), each request seeing those before it → lock each (chain, address) nonce
+//                        row, in address order → reserve one nonce per request (or check the caller's
+//                        against the key's window, pipeline/nonce.ts) → sign each in the HSM (in parallel) → rows + audit events + token
 //                        spend + idempotency links in one statement  COMMIT →
 //                 broadcast in nonce order (one JSON-RPC batch) → record the outcomes (accepted ones in
-//                 one statement; rejections release their nonce) → store the idempotent answers
+//                 one statement; rejections release their nonce and are answered without their bytes)
+//                 → store the idempotent answers
 //
 // Group commit: each submission needs a row lock, a COMMIT and a node round trip, and on a busy chain
 // those cost more than the signature. Submissions that arrive while a group is committing wait and
