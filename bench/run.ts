@@ -217,11 +217,13 @@ interface BenchAgent {
 }
 
 async function createBenchAgent(stack: Stack, name: string): Promise<BenchAgent> {
+  // Fee limits stay on (the default path: spend lock and rolling sums per commit group), with a daily
+  // fee budget large enough for every run's thousands of transfers. The request budget is far above the
+  // bench's rate, so it is counted on every request (its cost is measured) but never refuses one.
   const created = await api<{ agent: { id: string }; api_key: string }>(stack, "POST", "/v1/agents", stack.operatorKey, {
     name,
     intents_api_enabled: true,
-    // The bench's one agent sends thousands of requests a minute: a budget far above that, so the
-    // budget is counted on every request (its cost is measured) but never refuses one.
+    tx_daily_fee_budget: "1000",
     requests_per_minute: 10_000_000,
   });
   const tok = await fetch(`${stack.baseUrl}/v1/auth/agent-token`, {

@@ -15,6 +15,7 @@ export type AuditAction =
   | "transaction.replaced"
   | "transaction.dropped"
   | "transaction.reorged"
+  | "nonce.gap_alert"
   | "agent.create"
   | "agent.update"
   | "agent.delete"

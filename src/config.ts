@@ -102,6 +102,8 @@ const EnvSchema = z.object({
   STUCK_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(60),
   GAP_FILL_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(120),
   MAX_FEE_PER_GAS_CAP_GWEI: z.string().regex(/^\d{1,12}(\.\d{1,9})?$/, "must be a number of gwei, e.g. 500 or 0.5").default("500"),
+  BASE_FEE_MULTIPLE: z.coerce.number().min(1).max(1000).default(4),
+  GAP_FILLS_PER_KEY_PER_DAY: z.coerce.number().int().min(0).max(10_000).default(16),
   // Test-only: SIGKILL the process right after a submit's COMMIT, before its broadcast (crash recovery tests).
   INTENTS_TEST_CRASH_AFTER_COMMIT: z.enum(["0", "1"]).default("0"),
   WEBHOOK_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(500),
@@ -157,6 +159,10 @@ export interface Config {
   stuckAfterSeconds: number;
   gapFillAfterSeconds: number;
   maxFeePerGasCapWei: bigint;
+  /** Every signature's fee per gas is at most the cap and this multiple of the chain's current price (per chain: chains.json). */
+  feeBounds: { maxFeePerGasWei: bigint; priceMultiple: number };
+  /** Gap fills per signing key in a rolling 24 h; past it, an alert instead of a fill. */
+  gapFillsPerKeyPerDay: number;
   /** INTENTS_TEST_CRASH_AFTER_COMMIT=1: tests only; see src/pipeline/submit.ts. */
   testCrashAfterCommit: boolean;
   /** Webhooks: worker pass interval, first retry delay (doubling, capped at 10 min), attempts before giving up. */
@@ -241,6 +247,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stuckAfterSeconds: e.STUCK_AFTER_SECONDS,
     gapFillAfterSeconds: e.GAP_FILL_AFTER_SECONDS,
     maxFeePerGasCapWei: parseUnits(e.MAX_FEE_PER_GAS_CAP_GWEI, 9),
+    feeBounds: { maxFeePerGasWei: parseUnits(e.MAX_FEE_PER_GAS_CAP_GWEI, 9), priceMultiple: e.BASE_FEE_MULTIPLE },
+    gapFillsPerKeyPerDay: e.GAP_FILLS_PER_KEY_PER_DAY,
     testCrashAfterCommit: e.INTENTS_TEST_CRASH_AFTER_COMMIT === "1",
     webhook: { intervalMs: e.WEBHOOK_INTERVAL_MS, backoffBaseMs: e.WEBHOOK_BACKOFF_BASE_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS },
   };

@@ -46,6 +46,12 @@ export class Metrics {
     labelNames: ["chain", "outcome"] as const,
     registers: [this.registry],
   });
+  readonly nonceGapAlerts = new Counter({
+    name: "intents_nonce_gap_alerts_total",
+    help: "Nonce gaps the tracker did not fill because the key's gap-fill bound was reached (GAP_FILLS_PER_KEY_PER_DAY)",
+    labelNames: ["chain"] as const,
+    registers: [this.registry],
+  });
   readonly submissions = new Counter({
     name: "intents_submissions_total",
     help: "Transaction requests by mode and result status",

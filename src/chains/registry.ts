@@ -22,6 +22,9 @@ export interface Chain {
   eip1559: boolean;
   confirmations: number;
   aliases: string[];
+  /** Fee bounds of this chain (null: MAX_FEE_PER_GAS_CAP_GWEI, BASE_FEE_MULTIPLE); numeric columns arrive as strings. */
+  max_fee_per_gas_gwei?: string | null;
+  base_fee_multiple?: string | null;
   managed_by: "file" | "admin";
   created_at: Date;
   updated_at: Date;
@@ -44,6 +47,8 @@ const ChainSeedSchema = z.object({
   eip1559: z.boolean().default(true),
   confirmations: z.number().int().min(0).max(1000).default(1),
   aliases: z.array(z.string()).default([]),
+  max_fee_per_gas_gwei: z.number().positive().max(1e9).nullable().optional(),
+  base_fee_multiple: z.number().min(1).max(1000).nullable().optional(),
 });
 export type ChainSeed = z.infer<typeof ChainSeedSchema>;
 
@@ -64,17 +69,19 @@ export async function seedChains(db: Queryable, seeds: ChainSeed[]): Promise<voi
     if (deleted.has(c.name)) continue;
     await db.query(
       `INSERT INTO chains (id, name, display_name, chain_id, native_currency, is_testnet, is_enabled, rpc_urls,
-                           ws_url, explorer_url, eip1559, confirmations, aliases, managed_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'file')
+                           ws_url, explorer_url, eip1559, confirmations, aliases, max_fee_per_gas_gwei, base_fee_multiple, managed_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'file')
        ON CONFLICT (name) DO UPDATE SET
          display_name = EXCLUDED.display_name, chain_id = EXCLUDED.chain_id,
          native_currency = EXCLUDED.native_currency, is_testnet = EXCLUDED.is_testnet,
          is_enabled = EXCLUDED.is_enabled, rpc_urls = EXCLUDED.rpc_urls, ws_url = EXCLUDED.ws_url,
          explorer_url = EXCLUDED.explorer_url, eip1559 = EXCLUDED.eip1559,
-         confirmations = EXCLUDED.confirmations, aliases = EXCLUDED.aliases, updated_at = now()
+         confirmations = EXCLUDED.confirmations, aliases = EXCLUDED.aliases,
+         max_fee_per_gas_gwei = EXCLUDED.max_fee_per_gas_gwei, base_fee_multiple = EXCLUDED.base_fee_multiple, updated_at = now()
        WHERE chains.managed_by = 'file'`,
       [randomUUID(), c.name, c.display_name, c.chain_id, c.native_currency, c.is_testnet, c.is_enabled, c.rpc_urls,
-       c.ws_url ?? null, c.explorer_url ?? null, c.eip1559, c.confirmations, c.aliases.map((a) => a.toLowerCase())],
+       c.ws_url ?? null, c.explorer_url ?? null, c.eip1559, c.confirmations, c.aliases.map((a) => a.toLowerCase()),
+       c.max_fee_per_gas_gwei ?? null, c.base_fee_multiple ?? null],
     );
   }
 }

@@ -48,7 +48,7 @@ function uuidArg(v: string, what: string): string {
 
 const AGENT_FIELDS: OptionName[] = [
   "description", "intents-enabled", "max-value", "daily-limit", "max-per-day", "allowed-chains", "to-allowlist",
-  "token-allowlist", "simulate-required", "token-ttl", "json",
+  "token-allowlist", "simulate-required", "token-ttl", "max-fee", "daily-fee-budget", "max-gas-limit", "json",
 ];
 const TX_FILTERS: OptionName[] = ["agent-id", "status", "chain", "chain-status", "from", "to", "include-signed-tx"];
 
@@ -74,6 +74,10 @@ function agentBody(v: Values): Record<string, unknown> {
   set("tx_daily_limit", nullable(v["daily-limit"]));
   const perDay = nullable(v["max-per-day"]);
   set("tx_max_per_day", perDay === null ? null : int(perDay, "max-per-day"));
+  set("tx_max_fee", nullable(v["max-fee"]));
+  set("tx_daily_fee_budget", nullable(v["daily-fee-budget"]));
+  const gasLimit = nullable(v["max-gas-limit"]);
+  set("tx_max_gas_limit", gasLimit === null ? null : int(gasLimit, "max-gas-limit"));
   set("tx_allowed_chains", list(v["allowed-chains"]));
   set("tx_to_allowlist", list(v["to-allowlist"]));
   set("tx_token_allowlist", list(v["token-allowlist"]));
@@ -139,7 +143,7 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   "agents update": {
-    usage: "agents update AGENT_ID [--name N] [--active true|false] [--intents-enabled true|false] [--max-value ETH|none] [--daily-limit ETH|none] [--max-per-day N|none] [--allowed-chains a,b] [--to-allowlist 0x…,0x…] [--token-allowlist …] [--simulate-required true|false] [--token-ttl S|none] [--json '{…}']",
+    usage: "agents update AGENT_ID [--name N] [--active true|false] [--intents-enabled true|false] [--max-value ETH|none] [--daily-limit ETH|none] [--max-per-day N|none] [--max-fee ETH|none] [--daily-fee-budget ETH|none] [--max-gas-limit N|none] [--allowed-chains a,b] [--to-allowlist 0x…,0x…] [--token-allowlist …] [--simulate-required true|false] [--token-ttl S|none] [--json '{…}']",
     summary: "change an agent's guardrails or settings (none clears a limit; an empty list allows any)",
     options: ["name", "active", ...AGENT_FIELDS],
     args: 1,

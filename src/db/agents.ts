@@ -25,6 +25,9 @@ export interface AgentRow {
   /** Quotas (src/quotas.ts); null: the server's default. */
   requests_per_minute: number | null;
   tx_max_data_bytes: number | null;
+  tx_max_fee_wei: string | null;
+  tx_daily_fee_budget_wei: string | null;
+  tx_max_gas_limit: string | null;
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
@@ -65,7 +68,7 @@ export type AgentWritable = Partial<
     | "name" | "description" | "scopes" | "is_active" | "intents_api_enabled" | "api_key_expires_at" | "token_ttl_seconds"
     | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
     | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
-    | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes"
+    | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes" | "tx_max_fee_wei" | "tx_daily_fee_budget_wei" | "tx_max_gas_limit"
   >
 >;
 
@@ -73,7 +76,7 @@ const WRITABLE: Array<keyof AgentWritable> = [
   "name", "description", "scopes", "is_active", "intents_api_enabled", "api_key_expires_at", "token_ttl_seconds",
   "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
   "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
-  "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes",
+  "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes", "tx_max_fee_wei", "tx_daily_fee_budget_wei", "tx_max_gas_limit",
 ];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.
@@ -121,24 +124,27 @@ export async function softDeleteAgent(db: Queryable, id: string): Promise<boolea
 }
 
 export interface SpendToday {
-  /** Rolling 24 h of value signed, excluding failed ones (wei). */
+  /** Rolling 24 h of value signed (wei). */
   spent_wei: bigint;
-  /** Transactions signed since 00:00 UTC, excluding failed ones. */
+  /** Rolling 24 h of worst-case fees signed (wei): each row's largest gas_limit × max fee. */
+  fees_wei: bigint;
+  /** Transactions signed since 00:00 UTC. */
   count_today: number;
 }
 
+// What counts: every row whose signature left the service. A node's refusal (`failed`) uncounts a row
+// only when its bytes were never handed out (signed_tx_disclosed, migrations/0008_spend_model.sql).
+const COUNTS = `counts_toward_limits AND (status NOT IN ('failed', 'simulation_failed') OR signed_tx_disclosed)`;
+
 export async function spendToday(db: Queryable, agentId: string): Promise<SpendToday> {
-  const { rows } = await db.query<{ spent: string | null; count_today: string }>(
-    `SELECT
-       (SELECT coalesce(sum(value_wei), 0) FROM transactions
-         WHERE agent_id = $1 AND created_at > now() - interval '24 hours'
-           AND status <> 'failed' AND status <> 'simulation_failed' AND counts_toward_limits) AS spent,
-       (SELECT count(*) FROM transactions
-         WHERE agent_id = $1 AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-           AND status <> 'failed' AND status <> 'simulation_failed' AND counts_toward_limits) AS count_today`,
+  const { rows } = await db.query<{ spent: string | null; fees: string | null; count_today: string }>(
+    `SELECT sum(value_wei) AS spent, sum(fee_wei) AS fees,
+            count(*) FILTER (WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS count_today
+       FROM transactions
+      WHERE agent_id = $1 AND created_at > now() - interval '24 hours' AND ${COUNTS}`,
     [agentId],
   );
-  return { spent_wei: BigInt(rows[0].spent ?? "0"), count_today: Number(rows[0].count_today) };
+  return { spent_wei: BigInt(rows[0].spent ?? "0"), fees_wei: BigInt(rows[0].fees ?? "0"), count_today: Number(rows[0].count_today) };
 }
 
 /** Token amounts (base units) this agent moved out in the last 24 h, per token, excluding failed transactions. */
@@ -147,7 +153,7 @@ export async function tokenSpendToday(db: Queryable, agentId: string): Promise<M
     `SELECT s.token, sum(s.amount) AS spent
        FROM token_spend s JOIN transactions t ON t.id = s.tx_id
       WHERE s.agent_id = $1 AND s.created_at > now() - interval '24 hours'
-        AND t.status <> 'failed' AND t.status <> 'simulation_failed'
+        AND (t.status NOT IN ('failed', 'simulation_failed') OR t.signed_tx_disclosed)
       GROUP BY s.token`,
     [agentId],
   );

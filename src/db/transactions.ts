@@ -35,6 +35,10 @@ export interface TxRow {
   broadcast_attempts: number;
   last_broadcast_at: Date | null;
   counts_toward_limits: boolean;
+  /** Largest worst-case fee (gas_limit × max fee) of the row's signatures, wei. */
+  fee_wei: string;
+  /** The signed bytes may have left the service: the row counts toward limits even if a node refuses it later. */
+  signed_tx_disclosed: boolean;
   created_at: Date;
   signed_at: Date | null;
   updated_at: Date;
@@ -61,8 +65,9 @@ export async function insertTransaction(db: Queryable, t: NewTx): Promise<TxRow>
   const { rows } = await db.query<TxRow>(
     `INSERT INTO transactions (id, agent_id, chain, chain_id, from_address, to_address, value_wei, data, nonce,
         gas_limit, gas_price, max_fee_per_gas, max_priority_fee_per_gas, tx_type, signing_key_path, status,
-        tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+        tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at, fee_wei)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+             coalesce($10::bigint, 0) * coalesce($12::numeric, $11::numeric, 0))
      RETURNING *`,
     [t.id, t.agent_id, t.chain, t.chain_id, t.from_address, t.to_address, t.value_wei.toString(), t.data, str(t.nonce),
      str(t.gas_limit), str(t.gas_price), str(t.max_fee_per_gas), str(t.max_priority_fee_per_gas), t.tx_type,
@@ -94,10 +99,14 @@ export async function insertTransactionGroup(db: Queryable, txs: NewTx[], audit:
     `WITH inserted AS (
        INSERT INTO transactions (id, agent_id, chain, chain_id, from_address, to_address, value_wei, data, nonce,
            gas_limit, gas_price, max_fee_per_gas, max_priority_fee_per_gas, tx_type, signing_key_path, status,
-           tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at, created_at)
+           tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at, created_at,
+           fee_wei, signed_tx_disclosed)
        SELECT x.id, x.agent_id, x.chain, x.chain_id, x.from_address, x.to_address, x.value_wei, x.data, x.nonce,
               x.gas_limit, x.gas_price, x.max_fee_per_gas, x.max_priority_fee_per_gas, x.tx_type, x.signing_key_path, x.status,
-              x.tx_hash, x.signed_tx, x.error_message, x.simulation_id, x.simulation_status, x.signed_at, clock_timestamp()
+              x.tx_hash, x.signed_tx, x.error_message, x.simulation_id, x.simulation_status, x.signed_at, clock_timestamp(),
+              -- Worst-case fee; and the bytes count as handed out until a node's refusal before the
+              -- answer says otherwise (markFailed).
+              coalesce(x.gas_limit, 0) * coalesce(x.max_fee_per_gas, x.gas_price, 0), true
          FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, agent_id uuid, chain text, chain_id bigint, from_address text,
               to_address text, value_wei numeric, data text, nonce bigint, gas_limit bigint, gas_price numeric,
               max_fee_per_gas numeric, max_priority_fee_per_gas numeric, tx_type text, signing_key_path text, status text,
@@ -154,13 +163,19 @@ export async function markBroadcastGroup(db: Queryable, ids: string[], hashes: s
   return ids.map((id) => byId.get(id)!);
 }
 
-export async function markFailed(db: Queryable, id: string, message: string): Promise<TxRow> {
+/**
+ * A node refused the row's signature. `beforeAnswer`: its bytes were never handed out (the submit
+ * pipeline records the refusal before it answers, and a failed answer carries no bytes), so the row
+ * stops counting toward the agent's limits; otherwise it keeps counting.
+ */
+export async function markFailed(db: Queryable, id: string, message: string, beforeAnswer = false): Promise<TxRow> {
   const { rows } = await db.query<TxRow>(
     `UPDATE transactions
         SET status = 'failed', error_message = $2, broadcast_attempts = broadcast_attempts + 1,
-            last_broadcast_at = now(), updated_at = now()
+            last_broadcast_at = now(), updated_at = now(),
+            signed_tx_disclosed = signed_tx_disclosed AND NOT $3
       WHERE id = $1 RETURNING *`,
-    [id, message],
+    [id, message, beforeAnswer],
   );
   return rows[0];
 }

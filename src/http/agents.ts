@@ -54,6 +54,10 @@ const guardrailFields = {
   // Quotas (src/quotas.ts); null: the server's default.
   requests_per_minute: z.number().int().min(0).max(10_000_000).nullable().optional(),
   tx_max_data_bytes: z.number().int().min(0).max(MAX_DATA_BYTES_CEILING).nullable().optional(),
+  // Fee limits (worst-case fee = gas_limit × max fee per gas), in the native unit; null: no limit.
+  tx_max_fee: major.nullable().optional(),
+  tx_daily_fee_budget: major.nullable().optional(),
+  tx_max_gas_limit: z.number().int().min(21_000).max(1_000_000_000).nullable().optional(),
 };
 
 const CreateAgentRequest = z.strictObject({
@@ -107,6 +111,9 @@ function toWritable(b: GuardrailInput): AgentWritable {
     tx_unlimited_approval_allowlist: b.tx_unlimited_approval_allowlist,
     requests_per_minute: b.requests_per_minute,
     tx_max_data_bytes: b.tx_max_data_bytes,
+    tx_max_fee_wei: b.tx_max_fee === undefined ? undefined : b.tx_max_fee === null ? null : parseMajor(b.tx_max_fee)!.toString(),
+    tx_daily_fee_budget_wei: b.tx_daily_fee_budget === undefined ? undefined : b.tx_daily_fee_budget === null ? null : parseMajor(b.tx_daily_fee_budget)!.toString(),
+    tx_max_gas_limit: b.tx_max_gas_limit === undefined ? undefined : b.tx_max_gas_limit === null ? null : String(b.tx_max_gas_limit),
   };
   return w;
 }
@@ -139,6 +146,11 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     tx_spent_today_eth: spentMajor,
     tx_spent_today_by_chain: { evm: spentMajor },
     tx_count_today: spent.count_today,
+    // Fee limits and the worst-case fees signed in the last 24 h (null: no limit).
+    tx_max_fee: a.tx_max_fee_wei !== null ? formatMajor(BigInt(a.tx_max_fee_wei)) : null,
+    tx_daily_fee_budget: a.tx_daily_fee_budget_wei !== null ? formatMajor(BigInt(a.tx_daily_fee_budget_wei)) : null,
+    tx_fees_spent_today: formatMajor(spent.fees_wei),
+    tx_max_gas_limit: a.tx_max_gas_limit !== null ? Number(a.tx_max_gas_limit) : null,
     tx_max_per_day: a.tx_max_per_day,
     tx_allowed_chains: a.tx_allowed_chains,
     tx_token_allowlist: a.tx_token_allowlist,

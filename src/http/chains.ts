@@ -68,6 +68,9 @@ const UpdateChainRequest = z.strictObject({
   eip1559: z.boolean().optional(),
   confirmations: confirmations.optional(),
   aliases: aliases.optional(),
+  // Fee bounds of this chain (null: the service-wide MAX_FEE_PER_GAS_CAP_GWEI and BASE_FEE_MULTIPLE).
+  max_fee_per_gas_gwei: z.number().positive().max(1e9).nullable().optional(),
+  base_fee_multiple: z.number().min(1).max(1000).nullable().optional(),
 });
 type UpdateChainRequest = z.infer<typeof UpdateChainRequest>;
 
@@ -86,6 +89,8 @@ export const ChainResponse = z.object({
   eip1559: z.boolean(),
   confirmations: z.number().int(),
   aliases: z.array(z.string()),
+  max_fee_per_gas_gwei: z.number().nullable(),
+  base_fee_multiple: z.number().nullable(),
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -113,6 +118,8 @@ export function chainResponse(c: Chain, opts: { admin?: boolean } = {}): z.infer
     eip1559: c.eip1559,
     confirmations: c.confirmations,
     aliases: c.aliases,
+    max_fee_per_gas_gwei: c.max_fee_per_gas_gwei != null ? Number(c.max_fee_per_gas_gwei) : null,
+    base_fee_multiple: c.base_fee_multiple != null ? Number(c.base_fee_multiple) : null,
     created_at: c.created_at.toISOString(),
     updated_at: c.updated_at.toISOString(),
   };
@@ -189,6 +196,8 @@ function updateColumns(b: UpdateChainRequest, selfName: string): Array<[string, 
   if (b.eip1559 !== undefined) cols.push(["eip1559", b.eip1559]);
   if (b.confirmations !== undefined) cols.push(["confirmations", b.confirmations]);
   if (b.aliases !== undefined) cols.push(["aliases", [...new Set(b.aliases)].filter((a) => a !== selfName)]);
+  if (b.max_fee_per_gas_gwei !== undefined) cols.push(["max_fee_per_gas_gwei", b.max_fee_per_gas_gwei]);
+  if (b.base_fee_multiple !== undefined) cols.push(["base_fee_multiple", b.base_fee_multiple]);
   return cols;
 }
 

@@ -27,7 +27,8 @@ const CreateWebhookRequest = z.strictObject({
   url: webhookUrl,
   events: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1).max(WEBHOOK_EVENT_TYPES.length * 4)
     .transform((l) => [...new Set(l)])
-    .default([...WEBHOOK_EVENT_TYPES]),
+    // The transaction events; operator alerts (signing_key.nonce_gap_alert) are subscribed to by name.
+    .default(WEBHOOK_EVENT_TYPES.filter((t) => t.startsWith("agent.transaction."))),
   description: z.string().max(2000).optional(),
 });
 

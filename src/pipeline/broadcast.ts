@@ -29,6 +29,8 @@ export interface BroadcastMeta {
   requestId?: string;
   principal?: Principal;
   actor?: { type: "system"; id: string };
+  /** The submit pipeline, before it answers: a refused signature was never handed out (see markFailed). */
+  beforeAnswer?: boolean;
 }
 
 /**
@@ -65,7 +67,7 @@ export async function recordBroadcastOutcome(deps: BroadcastDeps, row: TxRow, ou
     case "rejected":
     case "nonce_used":
       return withTransaction(deps.pool, async (tx) => {
-        const updated = await markFailed(tx, row.id, `Rejected by the node: ${outcome.message}`);
+        const updated = await markFailed(tx, row.id, `Rejected by the node: ${outcome.message}`, meta.beforeAnswer === true);
         await markAttemptFailed(tx, row.tx_hash!, outcome.message);
         // The node refused this signature, so the nonce is still free on chain, unless the refusal
         // says another transaction already holds it.

@@ -10,6 +10,12 @@ export interface GuardrailPolicy {
   dailyLimitWei: bigint | null;
   maxPerDay: number | null;
   allowedChains: string[]; // names, aliases or ids; empty = any
+  /** Worst-case fee of one transaction (gas_limit × max fee per gas), wei. */
+  maxFeeWei: bigint | null;
+  /** Worst-case fees over a rolling 24 h, wei. */
+  dailyFeeBudgetWei: bigint | null;
+  /** An explicit gas_limit may go up to this (else: the estimate + 50 %). */
+  maxGasLimit: bigint | null;
 }
 
 export interface GuardrailInput {
@@ -22,6 +28,8 @@ export interface GuardrailInput {
 export interface Spent {
   spentWei: bigint;
   countToday: number;
+  /** Worst-case fees signed in the rolling 24 h. */
+  feesWei?: bigint;
 }
 
 export interface Denial {
@@ -72,11 +80,25 @@ export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailI
 }
 
 export function hasRollingLimits(policy: GuardrailPolicy): boolean {
-  return policy.dailyLimitWei !== null || policy.maxPerDay !== null;
+  return policy.dailyLimitWei !== null || policy.maxPerDay !== null || policy.dailyFeeBudgetWei !== null;
+}
+
+/** The per-transaction fee limit: worst-case fee = gas_limit × max fee per gas (or gas price). */
+export function checkFeeGuardrail(policy: GuardrailPolicy, feeWei: bigint): Denial | null {
+  if (policy.maxFeeWei !== null && feeWei > policy.maxFeeWei) {
+    return {
+      reason_code: "max_fee_exceeded",
+      detail: `Worst-case fee ${formatMajor(feeWei)} (gas_limit × max fee per gas) exceeds this agent's tx_max_fee of ${formatMajor(policy.maxFeeWei)}.`,
+      limit: formatMajor(policy.maxFeeWei),
+      current: null,
+      attempted: formatMajor(feeWei),
+    };
+  }
+  return null;
 }
 
 /** Checks against what the agent already signed: rolling 24 h value and transactions today. */
-export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<GuardrailInput, "valueWei">, spent: Spent): Denial | null {
+export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<GuardrailInput, "valueWei"> & { feeWei?: bigint }, spent: Spent): Denial | null {
   if (policy.maxPerDay !== null && spent.countToday + 1 > policy.maxPerDay) {
     return {
       reason_code: "max_per_day_exceeded",
@@ -95,6 +117,17 @@ export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<Guar
       attempted: formatMajor(input.valueWei),
     };
   }
+  const fee = input.feeWei ?? 0n;
+  const fees = spent.feesWei ?? 0n;
+  if (policy.dailyFeeBudgetWei !== null && fees + fee > policy.dailyFeeBudgetWei) {
+    return {
+      reason_code: "daily_fee_budget_exceeded",
+      detail: `Worst-case fee ${formatMajor(fee)} on top of ${formatMajor(fees)} signed in the last 24 h exceeds this agent's tx_daily_fee_budget of ${formatMajor(policy.dailyFeeBudgetWei)}.`,
+      limit: formatMajor(policy.dailyFeeBudgetWei),
+      current: formatMajor(fees),
+      attempted: formatMajor(fee),
+    };
+  }
   return null;
 }
 
@@ -105,7 +138,11 @@ export function policyOf(agent: {
   tx_daily_limit_wei: string | null;
   tx_max_per_day: number | null;
   tx_allowed_chains: string[];
+  tx_max_fee_wei?: string | null;
+  tx_daily_fee_budget_wei?: string | null;
+  tx_max_gas_limit?: string | null;
 }): GuardrailPolicy {
+  const big = (v: string | null | undefined) => (v === null || v === undefined ? null : BigInt(v));
   return {
     toAllowlist: agent.tx_to_allowlist.map((a) => a.toLowerCase()),
     tokenAllowlist: agent.tx_token_allowlist.map((a) => a.toLowerCase()),
@@ -113,5 +150,8 @@ export function policyOf(agent: {
     dailyLimitWei: agent.tx_daily_limit_wei !== null ? BigInt(agent.tx_daily_limit_wei) : null,
     maxPerDay: agent.tx_max_per_day,
     allowedChains: agent.tx_allowed_chains,
+    maxFeeWei: big(agent.tx_max_fee_wei),
+    dailyFeeBudgetWei: big(agent.tx_daily_fee_budget_wei),
+    maxGasLimit: big(agent.tx_max_gas_limit),
   };
 }

@@ -4,6 +4,8 @@ import { isAddress } from "viem";
 import { z } from "zod";
 import { MAX_UINT256, parseMajor } from "../units.js";
 
+export const MAX_EXPLICIT_NONCE = 2 ** 32 - 1;
+
 const address = z
   .string()
   .refine((v) => /^0x[0-9a-fA-F]{40}$/.test(v), "must be a 0x-prefixed 20-byte hex address")
@@ -34,7 +36,9 @@ export const TransactionRequestSchema = z
     chain: z.union([z.string().min(1).max(64), z.number().int().positive()]).transform(String),
     data: hexData.optional(),
     signing_key_path: z.string().min(1).max(256).regex(/^[A-Za-z0-9._\/-]+$/, "may contain letters, digits, '.', '_', '-' and '/'").optional(),
-    nonce: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    // EIP-2681 allows up to 2^64 - 1; no key of this service gets near 2^32, and larger values are refused
+    // here rather than in the signer. Which nonces are accepted at all: pipeline/nonce.ts.
+    nonce: z.number().int().min(0).max(MAX_EXPLICIT_NONCE).optional(),
     gas_limit: z.number().int().min(21_000).max(1_000_000_000).optional(),
     gas_price: wei.optional(),
     max_fee_per_gas: wei.optional(),

@@ -55,7 +55,9 @@ export function toTransactionResponse(row: TxRow, opts: { includeSignedTx: boole
   if (row.max_fee_per_gas !== null) out.max_fee_per_gas = row.max_fee_per_gas;
   if (row.max_priority_fee_per_gas !== null) out.max_priority_fee_per_gas = row.max_priority_fee_per_gas;
   if (row.tx_hash !== null) out.tx_hash = row.tx_hash;
-  if (opts.includeSignedTx) out.signed_tx = row.signed_tx;
+  // A node refused it: its bytes are never handed out (the refusal may be temporary, and the row no
+  // longer counts toward the agent's limits unless they were handed out before; db/agents.ts).
+  if (opts.includeSignedTx && row.status !== "failed") out.signed_tx = row.signed_tx;
   if (row.error_message !== null) out.error_message = row.error_message;
   if (row.signed_at !== null) out.signed_at = row.signed_at.toISOString();
   if (row.simulation_id !== null) out.simulation_id = row.simulation_id;

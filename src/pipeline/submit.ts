@@ -3,14 +3,17 @@
 //
 //   per request:  validate → idempotency claim → resolve chain and key → static guardrails →
 //                 calldata and token checks → (simulate) → gas and fees (RPC, outside any lock) →
-//                 join the chain's next commit group
+//                 fee bounds: the chain's cap and price multiple, the gas limit, the agent's tx_max_fee →
+//                 join the chain's next commit group (a caller-chosen nonce: a group of its own)
 //   per group:    each signing address's nonce counts (read while the group before it commits) →
-//                 BEGIN: lock the agents' spend rows → rolling limits, each request seeing those before
-//                        it → lock each (chain, address) nonce row, in address order → reserve one nonce
-//                        per request → sign each in the HSM (in parallel) → rows + audit events + token
+//                 BEGIN: lock the agents' spend rows → rolling limits (value, count, worst-case fees,
+//                        tokens), each request seeing those before it → lock each (chain, address) nonce
+//                        row, in address order → reserve one nonce per request (or check the caller's
+//                        against the key's window, pipeline/nonce.ts) → sign each in the HSM (in parallel) → rows + audit events + token
 //                        spend + idempotency links in one statement  COMMIT →
 //                 broadcast in nonce order (one JSON-RPC batch) → record the outcomes (accepted ones in
-//                 one statement; rejections release their nonce) → store the idempotent answers
+//                 one statement; rejections release their nonce and are answered without their bytes)
+//                 → store the idempotent answers
 //
 // Group commit: each submission needs a row lock, a COMMIT and a node round trip, and on a busy chain
 // those cost more than the signature. Submissions that arrive while a group is committing wait and
@@ -21,7 +24,7 @@
 // A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
 import { randomUUID } from "node:crypto";
-import { keccak256, type Hex, type TransactionSerializable } from "viem";
+import { keccak256, parseUnits, type Hex, type TransactionSerializable } from "viem";
 import { appendAudit, auditRecordset } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
@@ -33,11 +36,11 @@ import { getTransaction, insertTransactionGroup, markBroadcastGroup, type NewTx,
 import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { Logger } from "pino";
-import { checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial, type GuardrailPolicy } from "./guardrails.js";
+import { checkFeeGuardrail, checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial, type GuardrailPolicy } from "./guardrails.js";
 import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
-import { reserveNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
+import { reserveExplicitNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
 import { broadcastEvent, broadcastSigned, recordBroadcastOutcome, sendSigned } from "./broadcast.js";
-import { feeColumns, feeFields, resolveFees, resolveGasLimit, type Fees } from "./fees.js";
+import { feeColumns, feeFields, feePerGasCeiling, readFeeMarket, resolveFees, resolveGasLimit, worstCaseFee, type FeeBounds, type FeeMarket, type Fees } from "./fees.js";
 import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse, type TransactionResponse } from "./response.js";
@@ -60,7 +63,13 @@ export interface PipelineDeps {
   metrics: Metrics;
   /** Simulators for step 5; without them a submission that needs simulation is refused (503). */
   simulators?: SimulatorRegistry;
-  config?: { simulateAll?: boolean; testCrashAfterCommit?: boolean; maxDataBytes?: number };
+  config?: {
+    simulateAll?: boolean;
+    testCrashAfterCommit?: boolean;
+    maxDataBytes?: number;
+    /** Fee bounds for chains that set none of their own (MAX_FEE_PER_GAS_CAP_GWEI, BASE_FEE_MULTIPLE). */
+    feeBounds?: FeeBounds;
+  };
 }
 
 export interface SubmitInput {
@@ -87,6 +96,8 @@ interface Queued {
   key: SigningKeyInfo;
   gas: bigint;
   fees: Fees;
+  /** Worst-case fee of the signature: gas × max fee per gas. */
+  feeWei: bigint;
   simulation?: PassedSimulation;
   outflows: TokenOutflow[];
   tokenLimited: boolean;
@@ -155,15 +166,28 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     const release = deps.inflight.acquire(addressKey);
     try {
       // 6. Gas and fees, read before joining the queue so no lock is held across an RPC round trip.
-      const [gas, fees] = await deps.metrics.time("chain_read", () =>
-        Promise.all([resolveGasLimit(chain, client, intent, key.address), resolveFees(chain, client, intent)]),
+      //    The fee market (base fee, block gas limit) comes with the fee read, cached per second.
+      const [gasLimit, { fees, market }] = await deps.metrics.time("chain_read", () =>
+        Promise.all([
+          resolveGasLimit(chain, client, intent, key.address, { maxGasLimit: policy.maxGasLimit, blockGasLimit: () => readFeeMarket(chain, client).then((m) => m.blockGasLimit) }),
+          resolveFees(chain, client, intent),
+        ]),
       );
+      // 6b. Fee bounds: the chain's (cap, multiple of the current price), the gas limit's, the agent's
+      //     per-transaction fee limit. What the signature can cost at worst is then known and counted.
+      const gas = gasLimit.gas;
+      const feeWei = worstCaseFee(gas, fees);
+      const feeDenial =
+        checkFeeBounds(feeBoundsOf(deps, chain), market, fees) ??
+        (gasLimit.exceeds ? gasDenial(gas, gasLimit.exceeds) : null) ??
+        checkFeeGuardrail(policy, feeWei);
+      if (feeDenial) throw await deny(deps, input, intent, chain, feeDenial);
 
       // 7–9. The chain's next commit group signs, commits, broadcasts and answers (commitGroup below).
       //      A caller-chosen nonce is committed in a group of its own.
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
-        const item: Queued = { input, intent, policy, chain, key, gas, fees, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
+        const item: Queued = { input, intent, policy, chain, key, gas, fees, feeWei, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
         deps.inflight.enqueue(
           String(chain.chain_id),
           item,
@@ -200,9 +224,8 @@ async function commitGroup(deps: PipelineDeps, items: Queued[], counts: Map<stri
 async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<string, Promise<ChainCounts>>): Promise<void> {
   let outcome: { committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> };
   try {
-    // A caller-chosen nonce (always a group of one) does not depend on the chain's counts.
     const resolved = new Map<string, ChainCounts>();
-    if (items[0].intent.nonce === undefined) for (const [address, p] of counts) resolved.set(address, await p);
+    for (const [address, p] of counts) resolved.set(address, await p);
     outcome = await signAndCommit(deps, items, resolved);
   } catch (err) {
     // PostgreSQL refusing one request's values (a data or constraint error) would fail everyone in
@@ -245,7 +268,14 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
     // 7c. One nonce per request, under each (chain, address) row lock.
     let nonces: bigint[];
     if (explicitNonce !== undefined) {
-      nonces = [await reserveNonce(tx, chain.chain_id, fromOf(accepted[0]), { latest: 0n, pending: 0n }, BigInt(explicitNonce))];
+      const item = accepted[0];
+      const r = await reserveExplicitNonce(tx, chain.chain_id, fromOf(item), item.input.principal.agent.id, counts.get(fromOf(item))!, BigInt(explicitNonce));
+      if (!r.ok) {
+        endLockWait();
+        const denial: Denial = { reason_code: "nonce_not_allowed", detail: `Explicit nonce refused: ${r.why}.`, limit: `${r.window[0]}..${r.window[1]}`, current: Number(r.window[1]), attempted: explicitNonce };
+        return { committed: [], denied: [...denied, { item, denial }] };
+      }
+      nonces = [r.nonce];
     } else {
       const perAddress = new Map<string, number>();
       for (const item of accepted) perAddress.set(fromOf(item), (perAddress.get(fromOf(item)) ?? 0) + 1);
@@ -293,11 +323,11 @@ async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ acce
   if (agentIds.length === 0) return { accepted: items, denied: [] };
   await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
 
-  const spent = new Map<string, { wei: bigint; count: number; tokens?: Map<string, bigint> }>();
+  const spent = new Map<string, { wei: bigint; fees: bigint; count: number; tokens?: Map<string, bigint> }>();
   for (const id of agentIds) {
     const s = await spendToday(tx, id);
     const needsTokens = items.some((i) => i.tokenLimited && i.input.principal.agent.id === id);
-    spent.set(id, { wei: s.spent_wei, count: s.count_today, tokens: needsTokens ? await tokenSpendToday(tx, id) : undefined });
+    spent.set(id, { wei: s.spent_wei, fees: s.fees_wei, count: s.count_today, tokens: needsTokens ? await tokenSpendToday(tx, id) : undefined });
   }
   const accepted: Queued[] = [];
   const denied: Array<{ item: Queued; denial: Denial }> = [];
@@ -305,13 +335,14 @@ async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ acce
     const s = spent.get(item.input.principal.agent.id);
     if (s) {
       const denial =
-        checkRollingGuardrails(item.policy, item.intent, { spentWei: s.wei, countToday: s.count }) ??
+        checkRollingGuardrails(item.policy, { valueWei: item.intent.valueWei, feeWei: item.feeWei }, { spentWei: s.wei, countToday: s.count, feesWei: s.fees }) ??
         (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null);
       if (denial) {
         denied.push({ item, denial });
         continue;
       }
       s.wei += item.intent.valueWei;
+      s.fees += item.feeWei;
       s.count += 1;
       for (const o of item.outflows) s.tokens?.set(o.token, (s.tokens.get(o.token) ?? 0n) + o.amount);
     }
@@ -348,7 +379,7 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
       for (let i = 0; i < toSend.length; i++) {
         const { item, row } = toSend[i];
         if (reachedNode(outcomes[i])) continue;
-        finals.set(row.id, await recordBroadcastOutcome(deps, row, outcomes[i], { requestId: item.input.requestId, principal: item.input.principal }));
+        finals.set(row.id, await recordBroadcastOutcome(deps, row, outcomes[i], { requestId: item.input.requestId, principal: item.input.principal, beforeAnswer: true }));
       }
     } catch (err) {
       deps.log.warn({ err: (err as Error)?.message, count: toSend.length }, "could not record a broadcast outcome; the tracker will resend");
@@ -371,6 +402,42 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
 }
 
 const fromOf = (item: Queued) => item.key.address.toLowerCase();
+
+/** Fee bounds when neither the chain nor the configuration sets them: 500 gwei, 4 × the current price. */
+export const DEFAULT_FEE_BOUNDS: FeeBounds = { maxFeePerGasWei: 500_000_000_000n, priceMultiple: 4 };
+
+/** The chain's own fee bounds (chains.json, /v1/admin/chains), else the service-wide ones. */
+export function feeBoundsOf(deps: Pick<PipelineDeps, "config">, chain: Chain): FeeBounds {
+  const base = deps.config?.feeBounds ?? DEFAULT_FEE_BOUNDS;
+  return {
+    maxFeePerGasWei: chain.max_fee_per_gas_gwei != null ? parseUnits(String(chain.max_fee_per_gas_gwei), 9) : base.maxFeePerGasWei,
+    priceMultiple: chain.base_fee_multiple != null ? Number(chain.base_fee_multiple) : base.priceMultiple,
+  };
+}
+
+/** A fee per gas above the chain's ceiling is refused whoever pays: it moves money to the block producer. */
+function checkFeeBounds(bounds: FeeBounds, market: FeeMarket, fees: Fees): Denial | null {
+  const offered = fees.type === "legacy" ? fees.gasPrice : fees.maxFeePerGas;
+  const ceiling = feePerGasCeiling(bounds, market);
+  if (offered <= ceiling) return null;
+  return {
+    reason_code: "fee_per_gas_too_high",
+    detail: `A ${fees.type === "legacy" ? "gas price" : "max fee per gas"} of ${offered} wei is above this chain's bound of ${ceiling} wei (the lower of ${bounds.maxFeePerGasWei} wei and ${bounds.priceMultiple} × the current ${market.price} wei).`,
+    limit: ceiling.toString(),
+    current: market.price.toString(),
+    attempted: offered.toString(),
+  };
+}
+
+function gasDenial(gas: bigint, exceeds: { limit: bigint; why: string }): Denial {
+  return {
+    reason_code: "gas_limit_exceeded",
+    detail: `gas_limit ${gas} is above ${exceeds.limit} (${exceeds.why}).`,
+    limit: Number(exceeds.limit),
+    current: null,
+    attempted: Number(gas),
+  };
+}
 
 /** The node has the transaction: recorded together (markBroadcastGroup); other outcomes one by one. */
 const reachedNode = (o: BroadcastOutcome) => o.kind === "accepted" || o.kind === "already_known";

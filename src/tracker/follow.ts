@@ -47,8 +47,8 @@ async function bump(sc: StepContext, row: TxRow, reason: string): Promise<void> 
     const r = await replaceTransaction(sc, row, "bump", { actor: TRACKER_ACTOR, reason });
     sc.deps.log.info({ tx_id: row.id, chain: row.chain, tx_hash: r.attempt.tx_hash, result: r.result }, "fee bump sent");
   } catch (err) {
-    if (!(err instanceof ServiceError) || err.code !== "fee_cap_reached") throw err;
-    // Nothing more can be done within the configured cap: say so on the row, once.
+    if (!(err instanceof ServiceError) || (err.code !== "fee_cap_reached" && err.code !== "fee_limit_reached")) throw err;
+    // Nothing more can be done within the configured cap or the agent's fee limits: say so on the row, once.
     const note = `Stuck: ${err.detail}`;
     if (row.error_message !== note) {
       await withLease(sc.deps.pool, row.id, sc.owner, (tx) => tx.query("UPDATE transactions SET error_message = $2, updated_at = now() WHERE id = $1", [row.id, note]));

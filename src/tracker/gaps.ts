@@ -17,7 +17,7 @@
 import { keccak256, type Hex } from "viem";
 import { randomUUID } from "node:crypto";
 import { appendAudit } from "../audit.js";
-import { withTransaction } from "../db/pool.js";
+import { withTransaction, type PoolClient } from "../db/pool.js";
 import { insertTransaction, type TxRow } from "../db/transactions.js";
 import { broadcastSigned } from "../pipeline/broadcast.js";
 import { recordAttempt } from "../db/attempts.js";
@@ -26,7 +26,15 @@ import { estimateReplacementFees } from "./fee-bump.js";
 import { feeColumns, feeFields } from "../pipeline/fees.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
 
+// Bounds on what gap repair signs: per key and pass, and per key over a rolling 24 h (the tracker's
+// GAP_FILLS_PER_KEY_PER_DAY). Past the daily bound the tracker raises an alert (metric
+// intents_nonce_gap_alerts_total, audit `nonce.gap_alert`, webhook `signing_key.nonce_gap_alert`)
+// instead of filling: a gap that keeps coming back needs an operator, not endless self-transfers.
 const MAX_FILLS_PER_PASS = 16;
+const MAX_FILLS_PER_KEY_PER_PASS = 4;
+const DEFAULT_FILLS_PER_KEY_PER_DAY = 16;
+const ALERT_EVERY_MS = 10 * 60_000;
+const lastAlert = new Map<string, number>();
 const MAX_ADDRESSES_PER_PASS = 50;
 const FILL_GAS = 21_000n;
 
@@ -147,6 +155,13 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
       [chainId, address, latest.toString(), next.toString()],
     );
     const now = await tx.query<{ now: Date }>("SELECT now()");
+    const filled = await tx.query<{ n: string }>(
+      `SELECT count(*) AS n FROM transactions
+        WHERE chain_id = $1 AND from_address = $2 AND agent_id = $3 AND created_at > now() - interval '24 hours'`,
+      [chainId, address, SYSTEM_AGENT_ID],
+    );
+    const perDay = sc.opts.gapFillsPerKeyPerDay ?? DEFAULT_FILLS_PER_KEY_PER_DAY;
+    const fillsLeft = Math.max(0, perDay - Number(filled.rows[0].n));
     const plan = planGapRepair({
       latest,
       pending,
@@ -165,8 +180,12 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
       log.warn({ chain: sc.chain.name, address, from: next.toString(), to: plan.reconcileTo.toString() }, "tracked nonce was ahead of the chain; reconciled");
     }
     if (plan.fill.length === 0 || !fees || !keyPath) return [];
+    const allowed = plan.fill.slice(0, Math.min(MAX_FILLS_PER_KEY_PER_PASS, fillsLeft));
+    if (allowed.length < plan.fill.length && fillsLeft < plan.fill.length) {
+      await gapAlert(sc, tx, address, { gaps: plan.fill.map(Number), fillsToday: Number(filled.rows[0].n), limit: perDay });
+    }
     const rows: TxRow[] = [];
-    for (const nonce of plan.fill) {
+    for (const nonce of allowed) {
       const signedTx = await sc.deps.signer.signTransaction(keyPath, {
         chainId, nonce: Number(nonce), to: address as Hex, value: 0n, gas: FILL_GAS,
         ...feeFields(fees),
@@ -208,6 +227,20 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
     log.warn({ chain: sc.chain.name, address, nonce: row.nonce, tx_id: row.id }, "filled a nonce gap with a zero-value self-transfer");
     await broadcastSigned(sc.deps, sc.chain, row, { actor: TRACKER_ACTOR });
   }
+}
+
+/** The key's gap-fill bound is reached: say so (metric, audit, webhook), at most every ALERT_EVERY_MS per key and process. */
+async function gapAlert(sc: StepContext, tx: PoolClient, address: string, d: { gaps: number[]; fillsToday: number; limit: number }): Promise<void> {
+  const key = `${sc.chain.chain_id}:${address}`;
+  const now = Date.now();
+  if (now - (lastAlert.get(key) ?? 0) < ALERT_EVERY_MS) return;
+  lastAlert.set(key, now);
+  sc.deps.metrics?.nonceGapAlerts.inc({ chain: sc.chain.name });
+  await appendAudit(tx, {
+    action: "nonce.gap_alert", actor: TRACKER_ACTOR, resourceType: "signing_key", resourceId: address,
+    details: { chain: sc.chain.name, chain_id: sc.chain.chain_id, from: address, gaps: d.gaps, fills_today: d.fillsToday, limit: d.limit, reason: "gap-fill bound reached; the gaps stay open until an operator acts" },
+  });
+  sc.deps.log.error({ chain: sc.chain.name, address, gaps: d.gaps, fills_today: d.fillsToday }, "nonce gaps left open: the key's gap-fill bound is reached");
 }
 
 /** The HSM key that signs for this address: the one its latest transaction used, else the registered one. */

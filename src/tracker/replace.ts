@@ -6,8 +6,12 @@
 //   cancel    an operator's: a zero-value transfer to the sender itself, which takes the nonce instead.
 // Order, as in the submit pipeline: sign → COMMIT the attempt (+ audit) → send → record the answer.
 // A crash after COMMIT leaves a `signed` attempt that the tracker sends. Needs the row's lease.
-// Throws ServiceError 409 (no longer replaceable, lease lost), 422 (the fee cap forbids a +10% bump).
-import { keccak256, type Hex, type TransactionSerializable } from "viem";
+// Throws ServiceError 409 (no longer replaceable, lease lost), 422 (the fee cap forbids a +10% bump, or
+// the agent's fee limits forbid the replacement's worst case: fee_limit_reached).
+import { keccak256, parseUnits, type Hex, type TransactionSerializable } from "viem";
+import { getAgent, spendToday } from "../db/agents.js";
+import type { PoolClient } from "../db/pool.js";
+import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline/guardrails.js";
 import { appendAudit } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
@@ -17,7 +21,7 @@ import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type Attem
 import { withLease } from "./claim.js";
 import { bumpFees, estimateReplacementFees, highestFees } from "./fee-bump.js";
 import { sendAttempt } from "./rebroadcast.js";
-import { TRACKER_ACTOR, type StepContext } from "./types.js";
+import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
 
 export type ReplacementKind = Exclude<AttemptKind, "original">;
 
@@ -50,7 +54,8 @@ export async function replaceTransaction(
   const attempts = await ensureAttempts(sc.deps.pool, row);
   const type = row.tx_type === "legacy" ? "legacy" : "eip1559";
   const estimate = await estimateReplacementFees(sc.client, sc.chain, type);
-  const bump = bumpFees(highestFees(attempts, type), estimate, sc.opts.maxFeePerGasWei);
+  const chainCap = sc.chain.max_fee_per_gas_gwei != null ? parseUnits(String(sc.chain.max_fee_per_gas_gwei), 9) : sc.opts.maxFeePerGasWei;
+  const bump = bumpFees(highestFees(attempts, type), estimate, chainCap < sc.opts.maxFeePerGasWei ? chainCap : sc.opts.maxFeePerGasWei);
   if (!bump.ok) throw new ServiceError("fee_cap_reached", 422, `Cannot replace this transaction: ${bump.reason} (MAX_FEE_PER_GAS_CAP_GWEI).`);
 
   const cancel = kind === "cancel";
@@ -66,6 +71,9 @@ export async function replaceTransaction(
   const attempt = await withLease(sc.deps.pool, row.id, sc.owner, async (tx, locked) => {
     const stale = replaceable(locked);
     if (stale) throw conflict(`This transaction cannot be replaced: ${stale}.`, "not_replaceable");
+    // The replacement's worst case is the agent's: checked against its fee limits under its spend
+    // lock and counted on the row (fee_wei keeps the largest of the row's signatures).
+    await chargeReplacement(tx, locked, call.gas * (bump.fees.type === "legacy" ? bump.fees.gasPrice : bump.fees.maxFeePerGas));
     const a = await insertAttempt(tx, {
       tx_id: row.id,
       kind,
@@ -95,6 +103,32 @@ export async function replaceTransaction(
   const result = sent === "sent" ? "sent" : sent === "unknown" ? "unknown" : "failed";
   const [updated, all] = await Promise.all([getTransaction(sc.deps.pool, row.id), listAttempts(sc.deps.pool, row.id)]);
   return { row: updated!, attempt: all.find((a) => a.tx_hash === hash)!, result };
+}
+
+/**
+ * A replacement may cost more than the signature it replaces: the difference is counted against the
+ * agent that submitted the transaction (its tx_max_fee per signature, its tx_daily_fee_budget over
+ * 24 h), whoever asked for the replacement (the tracker's bump, an operator's speed-up or cancel).
+ * Locks the agent's spend row, as the submit pipeline does. Service-made rows (gap fills) have no agent.
+ */
+async function chargeReplacement(tx: PoolClient, row: TxRow, feeWei: bigint): Promise<void> {
+  const increase = feeWei - BigInt(row.fee_wei);
+  if (row.agent_id !== SYSTEM_AGENT_ID) {
+    const agent = await getAgent(tx, row.agent_id);
+    if (agent) {
+      const policy = policyOf(agent);
+      const denial = checkFeeGuardrail(policy, feeWei);
+      if (denial) throw new ServiceError("fee_limit_reached", 422, `Cannot replace this transaction: ${denial.detail}`);
+      if (increase > 0n && policy.dailyFeeBudgetWei !== null) {
+        // Locked: the agent's spend row, so this charge and the agent's submissions see each other.
+        await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [row.agent_id]);
+        const spent = await spendToday(tx, row.agent_id);
+        const over = checkRollingGuardrails({ ...policy, dailyLimitWei: null, maxPerDay: null }, { valueWei: 0n, feeWei: increase }, { spentWei: 0n, countToday: 0, feesWei: spent.fees_wei });
+        if (over) throw new ServiceError("fee_limit_reached", 422, `Cannot replace this transaction: ${over.detail}`);
+      }
+    }
+  }
+  if (increase > 0n) await tx.query("UPDATE transactions SET fee_wei = $2 WHERE id = $1", [row.id, feeWei.toString()]);
 }
 
 function build(chainId: number, nonce: number, call: { to: Hex; value: bigint; data?: Hex; gas: bigint }, fees: Fees): TransactionSerializable {

@@ -31,6 +31,7 @@ export function trackerOptions(config: Config): TrackerOptions {
     // stuck; and under concurrent sends anvil can keep one in its pool for good (it takes a replacement).
     stuckAfterMsByChain: config.localChain === "anvil" ? { local: Math.min(config.localChainStuckAfterSeconds, config.stuckAfterSeconds) * 1000 } : {},
     gapFillAfterMs: config.gapFillAfterSeconds * 1000,
+    gapFillsPerKeyPerDay: config.gapFillsPerKeyPerDay,
     maxFeePerGasWei: config.maxFeePerGasCapWei,
     broadcastTimeoutMs: config.broadcastTimeoutMs,
     resendAfterMs: Math.max(2 * config.trackerIntervalMs, 1000),

@@ -25,6 +25,8 @@ export interface TrackerOptions {
   stuckAfterMsByChain?: Record<string, number>;
   /** A nonce gap that no submission fills within this bound is filled with a zero-value self-transfer. */
   gapFillAfterMs: number;
+  /** Gap fills per signing key in a rolling 24 h; past it the tracker raises an alert instead (default 16). */
+  gapFillsPerKeyPerDay?: number;
   /** Replacements never sign a max fee per gas (or gas price) above this. */
   maxFeePerGasWei: bigint;
   /** Per-request RPC timeout: a `signed` row is left to the request sending it for one timeout per RPC URL + 1 s. */

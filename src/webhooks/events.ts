@@ -7,6 +7,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "agent.transaction.broadcast",
   "agent.transaction.confirmed",
   "agent.transaction.failed",
+  "signing_key.nonce_gap_alert",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
@@ -17,6 +18,7 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
   "transaction.broadcast": "agent.transaction.broadcast",
   "transaction.confirmed": "agent.transaction.confirmed",
   "transaction.failed": "agent.transaction.failed",
+  "nonce.gap_alert": "signing_key.nonce_gap_alert",
 };
 
 /** The audit actions that feed the given event types. */

@@ -5,9 +5,9 @@
 import type { Hex, PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYSTEM_AGENT_ID } from "../../src/tracker/types.js";
-import { newOperatorKey } from "../helpers/api.js";
+import { call, newOperatorKey } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, auditOf, chainClient, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+import { agentWithKey, auditOf, DEAD, chainClient, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
 
 describe("nonce gaps", () => {
   let svc: TestService;
@@ -41,11 +41,11 @@ describe("nonce gaps", () => {
     expect((await submit({ value: "0.001" })).body.nonce).toBe(0);
     await waitFor("nonce 0 mined", async () => (await count(a.address)) === 1);
 
-    await poor(a.address);
-    const refused = await submit({ value: "5", gas_limit: 21_000 }); // nonce 1, released
-    expect(refused.body).toMatchObject({ status: "failed", nonce: 1 });
-    await rpc(chain, "anvil_setBalance", [a.address, "0x" + (10n ** 21n).toString(16)]);
-    const behind = await submit({ value: "0.001", nonce: 2 }); // waits behind the gap at 1
+    // Nonce 1 is signed only and never sent: after the bound its nonce is a gap (explicit nonces can
+    // no longer open one: pipeline/nonce.ts).
+    const held = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions/sign`, { token: a.token, body: { chain: "local", to: DEAD, value: "0.001" } });
+    expect(held.body).toMatchObject({ status: "sign_only", nonce: 1 });
+    const behind = await submit({ value: "0.001" }); // nonce 2 waits behind the gap at 1
     expect(behind.body).toMatchObject({ status: "broadcast", nonce: 2 });
     expect(await receipt(chain, behind.body.tx_hash)).toBeNull();
 
@@ -81,4 +81,49 @@ describe("nonce gaps", () => {
     expect(next.body.nonce).toBe(1);
     await waitFor("mined", async () => (await count(a.address)) === 2);
   });
+});
+
+describe("gap repair is bounded per key", () => {
+  let svc: TestService;
+  let chain: PublicClient;
+  const op = newOperatorKey();
+
+  beforeAll(async () => {
+    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "100", GAP_FILL_AFTER_SECONDS: "1", STUCK_AFTER_SECONDS: "3600", GAP_FILLS_PER_KEY_PER_DAY: "1" });
+    chain = chainClient(svc.ctx.localChainUrl!);
+  });
+  afterAll(async () => svc?.close());
+
+  it("past GAP_FILLS_PER_KEY_PER_DAY it raises an alert (metric, audit, webhook) instead of filling", async () => {
+    const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url: "http://127.0.0.1:9/alerts", events: ["signing_key.nonce_gap_alert"] } });
+    expect(hook.status).toBe(201);
+    const a = await agentWithKey(svc, op, chain);
+    const submit = submitter(svc, a);
+    // Nonces 0 and 1 signed only and never sent; nonce 2 waits behind them.
+    for (const n of [0, 1]) {
+      const held = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions/sign`, { token: a.token, body: { chain: "local", to: DEAD, value: "0" } });
+      expect(held.body.nonce).toBe(n);
+    }
+    const behind = await submit({ value: "0.001" });
+    expect(behind.body).toMatchObject({ status: "broadcast", nonce: 2 });
+
+    const alert = await waitFor("a gap alert", async () => {
+      const { rows } = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'nonce.gap_alert' AND resource_id = $1", [a.address.toLowerCase()]);
+      return rows[0]?.details as Record<string, unknown> | undefined;
+    }, 15_000);
+    expect(alert).toMatchObject({ gaps: [0, 1], fills_today: 0, limit: 1 });
+    // One fill (the bound), no more: nonce 1 stays open and nonce 2 waits.
+    await new Promise((r) => setTimeout(r, 1500));
+    const fills = await svc.ctx.pool.query("SELECT nonce FROM transactions WHERE from_address = $1 AND agent_id = $2", [a.address.toLowerCase(), SYSTEM_AGENT_ID]);
+    expect(fills.rows.map((r) => r.nonce)).toEqual(["0"]);
+    await waitFor("the fill mined", async () => (await count(a.address)) === 1);
+    expect(await chain.getTransactionCount({ address: a.address })).toBe(1);
+    expect((await svc.ctx.metrics.registry.metrics())).toMatch(/intents_nonce_gap_alerts_total\{chain="local"\} 1/);
+    await waitFor("the alert's webhook delivery", async () => {
+      const { rows } = await svc.ctx.pool.query("SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'signing_key.nonce_gap_alert'", [hook.body.id]);
+      return rows[0]?.payload?.data?.from === a.address.toLowerCase();
+    }, 15_000);
+  });
+
+  const count = (address: Hex) => chain.getTransactionCount({ address });
 });

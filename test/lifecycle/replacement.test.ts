@@ -1,7 +1,7 @@
 // Fee bumping against an anvil with automine off: a transaction priced out by a raised base fee, and
 // one left unmined in the mempool past STUCK_AFTER_SECONDS, are replaced with the same nonce and
 // higher fees, signed again in the HSM; the transaction keeps its id and its hash history.
-import { parseGwei, parseTransaction, type Hex, type PublicClient } from "viem";
+import { parseEther, parseGwei, parseTransaction, type Hex, type PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
 import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
@@ -92,5 +92,29 @@ describe("replacement with higher fees", () => {
     expect((await receipt(chain, done.tx_hash!))!.status).toBe("0x1");
     expect(BigInt(done.max_fee_per_gas!) >= BigInt(bumped.max_fee_per_gas!)).toBe(true);
     expect((await attemptsOf(svc.ctx.pool, id))[0]).toMatchObject({ tx_hash: oldHash, status: "replaced" });
+  });
+
+  it("a stuck transaction's bump stays within the agent's fee budget and is charged to that agent", async () => {
+    const a = await agentWithKey(svc, op, chain);
+    const patch = (body: Record<string, unknown>) => call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body });
+    const fees = async () => (await call(svc.app, "GET", `/v1/agents/${a.id}`, { token: a.token })).body.tx_fees_spent_today as string;
+    const r = await submitter(svc, a)({ value: "0.01" });
+    const { id, tx_hash: oldHash } = r.body;
+    // The budget is exactly what the first signature can cost: no bump fits.
+    const first = await fees();
+    expect(BigInt((await row(id)).fee_wei)).toBe(BigInt(r.body.gas_limit) * BigInt(r.body.max_fee_per_gas));
+    expect((await patch({ tx_daily_fee_budget: first })).status).toBe(200);
+    const noted = await waitFor("the refused bump noted", async () => ((await row(id)).error_message?.includes("tx_daily_fee_budget") ? row(id) : undefined), 15_000);
+    expect(noted.tx_hash).toBe(oldHash);
+    expect((await attemptsOf(svc.ctx.pool, id)).filter((x) => x.kind !== "original")).toHaveLength(0);
+    expect(await fees()).toBe(first);
+    // With room, the tracker bumps it, and the agent's fees count the bump's larger worst case.
+    expect((await patch({ tx_daily_fee_budget: "1" })).status).toBe(200);
+    const bumped = await waitFor("a bump", async () => ((await row(id)).tx_hash !== oldHash ? row(id) : undefined), 15_000);
+    const worst = BigInt(bumped.gas_limit!) * BigInt(bumped.max_fee_per_gas!);
+    expect(BigInt(bumped.fee_wei) >= worst).toBe(true);
+    expect(parseEther(await fees())).toBe(BigInt(bumped.fee_wei));
+    await mine(chain);
+    await waitFor("confirmed", async () => (await row(id)).chain_status === "confirmed");
   });
 });

@@ -90,6 +90,8 @@ describe("operator CLI", () => {
     const updated = await ok(["agents", "update", agentId, "--daily-limit", "2", "--max-per-day", "10", "--max-value", "none", "--to-allowlist", DEAD]);
     expect(updated.json).toMatchObject({ id: agentId, tx_daily_limit: "2", tx_max_per_day: 10, tx_to_allowlist: [DEAD.toLowerCase()] });
     expect("tx_max_value" in updated.json).toBe(false);
+    const fees = await ok(["agents", "update", agentId, "--max-fee", "0.02", "--daily-fee-budget", "none", "--max-gas-limit", "500000"]);
+    expect(fees.json).toMatchObject({ tx_max_fee: "0.02", tx_daily_fee_budget: null, tx_max_gas_limit: 500000 });
 
     const rotated = await ok(["agents", "rotate-key", agentId]);
     expect(rotated.json).toMatchObject({ agent_id: agentId });

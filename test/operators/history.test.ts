@@ -246,7 +246,9 @@ describe("operator transaction history", () => {
         text: `SELECT id::text, agent_id::text, chain, chain_id::text, from_address, to_address, value_wei::text, nonce::text, gas_limit::text,
                       gas_price::text, max_fee_per_gas::text, max_priority_fee_per_gas::text, status, tx_hash, error_message,
                       ${ms("created_at")}, ${ms("signed_at")}, simulation_id, simulation_status, chain_status, block_number::text,
-                      confirmations::text, replaced_by, signing_key_path, signed_tx
+                      confirmations::text, replaced_by, signing_key_path,
+                      -- a refused transaction's bytes are never handed out
+                      CASE WHEN status = 'failed' THEN NULL ELSE signed_tx END
                  FROM transactions ORDER BY created_at DESC, id DESC`,
         rowMode: "array",
       });
