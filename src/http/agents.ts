@@ -12,6 +12,7 @@ import {
 } from "../db/agents.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
+import { unknownCalldataOf } from "../pipeline/token-guardrails.js";
 import { formatMajor, parseMajor } from "../units.js";
 import type { App } from "./types.js";
 
@@ -40,7 +41,8 @@ const guardrailFields = {
   api_key_expires_at: dateTime.nullable().optional(),
   expires_at: dateTime.nullable().optional(),
   simulate_required: z.boolean().optional(),
-  tx_unknown_calldata: z.enum(["allow", "deny", "simulate"]).optional(),
+  // null: the default (deny when recipient or token rules exist, else allow).
+  tx_unknown_calldata: z.enum(["allow", "deny", "simulate"]).nullable().optional(),
   tx_token_limits: z
     .record(
       z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a token address"),
@@ -50,6 +52,8 @@ const guardrailFields = {
     .transform((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])))
     .optional(),
   tx_unlimited_approval_allowlist: addressList.optional(),
+  /** false: the agent may not sign with the chain's shared keys/{chain}-signer. */
+  shared_signer: z.boolean().optional(),
 };
 
 const CreateAgentRequest = z.strictObject({
@@ -101,6 +105,7 @@ function toWritable(b: GuardrailInput): AgentWritable {
     tx_unknown_calldata: b.tx_unknown_calldata,
     tx_token_limits: b.tx_token_limits,
     tx_unlimited_approval_allowlist: b.tx_unlimited_approval_allowlist,
+    shared_signer: b.shared_signer,
   };
   return w;
 }
@@ -139,9 +144,12 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     token_ttl_seconds: a.token_ttl_seconds,
     api_key_expires_at: a.api_key_expires_at?.toISOString() ?? null,
     simulate_required: a.simulate_required,
-    tx_unknown_calldata: a.tx_unknown_calldata,
+    // The policy in force; tx_unknown_calldata_default says whether it is the default (no explicit value).
+    tx_unknown_calldata: unknownCalldataOf(a),
+    tx_unknown_calldata_default: a.tx_unknown_calldata === null,
     tx_token_limits: a.tx_token_limits,
     tx_unlimited_approval_allowlist: a.tx_unlimited_approval_allowlist,
+    shared_signer: a.shared_signer,
     // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
     tx_token_spent_today: Object.fromEntries([...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()])),
     signing_chains: rows.map((r) => r.chain),

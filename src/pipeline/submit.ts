@@ -47,7 +47,7 @@ import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
 import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
 import { calldataPolicyOf, checkIntentCalldata, simulatedOutflows } from "./token-policy.js";
-import { checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
+import { checkSimulatedLogs, checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -139,11 +139,22 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
         { principal, chain, key, intent, mode: input.mode, requestId: input.requestId, ip: input.ip },
       );
     }
+    // Calldata nobody could decode was simulated: every party its logs give tokens or allowances to
+    // must pass the recipient allowlist. A simulator that reports no logs cannot show that.
+    if (calldata.simulate && simulation) {
+      const toAllowlist = calldataPolicyOf(agent).toAllowlist;
+      const logDenial = simulation.logs
+        ? checkSimulatedLogs({ toAllowlist }, key.address, simulation.logs)
+        : toAllowlist.length > 0
+          ? { reason_code: "simulation_logs_unavailable", detail: "This chain's simulator does not report logs, so the parties of undecodable calldata cannot be checked against tx_to_allowlist.", limit: toAllowlist, current: null, attempted: null }
+          : null;
+      if (logDenial) throw await deny(deps, input, intent, chain, logDenial);
+    }
     // Token outflows of the signing address: the larger of what the calldata says and what the
     // simulation saw, so a router or multicall that moves tokens indirectly is still counted.
     const outflows = mergeOutflows(
       calldata.outflows,
-      simulation ? await simulatedOutflows(deps.pool, client, chain, key.address, simulation.balanceChanges) : [],
+      simulation ? await simulatedOutflows(deps.pool, client, chain, key.address, simulation.balanceChanges, simulation.logs) : [],
     );
     const tokenLimited = outflows.some((o) => agent.tx_token_limits?.[o.token] !== undefined);
 

@@ -1,23 +1,47 @@
 // The token stage of the pipeline: what the calldata (and, when it ran, the simulation) says the
 // transaction does with tokens, checked against the agent's token guardrails. Takes the agent, chain,
 // sender and intent; returns the token outflows to check under the agent's spend lock and to record.
-// Reads token decimals once per (chain, token) from the token and caches them in token_metadata.
-import { parseAbi, type PublicClient } from "viem";
+// Reads token decimals once per (chain, token) from the token and caches them in token_metadata, and
+// the current allowance when an approval adds to it. RPC failures are 502s, never a guess.
+import {
+  AbiDecodingDataSizeTooSmallError,
+  AbiDecodingZeroDataError,
+  BaseError,
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
+  parseAbi,
+  type PublicClient,
+} from "viem";
 import type { Chain } from "../chains/registry.js";
 import type { AgentRow } from "../db/agents.js";
 import type { Queryable } from "../db/pool.js";
+import { badGateway } from "../errors.js";
+import { erc20Transfers } from "../simulators/simulator.js";
 import { parseMajor } from "../units.js";
 import { decodeCall, type DecodedCall } from "./calldata.js";
 import type { Denial } from "./guardrails.js";
-import { checkCalldata, type CalldataPolicy, type TokenOutflow } from "./token-guardrails.js";
+import {
+  allowanceKey,
+  allowancesNeeded,
+  calldataOutflows,
+  checkCalldata,
+  mergeOutflows,
+  tokensOf,
+  UNLIMITED_APPROVAL,
+  unknownCalldataOf,
+  type CalldataPolicy,
+  type SimLog,
+  type TokenOutflow,
+} from "./token-guardrails.js";
 
 const DECIMALS_ABI = parseAbi(["function decimals() view returns (uint8)", "function symbol() view returns (string)"]);
+const ALLOWANCE_ABI = parseAbi(["function allowance(address owner, address spender) view returns (uint256)"]);
 
 export function calldataPolicyOf(agent: AgentRow): CalldataPolicy {
   return {
     toAllowlist: agent.tx_to_allowlist.map((a) => a.toLowerCase()),
     tokenAllowlist: agent.tx_token_allowlist.map((a) => a.toLowerCase()),
-    unknownCalldata: agent.tx_unknown_calldata ?? "allow",
+    unknownCalldata: unknownCalldataOf(agent),
     tokenLimits: Object.fromEntries(Object.entries(agent.tx_token_limits ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
     unlimitedApprovalAllowlist: agent.tx_unlimited_approval_allowlist ?? [],
   };
@@ -25,7 +49,20 @@ export function calldataPolicyOf(agent: AgentRow): CalldataPolicy {
 
 const decimalsCache = new Map<string, number>();
 
-/** The token's decimals: memory, then token_metadata, then the token itself (0 when it has none). */
+/** The node answered, and the answer is that the contract has no usable decimals() (not a transport failure). */
+function isContractAnswer(err: unknown): boolean {
+  return (
+    err instanceof BaseError &&
+    err.walk((e) => e instanceof ContractFunctionRevertedError || e instanceof ContractFunctionZeroDataError || e instanceof AbiDecodingZeroDataError || e instanceof AbiDecodingDataSizeTooSmallError) !== null
+  );
+}
+
+/**
+ * The token's decimals: memory, then token_metadata, then the token itself. A contract without a
+ * decimals() (an NFT, or no contract) counts in raw units (0) and is not cached, so a token deployed
+ * later is read again. A failed read (the RPC did not answer) is an error, never a cached 0: that
+ * would turn a limit of "1.5" into 1.5 base units' worth of rounding and let fractional outflows vanish.
+ */
 export async function tokenDecimals(db: Queryable, client: PublicClient, chainId: number, token: string): Promise<number> {
   const key = `${chainId}:${token}`;
   const hit = decimalsCache.get(key);
@@ -37,11 +74,9 @@ export async function tokenDecimals(db: Queryable, client: PublicClient, chainId
     try {
       decimals = Number(await client.readContract({ address: token as `0x${string}`, abi: DECIMALS_ABI, functionName: "decimals" }));
       symbol = await client.readContract({ address: token as `0x${string}`, abi: DECIMALS_ABI, functionName: "symbol" }).catch(() => null);
-    } catch {
-      // Not an ERC-20 (an NFT, or no contract): amounts are counted in raw units. Not cached in the
-      // table, so a token deployed later is read again.
-      decimalsCache.set(key, 0);
-      return 0;
+    } catch (err) {
+      if (isContractAnswer(err)) return 0;
+      throw badGateway(`Could not read the decimals of token ${token} from the chain's RPC endpoints.`, "rpc_unavailable");
     }
     if (!(decimals >= 0 && decimals <= 77)) decimals = 0;
     await db.query(
@@ -53,6 +88,18 @@ export async function tokenDecimals(db: Queryable, client: PublicClient, chainId
   return decimals;
 }
 
+/** The owner's current allowance for spender on token; a failed read is an error (the check cannot be made). */
+async function currentAllowance(client: PublicClient, token: string, owner: string, spender: string): Promise<bigint> {
+  try {
+    return await client.readContract({ address: token as `0x${string}`, abi: ALLOWANCE_ABI, functionName: "allowance", args: [owner as `0x${string}`, spender as `0x${string}`] });
+  } catch (err) {
+    // A token without allowance() cannot be told apart from one that hides it: the increase is checked as if
+    // it were the whole allowance plus the largest possible current one, i.e. refused unless allowlisted.
+    if (isContractAnswer(err)) return UNLIMITED_APPROVAL;
+    throw badGateway(`Could not read the current allowance on token ${token} from the chain's RPC endpoints.`, "rpc_unavailable");
+  }
+}
+
 export interface CalldataVerdict {
   call: DecodedCall;
   /** Tokens leaving the signing address according to the calldata. */
@@ -62,7 +109,7 @@ export interface CalldataVerdict {
   denial: Denial | null;
 }
 
-/** Decodes the calldata and applies the checks that need no history. */
+/** Decodes the calldata, reads what the checks need from the chain, and applies the checks that need no history. */
 export async function checkIntentCalldata(
   db: Queryable,
   client: PublicClient,
@@ -73,35 +120,58 @@ export async function checkIntentCalldata(
   data: string | undefined,
 ): Promise<CalldataVerdict> {
   const policy = calldataPolicyOf(agent);
-  const call = decodeCall(data);
-  const isToken = call.kind === "transfer" || call.kind === "approve";
-  const needsDecimals = isToken && (policy.tokenLimits[to] !== undefined);
-  const decimals = needsDecimals ? await tokenDecimals(db, client, chain.chain_id, to) : undefined;
-  const verdict = checkCalldata(policy, to, call, decimals);
-  const outflows: TokenOutflow[] = [];
-  if (call.kind === "transfer" && (call.from === undefined || call.from === from.toLowerCase())) {
-    outflows.push({ token: to, amount: call.amount, decimals: decimals ?? 0 });
+  const call = decodeCall(to, data);
+  const decimals = new Map<string, number>();
+  for (const token of tokensOf(call)) {
+    if (policy.tokenLimits[token] !== undefined) decimals.set(token, await tokenDecimals(db, client, chain.chain_id, token));
   }
+  // The current allowance only matters when the spender is not allowed unlimited approvals anyway.
+  const allowances = new Map<string, bigint>();
+  for (const { token, spender } of allowancesNeeded(call)) {
+    if (policy.unlimitedApprovalAllowlist.includes(spender)) continue;
+    allowances.set(allowanceKey(token, spender), await currentAllowance(client, token, from, spender));
+  }
+  const verdict = checkCalldata(policy, call, {
+    decimals: (t) => decimals.get(t),
+    allowance: (t, s) => allowances.get(allowanceKey(t, s)) ?? 0n,
+  });
+  const outflows = calldataOutflows(call, from, (t) => decimals.get(t));
   return { call, outflows, simulate: verdict === "simulate", denial: verdict === "simulate" ? null : verdict };
 }
 
-/** Token outflows of the signing address from a simulation's balance changes (major units → base). */
+/**
+ * Token outflows of the signing address in a simulation, in base units: the net of the ERC-20
+ * Transfer logs when the simulator reports logs, and the reported balance changes (major units,
+ * converted with the token's decimals) otherwise; the larger of the two per token.
+ */
 export async function simulatedOutflows(
   db: Queryable,
   client: PublicClient,
   chain: Chain,
   from: string,
   changes: Array<{ address: string; token: string; change: string }>,
+  logs?: readonly SimLog[],
 ): Promise<TokenOutflow[]> {
+  const self = from.toLowerCase();
   const out: TokenOutflow[] = [];
+  if (logs) {
+    const net = new Map<string, bigint>();
+    for (const t of erc20Transfers(logs)) {
+      if (t.from === self) net.set(t.token, (net.get(t.token) ?? 0n) - t.amount);
+      if (t.to === self) net.set(t.token, (net.get(t.token) ?? 0n) + t.amount);
+    }
+    for (const [token, d] of net) {
+      if (d < 0n) out.push({ token, amount: -d, decimals: await tokenDecimals(db, client, chain.chain_id, token) });
+    }
+  }
   for (const c of changes) {
-    if (c.address.toLowerCase() !== from.toLowerCase() || !c.token.startsWith("0x") || !c.change.startsWith("-")) continue;
+    if (c.address.toLowerCase() !== self || !c.token.startsWith("0x") || !c.change.startsWith("-")) continue;
     const token = c.token.toLowerCase();
     const decimals = await tokenDecimals(db, client, chain.chain_id, token);
     const amount = parseMajor(c.change.slice(1), Math.max(decimals, 0));
     if (amount !== undefined && amount > 0n) out.push({ token, amount, decimals });
   }
-  return out;
+  return mergeOutflows(out, []);
 }
 
 /** Records what a signed transaction moves out, for the rolling per-token limits. */
