@@ -54,8 +54,8 @@ export function keyUsableBy(key: KeyAccess, agentId: string, chain: Pick<Chain, 
   return key.shared_signer && key.path === sharedSignerPath(chain);
 }
 
-/** The one answer for "no such key", "inactive" and "not yours". */
-const noKey = (path: string) => notFound(`No signing key at '${path}' that this agent may use.`);
+/** The one answer for "no such key", "inactive" and "not yours" (the path is not echoed: the bodies are identical). */
+const noKey = () => notFound("No signing key at signing_key_path that this agent may use.");
 
 export async function resolveSigningKey(
   db: Queryable,
@@ -81,6 +81,6 @@ export async function resolveSigningKey(
     const key = await signer.getKey(path);
     if (key) return key;
   }
-  if (requested !== undefined) throw noKey(requested);
+  if (requested !== undefined) throw noKey();
   throw notFound(`No signing key for chain ${chain.name} that this agent may use: create '${candidates[0]}' (or '${candidates[1]}', shared by agents allowed to use it).`);
 }
