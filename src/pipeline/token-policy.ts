@@ -88,17 +88,46 @@ export async function tokenDecimals(db: Queryable, client: PublicClient, chainId
   return decimals;
 }
 
-/** The owner's current allowance for spender on token; a failed read is an error (the check cannot be made). */
-async function currentAllowance(client: PublicClient, token: string, owner: string, spender: string): Promise<bigint> {
+/**
+ * The allowance `spender` may end up with before an increase adds to it: the on-chain allowance plus
+ * what this address's signed but not yet mined transactions (nonce at or above the mined count) do to
+ * it: their increases added, their approvals taken as the new base when larger. Without the second
+ * part, three increases signed before the first is mined would each see the same old allowance.
+ * A failed read is an error (the check cannot be made).
+ */
+async function currentAllowance(db: Queryable, client: PublicClient, chainId: number, token: string, owner: string, spender: string): Promise<bigint> {
+  let onChain: bigint;
+  let mined: number;
   try {
-    return await client.readContract({ address: token as `0x${string}`, abi: ALLOWANCE_ABI, functionName: "allowance", args: [owner as `0x${string}`, spender as `0x${string}`] });
-  } catch (err) {
-    // A token without allowance() cannot be told apart from one that hides it: the increase is checked as if
-    // it were the whole allowance plus the largest possible current one, i.e. refused unless allowlisted.
-    if (isContractAnswer(err)) return UNLIMITED_APPROVAL;
+    [onChain, mined] = await Promise.all([
+      client
+        .readContract({ address: token as `0x${string}`, abi: ALLOWANCE_ABI, functionName: "allowance", args: [owner as `0x${string}`, spender as `0x${string}`] })
+        // A token without allowance() cannot be told apart from one that hides it: assume the worst.
+        .catch((err) => (isContractAnswer(err) ? UNLIMITED_APPROVAL : Promise.reject(err))),
+      client.getTransactionCount({ address: owner as `0x${string}`, blockTag: "latest" }),
+    ]);
+  } catch {
     throw badGateway(`Could not read the current allowance on token ${token} from the chain's RPC endpoints.`, "rpc_unavailable");
   }
+  const { rows } = await db.query<{ data: string }>(
+    `SELECT data FROM transactions
+      WHERE chain_id = $1 AND from_address = $2 AND to_address = $3 AND nonce >= $4
+        AND status IN ('signed', 'sign_only', 'broadcast') AND data IS NOT NULL`,
+    [chainId, owner.toLowerCase(), token, mined],
+  );
+  let base = onChain;
+  let added = 0n;
+  for (const r of rows) {
+    for (const e of effectsOf(decodeCall(token, r.data))) {
+      if (e.type !== "approve" || e.spender !== spender) continue;
+      if (e.mode === "increase") added += e.amount;
+      else if (e.mode !== "decrease" && e.amount > base) base = e.amount;
+    }
+  }
+  return base + added;
 }
+
+const effectsOf = (c: DecodedCall) => (c.kind === "token" ? c.effects : []);
 
 export interface CalldataVerdict {
   call: DecodedCall;
@@ -129,7 +158,7 @@ export async function checkIntentCalldata(
   const allowances = new Map<string, bigint>();
   for (const { token, spender } of allowancesNeeded(call)) {
     if (policy.unlimitedApprovalAllowlist.includes(spender)) continue;
-    allowances.set(allowanceKey(token, spender), await currentAllowance(client, token, from, spender));
+    allowances.set(allowanceKey(token, spender), await currentAllowance(db, client, chain.chain_id, token, from, spender));
   }
   const verdict = checkCalldata(policy, call, {
     decimals: (t) => decimals.get(t),
