@@ -129,10 +129,16 @@ describe("decodeCall", () => {
     fc.assert(
       fc.property(families, fc.integer({ min: 1, max: 255 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), ({ to, data }, junk, tail) => {
         // Trailing garbage, whole words or not.
-        expect(decodeCall(to, data + Buffer.from(tail).toString("hex")).kind).toBe("malformed");
+        const long = decodeCall(to, data + Buffer.from(tail).toString("hex"));
+        expect(long.kind).toBe("malformed");
         // A byte in the zero padding of the first argument's word (every family starts with an address).
-        const dirty = data.slice(0, 10) + junk.toString(16).padStart(2, "0") + data.slice(12);
-        expect(decodeCall(to, dirty).kind).toBe("malformed");
+        const dirty = decodeCall(to, data.slice(0, 10) + junk.toString(16).padStart(2, "0") + data.slice(12));
+        expect(dirty.kind).toBe("malformed");
+        // Denied whatever the policy, even one that allows anything it cannot decode.
+        for (const unknownCalldata of ["allow", "simulate"] as const) {
+          expect(code(checkCalldata({ ...none, unknownCalldata }, long, facts()))).toBe("malformed_calldata");
+          expect(code(checkCalldata({ ...none, unknownCalldata }, dirty, facts()))).toBe("malformed_calldata");
+        }
       }),
       { numRuns: 600 },
     );
