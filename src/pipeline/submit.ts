@@ -46,7 +46,7 @@ import type { InflightLimiter } from "./inflight.js";
 import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
 import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
-import { calldataPolicyOf, checkIntentCalldata, simulatedOutflows } from "./token-policy.js";
+import { ApprovalLedger, calldataPolicyOf, checkIntentCalldata, simulatedOutflows, type IncreaseRecheck } from "./token-policy.js";
 import { checkSimulatedLogs, checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
 
 export interface PipelineDeps {
@@ -89,6 +89,8 @@ interface Queued {
   simulation?: PassedSimulation;
   outflows: TokenOutflow[];
   tokenLimited: boolean;
+  /** Allowance increases, checked again under the agent's spend lock. */
+  recheck?: IncreaseRecheck;
   claim?: Claim;
   queued: () => void;
   resolve: (r: SubmitResult) => void;
@@ -171,7 +173,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       //      A caller-chosen nonce is committed in a group of its own.
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
-        const item: Queued = { input, intent, policy, chain, key, gas, fees, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
+        const item: Queued = { input, intent, policy, chain, key, gas, fees, simulation, outflows, tokenLimited, recheck: calldata.recheck, claim, queued, resolve, reject };
         deps.inflight.enqueue(
           String(chain.chain_id),
           item,
@@ -297,7 +299,7 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
  * seeing what those before it in the group will spend. Denied requests leave the group.
  */
 async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
-  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited).map((i) => i.input.principal.agent.id))].sort();
+  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id))].sort();
   if (agentIds.length === 0) return { accepted: items, denied: [] };
   await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
 
@@ -309,12 +311,14 @@ async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ acce
   }
   const accepted: Queued[] = [];
   const denied: Array<{ item: Queued; denial: Denial }> = [];
+  const approvals = new ApprovalLedger(tx);
   for (const item of items) {
     const s = spent.get(item.input.principal.agent.id);
     if (s) {
       const denial =
         checkRollingGuardrails(item.policy, item.intent, { spentWei: s.wei, countToday: s.count }) ??
-        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null);
+        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null) ??
+        (item.recheck ? await approvals.check(item.recheck) : null);
       if (denial) {
         denied.push({ item, denial });
         continue;
@@ -322,6 +326,7 @@ async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ acce
       s.wei += item.intent.valueWei;
       s.count += 1;
       for (const o of item.outflows) s.tokens?.set(o.token, (s.tokens.get(o.token) ?? 0n) + o.amount);
+      if (item.recheck) approvals.add(item.recheck);
     }
     accepted.push(item);
   }

@@ -88,37 +88,53 @@ export async function tokenDecimals(db: Queryable, client: PublicClient, chainId
   return decimals;
 }
 
-/**
- * The allowance `spender` may end up with before an increase adds to it: the on-chain allowance plus
- * what this address's signed but not yet mined transactions (nonce at or above the mined count) do to
- * it: their increases added, their approvals taken as the new base when larger. Without the second
- * part, three increases signed before the first is mined would each see the same old allowance.
- * A failed read is an error (the check cannot be made).
- */
-async function currentAllowance(db: Queryable, client: PublicClient, chainId: number, token: string, owner: string, spender: string): Promise<bigint> {
-  let onChain: bigint;
-  let mined: number;
+/** What the chain says before an allowance increase: the allowance, and how many of the owner's transactions are mined. */
+interface OnChainAllowance {
+  allowance: bigint;
+  mined: number;
+}
+
+async function readAllowance(client: PublicClient, token: string, owner: string, spender: string): Promise<OnChainAllowance> {
   try {
-    [onChain, mined] = await Promise.all([
+    const [allowance, mined] = await Promise.all([
       client
         .readContract({ address: token as `0x${string}`, abi: ALLOWANCE_ABI, functionName: "allowance", args: [owner as `0x${string}`, spender as `0x${string}`] })
         // A token without allowance() cannot be told apart from one that hides it: assume the worst.
         .catch((err) => (isContractAnswer(err) ? UNLIMITED_APPROVAL : Promise.reject(err))),
       client.getTransactionCount({ address: owner as `0x${string}`, blockTag: "latest" }),
     ]);
+    return { allowance, mined };
   } catch {
     throw badGateway(`Could not read the current allowance on token ${token} from the chain's RPC endpoints.`, "rpc_unavailable");
   }
+}
+
+/**
+ * The allowance `spender` may have before an increase adds to it: the on-chain allowance, then what
+ * the owner's signed but not yet mined transactions (nonce at or above the mined count) and `extra`
+ * calldata (requests accepted earlier in the same commit group) do to it: increases added, approvals
+ * taken as the new base when larger. Without this, three increases signed before the first is mined
+ * would each see the same old allowance.
+ */
+async function allowanceAfterUnmined(
+  db: Queryable,
+  chainId: number,
+  owner: string,
+  token: string,
+  spender: string,
+  read: OnChainAllowance,
+  extra: readonly string[],
+): Promise<bigint> {
   const { rows } = await db.query<{ data: string }>(
     `SELECT data FROM transactions
       WHERE chain_id = $1 AND from_address = $2 AND to_address = $3 AND nonce >= $4
         AND status IN ('signed', 'sign_only', 'broadcast') AND data IS NOT NULL`,
-    [chainId, owner.toLowerCase(), token, mined],
+    [chainId, owner.toLowerCase(), token, read.mined],
   );
-  let base = onChain;
+  let base = read.allowance;
   let added = 0n;
-  for (const r of rows) {
-    for (const e of effectsOf(decodeCall(token, r.data))) {
+  for (const data of [...rows.map((r) => r.data), ...extra]) {
+    for (const e of effectsOf(decodeCall(token, data))) {
       if (e.type !== "approve" || e.spender !== spender) continue;
       if (e.mode === "increase") added += e.amount;
       else if (e.mode !== "decrease" && e.amount > base) base = e.amount;
@@ -129,6 +145,44 @@ async function currentAllowance(db: Queryable, client: PublicClient, chainId: nu
 
 const effectsOf = (c: DecodedCall) => (c.kind === "token" ? c.effects : []);
 
+/** An allowance increase that passed, to be checked again under the agent's spend lock (ApprovalLedger). */
+export interface IncreaseRecheck {
+  policy: CalldataPolicy;
+  chainId: number;
+  from: string;
+  token: string;
+  data: string;
+  call: DecodedCall;
+  decimals: Map<string, number>;
+  reads: Map<string, OnChainAllowance>;
+}
+
+/**
+ * Allowance increases checked again inside the commit transaction, under the agent's spend lock: the
+ * check before the queue cannot see requests that were in flight at the same time. This one sees the
+ * rows committed by earlier groups (on any replica: they held the same lock) and the increases accepted
+ * before it in this group, so concurrent increases cannot add up past the cap.
+ */
+export class ApprovalLedger {
+  private readonly accepted: Array<{ chainId: number; from: string; token: string; data: string }> = [];
+  constructor(private readonly db: Queryable) {}
+
+  async check(r: IncreaseRecheck): Promise<Denial | null> {
+    const allowances = new Map<string, bigint>();
+    for (const [key, read] of r.reads) {
+      const [token, spender] = key.split("|") as [string, string];
+      const extra = this.accepted.filter((a) => a.chainId === r.chainId && a.from === r.from && a.token === token).map((a) => a.data);
+      allowances.set(key, await allowanceAfterUnmined(this.db, r.chainId, r.from, token, spender, read, extra));
+    }
+    const verdict = checkCalldata(r.policy, r.call, { decimals: (t) => r.decimals.get(t), allowance: (t, sp) => allowances.get(allowanceKey(t, sp)) ?? 0n });
+    return verdict === "simulate" ? null : verdict;
+  }
+
+  add(r: IncreaseRecheck): void {
+    this.accepted.push({ chainId: r.chainId, from: r.from, token: r.token, data: r.data });
+  }
+}
+
 export interface CalldataVerdict {
   call: DecodedCall;
   /** Tokens leaving the signing address according to the calldata. */
@@ -136,6 +190,8 @@ export interface CalldataVerdict {
   /** The agent's policy wants this call simulated before signing (unknown calldata). */
   simulate: boolean;
   denial: Denial | null;
+  /** Allowance increases to check again under the agent's spend lock. */
+  recheck?: IncreaseRecheck;
 }
 
 /** Decodes the calldata, reads what the checks need from the chain, and applies the checks that need no history. */
@@ -155,17 +211,22 @@ export async function checkIntentCalldata(
     if (policy.tokenLimits[token] !== undefined) decimals.set(token, await tokenDecimals(db, client, chain.chain_id, token));
   }
   // The current allowance only matters when the spender is not allowed unlimited approvals anyway.
+  const owner = from.toLowerCase();
+  const reads = new Map<string, OnChainAllowance>();
   const allowances = new Map<string, bigint>();
   for (const { token, spender } of allowancesNeeded(call)) {
     if (policy.unlimitedApprovalAllowlist.includes(spender)) continue;
-    allowances.set(allowanceKey(token, spender), await currentAllowance(db, client, chain.chain_id, token, from, spender));
+    const read = await readAllowance(client, token, owner, spender);
+    reads.set(allowanceKey(token, spender), read);
+    allowances.set(allowanceKey(token, spender), await allowanceAfterUnmined(db, chain.chain_id, owner, token, spender, read, []));
   }
   const verdict = checkCalldata(policy, call, {
     decimals: (t) => decimals.get(t),
     allowance: (t, s) => allowances.get(allowanceKey(t, s)) ?? 0n,
   });
   const outflows = calldataOutflows(call, from, (t) => decimals.get(t));
-  return { call, outflows, simulate: verdict === "simulate", denial: verdict === "simulate" ? null : verdict };
+  const recheck = reads.size > 0 && data ? { policy, chainId: chain.chain_id, from: owner, token: to.toLowerCase(), data, call, decimals, reads } : undefined;
+  return { call, outflows, simulate: verdict === "simulate", denial: verdict === "simulate" ? null : verdict, recheck };
 }
 
 /**

@@ -149,8 +149,9 @@ describe("calldata guardrails against a hostile agent", () => {
       expect(await allowance(a.address, router)).toBe(40n * UNIT); // not mined yet
       await expectRefused(a, token, inc(40n), "approval_cap_exceeded");
     } finally {
-      await mining(true);
+      // Back to the service's mixed mode: a block per second, and one per transaction.
       await dev.pub.request({ method: "evm_setIntervalMining" as never, params: [1] as never });
+      await mining(true);
     }
     await dev.pub.request({ method: "evm_mine" as never, params: [] as never });
     await dev.pub.waitForTransactionReceipt({ hash: second.body.tx_hash });
@@ -161,6 +162,19 @@ describe("calldata guardrails against a hostile agent", () => {
     await dev.pub.waitForTransactionReceipt({ hash: last.body.tx_hash });
     expect(await allowance(a.address, router)).toBe(100n * UNIT);
     await expectRefused(a, token, inc(1n), "approval_cap_exceeded");
+  });
+
+  it("concurrent allowance increases cannot add up past the cap: 6 × 40 at once against a cap of 100, two pass", async () => {
+    const a = await agentWithTokens({ tx_to_allowlist: [token, router], tx_token_limits: { [token]: { approval_cap: "100" } } });
+    const inc = enc(FAMILIES, "increaseAllowance", [router, 40n * UNIT]);
+    const results = await Promise.all(Array.from({ length: 6 }, () => submit(a, token, inc)));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(2);
+    const denied = results.filter((r) => r.status === 403);
+    expect(denied).toHaveLength(4);
+    for (const d of denied) expect(d.body.guardrail.reason_code).toBe("approval_cap_exceeded");
+    for (const r of results.filter((x) => x.status === 201)) await dev.pub.waitForTransactionReceipt({ hash: r.body.tx_hash });
+    expect(await allowance(a.address, router)).toBe(80n * UNIT);
+    expect((await svc.ctx.pool.query("SELECT count(*)::int AS n FROM transactions WHERE agent_id = $1", [a.id])).rows[0].n).toBe(2);
   });
 
   it("approve(spender, 2^255−1) is unlimited, as is anything above 2^128 when there is no cap", async () => {
