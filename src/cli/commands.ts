@@ -182,6 +182,46 @@ export const COMMANDS: Record<string, Command> = {
       printList(outputFormat(r.v.format), body, body.keys, ["path", "address", "chain", "agent_id", "is_active", "created_at"]);
     },
   },
+  "keys grant": {
+    usage: "keys grant KEY AGENT_ID",
+    summary: "let an agent sign with a key (KEY: its id or path); audited",
+    options: [],
+    args: 2,
+    async run(r) {
+      printJson(await r.api().json("POST", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants`, { agent_id: uuidArg(r.args[1], "AGENT_ID") }));
+    },
+  },
+  "keys revoke": {
+    usage: "keys revoke KEY AGENT_ID",
+    summary: "take back an agent's grant of a key (KEY: its id or path); audited",
+    options: [],
+    args: 2,
+    async run(r) {
+      await r.api().json("DELETE", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants/${uuidArg(r.args[1], "AGENT_ID")}`);
+      printJson({ revoked: true, key: r.args[0], agent_id: r.args[1] });
+    },
+  },
+  "keys grants": {
+    usage: "keys grants KEY [--format table]",
+    summary: "list the agents a key is granted to",
+    options: [],
+    args: 1,
+    async run(r) {
+      const body = await r.api().json<{ grants: Array<Record<string, unknown>> }>("GET", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants`);
+      printList(outputFormat(r.v.format), body, body.grants, ["path", "agent_id", "granted_by", "created_at"]);
+    },
+  },
+  "keys update": {
+    usage: "keys update KEY --active true|false",
+    summary: "switch a key off (it signs nothing) or on again",
+    options: ["active"],
+    args: 1,
+    async run(r) {
+      const active = bool(r.v.active, "active");
+      if (active === undefined) throw new UsageError("--active is required");
+      printJson(await r.api().json("PATCH", `/v1/signing-keys/${encodeURIComponent(r.args[0])}`, { is_active: active }));
+    },
+  },
   "chains list": {
     usage: "chains list [--format table]",
     summary: "list chains, disabled ones included",

@@ -19,7 +19,8 @@ export interface AgentRow {
   tx_allowed_chains: string[];
   tx_token_allowlist: string[];
   simulate_required: boolean;
-  tx_unknown_calldata: "allow" | "deny" | "simulate";
+  /** null: the default (deny when the agent has recipient or token rules, else allow). */
+  tx_unknown_calldata: "allow" | "deny" | "simulate" | null;
   tx_token_limits: Record<string, { max_per_tx?: string; daily_limit?: string; approval_cap?: string }>;
   tx_unlimited_approval_allowlist: string[];
   /** Quotas (src/quotas.ts); null: the server's default. */
@@ -28,6 +29,8 @@ export interface AgentRow {
   tx_max_fee_wei: string | null;
   tx_daily_fee_budget_wei: string | null;
   tx_max_gas_limit: string | null;
+  /** May sign with the chain's shared keys/{chain}-signer (migration 0009). */
+  shared_signer: boolean;
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
@@ -68,7 +71,7 @@ export type AgentWritable = Partial<
     | "name" | "description" | "scopes" | "is_active" | "intents_api_enabled" | "api_key_expires_at" | "token_ttl_seconds"
     | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
     | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
-    | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes" | "tx_max_fee_wei" | "tx_daily_fee_budget_wei" | "tx_max_gas_limit"
+    | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes" | "tx_max_fee_wei" | "tx_daily_fee_budget_wei" | "tx_max_gas_limit" | "shared_signer"
   >
 >;
 
@@ -76,7 +79,7 @@ const WRITABLE: Array<keyof AgentWritable> = [
   "name", "description", "scopes", "is_active", "intents_api_enabled", "api_key_expires_at", "token_ttl_seconds",
   "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
   "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
-  "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes", "tx_max_fee_wei", "tx_daily_fee_budget_wei", "tx_max_gas_limit",
+  "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes", "tx_max_fee_wei", "tx_daily_fee_budget_wei", "tx_max_gas_limit", "shared_signer",
 ];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.

@@ -12,6 +12,7 @@ import {
 } from "../db/agents.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
+import { unknownCalldataOf } from "../pipeline/token-guardrails.js";
 import { formatMajor, parseMajor } from "../units.js";
 import { MAX_DATA_BYTES_CEILING } from "../config.js";
 import type { App } from "./types.js";
@@ -41,7 +42,8 @@ const guardrailFields = {
   api_key_expires_at: dateTime.nullable().optional(),
   expires_at: dateTime.nullable().optional(),
   simulate_required: z.boolean().optional(),
-  tx_unknown_calldata: z.enum(["allow", "deny", "simulate"]).optional(),
+  // null: the default (deny when recipient or token rules exist, else allow).
+  tx_unknown_calldata: z.enum(["allow", "deny", "simulate"]).nullable().optional(),
   tx_token_limits: z
     .record(
       z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a token address"),
@@ -58,6 +60,8 @@ const guardrailFields = {
   tx_max_fee: major.nullable().optional(),
   tx_daily_fee_budget: major.nullable().optional(),
   tx_max_gas_limit: z.number().int().min(21_000).max(1_000_000_000).nullable().optional(),
+  /** false: the agent may not sign with the chain's shared keys/{chain}-signer. */
+  shared_signer: z.boolean().optional(),
 };
 
 const CreateAgentRequest = z.strictObject({
@@ -114,6 +118,7 @@ function toWritable(b: GuardrailInput): AgentWritable {
     tx_max_fee_wei: b.tx_max_fee === undefined ? undefined : b.tx_max_fee === null ? null : parseMajor(b.tx_max_fee)!.toString(),
     tx_daily_fee_budget_wei: b.tx_daily_fee_budget === undefined ? undefined : b.tx_daily_fee_budget === null ? null : parseMajor(b.tx_daily_fee_budget)!.toString(),
     tx_max_gas_limit: b.tx_max_gas_limit === undefined ? undefined : b.tx_max_gas_limit === null ? null : String(b.tx_max_gas_limit),
+    shared_signer: b.shared_signer,
   };
   return w;
 }
@@ -157,11 +162,14 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     token_ttl_seconds: a.token_ttl_seconds,
     api_key_expires_at: a.api_key_expires_at?.toISOString() ?? null,
     simulate_required: a.simulate_required,
-    tx_unknown_calldata: a.tx_unknown_calldata,
+    // The policy in force; tx_unknown_calldata_default says whether it is the default (no explicit value).
+    tx_unknown_calldata: unknownCalldataOf(a),
+    tx_unknown_calldata_default: a.tx_unknown_calldata === null,
     tx_token_limits: a.tx_token_limits,
     tx_unlimited_approval_allowlist: a.tx_unlimited_approval_allowlist,
     requests_per_minute: a.requests_per_minute,
     tx_max_data_bytes: a.tx_max_data_bytes,
+    shared_signer: a.shared_signer,
     // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
     tx_token_spent_today: Object.fromEntries([...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()])),
     signing_chains: rows.map((r) => r.chain),

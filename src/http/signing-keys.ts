@@ -1,7 +1,8 @@
 // Signing keys: operators create them (inside the HSM: secp256k1, non-extractable) and list them; the
 // per-agent routes of the reference provision an agent's key for a chain, list an agent's keys and read
 // the balance of the key the agent signs with by default. No response ever carries key material, and
-// there is no export endpoint: the private key cannot leave the token.
+// there is no export endpoint: the private key cannot leave the token. Operators grant a key to an
+// agent (and revoke it) and switch keys off; see src/pipeline/resolve.ts for who may sign with what.
 import { getAddress } from "viem";
 import { z } from "zod";
 import { appendAudit } from "../audit.js";
@@ -9,7 +10,7 @@ import { requireOperator, requireReader, type Principal } from "../auth/principa
 import type { ChainClients } from "../chains/clients.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import { getAgent } from "../db/agents.js";
-import { withTransaction, type Pool } from "../db/pool.js";
+import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { badGateway, badRequest, forbidden, notFound } from "../errors.js";
 import { recordSigningKey, type SigningKeyRow } from "../keys.js";
 import { resolveSigningKey } from "../pipeline/resolve.js";
@@ -54,6 +55,33 @@ const SigningKeyResponse = z.object({
   created_at: z.string(),
 });
 const SigningKeyListResponse = z.object({ keys: z.array(SigningKeyResponse) });
+
+// Grants: a key named by id or by (URL-encoded) path; one agent per grant.
+const KeyParams = z.object({ key: z.string().min(1).max(256) });
+const GrantParams = z.object({ key: z.string().min(1).max(256), agent_id: z.string().max(100) });
+const CreateGrantRequest = z.strictObject({ agent_id: z.uuid().transform((v) => v.toLowerCase()) });
+const UpdateSigningKeyRequest = z.strictObject({ is_active: z.boolean() });
+const GrantResponse = z.object({ key_id: z.string(), path: z.string(), agent_id: z.string(), granted_by: z.string(), created_at: z.string() });
+const GrantListResponse = z.object({ grants: z.array(GrantResponse) });
+interface GrantRow {
+  key_id: string;
+  agent_id: string;
+  granted_by: string;
+  created_at: Date;
+}
+const grantResponse = (key: SigningKeyRow, g: GrantRow) => ({
+  key_id: key.id, path: key.path, agent_id: g.agent_id, granted_by: g.granted_by, created_at: g.created_at.toISOString(),
+});
+
+/** The key named by a route's {key}: its id, or its path (URL-encoded). 404 when there is none. */
+async function findKey(db: Queryable, ref: string, lock = false): Promise<SigningKeyRow> {
+  const { rows } = await db.query<SigningKeyRow>(
+    `SELECT * FROM signing_keys WHERE ${UUID.test(ref) ? "id = $1::uuid" : "path = $1"}${lock ? " FOR UPDATE" : ""}`,
+    [UUID.test(ref) ? ref.toLowerCase() : ref],
+  );
+  if (!rows[0]) throw notFound("Signing key not found.");
+  return rows[0];
+}
 const SigningKeyBalanceResponse = z.object({
   chain: z.string(),
   address: z.string(),
@@ -223,6 +251,105 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
         throw badGateway(`Could not read the balance from chain ${chain.name}'s RPC endpoints.`, "rpc_unavailable");
       }
       return { chain: chain.name, address: key.address, balance_wei: wei.toString(), balance_display: formatMajor(wei) };
+    },
+  );
+
+  app.patch(
+    "/v1/signing-keys/:key",
+    {
+      schema: {
+        tags: ["Signing Keys"],
+        summary: "Switch a signing key on or off (operators); an inactive key signs nothing",
+        params: KeyParams,
+        body: UpdateSigningKeyRequest,
+        response: { 200: SigningKeyResponse },
+      },
+    },
+    async (req) => {
+      const op = requireOperator(req);
+      return withTransaction(pool, async (tx) => {
+        // The key row is locked so the audit event records the change that happened.
+        const key = await findKey(tx, req.params.key, true);
+        const { rows } = await tx.query<SigningKeyRow>("UPDATE signing_keys SET is_active = $2 WHERE id = $1 RETURNING *", [key.id, req.body.is_active]);
+        await appendAudit(tx, {
+          action: "signing_key.update", actor: op, resourceType: "signing_key", resourceId: key.id,
+          details: { path: key.path, is_active: { from: key.is_active, to: req.body.is_active } }, requestId: req.id, ip: req.ip,
+        });
+        return signingKeyResponse(rows[0]);
+      });
+    },
+  );
+
+  app.get(
+    "/v1/signing-keys/:key/grants",
+    { schema: { tags: ["Signing Keys"], summary: "List the agents a signing key is granted to (operators)", params: KeyParams, response: { 200: GrantListResponse } } },
+    async (req) => {
+      requireOperator(req);
+      const key = await findKey(pool, req.params.key);
+      const { rows } = await pool.query<GrantRow>(
+        "SELECT key_id::text, agent_id::text, granted_by, created_at FROM signing_key_grants WHERE key_id = $1 ORDER BY created_at, agent_id",
+        [key.id],
+      );
+      return { grants: rows.map((g) => grantResponse(key, g)) };
+    },
+  );
+
+  app.post(
+    "/v1/signing-keys/:key/grants",
+    {
+      schema: {
+        tags: ["Signing Keys"],
+        summary: "Grant a signing key to an agent (operators); granting again changes nothing",
+        params: KeyParams,
+        body: CreateGrantRequest,
+        response: { 201: GrantResponse, 200: GrantResponse },
+      },
+    },
+    async (req, reply) => {
+      const op = requireOperator(req);
+      const agentId = req.body.agent_id;
+      await requireAgent(pool, agentId);
+      const { grant, created, key } = await withTransaction(pool, async (tx) => {
+        const key = await findKey(tx, req.params.key);
+        if (key.path.startsWith("agents/")) {
+          throw badRequest("A key under agents/{agent_id}/ belongs to that agent and cannot be granted to another.", [{ field: "key", message: "is a per-agent key" }]);
+        }
+        const ins = await tx.query<GrantRow>(
+          `INSERT INTO signing_key_grants (key_id, agent_id, granted_by) VALUES ($1, $2, $3)
+           ON CONFLICT (key_id, agent_id) DO NOTHING RETURNING key_id::text, agent_id::text, granted_by, created_at`,
+          [key.id, agentId, `${op.type}:${op.id}`],
+        );
+        if (!ins.rows[0]) {
+          const { rows } = await tx.query<GrantRow>("SELECT key_id::text, agent_id::text, granted_by, created_at FROM signing_key_grants WHERE key_id = $1 AND agent_id = $2", [key.id, agentId]);
+          return { grant: rows[0], created: false, key };
+        }
+        await appendAudit(tx, {
+          action: "signing_key.grant", actor: op, resourceType: "signing_key", resourceId: key.id,
+          details: { path: key.path, address: key.address, agent_id: agentId }, requestId: req.id, ip: req.ip,
+        });
+        return { grant: ins.rows[0], created: true, key };
+      });
+      return reply.code(created ? 201 : 200).send(grantResponse(key, grant));
+    },
+  );
+
+  app.delete(
+    "/v1/signing-keys/:key/grants/:agent_id",
+    { schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams } },
+    async (req, reply) => {
+      const op = requireOperator(req);
+      const agentId = req.params.agent_id.toLowerCase();
+      if (!UUID.test(agentId)) throw notFound("Grant not found.");
+      await withTransaction(pool, async (tx) => {
+        const key = await findKey(tx, req.params.key);
+        const { rowCount } = await tx.query("DELETE FROM signing_key_grants WHERE key_id = $1 AND agent_id = $2", [key.id, agentId]);
+        if (!rowCount) throw notFound("Grant not found.");
+        await appendAudit(tx, {
+          action: "signing_key.revoke", actor: op, resourceType: "signing_key", resourceId: key.id,
+          details: { path: key.path, address: key.address, agent_id: agentId }, requestId: req.id, ip: req.ip,
+        });
+      });
+      return reply.code(204).send();
     },
   );
 }

@@ -1,6 +1,14 @@
 // Resolves what a request names: the chain (by name, alias or id) and the signing key (by path, or the
-// default for the agent and chain). Throws 400 for an unknown chain, 403 for a disabled or disallowed
-// chain or a path outside the agent's namespaces, 404 for a key that does not exist.
+// default for the agent and chain). Throws 400 for an unknown chain, 403 for a disabled chain, and one
+// and the same 404 for a key that does not exist, is inactive, or is not this agent's to use, so an
+// agent cannot learn which keys exist by probing paths.
+//
+// Keys are granted, not guessed (keyUsableBy): an agent may sign with
+//   - its own keys: a path under agents/{its id}/, or a key created with its agent_id;
+//   - the chain's shared signer keys/{chain}-signer (a key with no agent_id), unless its operator set
+//     `shared_signer: false` on the agent;
+//   - keys an operator granted to it (signing_key_grants; POST /v1/signing-keys/{id}/grants).
+// Reads signing_keys, signing_key_grants and the agent row; takes no lock.
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import type { Queryable } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
@@ -15,15 +23,39 @@ export function resolveChain(chains: ChainRegistry, ref: string): Chain {
   return chain;
 }
 
-/** Paths an agent may sign with: shared keys, wallets, and its own namespace. */
-export function agentMayUsePath(agentId: string, path: string): boolean {
-  if (path.includes("..") || path.includes("//")) return false;
-  return path.startsWith("keys/") || path.startsWith("wallets/") || path.startsWith(`agents/${agentId}/`);
-}
+export const sharedSignerPath = (chain: Pick<Chain, "name">) => `keys/${chain.name}-signer`;
 
 export function defaultKeyPaths(agentId: string, chain: Chain): string[] {
-  return [`agents/${agentId}/chains/${chain.name}`, `keys/${chain.name}-signer`];
+  return [`agents/${agentId}/chains/${chain.name}`, sharedSignerPath(chain)];
 }
+
+/** What decides whether an agent may sign with a key: its row, and the agent's relation to it. */
+export interface KeyAccess {
+  path: string;
+  agent_id: string | null;
+  is_active: boolean;
+  /** An operator granted this key to the agent. */
+  granted: boolean;
+  /** The agent may use the chain's shared signer (agents.shared_signer). */
+  shared_signer: boolean;
+}
+
+/** Deny by default: own keys, the shared signer of this chain (when allowed), granted keys. Pure. */
+export function keyUsableBy(key: KeyAccess, agentId: string, chain: Pick<Chain, "name">): boolean {
+  if (!key.is_active) return false;
+  const owner = key.agent_id?.toLowerCase() ?? null;
+  const id = agentId.toLowerCase();
+  if (key.path.startsWith("agents/")) {
+    // A per-agent path belongs to the agent it names, whatever else the row says.
+    return key.path.startsWith(`agents/${id}/`) && (owner === null || owner === id);
+  }
+  if (owner !== null) return owner === id || key.granted;
+  if (key.granted) return true;
+  return key.shared_signer && key.path === sharedSignerPath(chain);
+}
+
+/** The one answer for "no such key", "inactive" and "not yours" (the path is not echoed: the bodies are identical). */
+const noKey = () => notFound("No signing key at signing_key_path that this agent may use.");
 
 export async function resolveSigningKey(
   db: Queryable,
@@ -32,25 +64,23 @@ export async function resolveSigningKey(
   chain: Chain,
   requested?: string,
 ): Promise<SigningKeyInfo> {
-  if (requested !== undefined) {
-    if (!agentMayUsePath(agentId, requested)) {
-      throw forbidden(`Signing key path '${requested}' is outside this agent's allowed paths (keys/, wallets/, agents/${agentId}/).`, "key_path_forbidden");
-    }
-    const key = await signer.getKey(requested);
-    if (!key) throw notFound(`No signing key at '${requested}'.`);
-    return key;
-  }
-  // The per-agent key wins when it exists; the table mirrors the HSM's labels, so one query decides.
-  const candidates = defaultKeyPaths(agentId, chain);
-  const { rows } = await db.query<{ path: string }>(
-    "SELECT path FROM signing_keys WHERE path = ANY($1) AND is_active",
-    [candidates],
+  const candidates = requested !== undefined ? [requested] : defaultKeyPaths(agentId, chain);
+  // One query: each candidate's row, whether it was granted to the agent, and the agent's shared-signer
+  // switch (false when the agent row is gone).
+  const { rows } = await db.query<KeyAccess>(
+    `SELECT k.path, k.agent_id::text AS agent_id, k.is_active,
+            EXISTS (SELECT 1 FROM signing_key_grants g WHERE g.key_id = k.id AND g.agent_id = $2) AS granted,
+            coalesce((SELECT a.shared_signer FROM agents a WHERE a.id = $2), false) AS shared_signer
+       FROM signing_keys k WHERE k.path = ANY($1)`,
+    [candidates, agentId.toLowerCase()],
   );
-  const found = new Set(rows.map((r) => r.path));
+  const usable = new Set(rows.filter((r) => keyUsableBy(r, agentId, chain)).map((r) => r.path));
+  // The per-agent key wins when it exists; the table mirrors the HSM's labels.
   for (const path of candidates) {
-    if (!found.has(path)) continue;
+    if (!usable.has(path)) continue;
     const key = await signer.getKey(path);
     if (key) return key;
   }
-  throw notFound(`No signing key for chain ${chain.name}: create '${candidates[1]}' or '${candidates[0]}'.`);
+  if (requested !== undefined) throw noKey();
+  throw notFound(`No signing key for chain ${chain.name} that this agent may use: create '${candidates[0]}' (or '${candidates[1]}', shared by agents allowed to use it).`);
 }

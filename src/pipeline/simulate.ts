@@ -274,6 +274,8 @@ export interface PassedSimulation {
   status: "success";
   /** What the transaction did to balances in the simulation (token guardrails read the sender's). */
   balanceChanges: Array<{ address: string; token: string; change: string }>;
+  /** The simulated transaction's logs, when the simulator reports them (undefined: it does not). */
+  logs?: Array<{ address: string; topics: readonly string[]; data: string }>;
 }
 
 /**
@@ -309,7 +311,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       requestId: input.requestId,
       ip: input.ip,
     });
-    return { simulationId: res.simulation_id, status: "success", balanceChanges: res.balance_changes };
+    return { simulationId: res.simulation_id, status: "success", balanceChanges: res.balance_changes, logs: ran.results[0]?.logs };
   }
 
   const reason = res.status === "reverted" ? (res.revert_reason ?? "execution reverted") : (res.error ?? "the simulation failed");

@@ -49,8 +49,8 @@ import type { InflightLimiter } from "./inflight.js";
 import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
 import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
-import { calldataPolicyOf, checkIntentCalldata, simulatedOutflows } from "./token-policy.js";
-import { checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
+import { ApprovalLedger, calldataPolicyOf, checkIntentCalldata, simulatedOutflows, type IncreaseRecheck } from "./token-policy.js";
+import { checkSimulatedLogs, checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 
 export interface PipelineDeps {
@@ -101,6 +101,8 @@ interface Queued {
   simulation?: PassedSimulation;
   outflows: TokenOutflow[];
   tokenLimited: boolean;
+  /** Allowance increases, checked again under the agent's spend lock. */
+  recheck?: IncreaseRecheck;
   claim?: Claim;
   queued: () => void;
   resolve: (r: SubmitResult) => void;
@@ -153,11 +155,22 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
         { principal, chain, key, intent, mode: input.mode, requestId: input.requestId, ip: input.ip },
       );
     }
+    // Calldata nobody could decode was simulated: every party its logs give tokens or allowances to
+    // must pass the recipient allowlist. A simulator that reports no logs cannot show that.
+    if (calldata.simulate && simulation) {
+      const toAllowlist = calldataPolicyOf(agent).toAllowlist;
+      const logDenial = simulation.logs
+        ? checkSimulatedLogs({ toAllowlist }, key.address, simulation.logs)
+        : toAllowlist.length > 0
+          ? { reason_code: "simulation_logs_unavailable", detail: "This chain's simulator does not report logs, so the parties of undecodable calldata cannot be checked against tx_to_allowlist.", limit: toAllowlist, current: null, attempted: null }
+          : null;
+      if (logDenial) throw await deny(deps, input, intent, chain, logDenial);
+    }
     // Token outflows of the signing address: the larger of what the calldata says and what the
     // simulation saw, so a router or multicall that moves tokens indirectly is still counted.
     const outflows = mergeOutflows(
       calldata.outflows,
-      simulation ? await simulatedOutflows(deps.pool, client, chain, key.address, simulation.balanceChanges) : [],
+      simulation ? await simulatedOutflows(deps.pool, client, chain, key.address, simulation.balanceChanges, simulation.logs) : [],
     );
     const tokenLimited = outflows.some((o) => agent.tx_token_limits?.[o.token] !== undefined);
 
@@ -187,7 +200,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       //      A caller-chosen nonce is committed in a group of its own.
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
-        const item: Queued = { input, intent, policy, chain, key, gas, fees, feeWei, simulation, outflows, tokenLimited, claim, queued, resolve, reject };
+        const item: Queued = { input, intent, policy, chain, key, gas, fees, feeWei, simulation, outflows, tokenLimited, recheck: calldata.recheck, claim, queued, resolve, reject };
         deps.inflight.enqueue(
           String(chain.chain_id),
           item,
@@ -319,7 +332,7 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
  * seeing what those before it in the group will spend. Denied requests leave the group.
  */
 async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
-  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited).map((i) => i.input.principal.agent.id))].sort();
+  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id))].sort();
   if (agentIds.length === 0) return { accepted: items, denied: [] };
   await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
 
@@ -331,12 +344,14 @@ async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ acce
   }
   const accepted: Queued[] = [];
   const denied: Array<{ item: Queued; denial: Denial }> = [];
+  const approvals = new ApprovalLedger(tx);
   for (const item of items) {
     const s = spent.get(item.input.principal.agent.id);
     if (s) {
       const denial =
         checkRollingGuardrails(item.policy, { valueWei: item.intent.valueWei, feeWei: item.feeWei }, { spentWei: s.wei, countToday: s.count, feesWei: s.fees }) ??
-        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null);
+        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null) ??
+        (item.recheck ? await approvals.check(item.recheck) : null);
       if (denial) {
         denied.push({ item, denial });
         continue;
@@ -345,6 +360,7 @@ async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ acce
       s.fees += item.feeWei;
       s.count += 1;
       for (const o of item.outflows) s.tokens?.set(o.token, (s.tokens.get(o.token) ?? 0n) + o.amount);
+      if (item.recheck) approvals.add(item.recheck);
     }
     accepted.push(item);
   }

@@ -224,6 +224,7 @@ export class AnvilForkSimulator implements Simulator {
       gasUsed: BigInt(receipt.gasUsed),
       balanceChanges: orderChanges(changes, call.from),
     };
+    if (success) result.logs = receipt.logs;
     if (!success) result.revertReason = decodeRevertReason(trace?.output, trace?.error);
     return result;
   }

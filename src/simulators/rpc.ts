@@ -137,7 +137,8 @@ export class RpcSimulator implements Simulator {
     const native = await this.nativeChangesSingle(chain, client, call, withGas, price, used);
     const logs = trace ? successfulLogs(trace) : [];
     const tokens = await this.tokenChanges(chain, client, [logs], new Map()).then((r) => r[0]!);
-    return { id, status: "success", gasUsed: used, balanceChanges: orderChanges([...native, ...tokens], call.from) };
+    // Without a call tracer the logs are unknown (undefined), not empty.
+    return { id, status: "success", gasUsed: used, balanceChanges: orderChanges([...native, ...tokens], call.from), ...(trace ? { logs } : {}) };
   }
 
   private async nativeChangesSingle(chain: Chain, client: PublicClient, call: SimCall, tx: Record<string, Hex>, price: bigint, gasUsed: bigint): Promise<BalanceChange[]> {
@@ -212,6 +213,7 @@ export class RpcSimulator implements Simulator {
         gasUsed: BigInt(r.gasUsed),
         balanceChanges: orderChanges([...native[i]!, ...tokens[i]!], call.from),
       };
+      if (ok) res.logs = tokenLogs[i]!;
       if (!ok) res.revertReason = decodeRevertReason(r.returnData ?? r.error?.data, r.error?.message);
       return res;
     });

@@ -66,6 +66,8 @@ export interface SimResult {
   /** Why the simulation could not run (status "error"): a safe, short message. */
   error?: string;
   dashboardUrl?: string;
+  /** The logs of a successful call, when the simulator sees them (the guardrails check their parties). */
+  logs?: RawLog[];
 }
 
 export interface Simulator {

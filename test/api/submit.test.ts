@@ -110,6 +110,8 @@ describe("transactions", () => {
       const { recordSigningKey } = await import("../../src/keys.js");
       await recordSigningKey(svc.ctx.pool, (await svc.ctx.signer.getKey("keys/poor-signer"))!);
     }
+    // Keys are granted, not guessed: the operator lets this agent sign with it.
+    expect((await call(svc.app, "POST", "/v1/signing-keys/keys%2Fpoor-signer/grants", { token: op, body: { agent_id: agent.id } })).status).toBe(201);
     // Enough for one transfer, not for two; gas_limit skips the estimate so the node itself decides.
     await chain.request({ method: "anvil_setBalance" as never, params: [poorAddr, "0x" + (10n ** 16n).toString(16)] as never });
     const body = (value: string) => ({ to: DEAD, value, chain: "local", signing_key_path: "keys/poor-signer", gas_limit: 21000 });

@@ -35,6 +35,25 @@ contract TestToken {
         return true;
     }
 
+    /// OpenZeppelin's allowance helpers: the allowance grows with each call.
+    function increaseAllowance(address spender, uint256 added) external returns (bool) {
+        allowance[msg.sender][spender] += added;
+        emit Approval(msg.sender, spender, allowance[msg.sender][spender]);
+        return true;
+    }
+
+    function decreaseAllowance(address spender, uint256 subtracted) external returns (bool) {
+        allowance[msg.sender][spender] -= subtracted;
+        emit Approval(msg.sender, spender, allowance[msg.sender][spender]);
+        return true;
+    }
+
+    /// ERC-677/1363 style: a transfer that also hands `data` to the recipient (not called here).
+    function transferAndCall(address to, uint256 amount, bytes calldata) external returns (bool) {
+        _move(msg.sender, to, amount);
+        return true;
+    }
+
     function transferFrom(address from, address to, uint256 amount) external returns (bool) {
         uint256 allowed = allowance[from][msg.sender];
         require(allowed >= amount, "ERC20: insufficient allowance");

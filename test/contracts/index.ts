@@ -11,7 +11,7 @@ export interface CompiledContract {
 
 const contracts = compiled.contracts as unknown as Record<string, CompiledContract & { source: string }>;
 
-/** ERC-20 with name/symbol from the constructor, 6 decimals, public mint. */
+/** ERC-20 with name/symbol from the constructor, 6 decimals, public mint, increase/decreaseAllowance, transferAndCall. */
 export const TestToken: CompiledContract = contracts.TestToken!;
 /** failWithReason, failWithCustomError(uint256), burnGas, divide(a, b), bump, forward(to) payable. */
 export const Failures: CompiledContract = contracts.Failures!;

@@ -40,6 +40,8 @@ interface Fixtures {
   other: TestAgent;
   txId: string;
   webhookId: string;
+  /** A key of its own for the grant routes (never the shared signer, which PATCH could switch off). */
+  keyId: string;
 }
 
 /* ------------------------------------------------ arbitraries ------------------------------------------------ */
@@ -185,12 +187,15 @@ describe("fuzzing every route", () => {
     const tx = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, value: "0", chain: "local" } });
     expect(tx.status, tx.raw).toBe(201);
     const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url: "http://127.0.0.1:9/fuzz" } });
-    return { agent, other, txId: tx.body.id, webhookId: hook.status === 201 ? hook.body.id : "00000000-0000-4000-8000-000000000000" };
+    const key = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: `keys/fuzz-grants-${Math.random().toString(36).slice(2)}` } });
+    expect(key.status, key.raw).toBe(201);
+    return { agent, other, txId: tx.body.id, webhookId: hook.status === 201 ? hook.body.id : "00000000-0000-4000-8000-000000000000", keyId: key.body.id };
   }
 
   const validParams = (name: string, f: Fixtures): string[] => {
     if (name === "agent_id") return [f.agent.id, f.other.id];
     if (name === "tx_id") return [f.txId];
+    if (name === "key") return [f.keyId];
     if (name === "id") return [f.webhookId];
     if (name === "chain_id") return ["fuzzchain"]; // admin routes may update or delete it: never `local`
     if (name === "identifier" || name === "chain") return ["local", "31337", "anvil"];
@@ -220,6 +225,8 @@ describe("fuzzing every route", () => {
     if (p === "/v1/agents/{agent_id}" && r.method === "PATCH") return { base: { description: "fuzzed" }, extra: ["tx_max_value", "tx_max_value_eth", "tx_daily_limit", "tx_max_per_day", "tx_token_limits", "is_active", "intents_api_enabled", "name"] };
     if (p === "/v1/signing-keys") return { base: { path: `keys/fuzz-${Math.random().toString(36).slice(2)}`, chain: "local" }, extra: ["agent_id"] };
     if (p === "/v1/agents/{agent_id}/signing-keys") return { base: { chain: "local" }, extra: [] };
+    if (p === "/v1/signing-keys/{key}/grants" && r.method === "POST") return { base: { agent_id: f.other.id }, extra: [] };
+    if (p === "/v1/signing-keys/{key}" && r.method === "PATCH") return { base: { is_active: true }, extra: [] };
     if (p === "/v1/admin/chains" && r.method === "POST") return { base: { name: "fuzzchain", display_name: "Fuzz", chain_id: 777777, rpc_url: "http://127.0.0.1:9" }, extra: ["rpc_urls", "aliases", "confirmations", "eip1559", "is_enabled", "explorer_url"] };
     if (p === "/v1/admin/chains/{chain_id}") return { base: { display_name: "Fuzz 2" }, extra: ["rpc_urls", "is_enabled", "aliases", "confirmations"] };
     if (p === "/v1/webhooks" && r.method === "POST") return { base: { url: "http://127.0.0.1:9/fuzz", events: ["transaction.broadcast"] }, extra: ["description"] };

@@ -222,7 +222,7 @@ describe("limits", () => {
 
   it("the bound is per signing address: another address is not shed while one is saturated", async () => {
     const a = await createAgent(svc.app, op);
-    const other = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: `keys/limits-${Date.now()}`, chain: "local" } });
+    const other = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: `keys/limits-${Date.now()}`, chain: "local", agent_id: a.id } });
     expect(other.status).toBe(201);
     await svc.ctx.clients.get(svc.ctx.chains.resolve("local")!).request({ method: "anvil_setBalance" as never, params: [other.body.address, "0x3635c9adc5dea00000"] as never });
     const key = `31337:${(await svc.ctx.signer.getKey("keys/local-signer"))!.address.toLowerCase()}`;

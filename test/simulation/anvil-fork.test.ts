@@ -33,6 +33,7 @@ describe("simulation on an anvil fork", () => {
     const k = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/sim-spender" } });
     expect(k.status).toBe(201);
     spender = k.body.address;
+    expect((await call(svc.app, "POST", `/v1/signing-keys/${k.body.id}/grants`, { token: op, body: { agent_id: agent.id } })).status).toBe(201);
     await dev.setBalance(spender, 10n ** 18n);
   });
   afterAll(async () => svc?.close());
@@ -246,7 +247,7 @@ describe("simulation on an anvil fork", () => {
     expect(await dev.pub.getTransactionCount({ address: signer, blockTag: "pending" })).toBe(nonce);
   });
 
-  it("refuses bad input (400), disallowed chains and key paths (403), unknown keys (404), operators (403)", async () => {
+  it("refuses bad input (400), disallowed chains (403), unknown or ungranted keys (404), operators (403)", async () => {
     const base = { to: DEAD, value: "0", chain: "local" };
     for (const body of [{ ...base, nonce: 1 }, { ...base, value: "-1" }, { ...base, to: "0x1234" }, { ...base, data: "0xabc" }, { to: DEAD, chain: "local" }, "nope"]) {
       const r = await simulate(body);
@@ -257,7 +258,8 @@ describe("simulation on an anvil fork", () => {
     expect((await bundle([])).status).toBe(400);
     expect((await bundle(Array.from({ length: 21 }, () => base))).status).toBe(400);
     expect((await bundle([base, { ...base, chain: "ethereum" }])).status).toBe(400);
-    expect((await simulate({ ...base, signing_key_path: "other/key" })).status).toBe(403);
+    // A path outside every namespace is answered like a key that does not exist (no probing).
+    expect((await simulate({ ...base, signing_key_path: "other/key" })).status).toBe(404);
     expect((await simulate({ ...base, signing_key_path: "keys/does-not-exist" })).status).toBe(404);
     expect((await simulate(base, op)).status).toBe(403);
     const limited = await createAgent(svc.app, op, { tx_allowed_chains: ["ethereum"] });
@@ -268,6 +270,7 @@ describe("simulation on an anvil fork", () => {
 
   it("a sender that cannot pay gets status error with the node's reason, still 200", async () => {
     const poor = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/sim-poor" } });
+    expect((await call(svc.app, "POST", `/v1/signing-keys/${poor.body.id}/grants`, { token: op, body: { agent_id: agent.id } })).status).toBe(201);
     const r = await simulate({ to: DEAD, value: "1", chain: "local", signing_key_path: "keys/sim-poor" });
     expect(r.status).toBe(200);
     assertMatchesReference("SimulationResponse", r.body);
