@@ -15,6 +15,8 @@ export type AuditAction =
   | "transaction.replaced"
   | "transaction.dropped"
   | "transaction.reorged"
+  | "signature.create"
+  | "signature.denied"
   | "agent.create"
   | "agent.update"
   | "agent.delete"

@@ -22,6 +22,14 @@ export interface AgentRow {
   tx_unknown_calldata: "allow" | "deny" | "simulate";
   tx_token_limits: Record<string, { max_per_tx?: string; daily_limit?: string; approval_cap?: string }>;
   tx_unlimited_approval_allowlist: string[];
+  // Signing intents (POST /v1/agents/{id}/sign); see migrations/0013_signing_intents.sql.
+  typed_data_unknown: "allow" | "deny" | null;
+  siwe_domain_allowlist: string[];
+  verifying_contract_allowlist: string[];
+  raw_signing_enabled: boolean;
+  eip7702_delegate_allowlist: string[];
+  eip7702_allow_chain_id_zero: boolean;
+  sign_max_validity_seconds: number;
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
@@ -63,6 +71,8 @@ export type AgentWritable = Partial<
     | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
     | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
     | "tx_unlimited_approval_allowlist"
+    | "typed_data_unknown" | "siwe_domain_allowlist" | "verifying_contract_allowlist" | "raw_signing_enabled"
+    | "eip7702_delegate_allowlist" | "eip7702_allow_chain_id_zero" | "sign_max_validity_seconds"
   >
 >;
 
@@ -71,6 +81,8 @@ const WRITABLE: Array<keyof AgentWritable> = [
   "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
   "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
   "tx_unlimited_approval_allowlist",
+  "typed_data_unknown", "siwe_domain_allowlist", "verifying_contract_allowlist", "raw_signing_enabled",
+  "eip7702_delegate_allowlist", "eip7702_allow_chain_id_zero", "sign_max_validity_seconds",
 ];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.
@@ -140,11 +152,14 @@ export async function spendToday(db: Queryable, agentId: string): Promise<SpendT
 
 /** Token amounts (base units) this agent moved out in the last 24 h, per token, excluding failed transactions. */
 export async function tokenSpendToday(db: Queryable, agentId: string): Promise<Map<string, bigint>> {
+  // A row's tx_id is a transaction (counted unless it failed) or a typed-data signature (always counted:
+  // a signed permit or payment authorisation cannot be taken back).
   const { rows } = await db.query<{ token: string; spent: string }>(
     `SELECT s.token, sum(s.amount) AS spent
-       FROM token_spend s JOIN transactions t ON t.id = s.tx_id
+       FROM token_spend s
       WHERE s.agent_id = $1 AND s.created_at > now() - interval '24 hours'
-        AND t.status <> 'failed' AND t.status <> 'simulation_failed'
+        AND NOT EXISTS (SELECT 1 FROM transactions t
+                         WHERE t.id = s.tx_id AND (t.status = 'failed' OR t.status = 'simulation_failed'))
       GROUP BY s.token`,
     [agentId],
   );

@@ -37,31 +37,58 @@ export async function resolveFees(chain: Chain, client: PublicClient, intent: In
   if (intent.maxFeePerGas !== undefined && intent.maxPriorityFeePerGas !== undefined) {
     return { type: "eip1559", maxFeePerGas: intent.maxFeePerGas, maxPriorityFeePerGas: intent.maxPriorityFeePerGas };
   }
+  // A type the caller chose that is not the chain's default is estimated on its own (the cache holds the default).
+  const legacy = intent.txType === 0 || intent.txType === 1 ? true : intent.txType === 2 || intent.txType === 4 ? false : !chain.eip1559;
+  if (legacy === chain.eip1559) return estimateFees(chain, client, legacy);
   const hit = feeCache.get(client);
   if (hit && Date.now() - hit.at < FEE_CACHE_MS) return hit.fees;
-  const fees = (async (): Promise<Fees> => {
-    try {
-      if (chain.eip1559) {
-        const f = await client.estimateFeesPerGas({ type: "eip1559", chain: client.chain });
-        return { type: "eip1559", maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas };
-      }
-      return { type: "legacy", gasPrice: await client.getGasPrice() };
-    } catch (err) {
-      feeCache.delete(client);
-      throw rpcFailure(err, `estimate fees on ${chain.name}`);
-    }
-  })();
+  const fees = estimateFees(chain, client, legacy).catch((err) => {
+    feeCache.delete(client);
+    throw err;
+  });
   feeCache.set(client, { at: Date.now(), fees });
   return fees;
+}
+
+async function estimateFees(chain: Chain, client: PublicClient, legacy: boolean): Promise<Fees> {
+  try {
+    if (!legacy) {
+      const f = await client.estimateFeesPerGas({ type: "eip1559", chain: client.chain });
+      return { type: "eip1559", maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas };
+    }
+    return { type: "legacy", gasPrice: await client.getGasPrice() };
+  } catch (err) {
+    throw rpcFailure(err, `estimate fees on ${chain.name}`);
+  }
 }
 
 export async function resolveGasLimit(chain: Chain, client: PublicClient, intent: Intent, from: `0x${string}`): Promise<bigint> {
   if (intent.gasLimit !== undefined) return intent.gasLimit;
   try {
-    return await client.estimateGas({ account: from, to: intent.to, value: intent.valueWei, data: intent.data });
+    if (intent.authorizations?.length) return await estimateSetCodeGas(client, intent, from);
+    return await client.estimateGas({ account: from, to: intent.to, value: intent.valueWei, data: intent.data, accessList: intent.accessList });
   } catch (err) {
     const failure = rpcFailure(err, `estimate gas on ${chain.name}`);
     if (failure.status >= 500) throw failure;
     throw new ServiceError("gas_estimation_failed", 422, `Gas estimation failed: ${failure.detail}`);
   }
+}
+
+/** Intrinsic gas of each EIP-7702 authorization (PER_EMPTY_ACCOUNT_COST), charged before execution. */
+export const AUTHORIZATION_GAS = 25_000n;
+
+/**
+ * A type-4 transaction runs with the sender's code already delegated, which the node cannot see before
+ * it is sent: estimate with the last delegate's code put at the sender by a state override, then add
+ * each authorization's intrinsic cost.
+ */
+async function estimateSetCodeGas(client: PublicClient, intent: Intent, from: `0x${string}`): Promise<bigint> {
+  const auths = intent.authorizations!;
+  const delegate = auths[auths.length - 1].delegate;
+  const code = /^0x0{40}$/.test(delegate) ? undefined : await client.getCode({ address: delegate });
+  const gas = await client.estimateGas({
+    account: from, to: intent.to, value: intent.valueWei, data: intent.data, accessList: intent.accessList,
+    stateOverride: code ? [{ address: from, code }] : undefined,
+  });
+  return gas + AUTHORIZATION_GAS * BigInt(auths.length);
 }

@@ -7,6 +7,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "agent.transaction.broadcast",
   "agent.transaction.confirmed",
   "agent.transaction.failed",
+  "agent.signature.created",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
@@ -17,6 +18,7 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
   "transaction.broadcast": "agent.transaction.broadcast",
   "transaction.confirmed": "agent.transaction.confirmed",
   "transaction.failed": "agent.transaction.failed",
+  "signature.create": "agent.signature.created",
 };
 
 /** The audit actions that feed the given event types. */
