@@ -10,6 +10,8 @@ export const WEBHOOK_EVENT_TYPES = [
   "agent.signature.created",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+/** An endpoint registered without `events` gets these: transaction events (signatures are opt-in). */
+export const DEFAULT_WEBHOOK_EVENT_TYPES: WebhookEventType[] = WEBHOOK_EVENT_TYPES.filter((t) => t.startsWith("agent.transaction."));
 
 /** Audit action → webhook event type. Actions not listed here are never delivered. */
 export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
