@@ -163,7 +163,9 @@ async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: Si
       if (!agent.raw_signing_enabled) return { reason_code: "raw_signing_disabled", detail: "The message is not printable text (it could be a hash or a transaction): signing it is blind signing, which needs raw_signing_enabled.", limit: null, current: null, attempted: "personal_sign" };
       return { kind: "blind_message", digest, meaning: { blind: true, bytes: bytes.length }, validUntil: null, outflows: [] };
     }
-    if (!/^\S+ wants you to sign in with your Ethereum account:\n/.test(text)) {
+    // Anything that mentions the SIWE header is held to the SIWE rules: a near-miss is refused, not
+    // signed as plain text.
+    if (!/wants you to sign in with your Ethereum account/i.test(text)) {
       return { kind: "message", digest, meaning: { text: text.length > 512 ? text.slice(0, 512) + "…" : text, bytes: bytes.length }, validUntil: null, outflows: [] };
     }
     const siwe = parseSiweMessage(text);

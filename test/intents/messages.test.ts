@@ -89,6 +89,9 @@ describe("message and digest signing intents", () => {
     expect(await denied(siwe("0x00000000000000000000000000000000000a11ce"))).toBe("siwe_address_mismatch");
     expect(await denied(siwe(a.address, { expirationTime: undefined }))).toBe("siwe_expiry_missing");
     expect(await denied(siwe(a.address, { expirationTime: new Date(Date.now() + 30 * 86_400_000) }))).toBe("validity_too_long");
+    // A near-miss of the format is not signed as plain text.
+    expect(await denied(siwe(a.address).replace("\n", "\r\n"))).toBe("siwe_invalid");
+    expect(await denied(siwe(a.address).replace("Version: 1", "Version: 2"))).toBe("siwe_invalid");
     // As hex bytes (the reference's encoding), the same rules apply.
     expect((await s.sign(a, { intent_type: "personal_sign", message: toHex(siwe(a.address, { chainId: 10 })) })).body.guardrail.reason_code).toBe("siwe_chain_mismatch");
   });
@@ -154,5 +157,24 @@ describe("message and digest signing intents", () => {
     expect((await s.sign(a, body)).status).toBe(403);
     const c = await s.agent({ tx_allowed_chains: ["ethereum"] }, 0n);
     expect((await s.sign(c, body)).body.guardrail.reason_code).toBe("chain_not_allowed");
+  });
+
+  it("the service's OpenAPI documents the sign route, the signature history and the agents' signing fields", async () => {
+    const r = await call(s.svc.app, "GET", "/docs/json");
+    expect(r.status).toBe(200);
+    const sign = JSON.stringify(r.body.paths["/v1/agents/{agent_id}/sign"].post);
+    for (const t of ["personal_sign", "typed_data", "eip712_digest", "transaction"]) expect(sign).toContain(t);
+    expect(r.body.paths["/v1/signatures"].get).toBeDefined();
+    expect(r.body.paths["/v1/signatures/export"].get).toBeDefined();
+    const patch = JSON.stringify(r.body.paths["/v1/agents/{agent_id}"].patch);
+    const fields = ["typed_data_unknown", "siwe_domain_allowlist", "verifying_contract_allowlist", "raw_signing_enabled", "eip7702_delegate_allowlist", "eip7702_allow_chain_id_zero", "sign_max_validity_seconds"];
+    for (const f of fields) expect(patch).toContain(f);
+    const a = await s.agent({}, 0n);
+    const me = await call(s.svc.app, "GET", `/v1/agents/${a.id}`, { token: a.token });
+    expect(me.body).toMatchObject({ typed_data_unknown: null, siwe_domain_allowlist: [], verifying_contract_allowlist: [], raw_signing_enabled: false, eip7702_delegate_allowlist: [], eip7702_allow_chain_id_zero: false, sign_max_validity_seconds: 3600 });
+    const bad = await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { sign_max_validity_seconds: 10 } });
+    expect(bad.status).toBe(400);
+    // An agent cannot turn on its own blind signing.
+    expect((await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: a.token, body: { raw_signing_enabled: true } })).status).toBe(403);
   });
 });
