@@ -82,6 +82,31 @@ describe("typed data: payments and permits under the token guardrails", () => {
     expect(tx.body.guardrail).toMatchObject({ reason_code: "token_daily_limit_exceeded", current: "10" });
   });
 
+  it("payment signatures and token transfers in parallel share one budget under one lock: 10 + 10 against a limit of 10 sign exactly 10", async () => {
+    const a = await s.agent({ tx_token_limits: { [s.token]: { daily_limit: "10" } } });
+    const deadline = await soon();
+    const data = `0xa9059cbb${PAYEE.slice(2).padStart(64, "0")}${UNIT.toString(16).padStart(64, "0")}` as Hex;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2 === 0
+          ? s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, nonce(`m${i}`)) })
+          : call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: s.token, value: "0", chain: "local", data } }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 200 || r.status === 201)).toHaveLength(10);
+    expect(results.filter((r) => r.status === 403).every((r) => r.body.guardrail.reason_code === "token_daily_limit_exceeded")).toBe(true);
+    const spent = await s.svc.ctx.pool.query("SELECT sum(amount)::text AS n FROM token_spend WHERE agent_id = $1", [a.id]);
+    expect(spent.rows[0].n).toBe((10n * UNIT).toString());
+  });
+
+  it("where no token limit applies, allowlists alone decide: no chain read (not even of decimals) is needed", async () => {
+    const a = await s.agent({ tx_to_allowlist: [PAYEE] }, 0n);
+    const noCode = "0x00000000000000000000000000000000000c0de0" as Address;
+    const r = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(noCode, a.address, PAYEE, 5n * UNIT, await soon(), nonce("nc")) });
+    expect(r.status).toBe(200);
+    expect((await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM token_metadata WHERE address = $1", [noCode.toLowerCase()])).rows[0].n).toBe(0);
+  });
+
   it("an Idempotency-Key replays the same signature and counts it once", async () => {
     const a = await s.agent({ tx_token_limits: { [s.token]: { daily_limit: "10" } } });
     const body = { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 3n * UNIT, await soon(), nonce("idem")) };
