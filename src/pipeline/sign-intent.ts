@@ -31,7 +31,7 @@ import type { Chain } from "../chains/registry.js";
 import { tokenSpendToday, type AgentRow } from "../db/agents.js";
 import { withTransaction } from "../db/pool.js";
 import { insertSignature, type SignatureRow } from "../db/signatures.js";
-import { badRequest, guardrailDenied, type ServiceError } from "../errors.js";
+import { badRequest, guardrailDenied, unprocessable, type ServiceError } from "../errors.js";
 import type { SigningKeyInfo } from "../signer/signer.js";
 import { chainAllowed, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
@@ -61,7 +61,7 @@ export const SignIntentRequestSchema = z
   .looseObject({
     intent_type: z.enum(["personal_sign", "typed_data", "eip712_digest", "transaction"]),
     chain: z.union([z.string().min(1).max(64), z.number().int().positive()]).transform(String),
-    signing_key_path: z.string().min(1).max(256).optional(),
+    signing_key_path: z.string().min(1).max(256).regex(/^[A-Za-z0-9._\/-]+$/, "may contain letters, digits, '.', '_', '-' and '/'").optional(),
     message: z.string().max(2 * MAX_MESSAGE_BYTES + 2).optional(),
     typed_data: z.unknown().optional(),
     hash: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex digest").optional(),
@@ -117,7 +117,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
     if (claimed.kind === "replay") return { status: 200, body: claimed.body };
     // A signature's answer is stored in the transaction that records it, so no claim is ever orphaned
     // with a signature behind it; an orphaned claim here belongs to a transaction request.
-    if (claimed.kind === "orphaned") throw badRequest("This Idempotency-Key was used for a transaction request.");
+    if (claimed.kind === "orphaned") throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
     claim = claimed.claim;
   }
   try {
