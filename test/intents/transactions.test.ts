@@ -42,6 +42,19 @@ describe("transaction signing intents", () => {
     expect(await s.dev.pub.getTransaction({ hash: only.body.tx_hash }).catch(() => null)).toBeNull();
   });
 
+  it("an Idempotency-Key replays the transaction intent byte for byte, with one signature and one row", async () => {
+    const a = await s.agent({}, 0n);
+    const body = { intent_type: "transaction", to: PAYEE, value: "0.0002" };
+    const first = await s.sign(a, body, { "idempotency-key": "tx-1" });
+    expect(first.status).toBe(200);
+    const again = await s.sign(a, body, { "idempotency-key": "tx-1" });
+    expect(again.raw).toBe(first.raw);
+    expect(await txCount(a.id)).toBe(1);
+    // The same key on the transactions route names a different request.
+    const other = await call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: PAYEE, value: "0.0002", chain: "local" }, headers: { "idempotency-key": "tx-1" } });
+    expect(other.status).toBe(422);
+  });
+
   it("the transaction guardrails apply: a recipient not allowlisted and a value over the limit are 403", async () => {
     const a = await s.agent({ tx_to_allowlist: [PAYEE], tx_max_value: "0.01" }, 0n);
     const r = await s.sign(a, { intent_type: "transaction", to: s.token, value: "0" });
