@@ -20,6 +20,7 @@ import { auditRoutes } from "./http/audit.js";
 import { webhookRoutes } from "./http/webhooks.js";
 import { historyRoutes } from "./http/history.js";
 import { operatorTransactionRoutes } from "./http/operator-transactions.js";
+import { signatureRoutes } from "./http/signatures.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -100,6 +101,7 @@ export async function buildApp(ctx: Context): Promise<App> {
   await webhookRoutes(app, ctx);
   await historyRoutes(app, ctx);
   await operatorTransactionRoutes(app, ctx);
+  await signatureRoutes(app, ctx);
   await app.ready();
   return app;
 }

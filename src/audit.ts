@@ -16,6 +16,8 @@ export type AuditAction =
   | "transaction.dropped"
   | "transaction.reorged"
   | "nonce.gap_alert"
+  | "signature.create"
+  | "signature.denied"
   | "agent.create"
   | "agent.update"
   | "agent.delete"

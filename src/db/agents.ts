@@ -31,6 +31,14 @@ export interface AgentRow {
   tx_max_gas_limit: string | null;
   /** May sign with the chain's shared keys/{chain}-signer (migration 0009). */
   shared_signer: boolean;
+  // Signing intents (POST /v1/agents/{id}/sign); see migrations/0013_signing_intents.sql.
+  typed_data_unknown: "allow" | "deny" | null;
+  siwe_domain_allowlist: string[];
+  verifying_contract_allowlist: string[];
+  raw_signing_enabled: boolean;
+  eip7702_delegate_allowlist: string[];
+  eip7702_allow_chain_id_zero: boolean;
+  sign_max_validity_seconds: number;
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
@@ -72,6 +80,8 @@ export type AgentWritable = Partial<
     | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
     | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
     | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes" | "tx_max_fee_wei" | "tx_daily_fee_budget_wei" | "tx_max_gas_limit" | "shared_signer"
+    | "typed_data_unknown" | "siwe_domain_allowlist" | "verifying_contract_allowlist" | "raw_signing_enabled"
+    | "eip7702_delegate_allowlist" | "eip7702_allow_chain_id_zero" | "sign_max_validity_seconds"
   >
 >;
 
@@ -80,6 +90,8 @@ const WRITABLE: Array<keyof AgentWritable> = [
   "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
   "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
   "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes", "tx_max_fee_wei", "tx_daily_fee_budget_wei", "tx_max_gas_limit", "shared_signer",
+  "typed_data_unknown", "siwe_domain_allowlist", "verifying_contract_allowlist", "raw_signing_enabled",
+  "eip7702_delegate_allowlist", "eip7702_allow_chain_id_zero", "sign_max_validity_seconds",
 ];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.
@@ -152,11 +164,14 @@ export async function spendToday(db: Queryable, agentId: string): Promise<SpendT
 
 /** Token amounts (base units) this agent moved out in the last 24 h, per token, excluding failed transactions. */
 export async function tokenSpendToday(db: Queryable, agentId: string): Promise<Map<string, bigint>> {
+  // A row's tx_id is a transaction (counted unless it failed) or a typed-data signature (always counted:
+  // a signed permit or payment authorisation cannot be taken back).
   const { rows } = await db.query<{ token: string; spent: string }>(
     `SELECT s.token, sum(s.amount) AS spent
-       FROM token_spend s JOIN transactions t ON t.id = s.tx_id
+       FROM token_spend s
       WHERE s.agent_id = $1 AND s.created_at > now() - interval '24 hours'
-        AND (t.status NOT IN ('failed', 'simulation_failed') OR t.signed_tx_disclosed)
+        AND NOT EXISTS (SELECT 1 FROM transactions t
+                         WHERE t.id = s.tx_id AND t.status IN ('failed', 'simulation_failed') AND NOT t.signed_tx_disclosed)
       GROUP BY s.token`,
     [agentId],
   );

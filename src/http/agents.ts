@@ -62,6 +62,15 @@ const guardrailFields = {
   tx_max_gas_limit: z.number().int().min(21_000).max(1_000_000_000).nullable().optional(),
   /** false: the agent may not sign with the chain's shared keys/{chain}-signer. */
   shared_signer: z.boolean().optional(),
+  // Signing intents (POST /v1/agents/{id}/sign).
+  typed_data_unknown: z.enum(["allow", "deny"]).nullable().optional(),
+  siwe_domain_allowlist: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be a host name, optionally with :port")).max(1000)
+    .transform((l) => [...new Set(l.map((d) => d.toLowerCase()))]).optional(),
+  verifying_contract_allowlist: addressList.optional(),
+  raw_signing_enabled: z.boolean().optional(),
+  eip7702_delegate_allowlist: addressList.optional(),
+  eip7702_allow_chain_id_zero: z.boolean().optional(),
+  sign_max_validity_seconds: z.number().int().min(60).max(31_536_000).optional(),
 };
 
 const CreateAgentRequest = z.strictObject({
@@ -119,6 +128,13 @@ function toWritable(b: GuardrailInput): AgentWritable {
     tx_daily_fee_budget_wei: b.tx_daily_fee_budget === undefined ? undefined : b.tx_daily_fee_budget === null ? null : parseMajor(b.tx_daily_fee_budget)!.toString(),
     tx_max_gas_limit: b.tx_max_gas_limit === undefined ? undefined : b.tx_max_gas_limit === null ? null : String(b.tx_max_gas_limit),
     shared_signer: b.shared_signer,
+    typed_data_unknown: b.typed_data_unknown,
+    siwe_domain_allowlist: b.siwe_domain_allowlist,
+    verifying_contract_allowlist: b.verifying_contract_allowlist,
+    raw_signing_enabled: b.raw_signing_enabled,
+    eip7702_delegate_allowlist: b.eip7702_delegate_allowlist,
+    eip7702_allow_chain_id_zero: b.eip7702_allow_chain_id_zero,
+    sign_max_validity_seconds: b.sign_max_validity_seconds,
   };
   return w;
 }
@@ -172,6 +188,13 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     shared_signer: a.shared_signer,
     // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
     tx_token_spent_today: Object.fromEntries([...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()])),
+    typed_data_unknown: a.typed_data_unknown,
+    siwe_domain_allowlist: a.siwe_domain_allowlist,
+    verifying_contract_allowlist: a.verifying_contract_allowlist,
+    raw_signing_enabled: a.raw_signing_enabled,
+    eip7702_delegate_allowlist: a.eip7702_delegate_allowlist,
+    eip7702_allow_chain_id_zero: a.eip7702_allow_chain_id_zero,
+    sign_max_validity_seconds: a.sign_max_validity_seconds,
     signing_chains: rows.map((r) => r.chain),
     created_at: a.created_at.toISOString(),
     ...(a.expires_at ? { expires_at: a.expires_at.toISOString() } : {}),

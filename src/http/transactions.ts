@@ -79,7 +79,7 @@ export function toFilter(chains: ChainRegistry, q: ListQuery, agentId?: string):
   };
 }
 
-function idempotencyKey(req: FastifyRequest): string | undefined {
+export function idempotencyKey(req: FastifyRequest): string | undefined {
   const raw = req.headers["idempotency-key"];
   if (raw === undefined) return undefined;
   const v = Array.isArray(raw) ? raw[0] : raw;

@@ -7,7 +7,7 @@ import { requireOperator } from "../auth/principal.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { notFound } from "../errors.js";
 import { attemptDelivery, DEFAULT_TIMEOUT_MS } from "../webhooks/deliver.js";
-import { generateWebhookSecret, WEBHOOK_EVENT_TYPES } from "../webhooks/events.js";
+import { DEFAULT_WEBHOOK_EVENT_TYPES, generateWebhookSecret, WEBHOOK_EVENT_TYPES } from "../webhooks/events.js";
 import type { App } from "./types.js";
 
 const webhookUrl = z
@@ -27,8 +27,8 @@ const CreateWebhookRequest = z.strictObject({
   url: webhookUrl,
   events: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1).max(WEBHOOK_EVENT_TYPES.length * 4)
     .transform((l) => [...new Set(l)])
-    // The transaction events; operator alerts (signing_key.nonce_gap_alert) are subscribed to by name.
-    .default(WEBHOOK_EVENT_TYPES.filter((t) => t.startsWith("agent.transaction."))),
+    // The transaction events; operator alerts (signing_key.nonce_gap_alert) and signatures are subscribed to by name.
+    .default([...DEFAULT_WEBHOOK_EVENT_TYPES]),
   description: z.string().max(2000).optional(),
 });
 

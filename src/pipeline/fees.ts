@@ -82,7 +82,22 @@ export async function resolveFees(chain: Chain, client: PublicClient, intent: In
   if (intent.maxFeePerGas !== undefined && intent.maxPriorityFeePerGas !== undefined) {
     return { fees: { type: "eip1559", maxFeePerGas: intent.maxFeePerGas, maxPriorityFeePerGas: intent.maxPriorityFeePerGas }, market };
   }
+  // A type the caller chose that is not the chain's default is estimated on its own (the market holds the default).
+  const legacy = intent.txType === 0 || intent.txType === 1 ? true : intent.txType === 2 || intent.txType === 4 ? false : !chain.eip1559;
+  if (legacy === chain.eip1559) return { fees: await estimateFees(chain, client, legacy), market };
   return { fees: market.estimate, market };
+}
+
+async function estimateFees(chain: Chain, client: PublicClient, legacy: boolean): Promise<Fees> {
+  try {
+    if (!legacy) {
+      const f = await client.estimateFeesPerGas({ type: "eip1559", chain: client.chain });
+      return { type: "eip1559", maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas };
+    }
+    return { type: "legacy", gasPrice: await client.getGasPrice() };
+  } catch (err) {
+    throw rpcFailure(err, `estimate fees on ${chain.name}`);
+  }
 }
 
 /** The most any signature on this chain may offer per gas now: the cap, and the multiple of the current price. */
@@ -115,7 +130,9 @@ export async function resolveGasLimit(
   if (intent.gasLimit === undefined || opts.maxGasLimit === null) {
     let estimate: bigint;
     try {
-      estimate = await client.estimateGas({ account: from, to: intent.to, value: intent.valueWei, data: intent.data });
+      estimate = intent.authorizations?.length
+        ? await estimateSetCodeGas(client, intent, from)
+        : await client.estimateGas({ account: from, to: intent.to, value: intent.valueWei, data: intent.data, accessList: intent.accessList });
     } catch (err) {
       const failure = rpcFailure(err, `estimate gas on ${chain.name}`);
       if (failure.status >= 500) throw failure;
@@ -135,4 +152,23 @@ function boundGas(gas: bigint, allowed: bigint, why: string, blockGasLimit: bigi
   if (blockGasLimit > 0n && gas > blockGasLimit && allowed >= blockGasLimit) return { gas, exceeds: { limit: blockGasLimit, why: "the block gas limit" } };
   if (gas > allowed) return { gas, exceeds: { limit: allowed, why } };
   return { gas };
+}
+
+/** Intrinsic gas of each EIP-7702 authorization (PER_EMPTY_ACCOUNT_COST), charged before execution. */
+export const AUTHORIZATION_GAS = 25_000n;
+
+/**
+ * A type-4 transaction runs with the sender's code already delegated, which the node cannot see before
+ * it is sent: estimate with the last delegate's code put at the sender by a state override, then add
+ * each authorization's intrinsic cost.
+ */
+async function estimateSetCodeGas(client: PublicClient, intent: Intent, from: `0x${string}`): Promise<bigint> {
+  const auths = intent.authorizations!;
+  const delegate = auths[auths.length - 1].delegate;
+  const code = /^0x0{40}$/.test(delegate) ? undefined : await client.getCode({ address: delegate });
+  const gas = await client.estimateGas({
+    account: from, to: intent.to, value: intent.valueWei, data: intent.data, accessList: intent.accessList,
+    stateOverride: code ? [{ address: from, code }] : undefined,
+  });
+  return gas + AUTHORIZATION_GAS * BigInt(auths.length);
 }

@@ -22,6 +22,19 @@ const wei = z
   // zod runs this even after the regex failed, so it re-checks the shape before BigInt().
   .refine((v) => !/^\d+$/.test(v) || BigInt(v) <= MAX_UINT256, "is larger than 2^256-1");
 
+const bytes32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex value");
+
+// EIP-2930 access list entry, in the API's snake_case.
+const accessListEntry = z.strictObject({ address, storage_keys: z.array(bytes32).max(64) });
+
+// EIP-7702 authorization: the delegate and, optionally, its chain id and nonce. The service signs each
+// with the transaction's own key (see ./eip7702.ts for the rules that apply to them).
+const authorizationEntry = z.strictObject({
+  address,
+  chain_id: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  nonce: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
 const majorValue = z
   .string()
   .refine((v) => parseMajor(v) !== undefined, "must be a non-negative decimal string in the native unit with at most 18 decimals (e.g. \"0.5\")");
@@ -46,6 +59,16 @@ export const TransactionRequestSchema = z
     simulate_first: z.boolean().optional(),
     mode: z.literal("eoa", { error: "only 'eoa' is supported" }).optional(),
     gasless: z.literal(false, { error: "gasless transactions are not supported" }).optional(),
+    // EIP-2718 type: 0 legacy, 1 access list (EIP-2930), 2 EIP-1559, 4 set-code (EIP-7702). Default: 2
+    // where the chain supports EIP-1559, else 0, or as the fee fields say.
+    tx_type: z
+      .number()
+      .int()
+      .refine((v) => v !== 3, "blob transactions (type 3) are not supported")
+      .refine((v) => v === 3 || [0, 1, 2, 4].includes(v), "must be 0, 1, 2 or 4")
+      .optional(),
+    access_list: z.array(accessListEntry).max(64).optional(),
+    authorization_list: z.array(authorizationEntry).min(1).max(8).optional(),
     ...Object.fromEntries(UNSUPPORTED.map((k) => [k, z.never({ error: "is not supported for EVM transactions" }).optional()])),
   })
   .superRefine((r, ctx) => {
@@ -57,6 +80,35 @@ export const TransactionRequestSchema = z
     if ((r.max_fee_per_gas === undefined) !== (r.max_priority_fee_per_gas === undefined)) {
       ctx.addIssue({ code: "custom", path: [r.max_fee_per_gas === undefined ? "max_fee_per_gas" : "max_priority_fee_per_gas"], message: "max_fee_per_gas and max_priority_fee_per_gas go together" });
     }
+    const legacyType = r.tx_type === 0 || r.tx_type === 1;
+    if (legacyType && r.max_fee_per_gas !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["max_fee_per_gas"], message: `cannot be used with tx_type ${r.tx_type} (use gas_price)` });
+    }
+    if ((r.tx_type === 2 || r.tx_type === 4) && r.gas_price !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["gas_price"], message: `cannot be used with tx_type ${r.tx_type} (use max_fee_per_gas)` });
+    }
+    if (r.access_list !== undefined && r.tx_type === 0) {
+      ctx.addIssue({ code: "custom", path: ["access_list"], message: "needs tx_type 1, 2 or 4" });
+    }
+    if (r.authorization_list !== undefined && r.tx_type !== undefined && r.tx_type !== 4) {
+      ctx.addIssue({ code: "custom", path: ["authorization_list"], message: "needs tx_type 4" });
+    }
+    if (r.tx_type === 4 && r.authorization_list === undefined) {
+      ctx.addIssue({ code: "custom", path: ["authorization_list"], message: "is required for tx_type 4" });
+    }
+    if (r.authorization_list !== undefined && r.gas_price !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["gas_price"], message: "cannot be used with an authorization_list (type 4 uses max_fee_per_gas)" });
+    }
+    // An authorization's nonce is the key's account nonce when it is processed: the transaction's own
+    // nonce + 1 + its position. The service picks it; a caller may only state the same value.
+    r.authorization_list?.forEach((a, i) => {
+      if (a.nonce === undefined) return;
+      if (r.nonce === undefined) {
+        ctx.addIssue({ code: "custom", path: ["authorization_list", i, "nonce"], message: "is chosen by the service (the transaction's nonce + 1 + position); omit it" });
+      } else if (a.nonce !== r.nonce + 1 + i) {
+        ctx.addIssue({ code: "custom", path: ["authorization_list", i, "nonce"], message: `must be ${r.nonce + 1 + i} (the transaction's nonce + 1 + position)` });
+      }
+    });
     const maxFee = big(r.max_fee_per_gas);
     const tip = big(r.max_priority_fee_per_gas);
     if (maxFee !== undefined && tip !== undefined && tip > maxFee) {
@@ -80,6 +132,11 @@ export interface Intent {
   maxFeePerGas?: bigint;
   maxPriorityFeePerGas?: bigint;
   simulateFirst: boolean;
+  /** EIP-2718 type when the caller chose one (0, 1, 2 or 4). */
+  txType?: 0 | 1 | 2 | 4;
+  accessList?: Array<{ address: `0x${string}`; storageKeys: `0x${string}`[] }>;
+  /** EIP-7702 authorizations to sign with the transaction's key (delegate lower-case). */
+  authorizations?: Array<{ delegate: `0x${string}`; chainId?: number }>;
 }
 
 export function toIntent(r: TransactionRequest): Intent {
@@ -95,5 +152,8 @@ export function toIntent(r: TransactionRequest): Intent {
     maxFeePerGas: r.max_fee_per_gas !== undefined ? BigInt(r.max_fee_per_gas) : undefined,
     maxPriorityFeePerGas: r.max_priority_fee_per_gas !== undefined ? BigInt(r.max_priority_fee_per_gas) : undefined,
     simulateFirst: r.simulate_first ?? false,
+    txType: (r.tx_type ?? (r.authorization_list ? 4 : undefined)) as Intent["txType"],
+    accessList: r.access_list?.map((e) => ({ address: e.address.toLowerCase() as `0x${string}`, storageKeys: e.storage_keys.map((k) => k.toLowerCase() as `0x${string}`) })),
+    authorizations: r.authorization_list?.map((a) => ({ delegate: a.address.toLowerCase() as `0x${string}`, chainId: a.chain_id })),
   };
 }

@@ -24,7 +24,7 @@
 // A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
 import { randomUUID } from "node:crypto";
-import { keccak256, parseUnits, type Hex, type TransactionSerializable } from "viem";
+import { keccak256, parseUnits, type Hex, type SignedAuthorizationList, type TransactionSerializable } from "viem";
 import { appendAudit, auditRecordset } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
@@ -52,6 +52,7 @@ import type { Metrics } from "../metrics.js";
 import { ApprovalLedger, calldataPolicyOf, checkIntentCalldata, simulatedOutflows, type IncreaseRecheck } from "./token-policy.js";
 import { checkSimulatedLogs, checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
+import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -79,6 +80,8 @@ export interface SubmitInput {
   idempotencyKey?: string;
   requestId?: string;
   ip?: string;
+  /** Names the operation in the idempotency fingerprint (default: the mode). */
+  operation?: string;
 }
 
 export interface SubmitResult {
@@ -121,7 +124,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   // 2. Idempotency: claim the key, or replay what it already produced.
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint(input.mode, input.body));
+    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint(input.operation ?? input.mode, input.body));
     if (claimed.kind === "replay") return { status: 200, body: claimed.body };
     if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId);
     claim = claimed.claim;
@@ -138,6 +141,9 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     const denial = checkStaticGuardrails(policy, { chain, to: intent.to, valueWei: intent.valueWei, data: intent.data });
     endGuardrails();
     if (denial) throw await deny(deps, input, intent, chain, denial);
+    // EIP-7702 authorizations: allowlisted delegates, this chain (./eip7702.ts).
+    const authDenial = checkAuthorizations(agent, chain, intent);
+    if (authDenial) throw await deny(deps, input, intent, chain, authDenial);
 
     // 4b. What the calldata does with tokens: recipient and spender allowlists, per-token amounts,
     //     unlimited approvals, and the agent's policy for calldata nobody can decode.
@@ -300,7 +306,10 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
 
     // 7d. Signatures, in parallel over the HSM's session pool.
     const signed = await Promise.all(
-      accepted.map((item, i) => deps.metrics.time("sign", () => deps.signer.signTransaction(item.key.path, buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees)))),
+      accepted.map((item, i) => deps.metrics.time("sign", async () => {
+        const authorizationList = await signAuthorizations(deps.signer, item.key.path, chain, item.intent, nonces[i]);
+        return deps.signer.signTransaction(item.key.path, buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees, authorizationList));
+      })),
     );
 
     // 7e. Rows, audit events, token spend and idempotency links: one statement, then COMMIT.
@@ -311,7 +320,7 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
       actor: accepted[i].input.principal,
       resourceType: "transaction",
       resourceId: t.id,
-      details: auditDetails(t),
+      details: auditDetails(t, accepted[i].intent),
       requestId: accepted[i].input.requestId,
       ip: accepted[i].input.ip,
     })));
@@ -526,12 +535,23 @@ async function chainCounts(client: ReturnType<ChainClients["get"]>, chain: Chain
   }
 }
 
-function buildTransaction(chain: Chain, intent: Intent, nonce: bigint, gas: bigint, fees: Fees): TransactionSerializable {
-  return { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas, ...feeFields(fees) };
+function buildTransaction(chain: Chain, intent: Intent, nonce: bigint, gas: bigint, fees: Fees, authorizationList?: SignedAuthorizationList): TransactionSerializable {
+  const tx = { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas, ...feeFields(fees) };
+  // Types 1 and 4 (and an access list on type 2) are chosen by the request; fees decide 0 and 2.
+  if (authorizationList) return { ...tx, type: "eip7702", authorizationList, accessList: intent.accessList } as TransactionSerializable;
+  if (intent.txType === 1) return { ...tx, type: "eip2930", accessList: intent.accessList ?? [] } as TransactionSerializable;
+  if (intent.accessList) return { ...tx, accessList: intent.accessList } as TransactionSerializable;
+  return tx;
 }
 
-function auditDetails(row: NewTx): Record<string, unknown> {
+function auditDetails(row: NewTx, intent: Intent): Record<string, unknown> {
   return {
+    ...(intent.txType !== undefined ? { tx_type: intent.txType } : {}),
+    ...(intent.accessList ? { access_list_entries: intent.accessList.length } : {}),
+    // What a type-4 transaction hands over: the key's whole account, to these delegates.
+    ...(intent.authorizations
+      ? { authorizations: intent.authorizations.map((a, i) => ({ delegate: a.delegate, chain_id: a.chainId ?? row.chain_id, nonce: row.nonce === null ? null : Number(row.nonce) + 1 + i })) }
+      : {}),
     chain: row.chain,
     chain_id: row.chain_id,
     from: row.from_address,

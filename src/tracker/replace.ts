@@ -8,7 +8,7 @@
 // A crash after COMMIT leaves a `signed` attempt that the tracker sends. Needs the row's lease.
 // Throws ServiceError 409 (no longer replaceable, lease lost), 422 (the fee cap forbids a +10% bump, or
 // the agent's fee limits forbid the replacement's worst case: fee_limit_reached).
-import { keccak256, parseUnits, type Hex, type TransactionSerializable } from "viem";
+import { keccak256, parseTransaction, parseUnits, type Hex, type TransactionSerializable } from "viem";
 import { getAgent, spendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline/guardrails.js";
@@ -63,7 +63,7 @@ export async function replaceTransaction(
   const call = cancel
     ? { to: from, value: 0n, data: undefined, gas: await cancelGas(sc, from) }
     : { to: row.to_address as Hex, value: BigInt(row.value_wei), data: (row.data ?? undefined) as Hex | undefined, gas: BigInt(row.gas_limit!) };
-  const unsigned = build(sc.chain.chain_id, Number(row.nonce), call, bump.fees);
+  const unsigned = cancel ? build(sc.chain.chain_id, Number(row.nonce), call, bump.fees) : keepLists(build(sc.chain.chain_id, Number(row.nonce), call, bump.fees), row.signed_tx!);
   const signedTx = await sc.deps.signer.signTransaction(row.signing_key_path, unsigned);
   const hash = keccak256(signedTx);
   const previous = currentAttempt(attempts);
@@ -133,6 +133,19 @@ async function chargeReplacement(tx: PoolClient, row: TxRow, feeWei: bigint): Pr
 
 function build(chainId: number, nonce: number, call: { to: Hex; value: bigint; data?: Hex; gas: bigint }, fees: Fees): TransactionSerializable {
   return { chainId, nonce, to: call.to, value: call.value, data: call.data, gas: call.gas, ...feeFields(fees) };
+}
+
+/**
+ * A speed-up signs the same transaction at higher fees: it keeps the first signature's access list and
+ * EIP-7702 authorizations (their nonces follow the transaction's, which does not change), so a type-1
+ * or type-4 transaction stays what the agent asked for.
+ */
+function keepLists(tx: TransactionSerializable, firstSigned: string): TransactionSerializable {
+  const first = parseTransaction(firstSigned as Hex);
+  if (first.type === "eip7702") return { ...tx, type: "eip7702", authorizationList: first.authorizationList, accessList: first.accessList } as TransactionSerializable;
+  if (first.type === "eip2930") return { ...tx, type: "eip2930", accessList: first.accessList ?? [] } as TransactionSerializable;
+  if (first.accessList?.length) return { ...tx, accessList: first.accessList } as TransactionSerializable;
+  return tx;
 }
 
 /** 21,000 on most chains; asked of the node where a plain transfer costs more (L2 data fees). */

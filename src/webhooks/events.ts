@@ -8,8 +8,11 @@ export const WEBHOOK_EVENT_TYPES = [
   "agent.transaction.confirmed",
   "agent.transaction.failed",
   "signing_key.nonce_gap_alert",
+  "agent.signature.created",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+/** An endpoint registered without `events` gets these: transaction events (signatures are opt-in). */
+export const DEFAULT_WEBHOOK_EVENT_TYPES: WebhookEventType[] = WEBHOOK_EVENT_TYPES.filter((t) => t.startsWith("agent.transaction."));
 
 /** Audit action → webhook event type. Actions not listed here are never delivered. */
 export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
@@ -19,6 +22,7 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
   "transaction.confirmed": "agent.transaction.confirmed",
   "transaction.failed": "agent.transaction.failed",
   "nonce.gap_alert": "signing_key.nonce_gap_alert",
+  "signature.create": "agent.signature.created",
 };
 
 /** The audit actions that feed the given event types. */

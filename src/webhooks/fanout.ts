@@ -57,6 +57,10 @@ const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 export function eventData(ev: EventRow, tx: TxSnapshot | undefined): Record<string, unknown> {
   const d = ev.details ?? {};
   const type = ACTION_TO_EVENT[ev.action];
+  // A message, typed-data or digest signature: its audit event holds the whole decoded meaning.
+  if (type === "agent.signature.created") {
+    return { signature_id: ev.resource_id, agent_id: ev.actor_type === "agent" ? ev.actor_id : null, ...d, audit_event_id: ev.id };
+  }
   let status: string | null;
   switch (type) {
     case "agent.transaction.signed":
