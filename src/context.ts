@@ -85,7 +85,7 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     let pin = config.pkcs11.pin;
     if (!modulePath) {
       const token = await ensureSoftHsmToken({
-        dir: path.join(config.dataDir, "softhsm"),
+        dir: config.softHsmDir,
         label: config.pkcs11.tokenLabel,
         pin: config.pkcs11.pin,
       });
@@ -121,6 +121,11 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
           binary: config.anvilBin,
           chainId: local.chain_id,
           sweepSeconds: config.localChainSweepSeconds > 0 ? config.localChainSweepSeconds : undefined,
+          // The chain survives restarts: loaded from this file at start, written back every
+          // LOCAL_CHAIN_STATE_INTERVAL_SECONDS and on exit (a kill -9 loses at most one interval;
+          // the tracker's chain-reset check repairs what the database then claims beyond it).
+          statePath: path.join(config.dataDir, "anvil", "state.json"),
+          stateIntervalSeconds: config.localChainStateIntervalSeconds,
         });
         closers.push(node.stop);
         localChainUrl = node.url;

@@ -7,6 +7,7 @@ import { createContext } from "./context.js";
 import { createLogger } from "./log.js";
 import { startBanner } from "./banner.js";
 import { problem } from "./http/errors.js";
+import { assertPortFree, lockDataDir } from "./data-dir-lock.js";
 
 async function main(): Promise<void> {
   let config;
@@ -19,6 +20,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Before anything is started: a second start on a folder in use, or on a taken port, exits here
+  // and touches nothing (not the first service's database, not its token). The lock lives as long
+  // as this process.
+  const lock = lockDataDir(config.dataDir);
+  await assertPortFree(config.host, config.port);
   const log = createLogger(config.logLevel);
   const ctx = await createContext(config, log);
   const app = await buildApp(ctx);
@@ -40,6 +46,7 @@ async function main(): Promise<void> {
     await app.close().catch((err) => log.error({ err }, "error closing the HTTP server"));
     log.info("HTTP server closed; in-flight requests finished");
     await ctx.close();
+    lock.release();
     log.info("stopped");
     process.exit(0);
   };

@@ -1,7 +1,9 @@
 // Starts a local anvil node (the `local` development chain, forks for simulation, test chains).
 // The binary ships in the npm package @foundry-rs/anvil-linux-amd64; ANVIL_BIN points elsewhere on other
 // platforms. Port 0 lets the OS choose; the real port is read from anvil's "Listening on" line.
+import fs from "node:fs";
 import { createRequire } from "node:module";
+import path from "node:path";
 import { createAnvil } from "@viem/anvil";
 
 export interface AnvilNode {
@@ -29,6 +31,10 @@ export interface AnvilOptions {
   accounts?: number;
   balance?: number;
   extraArgs?: Record<string, unknown>;
+  /** Load the chain from this file if it exists and dump it there on exit (anvil --state). */
+  statePath?: string;
+  /** With statePath: also dump every this many seconds (0: on exit only). */
+  stateIntervalSeconds?: number;
 }
 
 export function defaultAnvilBinary(): string {
@@ -37,6 +43,7 @@ export function defaultAnvilBinary(): string {
 
 export async function startAnvil(opts: AnvilOptions = {}): Promise<AnvilNode> {
   let port = 0;
+  if (opts.statePath) fs.mkdirSync(path.dirname(opts.statePath), { recursive: true });
   const anvil = createAnvil({
     anvilBinary: opts.binary ?? defaultAnvilBinary(),
     host: "127.0.0.1",
@@ -55,6 +62,7 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<AnvilNode> {
     startTimeout: 20_000,
     // Not in @viem/anvil's option types; passed through as --mixed-mining like any other option.
     ...(opts.sweepSeconds !== undefined && opts.blockTime === undefined ? { mixedMining: true } : {}),
+    ...(opts.statePath ? { state: opts.statePath, ...(opts.stateIntervalSeconds ? { stateInterval: opts.stateIntervalSeconds } : {}) } : {}),
     ...opts.extraArgs,
   });
   const off = anvil.on("message", (message: string) => {
