@@ -13,6 +13,7 @@ import { authRoutes, registerAuthHook } from "./http/auth.js";
 import { AuthFailureLimiter } from "./auth/failures.js";
 import { agentRoutes } from "./http/agents.js";
 import { transactionRoutes } from "./http/transactions.js";
+import { operatorKeyRoutes } from "./http/operator-keys.js";
 import { chainRoutes } from "./http/chains.js";
 import { signingKeyRoutes } from "./http/signing-keys.js";
 import { auditRoutes } from "./http/audit.js";
@@ -83,6 +84,7 @@ export async function buildApp(ctx: Context): Promise<App> {
   await webhookRoutes(app, ctx);
   await historyRoutes(app, ctx);
   await operatorTransactionRoutes(app, ctx);
+  await operatorKeyRoutes(app, ctx);
   await app.ready();
   return app;
 }

@@ -26,7 +26,11 @@ export type AuditAction =
   | "chain.update"
   | "chain.delete"
   | "webhook.create"
-  | "webhook.delete";
+  | "webhook.delete"
+  // Day-to-day running: operator keys, chains that went back.
+  | "operator_key.created"
+  | "operator_key.revoked"
+  | "chain.reset_detected";
 
 export interface AuditEvent {
   action: AuditAction;

@@ -21,6 +21,7 @@ import { startAuditSealer } from "./audit-chain.js";
 import { startWebhookWorker, type WebhookWorker } from "./webhooks/worker.js";
 import { instrumentSigner, Metrics } from "./metrics.js";
 import { Tracker, trackerOptions } from "./tracker/tracker.js";
+import { ProcessLiveness } from "./pipeline/liveness.js";
 
 export interface Context {
   config: Config;
@@ -39,6 +40,8 @@ export interface Context {
   /** Fans audit events out to webhook outboxes and delivers them (every replica; row locks share the work). */
   webhooks: WebhookWorker;
   metrics: Metrics;
+  /** This process's liveness lock in PostgreSQL (idempotency claims name it). */
+  liveness: ProcessLiveness;
   /** Follows transactions to confirmation (receipts, rebroadcast, fee bumps, reorgs, nonce gaps); started unless TRACKER=off. */
   tracker?: Tracker;
   /** Set when this process started the local anvil chain. */
@@ -79,6 +82,8 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     closers.push(() => pool.end());
     const applied = await migrate(pool);
     if (applied.length) log.info({ applied }, "migrations applied");
+    const liveness = await ProcessLiveness.start(databaseUrl, log);
+    closers.push(() => liveness.stop());
 
     // HSM: any PKCS#11 module; by default a SoftHSM token under DATA_DIR.
     let modulePath = config.pkcs11.module;
@@ -154,7 +159,7 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
       closers.push(() => tracker.stop());
     }
 
-    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, tracker, close };
+    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, liveness, tracker, close };
   } catch (err) {
     await close();
     throw err;
