@@ -30,7 +30,8 @@ export type AuditAction =
   // Day-to-day running: operator keys, chains that went back.
   | "operator_key.created"
   | "operator_key.revoked"
-  | "chain.reset_detected";
+  | "chain.reset_detected"
+  | "transaction.chain_reset";
 
 export interface AuditEvent {
   action: AuditAction;

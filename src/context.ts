@@ -153,7 +153,13 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     closers.push(() => simulators.close());
 
     // Last: the chains are ready. Its first pass sends rows a crash left signed but unsent.
-    const tracker = new Tracker({ pool, signer, chains, clients, log, metrics }, trackerOptions(config));
+    // A reset local dev chain (anvil restarted empty) gets the local signer funded again.
+    const onChainReset = local && local.is_enabled && config.localChain === "anvil"
+      ? async (chain: string, address: string) => {
+          if (chain === LOCAL_CHAIN) await fundOnLocalChain(clients.get(chains.resolve(LOCAL_CHAIN)!), address, log);
+        }
+      : undefined;
+    const tracker = new Tracker({ pool, signer, chains, clients, log, metrics, onChainReset }, trackerOptions(config));
     if (config.trackerEnabled) {
       tracker.start();
       closers.push(() => tracker.stop());

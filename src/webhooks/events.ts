@@ -17,6 +17,9 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
   "transaction.broadcast": "agent.transaction.broadcast",
   "transaction.confirmed": "agent.transaction.confirmed",
   "transaction.failed": "agent.transaction.failed",
+  // The chain went back and no longer holds the transaction (tracker/chain-reset.ts): for the client
+  // it failed; the payload's chain_status says `chain_reset`.
+  "transaction.chain_reset": "agent.transaction.failed",
 };
 
 /** The audit actions that feed the given event types. */
