@@ -1,6 +1,7 @@
 // The process: config, context, app, listen, and a graceful close on SIGINT/SIGTERM that stops
 // everything this process started (embedded PostgreSQL, anvil, HSM sessions).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import path from "node:path";
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createContext } from "./context.js";
@@ -83,7 +84,14 @@ async function main(): Promise<void> {
   const baseUrl = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
   log.info({ url: baseUrl }, "intents service listening");
   // Written to stdout directly, never through the logger: the generated key must not become a log line.
-  process.stdout.write(startBanner({ baseUrl, generatedOperatorKey: ctx.generatedOperatorKey, localChain: ctx.chains.resolve("local")?.is_enabled === true }));
+  process.stdout.write(
+    startBanner({
+      baseUrl,
+      generatedOperatorKey: ctx.generatedOperatorKey,
+      localChain: ctx.chains.resolve("local")?.is_enabled === true,
+      cli: config.databaseUrl ? undefined : { root: path.resolve(import.meta.dirname, ".."), dataDir: config.dataDir },
+    }),
+  );
 }
 
 main().catch((err) => {
