@@ -53,7 +53,12 @@ export async function buildApp(ctx: Context): Promise<App> {
       },
       security: [{ BearerAuth: [] }],
     },
-    transform: jsonSchemaTransform,
+    // Public routes (health, chain list, the credential exchange) need no bearer: `security: []`.
+    transform: (input) => {
+      const out = jsonSchemaTransform(input);
+      const isPublic = (input.route as { config?: { public?: boolean } } | undefined)?.config?.public === true;
+      return isPublic ? { ...out, schema: { ...out.schema, security: [] } } : out;
+    },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   // Only routes that declare `config.rateLimit` are limited (the credential exchanges).
