@@ -7,7 +7,6 @@ import { ChainClients } from "./chains/clients.js";
 import { startAnvil } from "./chains/anvil.js";
 import { ChainRegistry, readChainsFile, seedChains } from "./chains/registry.js";
 import type { Config } from "./config.js";
-import { startEmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/migrate.js";
 import { createPool, type Pool } from "./db/pool.js";
 import { ensureSoftHsmToken } from "./hsm/softhsm.js";
@@ -73,6 +72,11 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       const t = Date.now();
+      // Loaded only here: the production image leaves the embedded PostgreSQL out (DATABASE_URL is required there).
+      const { startEmbeddedPostgres } = await import("./db/embedded.js").catch((err) => {
+        if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND") throw new Error("DATABASE_URL: required here (this installation has no embedded PostgreSQL)");
+        throw err;
+      });
       const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.trace({ pg: line }) });
       closers.push(pg.stop);
       databaseUrl = pg.url;
