@@ -186,6 +186,35 @@ describe("npm start, day to day", () => {
     await oldRowsHold(base, chainUrl(svc));
     old.push(await submitAndConfirm(base));
     expect(old.length).toBe(4);
+    await new Promise((r) => setTimeout(r, 2_500));
+    // kill -9 of the node process only: its PostgreSQL and anvil are left running, orphaned.
+    orphans = descendants(svc.proc.pid!).filter((pid) => {
+      try {
+        return /postgres|anvil/.test(fs.readFileSync(`/proc/${pid}/comm`, "utf8"));
+      } catch {
+        return false;
+      }
+    });
+    svc.proc.kill("SIGKILL");
+    await svc.exited;
+    expect(orphans.some((pid) => fs.existsSync(`/proc/${pid}`))).toBe(true);
+  });
+
+  let orphans: number[] = [];
+  it("after kill -9 of the node process alone: the orphaned PostgreSQL and anvil are stopped, everything still holds", async () => {
+    const svc = start();
+    const base = await svc.url;
+    const zombie = (pid: number) => {
+      try {
+        return / Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        return true; // gone
+      }
+    };
+    expect(orphans.length).toBeGreaterThanOrEqual(2);
+    for (const pid of orphans) await until(`orphan ${pid} stopped`, async () => zombie(pid), 10_000);
+    await oldRowsHold(base, chainUrl(svc));
+    old.push(await submitAndConfirm(base));
     const exited = svc.exited;
     svc.proc.kill("SIGINT");
     expect((await exited).code).toBe(0);
