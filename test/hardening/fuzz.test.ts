@@ -40,6 +40,8 @@ interface Fixtures {
   other: TestAgent;
   txId: string;
   webhookId: string;
+  /** A disposable operator key (DELETE /v1/auth/api-keys/{key_id} may revoke it; never `op`). */
+  operatorKeyId: string;
 }
 
 /* ------------------------------------------------ arbitraries ------------------------------------------------ */
@@ -183,13 +185,16 @@ describe("fuzzing every route", () => {
     const tx = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, value: "0", chain: "local" } });
     expect(tx.status, tx.raw).toBe(201);
     const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url: "http://127.0.0.1:9/fuzz" } });
-    return { agent, other, txId: tx.body.id, webhookId: hook.status === 201 ? hook.body.id : "00000000-0000-4000-8000-000000000000" };
+    const opKey = await call(svc.app, "POST", "/v1/auth/api-keys", { token: op, body: { name: "fuzz" } });
+    expect(opKey.status, opKey.raw).toBe(201);
+    return { agent, other, txId: tx.body.id, webhookId: hook.status === 201 ? hook.body.id : "00000000-0000-4000-8000-000000000000", operatorKeyId: opKey.body.key.id };
   }
 
   const validParams = (name: string, f: Fixtures): string[] => {
     if (name === "agent_id") return [f.agent.id, f.other.id];
     if (name === "tx_id") return [f.txId];
     if (name === "id") return [f.webhookId];
+    if (name === "key_id") return [f.operatorKeyId];
     if (name === "chain_id") return ["fuzzchain"]; // admin routes may update or delete it: never `local`
     if (name === "identifier" || name === "chain") return ["local", "31337", "anvil"];
     if (name === "file") return ["index.html", "swagger-initializer.js"];
