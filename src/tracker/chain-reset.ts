@@ -117,7 +117,8 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
     for (const m of marked.rows) {
       await appendAudit(tx, {
         action: "transaction.chain_reset", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: m.id,
-        details: { chain: sc.chain.name, chain_id: chainId, from: address, nonce: Number(m.nonce), tx_hash: m.tx_hash, chain_status: "chain_reset", previous_chain_status: m.chain_status, old_block_number: m.block_number === null ? null : Number(m.block_number) },
+        details: { chain: sc.chain.name, chain_id: chainId, from: address, nonce: Number(m.nonce), tx_hash: m.tx_hash, chain_status: "chain_reset",
+          reason: `chain reset: ${sc.chain.name} no longer holds this transaction (its mined count for the sender went back to ${latest})`, previous_chain_status: m.chain_status, old_block_number: m.block_number === null ? null : Number(m.block_number) },
       });
     }
     return { latest, pending, marked: marked.rows.length, before: locked.rows[0].next_nonce };

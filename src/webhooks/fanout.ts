@@ -92,7 +92,10 @@ export function eventData(ev: EventRow, tx: TxSnapshot | undefined): Record<stri
     copy("reason"); // e.g. the tracker's "gap_fill"
   }
   if (type === "agent.transaction.broadcast") copy("rebroadcast", "attempt_kind");
-  if (type === "agent.transaction.failed") data.error_message = str(d.reason) ?? str(d.error_message) ?? tx?.error_message ?? null;
+  if (type === "agent.transaction.failed") {
+    data.error_message = str(d.reason) ?? str(d.error_message) ?? tx?.error_message ?? null;
+    copy("chain_status"); // `chain_reset`: the chain went back and no longer holds it (tracker/chain-reset.ts)
+  }
   if (type === "agent.transaction.confirmed") {
     // Final on chain: chain_status "confirmed", or "reverted" when the receipt says so.
     data.chain_status = str(d.chain_status) ?? "confirmed";

@@ -2,6 +2,7 @@
 // (anvil_reset) after transactions were confirmed on it. The tracker notices within a pass, marks the
 // lost rows `chain_reset`, audits and counts it, resynchronises the signing address's nonce and funds
 // the local signer again, so the next submission on that key is mined, with nonce 0.
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
@@ -12,12 +13,32 @@ describe("chain reset under a running service", () => {
   let agent: TestAgent;
   const op = newOperatorKey();
 
+  // A webhook receiver subscribed to failures: the reset reaches it for every lost transaction.
+  const received: Array<{ type: string; data: Record<string, unknown> }> = [];
+  const receiver = http.createServer((req, res) => {
+    let raw = "";
+    req.on("data", (d) => (raw += d));
+    req.on("end", () => {
+      try {
+        received.push(JSON.parse(raw));
+      } catch {
+        /* not JSON: not ours */
+      }
+      res.writeHead(200).end();
+    });
+  });
+
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "200" });
+    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "200", WEBHOOK_INTERVAL_MS: "100" });
     agent = await createAgent(svc.app, op);
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url, events: ["agent.transaction.failed"] } });
+    expect(hook.status, hook.raw).toBe(201);
   });
   afterAll(async () => {
     await svc?.close();
+    await new Promise((r) => receiver.close(r));
   });
 
   const submit = () => call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { chain: "local", to: DEAD, value: "0.001" } });
@@ -50,7 +71,12 @@ describe("chain reset under a running service", () => {
     const perRow = await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.chain_reset' AND resource_id = ANY($1::text[])", [first.map((t) => t.id)]);
     expect(perRow.rows[0].n).toBe(3);
     expect((await svc.ctx.metrics.chainResets.get()).values.find((v) => v.labels.chain === "local")?.value).toBe(1);
-    const metrics = await (await svc.app.inject({ method: "GET", url: "/metrics" })).body;
+    await waitFor("webhook deliveries", async () => received.filter((e) => e.data?.chain_status === "chain_reset").length >= 3, 20_000);
+    const hooks = received.filter((e) => e.data?.chain_status === "chain_reset");
+    expect(hooks.map((e) => e.type)).toEqual(Array(3).fill("agent.transaction.failed"));
+    expect(hooks.map((e) => e.data.transaction_id).sort()).toEqual(first.map((t) => t.id).sort());
+    expect(String(hooks[0].data.error_message)).toMatch(/chain reset/);
+    const metrics = (await svc.app.inject({ method: "GET", url: "/metrics" })).body;
     expect(metrics).toMatch(/intents_chain_resets_total\{chain="local"\} 1/);
     const { rows: nonce } = await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE lower(address) = lower($1)", [from]);
     expect(Number(nonce[0].next_nonce)).toBe(0);
