@@ -26,10 +26,10 @@ export function lockDataDir(dataDir: string): DataDirLock {
   // r+ (no truncation): the holder's pid stays readable until we own the lock.
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
   const r = spawnSync("flock", ["--exclusive", "--nonblock", "--conflict-exit-code", "75", "3"], { stdio: ["ignore", "ignore", "pipe", fd] });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT") return pidFileLock(dataDir, file, fd);
   if (r.error || (r.status !== 0 && r.status !== 75)) {
     fs.closeSync(fd);
-    const why = r.error ? (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "the `flock` command (util-linux) is not installed" : r.error.message : r.stderr.toString().trim();
-    throw new Error(`could not lock ${file}: ${why}`);
+    throw new Error(`could not lock ${file}: ${r.error ? r.error.message : r.stderr.toString().trim()}`);
   }
   if (r.status === 75) {
     const holder = fs.readFileSync(file, "utf8").trim();
@@ -45,6 +45,41 @@ export function lockDataDir(dataDir: string): DataDirLock {
     file,
     release: () => {
       try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    },
+  };
+}
+
+/**
+ * Without `flock` (e.g. macOS without util-linux): the pid in the file, checked for life. Weaker (a
+ * reused pid looks alive; two starts at the same instant can both pass), hence the warning.
+ */
+function pidFileLock(dataDir: string, file: string, fd: number): DataDirLock {
+  process.stderr.write("warning: the `flock` command (util-linux) is not installed; DATA_DIR is guarded by a pid file only\n");
+  const holder = Number(fs.readFileSync(file, "utf8").trim());
+  let alive = false;
+  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid) {
+    try {
+      process.kill(holder, 0);
+      alive = true;
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === "EPERM";
+    }
+  }
+  if (alive) {
+    fs.closeSync(fd);
+    throw new DataDirBusy(`${path.resolve(dataDir)} is in use by another intents service (pid ${holder}). Each process needs its own DATA_DIR.`);
+  }
+  fs.ftruncateSync(fd, 0);
+  fs.writeSync(fd, `${process.pid}\n`, 0);
+  return {
+    file,
+    release: () => {
+      try {
+        fs.ftruncateSync(fd, 0);
         fs.closeSync(fd);
       } catch {
         /* already closed */

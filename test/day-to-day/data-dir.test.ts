@@ -55,6 +55,27 @@ describe("DATA_DIR lock", () => {
     again.release();
   });
 
+  it("without the flock command: a pid file, checked for life, with a warning", async () => {
+    const dir = path.join(tmp, "noflock");
+    fs.mkdirSync(dir);
+    const sleeper = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    fs.writeFileSync(path.join(dir, "lock"), `${sleeper.pid}\n`);
+    const savedPath = process.env.PATH;
+    process.env.PATH = path.join(tmp, "empty-bin"); // no flock found
+    try {
+      expect(() => lockDataDir(dir)).toThrow(`(pid ${sleeper.pid})`);
+      const gone = new Promise((r) => sleeper.once("exit", r));
+      sleeper.kill("SIGKILL");
+      await gone;
+      const lock = lockDataDir(dir);
+      expect(fs.readFileSync(path.join(dir, "lock"), "utf8").trim()).toBe(String(process.pid));
+      lock.release();
+    } finally {
+      process.env.PATH = savedPath;
+      sleeper.kill("SIGKILL");
+    }
+  });
+
   it("refuses a port in use before anything starts; port 0 always passes", async () => {
     const srv = net.createServer();
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
