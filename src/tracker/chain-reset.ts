@@ -39,7 +39,7 @@ interface Observation {
 export type ResetSuspects = Map<string, Observation>;
 
 export async function detectChainReset(sc: StepContext, suspects: ResetSuspects, hooks: ChainResetHooks = {}): Promise<number> {
-  const { pool, log } = sc.deps;
+  const { pool } = sc.deps;
   const chainId = sc.chain.chain_id;
   // The newest confirmed transaction per address (transactions_nonce index, walked backwards).
   const { rows } = await pool.query<{ address: string; nonce: string; block_number: string | null; block_hash: string | null }>(
