@@ -113,6 +113,8 @@ async function startStack(): Promise<Stack> {
     PORT: "0",
     ADMIN_API_KEY: operatorKey,
     LOCAL_CHAIN: "anvil",
+    // The bench's chain is thrown away: no periodic state dumps (they would load anvil's CPU figures).
+    LOCAL_CHAIN_STATE_INTERVAL_SECONDS: "0",
     PKCS11_TOKEN_LABEL: "bench",
     LOG_LEVEL: env.LOG_LEVEL ?? "info",
   });

@@ -14,6 +14,7 @@ import { AuthFailureLimiter } from "./auth/failures.js";
 import { RequestBudget } from "./quotas.js";
 import { agentRoutes } from "./http/agents.js";
 import { transactionRoutes } from "./http/transactions.js";
+import { operatorKeyRoutes } from "./http/operator-keys.js";
 import { chainRoutes } from "./http/chains.js";
 import { signingKeyRoutes } from "./http/signing-keys.js";
 import { auditRoutes } from "./http/audit.js";
@@ -63,7 +64,12 @@ export async function buildApp(ctx: Context): Promise<App> {
       },
       security: [{ BearerAuth: [] }],
     },
-    transform: jsonSchemaTransform,
+    // Public routes (health, chain list, the credential exchange) need no bearer: `security: []`.
+    transform: (input) => {
+      const out = jsonSchemaTransform(input);
+      const isPublic = (input.route as { config?: { public?: boolean } } | undefined)?.config?.public === true;
+      return isPublic ? { ...out, schema: { ...out.schema, security: [] } } : out;
+    },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   // Only routes that declare `config.rateLimit` are limited (the credential exchanges).
@@ -102,6 +108,7 @@ export async function buildApp(ctx: Context): Promise<App> {
   await historyRoutes(app, ctx);
   await operatorTransactionRoutes(app, ctx);
   await signatureRoutes(app, ctx);
+  await operatorKeyRoutes(app, ctx);
   await app.ready();
   return app;
 }

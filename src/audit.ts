@@ -34,7 +34,12 @@ export type AuditAction =
   | "chain.update"
   | "chain.delete"
   | "webhook.create"
-  | "webhook.delete";
+  | "webhook.delete"
+  // Day-to-day running: operator keys, chains that went back.
+  | "operator_key.created"
+  | "operator_key.revoked"
+  | "chain.reset_detected"
+  | "transaction.chain_reset";
 
 export interface AuditEvent {
   action: AuditAction;

@@ -1,6 +1,7 @@
 // The only reader of process.env. Everything the service can be told from outside is parsed and
 // validated here, once, at boot; a bad value stops the start with a message naming the variable.
 import net from "node:net";
+import fs from "node:fs";
 import path from "node:path";
 import { parseUnits } from "viem";
 import { z } from "zod";
@@ -109,7 +110,14 @@ const EnvSchema = z.object({
   WEBHOOK_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(500),
   WEBHOOK_BACKOFF_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(20),
+  // Day-to-day running: the local chain's state file cadence, the SoftHSM token folder (shared by replicas).
+  LOCAL_CHAIN_STATE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(3_600).default(2),
+  SOFTHSM_DIR: z.string().min(1).optional(),
+  DATABASE_PASSWORD: z.string().min(1).optional(),
 });
+
+/** Secrets that may come from a file instead (`<NAME>_FILE`, e.g. Docker/Compose secrets). */
+const FILE_VARIABLES = ["ADMIN_API_KEY", "PKCS11_PIN", "DATABASE_PASSWORD"] as const;
 
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -167,6 +175,10 @@ export interface Config {
   testCrashAfterCommit: boolean;
   /** Webhooks: worker pass interval, first retry delay (doubling, capped at 10 min), attempts before giving up. */
   webhook: { intervalMs: number; backoffBaseMs: number; maxAttempts: number };
+  /** The local anvil dumps its state to DATA_DIR/anvil/state.json this often (0: on exit only). */
+  localChainStateIntervalSeconds: number;
+  /** The SoftHSM token folder (config, tokens, PIN files): DATA_DIR/softhsm unless SOFTHSM_DIR. */
+  softHsmDir: string;
 }
 
 export class ConfigError extends Error {
@@ -179,8 +191,23 @@ export class ConfigError extends Error {
 /** Parse an environment (process.env by default). Throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset: `PORT= npm start` should mean the default, not an error.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const cleaned: Record<string, string> = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) as Record<string, string>;
   const problems: string[] = [];
+  for (const name of FILE_VARIABLES) {
+    const file = cleaned[`${name}_FILE`];
+    if (!file) continue;
+    if (cleaned[name]) {
+      problems.push(`${name}, ${name}_FILE: set one or the other`);
+      continue;
+    }
+    try {
+      const value = fs.readFileSync(file, "utf8").trim();
+      if (value) cleaned[name] = value;
+      else problems.push(`${name}_FILE: the file is empty`);
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+  }
   const parsed = EnvSchema.safeParse(cleaned);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -205,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (someTenderly && !tenderlyVars.every(Boolean)) {
       problems.push("TENDERLY_ACCOUNT, TENDERLY_PROJECT, TENDERLY_ACCESS_KEY: set all three or none");
     }
+    if (e.DATABASE_PASSWORD && !e.DATABASE_URL) problems.push("DATABASE_PASSWORD: only with DATABASE_URL");
     if (e.SIMULATOR === "tenderly" && !someTenderly) {
       problems.push("SIMULATOR: 'tenderly' needs TENDERLY_ACCOUNT, TENDERLY_PROJECT and TENDERLY_ACCESS_KEY");
     }
@@ -215,7 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     dataDir: path.resolve(e.DATA_DIR),
-    databaseUrl: e.DATABASE_URL,
+    databaseUrl: e.DATABASE_URL && e.DATABASE_PASSWORD ? withPassword(e.DATABASE_URL, e.DATABASE_PASSWORD) : e.DATABASE_URL,
     adminApiKey: e.ADMIN_API_KEY,
     pkcs11: { module: e.PKCS11_MODULE, tokenLabel: e.PKCS11_TOKEN_LABEL, pin: e.PKCS11_PIN, poolSize: e.PKCS11_POOL_SIZE },
     chainsFile: e.CHAINS_FILE,
@@ -251,7 +279,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gapFillsPerKeyPerDay: e.GAP_FILLS_PER_KEY_PER_DAY,
     testCrashAfterCommit: e.INTENTS_TEST_CRASH_AFTER_COMMIT === "1",
     webhook: { intervalMs: e.WEBHOOK_INTERVAL_MS, backoffBaseMs: e.WEBHOOK_BACKOFF_BASE_MS, maxAttempts: e.WEBHOOK_MAX_ATTEMPTS },
+    localChainStateIntervalSeconds: e.LOCAL_CHAIN_STATE_INTERVAL_SECONDS,
+    softHsmDir: path.resolve(e.SOFTHSM_DIR ?? path.join(e.DATA_DIR, "softhsm")),
   };
+}
+
+/** DATABASE_URL with DATABASE_PASSWORD(_FILE) as its password (the URL then needs none). */
+function withPassword(url: string, password: string): string {
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }
 
 /** The env-var key for a chain name: `base-sepolia` → `BASE_SEPOLIA`. */

@@ -7,7 +7,6 @@ import { ChainClients } from "./chains/clients.js";
 import { startAnvil } from "./chains/anvil.js";
 import { ChainRegistry, readChainsFile, seedChains } from "./chains/registry.js";
 import type { Config } from "./config.js";
-import { startEmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/migrate.js";
 import { createPool, type Pool } from "./db/pool.js";
 import { ensureSoftHsmToken } from "./hsm/softhsm.js";
@@ -21,6 +20,7 @@ import { startAuditSealer } from "./audit-chain.js";
 import { startWebhookWorker, type WebhookWorker } from "./webhooks/worker.js";
 import { instrumentSigner, Metrics } from "./metrics.js";
 import { Tracker, trackerOptions } from "./tracker/tracker.js";
+import { ProcessLiveness } from "./pipeline/liveness.js";
 
 export interface Context {
   config: Config;
@@ -39,6 +39,8 @@ export interface Context {
   /** Fans audit events out to webhook outboxes and delivers them (every replica; row locks share the work). */
   webhooks: WebhookWorker;
   metrics: Metrics;
+  /** This process's liveness lock in PostgreSQL (idempotency claims name it). */
+  liveness: ProcessLiveness;
   /** Follows transactions to confirmation (receipts, rebroadcast, fee bumps, reorgs, nonce gaps); started unless TRACKER=off. */
   tracker?: Tracker;
   /** Set when this process started the local anvil chain. */
@@ -70,6 +72,11 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
       const t = Date.now();
+      // Loaded only here: the production image leaves the embedded PostgreSQL out (DATABASE_URL is required there).
+      const { startEmbeddedPostgres } = await import("./db/embedded.js").catch((err) => {
+        if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND") throw new Error("DATABASE_URL: required here (this installation has no embedded PostgreSQL)");
+        throw err;
+      });
       const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.trace({ pg: line }) });
       closers.push(pg.stop);
       databaseUrl = pg.url;
@@ -79,13 +86,15 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     closers.push(() => pool.end());
     const applied = await migrate(pool);
     if (applied.length) log.info({ applied }, "migrations applied");
+    const liveness = await ProcessLiveness.start(databaseUrl, log);
+    closers.push(() => liveness.stop());
 
     // HSM: any PKCS#11 module; by default a SoftHSM token under DATA_DIR.
     let modulePath = config.pkcs11.module;
     let pin = config.pkcs11.pin;
     if (!modulePath) {
       const token = await ensureSoftHsmToken({
-        dir: path.join(config.dataDir, "softhsm"),
+        dir: config.softHsmDir,
         label: config.pkcs11.tokenLabel,
         pin: config.pkcs11.pin,
       });
@@ -121,6 +130,11 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
           binary: config.anvilBin,
           chainId: local.chain_id,
           sweepSeconds: config.localChainSweepSeconds > 0 ? config.localChainSweepSeconds : undefined,
+          // The chain survives restarts: loaded from this file at start, written back every
+          // LOCAL_CHAIN_STATE_INTERVAL_SECONDS and on exit (a kill -9 loses at most one interval;
+          // the tracker's chain-reset check repairs what the database then claims beyond it).
+          statePath: path.join(config.dataDir, "anvil", "state.json"),
+          stateIntervalSeconds: config.localChainStateIntervalSeconds,
         });
         closers.push(node.stop);
         localChainUrl = node.url;
@@ -143,13 +157,19 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     closers.push(() => simulators.close());
 
     // Last: the chains are ready. Its first pass sends rows a crash left signed but unsent.
-    const tracker = new Tracker({ pool, signer, chains, clients, log, metrics }, trackerOptions(config));
+    // A reset local dev chain (anvil restarted empty) gets the local signer funded again.
+    const onChainReset = local && local.is_enabled && config.localChain === "anvil"
+      ? async (chain: string, address: string) => {
+          if (chain === LOCAL_CHAIN) await fundOnLocalChain(clients.get(chains.resolve(LOCAL_CHAIN)!), address, log);
+        }
+      : undefined;
+    const tracker = new Tracker({ pool, signer, chains, clients, log, metrics, onChainReset }, trackerOptions(config));
     if (config.trackerEnabled) {
       tracker.start();
       closers.push(() => tracker.stop());
     }
 
-    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, tracker, close };
+    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, liveness, tracker, close };
   } catch (err) {
     await close();
     throw err;

@@ -58,6 +58,12 @@ export class Metrics {
     labelNames: ["mode", "status"] as const,
     registers: [this.registry],
   });
+  readonly chainResets = new Counter({
+    name: "intents_chain_resets_total",
+    help: "Chains found to have gone back (a signing address's nonce or a confirmed block lost), per chain",
+    labelNames: ["chain"] as const,
+    registers: [this.registry],
+  });
   readonly trackerLag = new Gauge({
     name: "intents_tracker_lag_seconds",
     help: "Age of the oldest transaction the tracker is still following, per chain",

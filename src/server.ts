@@ -1,12 +1,14 @@
 // The process: config, context, app, listen, and a graceful close on SIGINT/SIGTERM that stops
 // everything this process started (embedded PostgreSQL, anvil, HSM sessions).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import path from "node:path";
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createContext } from "./context.js";
 import { createLogger } from "./log.js";
 import { startBanner } from "./banner.js";
 import { problem } from "./http/errors.js";
+import { assertPortFree, lockDataDir } from "./data-dir-lock.js";
 
 async function main(): Promise<void> {
   let config;
@@ -19,6 +21,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Before anything is started: a second start on a folder in use, or on a taken port, exits here
+  // and touches nothing (not the first service's database, not its token). The lock lives as long
+  // as this process.
+  const lock = lockDataDir(config.dataDir);
+  await assertPortFree(config.host, config.port);
   const log = createLogger(config.logLevel);
   const ctx = await createContext(config, log);
   const app = await buildApp(ctx);
@@ -40,6 +47,7 @@ async function main(): Promise<void> {
     await app.close().catch((err) => log.error({ err }, "error closing the HTTP server"));
     log.info("HTTP server closed; in-flight requests finished");
     await ctx.close();
+    lock.release();
     log.info("stopped");
     process.exit(0);
   };
@@ -76,7 +84,14 @@ async function main(): Promise<void> {
   const baseUrl = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
   log.info({ url: baseUrl }, "intents service listening");
   // Written to stdout directly, never through the logger: the generated key must not become a log line.
-  process.stdout.write(startBanner({ baseUrl, generatedOperatorKey: ctx.generatedOperatorKey, localChain: ctx.chains.resolve("local")?.is_enabled === true }));
+  process.stdout.write(
+    startBanner({
+      baseUrl,
+      generatedOperatorKey: ctx.generatedOperatorKey,
+      localChain: ctx.chains.resolve("local")?.is_enabled === true,
+      cli: config.databaseUrl ? undefined : { root: path.resolve(import.meta.dirname, ".."), dataDir: config.dataDir },
+    }),
+  );
 }
 
 main().catch((err) => {

@@ -114,8 +114,17 @@ export class AuthService {
 
   private async operatorFromKey(key: string): Promise<Principal> {
     const hash = hashApiKey(key);
+    // Read on every request, never cached, so a revocation holds at once on every replica. last_used_at
+    // is written at most once a minute per key (a listing shows it to the minute), not on every request.
     const { rows } = await this.pool.query<{ id: string; key_hash: Buffer }>(
-      "SELECT id, key_hash FROM operator_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+      `WITH k AS (
+         SELECT id, key_hash, last_used_at FROM operator_keys
+          WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+       ), touched AS (
+         UPDATE operator_keys o SET last_used_at = now() FROM k
+          WHERE o.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+       )
+       SELECT id, key_hash FROM k`,
       [hash],
     );
     if (!rows[0] || !sameHash(rows[0].key_hash, hash)) throw unauthorized("Invalid API key.");

@@ -286,6 +286,41 @@ export const COMMANDS: Record<string, Command> = {
       });
     },
   },
+  "api-keys create": {
+    usage: "api-keys create --name NAME [--db]",
+    summary: "create an operator key; prints it once (--db: straight in the database, for a lost key)",
+    options: ["name", "db"],
+    async run(r) {
+      if (!r.v.name) throw new UsageError("--name is required");
+      if (!r.v.db) {
+        printJson(await r.api().json("POST", "/v1/auth/api-keys", { name: r.v.name }));
+        return;
+      }
+      const { createOperatorKey } = await import("../auth/operator-keys.js");
+      const name = r.v.name;
+      await withDb(r, async (db) => printJson(await createOperatorKey(db.pool, { name, actor: { type: "system", id: "cli" } })));
+    },
+  },
+  "api-keys list": {
+    usage: "api-keys list [--format table]",
+    summary: "list operator keys: prefix, name, created, last used, revoked",
+    options: [],
+    async run(r) {
+      const body = await r.api().json<{ keys: Array<Record<string, unknown>> }>("GET", "/v1/auth/api-keys");
+      printList(outputFormat(r.v.format), body, body.keys, ["id", "name", "key_prefix", "is_active", "created_at", "last_used_at", "revoked_at"]);
+    },
+  },
+  "api-keys revoke": {
+    usage: "api-keys revoke <key_id>",
+    summary: "revoke an operator key at once (not the last active one)",
+    options: [],
+    args: 1,
+    async run(r) {
+      const id = uuidArg(r.args[0], "key_id");
+      await r.api().json("DELETE", `/v1/auth/api-keys/${id}`);
+      printJson({ revoked: id });
+    },
+  },
   "audit verify": {
     usage: "audit verify",
     summary: "walk the audit hash chain in the database; exit 1 and name the first broken event if any",

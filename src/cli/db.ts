@@ -5,8 +5,7 @@
 //      a. running (the service is up): the port is line 4 of <DATA_DIR>/postgres/postmaster.pid, the
 //         password is in <DATA_DIR>/postgres-password;
 //      b. not running: the CLI starts it itself and stops it again when the command ends.
-// The service should not be started while (b) is in progress: at start it stops any postmaster it
-// finds holding its data folder.
+// While (b) runs the CLI holds the data folder's lock, so a service started meanwhile exits at once.
 import fs from "node:fs";
 import path from "node:path";
 import { createPool, type Pool } from "../db/pool.js";
@@ -75,8 +74,23 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir?: strin
       `no database: set DATABASE_URL (or --database-url), or run from the folder whose ${path.relative(process.cwd(), dataDir) || dataDir} holds the embedded cluster (--data-dir)`,
     );
   }
+  // The CLI owns the folder while its cluster runs: a service started meanwhile exits at once
+  // (data-dir-lock.ts) instead of stopping this cluster under the command.
+  const { lockDataDir } = await import("../data-dir-lock.js");
+  let lock;
+  try {
+    lock = lockDataDir(dataDir);
+  } catch (err) {
+    throw new CommandFailed((err as Error).message);
+  }
   opts.notice?.(`starting the embedded PostgreSQL in ${dataDir} for this command`);
   const { startEmbeddedPostgres } = await import("../db/embedded.js");
-  const pg = await startEmbeddedPostgres({ dataDir, database: EMBEDDED_DB });
-  return connect(pg.url, `embedded cluster in ${dataDir} (started by the CLI)`, pg.stop);
+  const pg = await startEmbeddedPostgres({ dataDir, database: EMBEDDED_DB }).catch((err) => {
+    lock.release();
+    throw err;
+  });
+  return connect(pg.url, `embedded cluster in ${dataDir} (started by the CLI)`, async () => {
+    await pg.stop();
+    lock.release();
+  });
 }

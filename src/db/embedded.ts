@@ -36,7 +36,11 @@ function readOrCreateSecret(file: string): string {
   }
 }
 
-/** A postmaster left behind by a process that was killed -9 holds the data folder: stop it first. */
+/**
+ * A postmaster left behind by a process that was killed -9 holds the data folder: stop it first. Only
+ * called by the folder's owner (the service holds DATA_DIR's lock, see data-dir-lock.ts), so a live
+ * postmaster named in postmaster.pid can only be an orphan; a pid reused by another program is left alone.
+ */
 async function stopOrphanPostmaster(dir: string): Promise<void> {
   let pid: number;
   try {
@@ -45,6 +49,11 @@ async function stopOrphanPostmaster(dir: string): Promise<void> {
     return;
   }
   if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    if (!/postgres/.test(fs.readFileSync(`/proc/${pid}/comm`, "utf8"))) return;
+  } catch {
+    /* no /proc (not Linux) or no such process: the signal below tells */
+  }
   try {
     process.kill(pid, "SIGINT"); // "fast" shutdown: rolls back open transactions, flushes, exits
   } catch {
@@ -61,6 +70,28 @@ async function stopOrphanPostmaster(dir: string): Promise<void> {
   throw new Error(`an earlier PostgreSQL (pid ${pid}) still holds ${dir}; stop it and start again`);
 }
 
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to traverse every folder above
+ * its cluster. `mktemp -d` makes 0700 folders: the data folder itself (ours) is opened for traversal
+ * only (o+x, no listing); a parent we do not own that blocks the way stops the start, named, with the fix.
+ */
+export function makeReachableForPostgres(dataDir: string): void {
+  if (process.getuid?.() !== 0) return;
+  const abs = path.resolve(dataDir);
+  const st = fs.statSync(abs);
+  if ((st.mode & 0o001) === 0) fs.chmodSync(abs, (st.mode & 0o7777) | 0o011);
+  for (let dir = path.dirname(abs); ; dir = path.dirname(dir)) {
+    const mode = fs.statSync(dir).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `PostgreSQL runs as the "postgres" user (it refuses to run as root) and cannot reach ${abs} because ${dir} ` +
+          `(mode ${(mode & 0o777).toString(8)}) is closed to other users. Run \`chmod o+x ${dir}\`, or choose a DATA_DIR outside it.`,
+      );
+    }
+    if (dir === path.dirname(dir)) break;
+  }
+}
+
 export async function startEmbeddedPostgres(opts: {
   dataDir: string;
   database?: string;
@@ -68,6 +99,7 @@ export async function startEmbeddedPostgres(opts: {
 }): Promise<EmbeddedDatabase> {
   const dir = path.join(opts.dataDir, "postgres");
   fs.mkdirSync(opts.dataDir, { recursive: true });
+  makeReachableForPostgres(opts.dataDir);
   const password = readOrCreateSecret(path.join(opts.dataDir, "postgres-password"));
   const port = await freePort();
   const log = opts.onLog ?? (() => {});

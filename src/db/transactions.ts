@@ -3,7 +3,7 @@ import type { Queryable } from "./pool.js";
 import { auditInsertSql } from "../audit.js";
 
 export type TxStatus = "pending" | "signed" | "sign_only" | "broadcast" | "failed" | "simulation_failed";
-export type ChainStatus = "unconfirmed" | "confirmed" | "reverted" | "replaced" | "dropped";
+export type ChainStatus = "unconfirmed" | "confirmed" | "reverted" | "replaced" | "dropped" | "chain_reset";
 
 export interface TxRow {
   id: string;

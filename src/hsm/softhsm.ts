@@ -77,14 +77,15 @@ export async function ensureSoftHsmToken(opts: EnsureSoftHsmTokenOptions): Promi
   const tokenDir = path.join(dir, "tokens");
   const confPath = path.join(dir, "softhsm2.conf");
   await mkdir(tokenDir, { recursive: true, mode: 0o700 });
-  await writeFile(
-    confPath,
+  const conf =
     `# Written by intents-signer (src/hsm/softhsm.ts)\n` +
-      `directories.tokendir = ${tokenDir}\n` +
-      `objectstore.backend = file\n` +
-      `log.level = ERROR\n`,
-    { mode: 0o600 },
-  );
+    `directories.tokendir = ${tokenDir}\n` +
+    `objectstore.backend = file\n` +
+    `log.level = ERROR\n`;
+  // Replicas sharing one token folder (SOFTHSM_DIR) read this file while others start: it is written
+  // only when missing or different, never rewritten by each process.
+  const current = await readFile(confPath, "utf8").catch(() => "");
+  if (current !== conf) await writeFile(confPath, conf, { mode: 0o600 });
 
   // The one process.env write outside config: SoftHSM2 has no other way to be told where its
   // configuration is, and it reads the variable when the module is initialised in this process.

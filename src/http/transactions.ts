@@ -26,7 +26,7 @@ const TxParams = z.object({ agent_id: z.string(), tx_id: z.string() });
 export const ListQuery = z.object({
   status: z.enum(["pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"]).optional(),
   chain: z.string().max(64).optional(),
-  chain_status: z.enum(["unconfirmed", "confirmed", "reverted", "replaced", "dropped"]).optional(),
+  chain_status: z.enum(["unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"]).optional(),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),

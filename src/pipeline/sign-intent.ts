@@ -114,7 +114,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   const agent = input.principal.agent;
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint("sign_intent", input.body));
+    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint("sign_intent", input.body), deps.liveness?.key);
     if (claimed.kind === "replay") return { status: 200, body: claimed.body };
     // A signature's answer is stored in the transaction that records it, so no claim is ever orphaned
     // with a signature behind it; an orphaned claim here belongs to a transaction request.

@@ -71,6 +71,8 @@ export interface PipelineDeps {
     /** Fee bounds for chains that set none of their own (MAX_FEE_PER_GAS_CAP_GWEI, BASE_FEE_MULTIPLE). */
     feeBounds?: FeeBounds;
   };
+  /** This process's liveness lock: stamped on idempotency claims so retries learn when it died. */
+  liveness?: { key: number };
 }
 
 export interface SubmitInput {
@@ -124,9 +126,9 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   // 2. Idempotency: claim the key, or replay what it already produced.
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint(input.operation ?? input.mode, input.body));
+    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint(input.operation ?? input.mode, input.body), deps.liveness?.key);
     if (claimed.kind === "replay") return { status: 200, body: claimed.body };
-    if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId);
+    if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId, claimed.finish);
     claim = claimed.claim;
   }
 
@@ -567,12 +569,15 @@ function auditDetails(row: NewTx, intent: Intent): Record<string, unknown> {
 // broadcastSigned moved to ./broadcast.js (shared with the tracker); re-exported for existing importers.
 export { broadcastSigned };
 
-/** The claimant of this key died after committing the signed row: answer from the row and finish. */
-async function finishOrphan(deps: PipelineDeps, claim: Claim, txId: string): Promise<SubmitResult> {
+/**
+ * The key's transaction row is committed but its answer is not stored (its request is still finishing,
+ * or its process died): answer with the row's current state. When the claimant is dead, store it.
+ */
+async function finishOrphan(deps: PipelineDeps, claim: Claim, txId: string, finish: boolean): Promise<SubmitResult> {
   const row = await getTransaction(deps.pool, txId);
   if (!row) throw new ServiceError("idempotency_key_in_flight", 409, "A request with this Idempotency-Key is still in flight; retry later.");
   const body = JSON.stringify(toTransactionResponse(row, { includeSignedTx: true }));
-  await completeClaim(deps.pool, claim, 200, body);
+  if (finish) await completeClaim(deps.pool, claim, 200, body);
   return { status: 200, body };
 }
 

@@ -66,7 +66,7 @@ export function planGapRepair(v: GapView): GapPlan {
   const held = new Map<bigint, number>();
   for (const r of v.rows) {
     if (r.nonce < v.latest) continue;
-    const live = (r.status === "signed" || r.status === "broadcast") && r.chain_status !== "dropped";
+    const live = (r.status === "signed" || r.status === "broadcast") && r.chain_status !== "dropped" && r.chain_status !== "chain_reset";
     const signOnly = r.status === "sign_only" && v.now - r.at < v.boundMs;
     if (live || signOnly) held.set(r.nonce, r.at);
   }
@@ -108,7 +108,7 @@ export async function repairGaps(sc: StepContext): Promise<void> {
         AND n.next_nonce > coalesce((SELECT max(t.nonce) + 1 FROM transactions t
                                       WHERE t.chain_id = n.chain_id AND t.from_address = n.address
                                         AND t.status IN ('signed', 'broadcast', 'sign_only')
-                                        AND t.chain_status IS DISTINCT FROM 'dropped'), 0)
+                                        AND coalesce(t.chain_status, '') NOT IN ('dropped', 'chain_reset')), 0)
      LIMIT ${MAX_ADDRESSES_PER_PASS}`,
     [sc.chain.chain_id, bound],
   );

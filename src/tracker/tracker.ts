@@ -17,6 +17,7 @@ import { acquireLease, chainsWithOpenTransactions, claimOpenTransactions, LeaseB
 import { followTransaction } from "./follow.js";
 import { settleFinalReceipts } from "./bulk.js";
 import { repairGaps } from "./gaps.js";
+import { detectChainReset, type ResetSuspects } from "./chain-reset.js";
 import { recoverUnsent } from "./recovery.js";
 import { replaceTransaction, type ReplaceOutcome } from "./replace.js";
 import { ChainView, type StepContext, type TrackerDeps, type TrackerOptions } from "./types.js";
@@ -49,6 +50,8 @@ export class Tracker {
   /** Rows whose nonce looked taken by someone else on the last pass (confirmed on the next one). */
   private readonly suspects = new Map<string, number>();
   private readonly lastGapScan = new Map<number, number>();
+  /** Addresses that looked reset on the last pass (chain-reset.ts acts when it repeats). */
+  private readonly resetSuspects: ResetSuspects = new Map();
 
   constructor(
     readonly deps: TrackerDeps,
@@ -86,7 +89,9 @@ export class Tracker {
     const gapDue = new Set<number>();
     for (const r of rows) {
       const id = Number(r.chain_id);
-      if (now - (this.lastGapScan.get(id) ?? 0) >= gapEvery) (gapDue.add(id), ids.add(id));
+      // Every chain we have signed on gets a pass, even with nothing open: the chain-reset check runs in it.
+      ids.add(id);
+      if (now - (this.lastGapScan.get(id) ?? 0) >= gapEvery) gapDue.add(id);
     }
     for (const id of ids) {
       const chain = this.deps.chains.resolve(id);
@@ -104,6 +109,12 @@ export class Tracker {
   /** One pass on one chain, awaited (startup recovery uses it directly). */
   async runChain(chain: Chain, o: { gaps?: boolean; onlyUnsent?: boolean } = {}): Promise<number> {
     const sc = this.stepContext(chain, this.owner);
+    // First: has the chain gone back under us? Then the rows below are already marked and the nonce resynchronised.
+    if (!o.onlyUnsent) {
+      await detectChainReset(sc, this.resetSuspects, { onChainReset: this.deps.onChainReset }).catch((err) =>
+        this.deps.log.warn({ err: errText(err), chain: chain.name }, "chain reset check failed; will retry"),
+      );
+    }
     const rows = await claimOpenTransactions(this.deps.pool, chain.chain_id, this.owner, {
       leaseMs: this.opts.leaseMs,
       // The request that signed a row may spend one timeout per RPC URL sending it.

@@ -14,6 +14,8 @@ export interface TrackerDeps {
   clients: ChainClients;
   log: Logger;
   metrics?: Metrics;
+  /** After a chain reset of an address was recorded (chain-reset.ts): the local dev chain funds it again. */
+  onChainReset?(chain: string, address: string): Promise<void>;
 }
 
 export interface TrackerOptions {

@@ -23,6 +23,9 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
   "transaction.failed": "agent.transaction.failed",
   "nonce.gap_alert": "signing_key.nonce_gap_alert",
   "signature.create": "agent.signature.created",
+  // The chain went back and no longer holds the transaction (tracker/chain-reset.ts): for the client
+  // it failed; the payload's chain_status says `chain_reset`.
+  "transaction.chain_reset": "agent.transaction.failed",
 };
 
 /** The audit actions that feed the given event types. */

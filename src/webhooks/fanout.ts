@@ -97,7 +97,10 @@ export function eventData(ev: EventRow, tx: TxSnapshot | undefined): Record<stri
   }
   if (type === "agent.transaction.broadcast") copy("rebroadcast", "attempt_kind");
   if (type === "signing_key.nonce_gap_alert") copy("gaps", "fills_today", "limit", "reason");
-  if (type === "agent.transaction.failed") data.error_message = str(d.reason) ?? str(d.error_message) ?? tx?.error_message ?? null;
+  if (type === "agent.transaction.failed") {
+    data.error_message = str(d.reason) ?? str(d.error_message) ?? tx?.error_message ?? null;
+    copy("chain_status"); // `chain_reset`: the chain went back and no longer holds it (tracker/chain-reset.ts)
+  }
   if (type === "agent.transaction.confirmed") {
     // Final on chain: chain_status "confirmed", or "reverted" when the receipt says so.
     data.chain_status = str(d.chain_status) ?? "confirmed";

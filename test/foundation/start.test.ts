@@ -56,7 +56,7 @@ describe("npm start", () => {
 
     // The printed example commands work verbatim: create an agent, enable it, get a token, send
     // 0.01 ETH on the local chain and read the transaction back.
-    await waitFor(() => lines.some((l) => l.startsWith("curl -sf \"$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID")));
+    await waitFor(() => lines.some((l) => l.startsWith("curl -sS --fail-with-body \"$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID")));
     const start = lines.findIndex((l) => l.startsWith("BASE="));
     const script = lines.slice(start, lines.findIndex((l, i) => i > start && l === "")).join("\n");
     expect(lines.some((l) => /^ {2}1ck_[A-Za-z0-9_-]{43}$/.test(l))).toBe(true);

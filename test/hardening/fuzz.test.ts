@@ -42,6 +42,8 @@ interface Fixtures {
   webhookId: string;
   /** A key of its own for the grant routes (never the shared signer, which PATCH could switch off). */
   keyId: string;
+  /** A disposable operator key (DELETE /v1/auth/api-keys/{key_id} may revoke it; never `op`). */
+  operatorKeyId: string;
 }
 
 /* ------------------------------------------------ arbitraries ------------------------------------------------ */
@@ -189,7 +191,16 @@ describe("fuzzing every route", () => {
     const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url: "http://127.0.0.1:9/fuzz" } });
     const key = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: `keys/fuzz-grants-${Math.random().toString(36).slice(2)}` } });
     expect(key.status, key.raw).toBe(201);
-    return { agent, other, txId: tx.body.id, webhookId: hook.status === 201 ? hook.body.id : "00000000-0000-4000-8000-000000000000", keyId: key.body.id };
+    const opKey = await call(svc.app, "POST", "/v1/auth/api-keys", { token: op, body: { name: "fuzz" } });
+    expect(opKey.status, opKey.raw).toBe(201);
+    return {
+      agent,
+      other,
+      txId: tx.body.id,
+      webhookId: hook.status === 201 ? hook.body.id : "00000000-0000-4000-8000-000000000000",
+      keyId: key.body.id,
+      operatorKeyId: opKey.body.key.id,
+    };
   }
 
   const validParams = (name: string, f: Fixtures): string[] => {
@@ -197,6 +208,7 @@ describe("fuzzing every route", () => {
     if (name === "tx_id") return [f.txId];
     if (name === "key") return [f.keyId];
     if (name === "id") return [f.webhookId];
+    if (name === "key_id") return [f.operatorKeyId];
     if (name === "chain_id") return ["fuzzchain"]; // admin routes may update or delete it: never `local`
     if (name === "identifier" || name === "chain") return ["local", "31337", "anvil"];
     if (name === "file") return ["index.html", "swagger-initializer.js"];
