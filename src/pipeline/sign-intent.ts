@@ -294,7 +294,7 @@ async function commitSignature(deps: PipelineDeps, input: SignInput, req: SignIn
       id, agent_id: agent.id, intent_type: req.intent_type as SignatureRow["intent_type"], kind: d.kind, chain: chain.name, chain_id: chain.chain_id,
       signer_address: key.address.toLowerCase(), signing_key_path: key.path, digest: d.digest, signature, meaning: d.meaning, valid_until: d.validUntil,
     };
-    const body = JSON.stringify({
+    const body = JSON.stringify(withoutNulls({
       id,
       intent_type: req.intent_type,
       chain: chain.name,
@@ -308,7 +308,7 @@ async function commitSignature(deps: PipelineDeps, input: SignInput, req: SignIn
       tx_type: null,
       kind: d.kind,
       meaning: d.meaning,
-    });
+    }));
     await insertSignature(tx, row, {
       outflows: d.outflows,
       audit: { action: "signature.create", actor: input.principal, resourceType: "signature", resourceId: id, requestId: input.requestId, ip: input.ip },
@@ -361,7 +361,7 @@ async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: 
   const txType = typeof raw.tx_type === "number" ? raw.tx_type : Number.isNaN(typeByte) ? null : typeByte >= 0xc0 ? 0 : typeByte;
   return {
     status: 200,
-    body: JSON.stringify({
+    body: JSON.stringify(withoutNulls({
       id: tx.id,
       intent_type: "transaction",
       chain: tx.chain,
@@ -376,6 +376,14 @@ async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: 
       status: tx.status,
       nonce: tx.nonce,
       ...(tx.error_message ? { error_message: tx.error_message } : {}),
-    }),
+    })),
   };
+}
+
+/**
+ * The SignIntentResponse's hash and transaction fields are optional: the official SDK types them as
+ * absent-or-string, so a field that does not apply to the intent is left out rather than sent as null.
+ */
+function withoutNulls<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>;
 }

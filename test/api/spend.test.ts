@@ -249,6 +249,10 @@ describe("spend model: fees, refused signatures, nonces", () => {
       await rpc(chain, "anvil_setBalance", [key.body.address, "0x" + (10n ** 21n).toString(16)]);
       const victim = await createAgent(svc.app, op);
       const attacker = await createAgent(svc.app, op);
+      for (const a of [victim, attacker]) {
+        const g = await call(svc.app, "POST", `/v1/signing-keys/${key.body.id}/grants`, { token: op, body: { agent_id: a.id } });
+        expect(g.status, g.raw).toBe(201);
+      }
       const pending = await submitter(svc, victim)({ value: "0.5", signing_key_path: path });
       expect(pending.body).toMatchObject({ status: "broadcast", nonce: 0 });
       const tip = (5n * GWEI).toString();

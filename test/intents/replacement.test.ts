@@ -35,7 +35,7 @@ describe("replacing a type-4 transaction", () => {
     const delegate = (await chain.getTransactionReceipt({ hash: deployHash })).contractAddress!;
 
     const agent = await agentWithKey(svc, op, chain);
-    await call(svc.app, "PATCH", `/v1/agents/${agent.id}`, { token: op, body: { eip7702_delegate_allowlist: [delegate] } });
+    await call(svc.app, "PATCH", `/v1/agents/${agent.id}`, { token: op, body: { eip7702_delegate_allowlist: [delegate], tx_max_gas_limit: 300_000 } });
     const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/sign`, {
       token: agent.token,
       body: { chain: "local", intent_type: "transaction", tx_type: 4, to: agent.address, value: "0", data: ping(), gas_limit: 200_000, authorization_list: [{ address: delegate }] },

@@ -25,7 +25,7 @@ describe("official SDK: agents.sign()", () => {
   it("signs a message, typed data, a digest and transactions of types 0, 1, 2 and 4; a denial comes back as an error", async () => {
     const a = await s.agent({ raw_signing_enabled: true, eip7702_delegate_allowlist: [s.delegate] });
     // Recipients: the payee, and the key's own (delegated) account for the type-4 call.
-    await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { tx_to_allowlist: [PAYEE, a.address] } });
+    await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { tx_to_allowlist: [PAYEE, a.address], tx_unknown_calldata: "allow" } });
     const client = new OneclawClient({ baseUrl, apiKey: a.apiKey, agentId: a.id });
     const sign = async (params: Record<string, unknown>) => {
       const res = await client.agents.sign(a.id, { chain: "local", ...params });

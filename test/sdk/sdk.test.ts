@@ -134,14 +134,13 @@ describe("the official 1Claw SDK against this service", () => {
     expect(typeof broke.gas_used).toBe("number");
   });
 
-  it("agents.sign is the SDK's typed-data/message signing, which this service does not offer yet", async () => {
-    // POST /v1/agents/{id}/sign arrives with the signing-intents feature; until then this 404s.
-    const r = await agent.agents.sign(agentId, req<S.SignIntentRequest>("SignIntentRequest", { intent_type: "personal_sign", chain: "local", message: "hello" }));
-    expect(r.meta?.status).toBe(404);
-  });
-
-  it.fails("agents.sign signs a personal_sign message (expected to fail until POST /v1/agents/{id}/sign lands)", async () => {
-    ok<S.SignIntentResponse>(await agent.agents.sign(agentId, { intent_type: "personal_sign", chain: "local", message: "hello" }), "SignIntentResponse", "SignIntentResponse");
+  it("agents.sign signs a personal_sign message (POST /v1/agents/{id}/sign; every intent type is in test/intents/sdk.test.ts)", async () => {
+    const signed = ok<S.SignIntentResponse>(
+      await agent.agents.sign(agentId, req<S.SignIntentRequest>("SignIntentRequest", { intent_type: "personal_sign", chain: "local", message: "hello" })),
+      "SignIntentResponse",
+      "SignIntentResponse",
+    );
+    expect(signed.signature).toMatch(/^0x[0-9a-f]{130}$/);
   });
 
   it("chains: list and get publicly, admin list/create/update/delete for operators", async () => {
