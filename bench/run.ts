@@ -237,12 +237,14 @@ async function createBenchAgent(stack: Stack, name: string): Promise<BenchAgent>
   return { id: created.agent.id, token: access_token };
 }
 
-async function createFundedKeys(stack: Stack, count: number): Promise<Array<{ path: string; address: Address }>> {
+/** Signing keys for the bench agent: created, granted to it (keys are granted, not guessed) and funded. */
+async function createFundedKeys(stack: Stack, agentId: string, count: number): Promise<Array<{ path: string; address: Address }>> {
   const chain = createPublicClient({ transport: http(stack.ctx.localChainUrl!) });
   const keys: Array<{ path: string; address: Address }> = [];
   for (let i = 0; i < count; i++) {
     const p = `keys/bench-${i}`;
-    const k = await api<{ address: Address }>(stack, "POST", "/v1/signing-keys", stack.operatorKey, { path: p, chain: "local" });
+    const k = await api<{ id: string; address: Address }>(stack, "POST", "/v1/signing-keys", stack.operatorKey, { path: p, chain: "local" });
+    await api(stack, "POST", `/v1/signing-keys/${k.id}/grants`, stack.operatorKey, { agent_id: agentId });
     await chain.request({ method: "anvil_setBalance" as never, params: [k.address, "0xd3c21bcecceda1000000"] as never });
     keys.push({ path: p, address: k.address });
   }
@@ -362,6 +364,8 @@ async function e2e(stack: Stack, load: LoadClient, agent: BenchAgent, keys: Arra
   const cpuBefore = cpuSnapshot(load.pid);
   const machineBefore = machineSnapshot();
   const done = await load.run(stack.baseUrl, concurrency, requests);
+  // A refused submit is a wrong answer: say which at once rather than wait for blocks that cannot come.
+  if (done.outcomes.some((o) => o[0] !== 201)) throw new Error(`${tag}: submits not accepted: ${JSON.stringify(countStatuses(done.outcomes))}`);
   const minedAt = await waitMined(stack, expected);
   const cpuUsed = cpuDelta(cpuBefore, cpuSnapshot(load.pid));
   const steal = stealShare(machineBefore, machineSnapshot());
@@ -516,7 +520,7 @@ async function main(): Promise<void> {
     const smaller = hsm && pgb ? Math.min(hsm.sequential_tx_per_s, pgb.tx_per_s) : undefined;
 
     const agent = await createBenchAgent(stack, "bench");
-    const keys = await createFundedKeys(stack, Math.max(1, opts.addresses));
+    const keys = await createFundedKeys(stack, agent.id, Math.max(1, opts.addresses));
     progress(`warm-up: ${2 * opts.warmup} submits`);
     await e2e(stack, load, agent, keys.slice(0, 1), opts.warmup, 8, "warm-a");
     await e2e(stack, load, agent, keys, opts.warmup, 8, "warm-b");
