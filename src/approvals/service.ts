@@ -16,7 +16,7 @@
 import { randomUUID } from "node:crypto";
 import { appendAudit } from "../audit.js";
 import {
-  countPending, expireApprovals, getApproval, insertVote, listVotes, lockApproval, orphanedExecutions, takeExecution, updateApproval,
+  countPending, expireApprovals, insertVote, listVotes, lockApproval, orphanedExecutions, takeExecution, updateApproval,
   type ApprovalRow, type VoteRow,
 } from "../db/approvals.js";
 import { getAgent } from "../db/agents.js";
@@ -73,17 +73,24 @@ export async function castVote(deps: PipelineDeps, id: string, operator: Operato
   }
   let row = outcome.row!;
   if (outcome.decided) observeDecision(deps, row, outcome.decided);
-  if (outcome.decided === "approved") row = (await executeApproval(deps, id)) ?? (await getApproval(deps.pool, id))!;
+  // The vote that completed the quorum moved the row to `executing` naming this process: it runs it.
+  if (outcome.decided === "approved") row = await runExecution(deps, row);
   return { row, votes: await listVotes(deps.pool, [id]) };
 }
 
 /**
- * Runs an approved request once (see the head of this file). Returns the row as it ended, or
- * undefined when this process may not take it (another live process runs it, or it is finished).
+ * Takes over an approved request whose executor is gone and runs it (see the head of this file).
+ * Returns the row as it ended, or undefined when it is not to be taken (its executor is alive, or it
+ * is finished).
  */
 export async function executeApproval(deps: PipelineDeps, id: string): Promise<ApprovalRow | undefined> {
   const row = await takeExecution(deps.pool, id, deps.liveness?.key ?? null);
-  if (!row) return undefined;
+  return row ? runExecution(deps, row) : undefined;
+}
+
+/** Runs the approval this process holds as `executing`, and stores how it ended. */
+async function runExecution(deps: PipelineDeps, row: ApprovalRow): Promise<ApprovalRow> {
+  const id = row.id;
   let ended: ApprovalRow;
   try {
     const agent = await getAgent(deps.pool, row.agent_id);

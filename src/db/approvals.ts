@@ -92,16 +92,16 @@ export async function updateApproval(db: Queryable, id: string, set: Partial<Pic
 }
 
 /**
- * Takes the execution of an approval: the one state transition that makes it run exactly once. The row
- * is `executing` from the vote that completed the quorum; this process takes it when it is that
- * process (`executor_key` is ours) or when the process that took it is gone (no liveness lock).
+ * Takes over the execution of an approval whose executor is gone. The row is `executing` from the vote
+ * that completed the quorum, naming that vote's process, which runs it; another process takes it only
+ * when that process holds no liveness lock any more (or, with no liveness key, after 60 s). The
+ * UPDATE's row lock and its WHERE make the takeover one process's.
  */
 export async function takeExecution(db: Queryable, id: string, executorKey: number | null): Promise<ApprovalRow | undefined> {
   const { rows } = await db.query<ApprovalRow>(
     `UPDATE pending_approvals SET executor_key = $2, updated_at = now()
       WHERE id = $1 AND status = 'executing' AND result_body IS NULL
-        AND (executor_key IS NOT DISTINCT FROM $2
-             OR (executor_key IS NULL AND updated_at < now() - interval '60 seconds')
+        AND ((executor_key IS NULL AND updated_at < now() - interval '60 seconds')
              OR (executor_key IS NOT NULL AND ${ownerGone("executor_key")}))
       RETURNING *`,
     [id, executorKey],
