@@ -3,6 +3,8 @@
 // executes it once through the normal pipeline; resubmissions with approval_id or the Idempotency-Key
 // get that one result; rejection, expiry and a limit used up meanwhile end it with nothing signed;
 // an x402 payment to a new payee waits and is signed once approved.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { hexToSignature, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntentToken } from "../contracts/intents.js";
@@ -199,6 +201,44 @@ describe("human approvals", () => {
     const again = transferWithAuthorization(s.token, a.address, NEW_PAYEE, UNIT, soon, keccak256(toHex(`pay-${Math.random()}`)));
     expect((await s.sign(a, { intent_type: "typed_data", typed_data: again })).status).toBe(202);
   });
+
+  it("webhooks: approval.requested, approval.decided, approval.executed, approval.expired; metrics: pending count and time to decision", async () => {
+    const got: Array<{ type: string; data: Record<string, unknown> }> = [];
+    const server = http.createServer((req, res) => {
+      let raw = "";
+      req.on("data", (c) => (raw += c));
+      req.on("end", () => {
+        got.push(JSON.parse(raw));
+        res.writeHead(200).end("ok");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+      const hook = await call(s.svc.app, "POST", "/v1/webhooks", { token: s.op, body: { url, events: ["approval.requested", "approval.decided", "approval.executed", "approval.expired"] } });
+      expect(hook.status, hook.raw).toBe(201);
+      const a = await s.agent({}, 0n);
+      await setRules(a, { everything: true });
+      const id = (await submit(a, { value: "0.001" })).body.pending_approval_id;
+      await setRules(a, { everything: true, expiry_seconds: 1 });
+      const id2 = (await submit(a, { value: "0.002" })).body.pending_approval_id;
+      const metricsBefore = (await call(s.svc.app, "GET", "/metrics", { token: s.op })).raw;
+      await vote(ops[0], id, "approve", (await read(s.op, id)).body.payload_hash);
+      const deadline = Date.now() + 20_000;
+      const types = (pid: string) => got.filter((g) => g.data?.pending_approval_id === pid).map((g) => g.type).sort();
+      while ((types(id).length < 3 || types(id2).length < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(types(id)).toEqual(["approval.decided", "approval.executed", "approval.requested"]);
+      expect(types(id2)).toEqual(["approval.expired", "approval.requested"]);
+      const executed = got.find((g) => g.type === "approval.executed" && g.data.pending_approval_id === id)!;
+      expect(executed.data).toMatchObject({ agent_id: a.id, status: "executed" });
+      expect(metricsBefore).toMatch(/intents_approvals_pending \d+/);
+      const metrics = (await call(s.svc.app, "GET", "/metrics", { token: s.op })).raw;
+      expect(metrics).toMatch(/intents_approval_decision_seconds_count\{outcome="approved"\} [1-9]/);
+      expect(metrics).toMatch(/intents_approval_decision_seconds_count\{outcome="expired"\} [1-9]/);
+    } finally {
+      server.close();
+    }
+  }, 60_000);
 
   it("approval rules are validated and set by operators only", async () => {
     const a = await s.agent({}, 0n);
