@@ -213,7 +213,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       //     wait for operators (202). The approved run comes back here and goes on.
       const held = await approvalGate(deps, input, claim, {
         costWei: intent.valueWei + feeWei, tokens: outflows, eip7702: (intent.authorizations?.length ?? 0) > 0,
-      }, { chain, from: key.address, details: { to: intent.to, value_wei: intent.valueWei.toString(), fee_wei: feeWei.toString(), gas_limit: gas.toString(), data_bytes: intent.data ? (intent.data.length - 2) / 2 : 0, selector: intent.data && intent.data.length >= 10 ? intent.data.slice(0, 10) : null, tokens: outflows.map((o) => ({ token: o.token, amount: o.amount.toString(), decimals: o.decimals })), authorizations: intent.authorizations ?? [], balance_changes: simulation?.balanceChanges ?? null, signing_key_path: key.path, mode: input.mode } });
+      }, { chain, from: key.address, details: { to: intent.to, value_wei: intent.valueWei.toString(), fee_wei: feeWei.toString(), gas_limit: gas.toString(), data_bytes: intent.data ? (intent.data.length - 2) / 2 : 0, selector: intent.data && intent.data.length >= 10 ? intent.data.slice(0, 10) : null, tokens: outflows.map((o) => ({ token: o.token, amount: o.amount.toString() })), authorizations: intent.authorizations ?? [], balance_changes: simulation?.balanceChanges ?? null, signing_key_path: key.path, mode: input.mode } });
       if (held) return held;
 
       // 7–9. The chain's next commit group signs, commits, broadcasts and answers (commitGroup below).

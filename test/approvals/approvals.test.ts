@@ -5,12 +5,12 @@
 // an x402 payment to a new payee waits and is signed once approved.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { hexToSignature, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
+import { encodeFunctionData, hexToSignature, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntentToken } from "../contracts/intents.js";
 import { call, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startIntentStack, transferWithAuthorization, UNIT, type IntentStack } from "../intents/helpers.js";
+import { permit, startIntentStack, transferWithAuthorization, UNIT, type IntentStack } from "../intents/helpers.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
@@ -239,6 +239,46 @@ describe("human approvals", () => {
       server.close();
     }
   }, 60_000);
+
+  it("token amounts above a threshold, typed-data kinds and sign-only transaction intents wait; approved, each gives its own answer shape", async () => {
+    const a = await s.agent({}, 100n);
+    await setRules(a, { token_amount_above: { [s.token]: (3n * UNIT).toString() }, typed_data_kinds: ["permit"] });
+    const transfer = (units: bigint) => encodeFunctionData({ abi: IntentToken.abi, functionName: "transfer", args: [PAYEE, units * UNIT] });
+    expect((await submit(a, { to: s.token, value: "0", data: transfer(3n) })).status).toBe(201);
+    const held = await submit(a, { to: s.token, value: "0", data: transfer(5n) });
+    expect(held.status).toBe(202);
+    const seen = await read(s.op, held.body.pending_approval_id);
+    expect(seen.body.reasons).toEqual([{ rule: "token_amount_above", detail: expect.stringContaining("5000000") }]);
+    expect(seen.body.summary.tokens).toEqual([{ token: s.token.toLowerCase(), amount: "5000000" }]);
+    const before = await s.balance(PAYEE);
+    const done = await vote(ops[0], held.body.pending_approval_id, "approve", seen.body.payload_hash);
+    expect(done.body.status).toBe("executed");
+    await s.dev.pub.waitForTransactionReceipt({ hash: done.body.result.tx_hash });
+    expect((await s.balance(PAYEE)) - before).toBe(5n * UNIT);
+
+    // A permit (typed data kind) waits; a payment authorization (another kind) does not.
+    const deadline = (await s.now()) + 600n;
+    const p = await s.sign(a, { intent_type: "typed_data", typed_data: permit(s.token, a.address, PAYEE, UNIT, 0n, deadline) });
+    expect(p.status).toBe(202);
+    const pay = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, keccak256(toHex(`p-${Math.random()}`))) });
+    expect(pay.status).toBe(200);
+
+    // A transaction signing intent (sign_only) under probation: 202, then the SignIntentResponse with signed_tx.
+    await setRules(a, { everything: true });
+    const body = { intent_type: "transaction", to: DEAD, value: "0.001", sign_only: true };
+    const t = await s.sign(a, body, { "idempotency-key": "sign-tx-1" });
+    expect(t.status).toBe(202);
+    const tSeen = await read(s.op, t.body.pending_approval_id);
+    expect(tSeen.body.action).toBe("sign_intent");
+    expect((await vote(ops[1], t.body.pending_approval_id, "approve", tSeen.body.payload_hash)).body.status).toBe("executed");
+    const out = await s.sign(a, { ...body, approval_id: t.body.pending_approval_id });
+    expect(out.status).toBe(200);
+    assertMatchesReference("SignIntentResponse", out.body);
+    expect(out.body).toMatchObject({ intent_type: "transaction", status: "sign_only" });
+    expect(out.body.signed_tx).toMatch(/^0x/);
+    const replay = await s.sign(a, body, { "idempotency-key": "sign-tx-1" });
+    expect(replay.body).toEqual(out.body);
+  });
 
   it("approval rules are validated and set by operators only", async () => {
     const a = await s.agent({}, 0n);
