@@ -280,6 +280,25 @@ describe("human approvals", () => {
     expect(replay.body).toEqual(out.body);
   });
 
+  it("EIP-7702: a delegate outside the allowlist waits under allowlist_miss; approved, the account is delegated for that transaction only", async () => {
+    const a = await s.agent({}, 0n);
+    await setRules(a, { allowlist_miss: true, eip7702: true });
+    const ping = encodeFunctionData({ abi: [{ type: "function", name: "ping", inputs: [], outputs: [], stateMutability: "nonpayable" }], functionName: "ping" });
+    const body = { intent_type: "transaction", tx_type: 4, to: a.address, value: "0", data: ping, authorization_list: [{ address: s.delegate }] };
+    const held = await s.sign(a, body);
+    expect(held.status).toBe(202);
+    const seen = await read(s.op, held.body.pending_approval_id);
+    expect(seen.body.reasons.map((r: { rule: string }) => r.rule).sort()).toEqual(["allowlist_miss", "eip7702"]);
+    expect(seen.body.summary.authorizations).toEqual([{ delegate: s.delegate.toLowerCase() }]);
+    const done = await vote(ops[0], held.body.pending_approval_id, "approve", seen.body.payload_hash);
+    expect(done.body.status, JSON.stringify(done.body)).toBe("executed");
+    expect(done.body.result.tx_type).toBe(4);
+    await s.dev.pub.waitForTransactionReceipt({ hash: done.body.result.tx_hash });
+    expect((await s.dev.pub.getCode({ address: a.address }))?.toLowerCase()).toBe(("0xef0100" + s.delegate.slice(2)).toLowerCase());
+    // The agent's delegate allowlist is unchanged: the next one waits again.
+    expect((await s.sign(a, body)).status).toBe(202);
+  });
+
   it("approval rules are validated and set by operators only", async () => {
     const a = await s.agent({}, 0n);
     expect((await setRules(a, { quorum: 0 })).status).toBe(400);
