@@ -10,12 +10,12 @@ import { appendAudit } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import { canonicalJson } from "../canonical-json.js";
 import type { Chain } from "../chains/registry.js";
-import { getApproval, insertApproval, type ApprovalAction, type ApprovalRow } from "../db/approvals.js";
+import { countPendingFor, getApproval, insertApproval, type ApprovalAction, type ApprovalRow } from "../db/approvals.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { badRequest, conflict, notFound, ServiceError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import { settleClaims, type Claim } from "../pipeline/idempotency.js";
-import { ALLOWLIST_MISSES, DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, matchRules, rulesOf, type GateFacts } from "./rules.js";
+import { ALLOWLIST_MISSES, DEFAULT_EXPIRY_SECONDS, DEFAULT_MAX_PENDING, DEFAULT_QUORUM, matchRules, rulesOf, type GateFacts } from "./rules.js";
 
 /** What the pipeline needs to know about the approval a request belongs to. */
 export interface ApprovalInput {
@@ -83,6 +83,13 @@ export async function approvalGate(
   const id = randomUUID();
   const expiresAt = new Date(Date.now() + (rules.expiry_seconds ?? DEFAULT_EXPIRY_SECONDS) * 1000);
   const row = await withTransaction(deps.pool, async (tx) => {
+    // An agent's waiting approvals are bounded (max_pending): counted under a per-agent transaction
+    // lock, so concurrent requests of one agent, on any replica, are counted one after the other.
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext('pending_approvals'), hashtext($1))", [agent.id]);
+    const max = rules.max_pending ?? DEFAULT_MAX_PENDING;
+    if ((await countPendingFor(tx, agent.id)) >= max) {
+      throw new ServiceError("too_many_pending_approvals", 429, `This agent already has ${max} approvals waiting for operators (max_pending); retry once some are decided.`, { retryAfterSeconds: 60 });
+    }
     const row = await insertApproval(tx, {
       id,
       agent_id: agent.id,

@@ -25,11 +25,14 @@ export const ApprovalRulesSchema = z.strictObject({
   quorum: z.number().int().min(1).max(20).optional(),
   /** How long an approval waits for its quorum (default 3600 s). */
   expiry_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+  /** Approvals of this agent that may wait at once (default 20); beyond it a held request is a 429. */
+  max_pending: z.number().int().min(1).max(1000).optional(),
 });
 export type ApprovalRules = z.output<typeof ApprovalRulesSchema>;
 
 export const DEFAULT_QUORUM = 1;
 export const DEFAULT_EXPIRY_SECONDS = 3600;
+export const DEFAULT_MAX_PENDING = 20;
 
 /** What a request that passed the guardrails would do, as far as the rules care. */
 export interface GateFacts {

@@ -167,3 +167,9 @@ export async function setApprovalRules(db: Queryable, agentId: string, rules: un
   const r = await db.query("UPDATE agents SET approval_rules = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL", [agentId, rules === null ? null : JSON.stringify(rules)]);
   return (r.rowCount ?? 0) > 0;
 }
+
+/** An agent's approvals still waiting (not past their expiry). */
+export async function countPendingFor(db: Queryable, agentId: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM pending_approvals WHERE agent_id = $1 AND status = 'pending' AND expires_at > now()", [agentId]);
+  return Number(rows[0].n);
+}

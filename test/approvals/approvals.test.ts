@@ -299,6 +299,18 @@ describe("human approvals", () => {
     expect((await s.sign(a, body)).status).toBe(202);
   });
 
+  it("an agent's waiting approvals are bounded (max_pending): concurrent requests past it are 429, nothing stored", async () => {
+    const a = await s.agent({}, 0n);
+    await setRules(a, { everything: true, max_pending: 3 });
+    const rs = await Promise.all(Array.from({ length: 8 }, (_, i) => submit(a, { value: `0.00${i + 1}` })));
+    expect(rs.filter((r) => r.status === 202)).toHaveLength(3);
+    const refused = rs.filter((r) => r.status === 429);
+    expect(refused).toHaveLength(5);
+    expect(refused[0].body.code ?? refused[0].body.type).toBeDefined();
+    expect(refused[0].headers["retry-after"]).toBeDefined();
+    expect(Number((await s.svc.ctx.pool.query("SELECT count(*) FROM pending_approvals WHERE agent_id = $1", [a.id])).rows[0].count)).toBe(3);
+  });
+
   it("approval rules are validated and set by operators only", async () => {
     const a = await s.agent({}, 0n);
     expect((await setRules(a, { quorum: 0 })).status).toBe(400);
