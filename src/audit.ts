@@ -39,7 +39,15 @@ export type AuditAction =
   | "operator_key.created"
   | "operator_key.revoked"
   | "chain.reset_detected"
-  | "transaction.chain_reset";
+  | "transaction.chain_reset"
+  // Human approvals (src/approvals).
+  | "agent.approval_rules"
+  | "approval.requested"
+  | "approval.vote"
+  | "approval.decided"
+  | "approval.executed"
+  | "approval.expired"
+  | "approval.cancelled";
 
 export interface AuditEvent {
   action: AuditAction;

@@ -64,6 +64,31 @@ export class Metrics {
     labelNames: ["chain"] as const,
     registers: [this.registry],
   });
+  // Human approvals (src/approvals): how many wait, how long operators take to decide.
+  readonly approvalsRequested = new Counter({
+    name: "intents_approvals_requested_total",
+    help: "Requests held for operator approval, per action",
+    labelNames: ["action"] as const,
+    registers: [this.registry],
+  });
+  readonly approvalsPending = new Gauge({
+    name: "intents_approvals_pending",
+    help: "Approvals waiting for operators (read from the database by the approvals sweep)",
+    registers: [this.registry],
+  });
+  readonly approvalDecisionSeconds = new Histogram({
+    name: "intents_approval_decision_seconds",
+    help: "Time from an approval's request to its decision, per outcome (approved, rejected, expired)",
+    labelNames: ["outcome"] as const,
+    buckets: [1, 10, 60, 300, 900, 1800, 3600, 7200, 86400],
+    registers: [this.registry],
+  });
+  readonly approvalExecutions = new Counter({
+    name: "intents_approval_executions_total",
+    help: "Approved requests executed, per result (executed, failed)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
   readonly trackerLag = new Gauge({
     name: "intents_tracker_lag_seconds",
     help: "Age of the oldest transaction the tracker is still following, per chain",

@@ -51,6 +51,9 @@ export const OPTIONS = {
   cursor: { type: "string" },
   "include-signed-tx": { type: "boolean" },
   db: { type: "boolean" },
+  // approvals
+  reason: { type: "string" },
+  offset: { type: "string" },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;

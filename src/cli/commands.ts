@@ -321,6 +321,43 @@ export const COMMANDS: Record<string, Command> = {
       printJson({ revoked: id });
     },
   },
+  // Human approvals: requests the agents' approval rules hold for operators (src/approvals).
+  "approvals list": {
+    usage: "approvals list [--agent-id ID] [--status pending|executing|executed|failed|rejected|expired|cancelled] [--chain C] [--limit N] [--offset N] [--format table]",
+    summary: "list approvals, newest first (default: every status)",
+    options: ["agent-id", "status", "chain", "limit", "offset"],
+    async run(r) {
+      const q = query({
+        agent_id: r.v["agent-id"] !== undefined ? uuidArg(r.v["agent-id"], "--agent-id") : undefined,
+        status: r.v.status, chain: r.v.chain, limit: int(r.v.limit, "limit"), offset: int(r.v.offset, "offset"),
+      });
+      const body = await r.api().json<{ pending_approvals: Array<Record<string, unknown>> }>("GET", `/v1/pending-approvals${q}`);
+      printList(outputFormat(r.v.format), body, body.pending_approvals, ["id", "agent_id", "action", "chain", "status", "current_approvals", "required_approvals", "expires_at"]);
+    },
+  },
+  "approvals show": {
+    usage: "approvals show <approval_id>",
+    summary: "an approval: the decoded request, why it waits, its payload hash, the votes, the result",
+    options: [],
+    args: 1,
+    async run(r) {
+      printJson(await r.api().json("GET", `/v1/pending-approvals/${uuidArg(r.args[0], "approval_id")}`));
+    },
+  },
+  "approvals approve": {
+    usage: "approvals approve <approval_id> [--reason TEXT]",
+    summary: "vote for it with this operator key, bound to the payload hash shown by `approvals show`; the quorum executes it",
+    options: ["reason"],
+    args: 1,
+    run: (r) => castVote(r, "approve"),
+  },
+  "approvals reject": {
+    usage: "approvals reject <approval_id> [--reason TEXT]",
+    summary: "reject it (one rejection ends it; nothing is signed)",
+    options: ["reason"],
+    args: 1,
+    run: (r) => castVote(r, "reject"),
+  },
   "audit verify": {
     usage: "audit verify",
     summary: "walk the audit hash chain in the database; exit 1 and name the first broken event if any",
@@ -454,4 +491,12 @@ export async function runCli(argv: string[], env: CliEnv): Promise<number> {
     db: async () => (await lazy.db()).openDatabase({ databaseUrl: p.values["database-url"] ?? (e.DATABASE_URL || undefined), dataDir: p.values["data-dir"] ?? (e.DATA_DIR || undefined), notice: env.stderr }),
   };
   return (await found.command.run(run)) ?? 0;
+}
+
+/** A vote names the payload hash it was cast on: read it first, so the vote is bound to what was shown. */
+async function castVote(r: Run, decision: "approve" | "reject"): Promise<void> {
+  const id = uuidArg(r.args[0], "approval_id");
+  const api = r.api();
+  const current = await api.json<{ payload_hash: string }>("GET", `/v1/pending-approvals/${id}`);
+  printJson(await api.json("POST", `/v1/pending-approvals/${id}/approve`, { decision, payload_hash: current.payload_hash, ...(r.v.reason !== undefined ? { reason: r.v.reason } : {}) }));
 }

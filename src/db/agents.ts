@@ -39,6 +39,8 @@ export interface AgentRow {
   eip7702_delegate_allowlist: string[];
   eip7702_allow_chain_id_zero: boolean;
   sign_max_validity_seconds: number;
+  /** Approval rules (src/approvals/rules.ts, migration 0014); null: nothing waits for operators. */
+  approval_rules?: unknown;
   expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;

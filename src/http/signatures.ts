@@ -12,6 +12,8 @@ import type { PipelineDeps } from "../pipeline/submit.js";
 import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
 import { decodeCursor, encodeCursor, idempotencyKey } from "./transactions.js";
 import type { App } from "./types.js";
+import { withApprovals } from "../approvals/gate.js";
+import { approvalLocation } from "./approvals.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const AgentParams = z.object({ agent_id: z.string().max(100) });
@@ -103,7 +105,9 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
     },
     async (req, reply) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);
-      const result = await signIntent(deps, { principal, body: req.body, idempotencyKey: idempotencyKey(req), requestId: req.id, ip: req.ip });
+      // Approval rules may hold it for operators (202 + Location), src/approvals/gate.ts.
+      const result = await withApprovals(deps, { principal, body: req.body, idempotencyKey: idempotencyKey(req), requestId: req.id, ip: req.ip }, "sign_intent", (input) => signIntent(deps, input));
+      if (result.status === 202) void reply.header("location", approvalLocation(result.body));
       return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
     },
   );

@@ -18,6 +18,8 @@ import {
 } from "../pipeline/simulate.js";
 import { TransactionRequestSchema } from "../pipeline/request.js";
 import type { App } from "./types.js";
+import { withApprovals } from "../approvals/gate.js";
+import { approvalLocation } from "./approvals.js";
 import type { FastifyRequest } from "fastify";
 
 const AgentParams = z.object({ agent_id: z.string() });
@@ -107,14 +109,16 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       },
       async (req, reply) => {
         const principal = requireIntentsAgent(req, req.params.agent_id);
-        const result = await submitTransaction(deps, {
+        // Approval rules may hold it for operators (202 + Location), src/approvals/gate.ts.
+        const result = await withApprovals(deps, {
           principal,
           body: req.body,
           mode,
           idempotencyKey: idempotencyKey(req),
           requestId: req.id,
           ip: req.ip,
-        });
+        }, mode === "sign" ? "transaction.sign" : "transaction.submit", (input) => submitTransaction(deps, input));
+        if (result.status === 202) void reply.header("location", approvalLocation(result.body));
         return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
       },
     );

@@ -40,7 +40,7 @@ const majorValue = z
   .refine((v) => parseMajor(v) !== undefined, "must be a non-negative decimal string in the native unit with at most 18 decimals (e.g. \"0.5\")");
 
 // Fields of the reference request that belong to non-EVM chains or features this service does not offer.
-const UNSUPPORTED = ["destination_tag", "memo", "fee_rate_sat_per_vbyte", "fee_limit_sun", "token_mint", "token_decimals", "ttl", "xrpl_tx_json", "raw_transaction", "tron_transaction", "approval_id"] as const;
+const UNSUPPORTED = ["destination_tag", "memo", "fee_rate_sat_per_vbyte", "fee_limit_sun", "token_mint", "token_decimals", "ttl", "xrpl_tx_json", "raw_transaction", "tron_transaction"] as const;
 
 export const TransactionRequestSchema = z
   .strictObject({
@@ -69,6 +69,8 @@ export const TransactionRequestSchema = z
       .optional(),
     access_list: z.array(accessListEntry).max(64).optional(),
     authorization_list: z.array(authorizationEntry).min(1).max(8).optional(),
+    // A resubmission of a request held for approval: answered from the approval (src/approvals/gate.ts).
+    approval_id: z.uuid().optional().describe("The pending_approval_id of a 202: returns the approved request's result (never signs again), 202 while it waits, 409 once it was rejected, expired, cancelled or failed"),
     ...Object.fromEntries(UNSUPPORTED.map((k) => [k, z.never({ error: "is not supported for EVM transactions" }).optional()])),
   })
   .superRefine((r, ctx) => {

@@ -41,6 +41,7 @@ import { checkCalldata, checkTokenOutflows, type TokenOutflow } from "./token-gu
 import { calldataPolicyOf, tokenDecimals } from "./token-policy.js";
 import type { DecodedCall } from "./calldata.js";
 import { decodeTypedData, normalizeTypedData, TypedDataError, type TypedMeaning } from "./typed-data.js";
+import { approvalGate, replayAnswer, type ApprovalInput } from "../approvals/gate.js";
 
 const MAX_MESSAGE_BYTES = 16 * 1024;
 const MAX_TYPED_DATA_CHARS = 64 * 1024;
@@ -48,7 +49,7 @@ const MAX_TYPED_DATA_CHARS = 64 * 1024;
 // The transaction fields of the reference request, passed on to the submit pipeline as they are.
 const TX_FIELDS = ["to", "value", "data", "nonce", "gas_limit", "gas_price", "max_fee_per_gas", "max_priority_fee_per_gas", "tx_type", "access_list", "authorization_list", "signing_key_path", "simulate_first"] as const;
 // Fields of the reference request for other chains or features this service does not offer.
-const UNSUPPORTED = ["destination_tag", "memo", "fee_rate_sat_per_vbyte", "fee_limit_sun", "token_mint", "token_decimals", "ttl", "xrpl_tx_json", "raw_transaction", "tron_transaction", "approval_id", "max_fee_per_blob_gas", "blob_versioned_hashes"] as const;
+const UNSUPPORTED = ["destination_tag", "memo", "fee_rate_sat_per_vbyte", "fee_limit_sun", "token_mint", "token_decimals", "ttl", "xrpl_tx_json", "raw_transaction", "tron_transaction", "max_fee_per_blob_gas", "blob_versioned_hashes"] as const;
 
 const typedDataShape = z.strictObject({
   types: z.record(z.string().max(64), z.array(z.strictObject({ name: z.string().min(1).max(64), type: z.string().min(1).max(96) })).max(64))
@@ -67,11 +68,13 @@ export const SignIntentRequestSchema = z
     typed_data: z.unknown().optional(),
     hash: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex digest").optional(),
     sign_only: z.boolean().optional(),
+    // A resubmission of a request held for approval (src/approvals/gate.ts answers it).
+    approval_id: z.uuid().optional(),
   })
   .superRefine((r, ctx) => {
     const raw = r as Record<string, unknown>;
     for (const k of UNSUPPORTED) if (raw[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: k.includes("blob") ? "blob transactions (type 3) are not supported" : "is not supported for EVM signing" });
-    const allowed = new Set<string>(["intent_type", "chain", "signing_key_path", ...UNSUPPORTED,
+    const allowed = new Set<string>(["intent_type", "chain", "signing_key_path", "approval_id", ...UNSUPPORTED,
       ...(r.intent_type === "personal_sign" ? ["message"] : r.intent_type === "typed_data" ? ["typed_data"] : r.intent_type === "eip712_digest" ? ["hash"] : [...TX_FIELDS, "sign_only"])]);
     const extra = Object.keys(raw).filter((k) => !allowed.has(k));
     if (extra.length) ctx.addIssue({ code: "custom", path: [extra[0]], message: `unknown field(s) for intent_type ${r.intent_type}: ${extra.slice(0, 5).join(", ")}` });
@@ -87,6 +90,8 @@ export interface SignInput {
   idempotencyKey?: string;
   requestId?: string;
   ip?: string;
+  /** The approval this request belongs to (src/approvals/gate.ts); `executing`: the approved run. */
+  approval?: ApprovalInput;
 }
 
 /** What is about to be signed, decoded, and the checks it passed. */
@@ -115,7 +120,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
     const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint("sign_intent", input.body), deps.liveness?.key);
-    if (claimed.kind === "replay") return { status: 200, body: claimed.body };
+    if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     // A signature's answer is stored in the transaction that records it, so no claim is ever orphaned
     // with a signature behind it; an orphaned claim here belongs to a transaction request.
     if (claimed.kind === "orphaned") throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
@@ -129,6 +134,11 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
     const key = await resolveSigningKey(deps.pool, deps.signer, agent.id, chain, req.signing_key_path);
     const decoded = await decode(deps, agent, chain, key, req);
     if ("reason_code" in decoded) throw await deny(deps, input, req, chain, decoded);
+    // Approval rules (src/approvals): past every guardrail, before the signature, it may wait for operators.
+    const held = await approvalGate(deps, { ...input, mode: "sign_intent", approval: input.approval ?? { action: "sign_intent", body: input.body, heldAddresses: [], heldDelegates: [] } }, claim, {
+      tokens: decoded.outflows, typedDataKind: req.intent_type === "typed_data" ? decoded.kind : undefined, eip7702: false,
+    }, { chain, from: key.address, details: { intent_type: req.intent_type, kind: decoded.kind, meaning: decoded.meaning, digest: decoded.digest, valid_until: decoded.validUntil?.toISOString() ?? null, signing_key_path: key.path } });
+    if (held) return held;
     return await commitSignature(deps, input, req, chain, key, decoded, claim);
   } catch (err) {
     if (claim) await releaseClaim(deps.pool, claim).catch(() => {});
@@ -354,7 +364,10 @@ async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: 
     idempotencyKey: input.idempotencyKey,
     requestId: input.requestId,
     ip: input.ip,
+    approval: input.approval ?? { action: "sign_intent", body: input.body, heldAddresses: [], heldDelegates: [] },
   });
+  // Held for operators (202), or an approval's stored result (already in this shape): as it is.
+  if (result.approval) return result;
   const tx = JSON.parse(result.body) as Record<string, unknown>;
   const signed = typeof tx.signed_tx === "string" ? tx.signed_tx : null;
   const typeByte = signed ? parseInt(signed.slice(2, 4), 16) : NaN;

@@ -53,6 +53,7 @@ import { ApprovalLedger, calldataPolicyOf, checkIntentCalldata, simulatedOutflow
 import { checkSimulatedLogs, checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
+import { approvalGate, replayAnswer, type ApprovalInput } from "../approvals/gate.js";
 
 export interface PipelineDeps {
   pool: Pool;
@@ -84,12 +85,16 @@ export interface SubmitInput {
   ip?: string;
   /** Names the operation in the idempotency fingerprint (default: the mode). */
   operation?: string;
+  /** The approval this request belongs to (src/approvals/gate.ts); `executing`: the approved run. */
+  approval?: ApprovalInput;
 }
 
 export interface SubmitResult {
   status: number;
   /** The exact JSON text to send: a replay must be byte-identical to the first answer. */
   body: string;
+  /** An answer from a pending approval (202) or an executed approval's stored result. */
+  approval?: true;
 }
 
 /** A request that passed every check that needs no lock, waiting for its address's commit group. */
@@ -127,7 +132,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
     const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint(input.operation ?? input.mode, input.body), deps.liveness?.key);
-    if (claimed.kind === "replay") return { status: 200, body: claimed.body };
+    if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId, claimed.finish);
     claim = claimed.claim;
   }
@@ -203,6 +208,13 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
         (gasLimit.exceeds ? gasDenial(gas, gasLimit.exceeds) : null) ??
         checkFeeGuardrail(policy, feeWei);
       if (feeDenial) throw await deny(deps, input, intent, chain, feeDenial);
+
+      // 6c. Approval rules (src/approvals): past every guardrail, before any nonce, the request may
+      //     wait for operators (202). The approved run comes back here and goes on.
+      const held = await approvalGate(deps, input, claim, {
+        costWei: intent.valueWei + feeWei, tokens: outflows, eip7702: (intent.authorizations?.length ?? 0) > 0,
+      }, { chain, from: key.address, details: { to: intent.to, value_wei: intent.valueWei.toString(), fee_wei: feeWei.toString(), gas_limit: gas.toString(), data_bytes: intent.data ? (intent.data.length - 2) / 2 : 0, selector: intent.data && intent.data.length >= 10 ? intent.data.slice(0, 10) : null, tokens: outflows.map((o) => ({ token: o.token, amount: o.amount.toString() })), authorizations: intent.authorizations ?? [], balance_changes: simulation?.balanceChanges ?? null, signing_key_path: key.path, mode: input.mode } });
+      if (held) return held;
 
       // 7–9. The chain's next commit group signs, commits, broadcasts and answers (commitGroup below).
       //      A caller-chosen nonce is committed in a group of its own.

@@ -9,6 +9,10 @@ export const WEBHOOK_EVENT_TYPES = [
   "agent.transaction.failed",
   "signing_key.nonce_gap_alert",
   "agent.signature.created",
+  "approval.requested",
+  "approval.decided",
+  "approval.executed",
+  "approval.expired",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 /** An endpoint registered without `events` gets these: transaction events (signatures are opt-in). */
@@ -26,6 +30,11 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
   // The chain went back and no longer holds the transaction (tracker/chain-reset.ts): for the client
   // it failed; the payload's chain_status says `chain_reset`.
   "transaction.chain_reset": "agent.transaction.failed",
+  // Human approvals (src/approvals): held, decided (approved or rejected), executed (or failed), expired.
+  "approval.requested": "approval.requested",
+  "approval.decided": "approval.decided",
+  "approval.executed": "approval.executed",
+  "approval.expired": "approval.expired",
 };
 
 /** The audit actions that feed the given event types. */

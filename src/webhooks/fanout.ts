@@ -61,6 +61,8 @@ export function eventData(ev: EventRow, tx: TxSnapshot | undefined): Record<stri
   if (type === "agent.signature.created") {
     return { signature_id: ev.resource_id, agent_id: ev.actor_type === "agent" ? ev.actor_id : null, ...d, audit_event_id: ev.id };
   }
+  // An approval event: what its audit event says (agent, action, decision, status, reasons).
+  if (type?.startsWith("approval.")) return { pending_approval_id: ev.resource_id, ...d, audit_event_id: ev.id };
   let status: string | null;
   switch (type) {
     case "agent.transaction.signed":
