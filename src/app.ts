@@ -22,6 +22,7 @@ import { webhookRoutes } from "./http/webhooks.js";
 import { historyRoutes } from "./http/history.js";
 import { operatorTransactionRoutes } from "./http/operator-transactions.js";
 import { signatureRoutes } from "./http/signatures.js";
+import { consoleRoutes } from "./http/console.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -109,6 +110,7 @@ export async function buildApp(ctx: Context): Promise<App> {
   await operatorTransactionRoutes(app, ctx);
   await signatureRoutes(app, ctx);
   await operatorKeyRoutes(app, ctx);
+  await consoleRoutes(app);
   await app.ready();
   return app;
 }
