@@ -41,6 +41,7 @@ describe("operator console in Chromium", () => {
   async function screenshot(name: string) {
     for (const [vp, size] of Object.entries(VIEWPORTS)) {
       await page.setViewportSize(size);
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.waitForTimeout(150); // layout settles after the resize
       const file = path.join(shotDir, `${name}-${vp}.png`);
       await page.screenshot({ path: file });
@@ -119,6 +120,8 @@ describe("operator console in Chromium", () => {
     await page.locator(`tr[data-tx-id="${r.body.id}"] a`).click();
     await page.locator("#attempts tbody tr").first().waitFor();
     expect(await page.locator("#attempts tbody").textContent()).toContain(r.body.tx_hash);
+    const fields = await page.locator("dl.fields").first().textContent();
+    for (const f of ["tx_hash", r.body.tx_hash, "value", "0.002", "nonce"]) expect(fields).toContain(f);
     const trail = await page.locator("#tx-audit tbody").textContent();
     expect(trail).toContain("transaction.submit");
     const verify = await page.locator("#verify").textContent();

@@ -16,7 +16,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "class") e.className = v;
     else e.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) if (c !== undefined && c !== null && c !== false) e.append(c instanceof Node ? c : String(c));
+  for (const c of children.flat(Infinity)) if (c !== undefined && c !== null && c !== false) e.append(c instanceof Node ? c : String(c));
   return e;
 }
 const badge = (s) => h("span", { class: `badge s-${s}` }, s);
@@ -238,7 +238,10 @@ async function transactionsView(root) {
       const added = page.transactions.filter((t) => !seen.has(t.id));
       if (added.length) tbody.querySelector("tr.empty")?.remove();
       render([...page.transactions].reverse(), { append: false, fresh: true });
-      if (added.length) announce(`${added.length} new transaction${added.length > 1 ? "s" : ""}`);
+      if (added.length) {
+        announce(`${added.length} new transaction${added.length > 1 ? "s" : ""}`);
+        drawActivityCharts(charts).catch(() => {});
+      }
       status.textContent = `Live: updated ${new Date().toLocaleTimeString()}.`;
     } catch (e) {
       status.textContent = `Live updates paused: ${e.message}`;
