@@ -177,14 +177,25 @@ describe("operator console in Chromium", () => {
   });
 
   it("shows keys with their balances and the chains' RPC health", async () => {
+    // The same answers through the API: the local chain answers, the public ones (no internet here) do not.
+    const health = await call(svc.app, "GET", "/v1/admin/chains/health", { token: op });
+    expect(health.status).toBe(200);
+    const local = health.body.chains.find((c: { name: string }) => c.name === "local");
+    expect(local).toMatchObject({ ok: true, chain_id: 31337 });
+    expect(JSON.stringify(health.body)).not.toMatch(/https?:\/\//); // no RPC URL (they may carry API keys)
+    expect((await call(svc.app, "GET", "/v1/admin/chains/health", { token: agent.token })).status).toBe(403);
+    const balances = await call(svc.app, "GET", "/v1/admin/signing-keys/balances", { token: op });
+    const bal = await call(svc.app, "GET", `/v1/agents/${agent.id}/signing-keys/local/balance`, { token: op });
+    expect(balances.body.balances).toContainEqual({ path: "keys/local-signer", address: bal.body.address, chain: "local", balance_wei: bal.body.balance_wei, balance_display: bal.body.balance_display });
+    expect((await call(svc.app, "GET", "/v1/admin/signing-keys/balances", { token: agent.token })).status).toBe(403);
+
     await page.getByRole("link", { name: "Keys & chains" }).click();
     await page.locator("#chains tbody tr").first().waitFor();
-    await expect.poll(() => page.locator('#chains tr[data-chain="local"] .rpc').textContent(), { timeout: 15_000 }).toBe("answering");
+    await expect.poll(() => page.locator('#chains tr[data-chain="local"] .rpc').textContent(), { timeout: 15_000 }).toMatch(/^answering \(block \d+\)/);
     const keys = (await call(svc.app, "GET", "/v1/signing-keys", { token: op })).body.keys;
     expect(await page.locator("#keys tbody tr").count()).toBe(keys.length);
-    const bal = await call(svc.app, "GET", `/v1/agents/${agent.id}/signing-keys/local/balance`, { token: op });
     expect(await page.locator("#keys tbody").textContent()).toContain(bal.body.address);
-    await expect.poll(() => page.locator("#keys tbody").textContent()).toContain("(local)");
+    await expect.poll(() => page.locator("#keys tbody").textContent()).toContain(bal.body.balance_display);
     await screenshot("keys");
   });
 

@@ -568,7 +568,7 @@ async function auditView(root) {
 
 // ---- keys and chains ----
 async function keysView(root) {
-  const [keys, chains, agents, metrics] = await Promise.all([api("GET", "/v1/signing-keys"), api("GET", "/v1/admin/chains"), api("GET", "/v1/agents"), metricsText().catch(() => [])]);
+  const [keys, chains, metrics] = await Promise.all([api("GET", "/v1/signing-keys"), api("GET", "/v1/admin/chains"), metricsText().catch(() => [])]);
   const keyList = keys.signing_keys ?? keys.keys ?? [];
   const keyRows = keyList.map((k) => h("tr", {}, h("td", { class: "mono" }, k.path), h("td", { class: "mono" }, k.address), h("td", {}, k.chain ?? "any"), h("td", {}, k.agent_id ? short(k.agent_id, 8) : "shared"), h("td", { class: "balance", "data-address": k.address }, "…")));
   const chainList = chains.chains ?? [];
@@ -580,23 +580,24 @@ async function keysView(root) {
     h("section", { class: "card", "aria-labelledby": "h-chains" }, h("h2", { id: "h-chains" }, "Chains"), h("div", { class: "table-wrap" }, h("table", { id: "chains" }, h("thead", {}, h("tr", {}, ["Name", "Chain id", "State", "RPC", "RPC health"].map((c) => h("th", { scope: "col", class: c === "RPC" ? "wide" : undefined }, c)))), h("tbody", {}, chainRows)))),
     h("section", { class: "card chart", "aria-labelledby": "h-bc" }, h("h2", { id: "h-bc" }, "Broadcast outcomes"), barChart("Broadcast outcomes by chain", broadcasts, (v) => String(v))),
   );
-  // Balances and RPC health, read through the agents' balance route (the service asks the node).
-  for (const c of chainList) {
+  // RPC health and balances: the service asks each chain's nodes (bounded, with a timeout each).
+  const [health, balances] = await Promise.all([api("GET", "/v1/admin/chains/health"), api("GET", "/v1/admin/signing-keys/balances")]);
+  for (const c of health.chains) {
     const cell = root.querySelector(`tr[data-chain="${CSS.escape(c.name)}"] .rpc`);
-    const agent = agents.agents?.[0];
-    if (!agent) {
-      cell.textContent = "no agent to ask with";
-      continue;
-    }
-    try {
-      const b = await api("GET", `/v1/agents/${agent.id}/signing-keys/${encodeURIComponent(c.name)}/balance`);
-      cell.replaceChildren(h("span", { class: "ok" }, "answering"));
-      for (const td of root.querySelectorAll("td.balance")) if (td.dataset.address?.toLowerCase() === b.address.toLowerCase()) td.textContent = `${b.balance_display} (${c.name})`;
-    } catch (e) {
-      cell.replaceChildren(h("span", { class: e.status === 502 || e.status === 503 ? "bad" : "hint" }, e.status === 502 || e.status === 503 ? `unreachable (${e.message})` : e.message));
+    if (!cell) continue;
+    cell.replaceChildren(
+      c.ok ? h("span", { class: "ok" }, `answering (block ${c.block_number})`) : h("span", { class: "bad" }, `not answering: ${c.error}`),
+      h("span", { class: "hint" }, ` ${c.healthy_endpoints} of ${c.endpoints} endpoints healthy`),
+    );
+  }
+  for (const b of balances.balances) {
+    for (const td of root.querySelectorAll("td.balance")) {
+      if (td.dataset.address?.toLowerCase() !== b.address.toLowerCase() || td.closest("tr").children[2].textContent !== b.chain) continue;
+      td.textContent = b.error ? `unknown (${b.error})` : `${b.balance_display}`;
     }
   }
   for (const td of root.querySelectorAll("td.balance")) if (td.textContent === "…") td.textContent = "—";
+  for (const td of root.querySelectorAll("td.rpc")) if (td.textContent === "…") td.textContent = "disabled";
 }
 
 // ---- start ----
