@@ -113,6 +113,23 @@ describe("operator console in Chromium", () => {
     await screenshot("transactions");
   });
 
+  it("filters the history with the API's filters, kept in the URL", async () => {
+    const other = (await call(svc.app, "GET", "/v1/agents", { token: op })).body.agents.find((a: { name: string }) => a.name === "payroll-agent");
+    await page.getByLabel("Agent", { exact: true }).selectOption(other.id);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.locator("#tx-rows tr.empty").waitFor();
+    expect(page.url()).toContain(`agent_id=${other.id}`);
+    await page.getByLabel("Agent", { exact: true }).selectOption(agent.id);
+    await page.getByLabel("Status", { exact: true }).selectOption("broadcast");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.locator("#tx-rows tr[data-tx-id]").first().waitFor();
+    const shown = await page.locator("#tx-rows tr[data-tx-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-tx-id")));
+    const api = await call(svc.app, "GET", `/v1/transactions?agent_id=${agent.id}&status=broadcast`, { token: op });
+    expect(shown).toEqual(api.body.transactions.map((t: { id: string }) => t.id));
+    await page.goto(`${base}/console/#/transactions`);
+    await page.locator("#tx-rows tr[data-tx-id]").first().waitFor();
+  });
+
   it("opens a transaction: fields, attempts, audit trail, and its hash and signature verified in the browser", async () => {
     const r = await submit({ value: "0.002" });
     expect(r.status).toBe(201);
