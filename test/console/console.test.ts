@@ -180,6 +180,32 @@ describe("operator console in Chromium", () => {
     await screenshot("audit");
   });
 
+  it("rotates an agent's key (shown once; the old key stops working) and disables the agent", async () => {
+    const victim = await createAgent(svc.app, op, { name: "rotate-me" });
+    await page.goto(`${base}/console/#/agents?r=1`);
+    const card = page.locator(`section.agent[data-agent-id="${victim.id}"]`);
+    await card.waitFor();
+    page.once("dialog", (d) => void d.accept());
+    await card.getByRole("button", { name: "Rotate key" }).click();
+    await card.locator(".secret code").waitFor();
+    const shownKey = await card.locator(".secret code").textContent();
+    expect(shownKey).toMatch(/^ocv_/);
+    const oldKey = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: victim.apiKey, agent_id: victim.id } });
+    expect(oldKey.status).toBe(401);
+    const newKey = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: shownKey, agent_id: victim.id } });
+    expect(newKey.status).toBe(200);
+    expect(await page.evaluate(() => JSON.stringify(Object.entries(sessionStorage)))).not.toContain(shownKey!);
+
+    await card.getByRole("button", { name: "Disable agent" }).click();
+    await page.locator(`section.agent[data-agent-id="${victim.id}"]`).getByRole("button", { name: "Enable agent" }).waitFor();
+    expect((await call(svc.app, "GET", `/v1/agents/${victim.id}`, { token: op })).body.is_active).toBe(false);
+    const refused = await call(svc.app, "POST", `/v1/agents/${victim.id}/transactions`, { token: newKey.body.access_token, body: { to: DEAD, value: "0.001", chain: "local" } });
+    expect([401, 403]).toContain(refused.status);
+    await page.locator(`section.agent[data-agent-id="${victim.id}"]`).getByRole("button", { name: "Enable agent" }).click();
+    await page.locator(`section.agent[data-agent-id="${victim.id}"]`).getByRole("button", { name: "Disable agent" }).waitFor();
+    expect((await call(svc.app, "GET", `/v1/agents/${victim.id}`, { token: op })).body.is_active).toBe(true);
+  });
+
   it("shows the approvals view against /v1/pending-approvals, or says clearly that approvals are not available", async () => {
     const direct = await call(svc.app, "GET", "/v1/pending-approvals?status=pending&limit=100", { token: op });
     await page.getByRole("link", { name: "Approvals" }).click();
