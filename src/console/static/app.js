@@ -559,7 +559,7 @@ async function auditView(root) {
       { class: "card", id: "audit-verify", "aria-labelledby": "h-chain" },
       h("h2", { id: "h-chain" }, "Hash chain"),
       verify.chain_valid ? h("p", { class: "ok" }, `Chain valid: ${verify.events_verified} events verified`) : h("p", { class: "bad" }, `Chain broken at event ${verify.broken_at_event_id} (${verify.events_verified} of ${verify.events_checked} verified)`),
-      h("p", { class: "hint" }, `${verify.events_unsealed} events not sealed yet; scheme ${verify.scheme}.`),
+      h("p", { class: "hint" }, `${verify.events_unsealed} events not sealed yet (sealed within seconds). ${verify.scheme?.chain_structure ?? ""}`),
     ),
     form,
     h("div", { class: "card table-wrap" }, h("table", { id: "audit-events" }, h("thead", {}, h("tr", {}, ["Seq", "When", "Action", "Actor", "Resource", "Details"].map((c) => h("th", { scope: "col", class: c === "Seq" || c === "Details" ? "wide" : undefined }, c)))), tbody), more),
