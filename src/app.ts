@@ -23,6 +23,8 @@ import { historyRoutes } from "./http/history.js";
 import { operatorTransactionRoutes } from "./http/operator-transactions.js";
 import { signatureRoutes } from "./http/signatures.js";
 import { approvalRoutes } from "./http/approvals.js";
+import { consoleRoutes } from "./http/console.js";
+import { chainHealthRoutes } from "./http/chain-health.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -111,6 +113,8 @@ export async function buildApp(ctx: Context): Promise<App> {
   await signatureRoutes(app, ctx);
   await operatorKeyRoutes(app, ctx);
   await approvalRoutes(app, ctx);
+  await chainHealthRoutes(app, ctx);
+  await consoleRoutes(app);
   await app.ready();
   return app;
 }
