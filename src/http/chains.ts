@@ -13,8 +13,8 @@ import { chainNameSchema, redactRpcUrl, rpcOrigin, type Chain, type ChainRegistr
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { conflict, notFound, ServiceError } from "../errors.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** SQLSTATE unique_violation: a second chain with the same name or chain_id. */
 const PG_UNIQUE_VIOLATION = "23505";
 
@@ -237,7 +237,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.get(
     "/v1/admin/chains",
-    { schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } } },
     async (req) => {
       requireOperator(req);
       return { chains: chains.list({ includeDisabled: true }).map((c) => chainResponse(c, { admin: true })) };
@@ -246,7 +246,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.post(
     "/v1/admin/chains",
-    { schema: { tags: ["Chains"], summary: "Add a chain (operators)", body: CreateChainRequest, response: { 201: ChainResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Add a chain (operators)", body: CreateChainRequest, response: { 201: ChainResponse } } },
     async (req, reply) => {
       const op = requireOperator(req);
       const b = req.body;
@@ -285,6 +285,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
   app.put(
     "/v1/admin/chains/:chain_id",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Chains"],
         summary: "Update a chain (operators); the path names it by id, numeric chain id or name",
@@ -320,7 +321,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.delete(
     "/v1/admin/chains/:chain_id",
-    { schema: { tags: ["Chains"], summary: "Remove a chain (operators); its transactions keep the chain name", params: AdminParams } },
+    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Remove a chain (operators); its transactions keep the chain name", params: AdminParams } },
     async (req, reply) => {
       const op = requireOperator(req);
       await withTransaction(pool, async (tx) => {

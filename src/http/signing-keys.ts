@@ -17,8 +17,8 @@ import { resolveSigningKey } from "../pipeline/resolve.js";
 import type { Signer } from "../signer/signer.js";
 import { formatMajor } from "../units.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const KEY_PATH = /^(keys|wallets|agents\/[0-9a-f-]{36})\/[A-Za-z0-9._/-]+$/;
 /** The reference's EVM family name: provisions the agent's EVM key (path …/chains/ethereum). */
 const EVM_FAMILY = "ethereum";
@@ -141,6 +141,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
   app.post(
     "/v1/signing-keys",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Generate a signing key inside the HSM (operators)",
@@ -171,7 +172,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     "/v1/signing-keys",
-    { schema: { tags: ["Signing Keys"], summary: "List signing keys (operators)", response: { 200: SigningKeyListResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "List signing keys (operators)", response: { 200: SigningKeyListResponse } } },
     async (req) => {
       requireOperator(req);
       const { rows } = await pool.query<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at, path");
@@ -182,6 +183,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
   app.post(
     "/v1/agents/:agent_id/signing-keys",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Provision an agent's signing key for a chain (operators)",
@@ -257,6 +259,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
   app.patch(
     "/v1/signing-keys/:key",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Switch a signing key on or off (operators); an inactive key signs nothing",
@@ -282,7 +285,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     "/v1/signing-keys/:key/grants",
-    { schema: { tags: ["Signing Keys"], summary: "List the agents a signing key is granted to (operators)", params: KeyParams, response: { 200: GrantListResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "List the agents a signing key is granted to (operators)", params: KeyParams, response: { 200: GrantListResponse } } },
     async (req) => {
       requireOperator(req);
       const key = await findKey(pool, req.params.key);
@@ -297,6 +300,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
   app.post(
     "/v1/signing-keys/:key/grants",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Grant a signing key to an agent (operators); granting again changes nothing",
@@ -335,7 +339,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.delete(
     "/v1/signing-keys/:key/grants/:agent_id",
-    { schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams } },
+    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams } },
     async (req, reply) => {
       const op = requireOperator(req);
       const agentId = req.params.agent_id.toLowerCase();

@@ -9,6 +9,7 @@ import { notFound } from "../errors.js";
 import { attemptDelivery, DEFAULT_TIMEOUT_MS } from "../webhooks/deliver.js";
 import { DEFAULT_WEBHOOK_EVENT_TYPES, generateWebhookSecret, WEBHOOK_EVENT_TYPES } from "../webhooks/events.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
 const webhookUrl = z
   .string()
@@ -32,7 +33,6 @@ const CreateWebhookRequest = z.strictObject({
   description: z.string().max(2000).optional(),
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const WebhookParams = z.object({ id: z.string().max(100) });
 const DeliveriesQuery = z.object({
   status: z.enum(["pending", "delivered", "failed"]).optional(),
