@@ -1,6 +1,6 @@
 // Transaction rows: insert at signing, update after broadcast and by the tracker, read for the API.
 import type { Queryable } from "./pool.js";
-import { auditInsertSql } from "../audit.js";
+import { auditInsertSql } from "./audit.js";
 
 /** The `status` and `chain_status` values a row can hold; the API's filters list the same. */
 export const TX_STATUSES = ["pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"] as const;

@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { isAddress } from "viem";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/keys.js";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import {

@@ -4,7 +4,7 @@
 import type { FastifyRequest } from "fastify";
 import type { JWK } from "jose";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { AuthService, RequestBinding } from "../auth/service.js";
 import { dpopError, jwkThumbprint } from "../auth/dpop.js";
 import { credentialKey, type AuthFailureLimiter } from "../auth/failures.js";

@@ -6,7 +6,7 @@
 // the change up at their next periodic refresh.
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { requireOperator } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import { redactRpcUrl, rpcOrigin, type Chain, type ChainRegistry } from "../chains/registry.js";

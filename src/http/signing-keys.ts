@@ -5,7 +5,7 @@
 // agent (and revoke it) and switch keys off; see src/pipeline/resolve.ts for who may sign with what.
 import { getAddress } from "viem";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { requireOperator, requireReader, type Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { ChainRegistry } from "../chains/registry.js";

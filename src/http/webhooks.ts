@@ -1,7 +1,7 @@
 // Webhook endpoints (operators only): register, list, deactivate, inspect deliveries, send a test.
 // The signing secret is returned once, by the create call, and by nothing else.
 import { randomUUID } from "node:crypto";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { requireOperator } from "../auth/principal.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import {

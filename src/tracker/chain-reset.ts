@@ -18,7 +18,7 @@
 // chain), the address is funded again.
 // Locks: the address's `nonces` row FOR UPDATE (every nonce allocation takes it), so no submission
 // reserves a nonce while its address is rewritten; submissions wait for that one short transaction.
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { withTransaction } from "../db/pool.js";
 import { TRACKER_ACTOR, type StepContext } from "./types.js";
 

@@ -16,7 +16,7 @@
 // Writes: nonces, released_nonces, new transactions rows (+ first attempt, audit); then broadcasts them.
 import { keccak256, type Hex } from "viem";
 import { randomUUID } from "node:crypto";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { withTransaction, type PoolClient } from "../db/pool.js";
 import { insertTransaction, type TxRow } from "../db/transactions.js";
 import { broadcastSigned } from "../pipeline/broadcast.js";

@@ -14,7 +14,7 @@
 //   unknown (timeout, unreachable) → counted; tried again later.
 // Writes: attempt and row status, counters, audit (broadcast, dropped); fenced by the row's lease.
 import type { Hex } from "viem";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { recordBroadcastOutcome, sendSigned } from "../pipeline/broadcast.js";
 import { releaseNonce } from "../pipeline/nonce.js";

@@ -4,7 +4,7 @@
 // mempool check, which resends the stored signature if the node no longer has it. (A receipt found in
 // another block than the one recorded is handled where receipts are recorded: receipts.ts.)
 // Writes: the transactions row, the attempt, a `transaction.reorged` audit event; fenced by the lease.
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { withLease } from "./claim.js";
 import { TRACKER_ACTOR, type StepContext } from "./types.js";

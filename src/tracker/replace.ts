@@ -12,7 +12,7 @@ import { keccak256, parseTransaction, parseUnits, type Hex, type TransactionSeri
 import { getAgent, spendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline/guardrails.js";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { conflict, ServiceError } from "../errors.js";

@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { createPublicClient, http as viemHttp, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sealAuditEvents } from "../../src/audit-chain.js";
-import { appendAudit } from "../../src/audit.js";
+import { appendAudit } from "../../src/db/audit.js";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/log.js";
 import { backoffDelayMs, attemptDelivery, deliverDue } from "../../src/webhooks/deliver.js";
