@@ -6,7 +6,7 @@
 // Writes: the transactions row, the attempt, a `transaction.reorged` audit event; fenced by the lease.
 import { appendAudit } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { TRACKER_ACTOR, type StepContext } from "./types.js";
 
 export async function recordReorg(sc: StepContext, row: TxRow, reason: string): Promise<void> {

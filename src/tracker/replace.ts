@@ -18,7 +18,7 @@ import { getTransaction, type TxRow } from "../db/transactions.js";
 import { conflict, ServiceError } from "../errors.js";
 import { feeFields, type Fees } from "../pipeline/fees.js";
 import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "../db/attempts.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { bumpFees, estimateReplacementFees, highestFees } from "./fee-bump.js";
 import { sendAttempt } from "./rebroadcast.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
