@@ -10,7 +10,7 @@ import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
 import { call, newOperatorKey } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { formatMajor, parseMajor } from "../../src/units.js";
-import { recordSigningKey } from "../../src/keys.js";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { chainClient, mine, rpc, submitter } from "../lifecycle/helpers.js";
 
 const GWEI = 1_000_000_000n;

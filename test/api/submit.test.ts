@@ -107,7 +107,7 @@ describe("transactions", () => {
     const poor = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/poor-signer" } });
     const poorAddr = (poor.status === 201 ? poor.body.address : (await svc.ctx.signer.createKey("keys/poor-signer")).address) as Hex;
     if (poor.status !== 201) {
-      const { recordSigningKey } = await import("../../src/keys.js");
+      const { recordSigningKey } = await import("../../src/db/signing-keys.js");
       await recordSigningKey(svc.ctx.pool, (await svc.ctx.signer.getKey("keys/poor-signer"))!);
     }
     // Keys are granted, not guessed: the operator lets this agent sign with it.
@@ -136,7 +136,7 @@ describe("transactions", () => {
   it("200 concurrent submits on one address get 200 distinct consecutive nonces, all mined", async () => {
     const a = await createAgent(svc.app, op);
     const key = await svc.ctx.signer.createKey(`agents/${a.id}/chains/local`);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
     await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
 
@@ -159,7 +159,7 @@ describe("transactions", () => {
 
   it("commit groups span signing addresses: 120 concurrent submits over 4 addresses, consecutive nonces per address, all mined", async () => {
     const a = await createAgent(svc.app, op);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     const keys: Array<{ path: string; address: `0x${string}` }> = [];
     for (let i = 0; i < 4; i++) {
       const key = await svc.ctx.signer.createKey(`agents/${a.id}/hot-${i}`);
@@ -198,7 +198,7 @@ describe("transactions", () => {
   it("a request whose values PostgreSQL refuses fails alone: the others queued in its commit group still commit, with no nonce gap", async () => {
     const a = await createAgent(svc.app, op);
     const key = await svc.ctx.signer.createKey(`agents/${a.id}/refused`);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
     await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
     // Stands in for any value the database refuses after validation passed (a data or constraint error).

@@ -4,7 +4,7 @@
 // transaction row, the key's nonce unchanged, the attacker's balance and allowance zero.
 import { createPublicClient, encodeFunctionData, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordSigningKey } from "../../src/keys.js";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { PERMIT2 } from "../../src/pipeline/calldata.js";
 import { tokenDecimals } from "../../src/pipeline/token-policy.js";
 import { Router, TestToken } from "../contracts/index.js";

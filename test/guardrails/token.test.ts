@@ -2,7 +2,7 @@
 // cannot bypass the recipient allowlist or the limits.
 import { encodeFunctionData, type Address, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordSigningKey } from "../../src/keys.js";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { Router, TestToken } from "../contracts/index.js";
 import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";

@@ -162,7 +162,7 @@ describe("webhooks (service)", () => {
   };
   const poorKey = async (name: string): Promise<string> => {
     const key = await svc.ctx.signer.createKey(name);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     await recordSigningKey(svc.ctx.pool, key, { agentId: agent.id }); // the agent's own key
     // Enough for one small transfer, far from enough for 5 ETH.
     await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 16n).toString(16)] as never });
