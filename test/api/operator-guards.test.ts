@@ -1,9 +1,9 @@
 // Authorization comes before validation on every route: an agent calling an operator route with a
 // malformed body or query gets 403, never a 400 that would tell it the body's shape. The route list
 // is the app's own (its OpenAPI description), so a new operator route without a guard fails here.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 /** The non-public routes an agent may call (on itself); every other non-public route is operators' only. */
 const AGENT_ROUTES = new Set([
@@ -26,23 +26,19 @@ const AGENT_ROUTES = new Set([
 const MALFORMED: unknown[] = [{ __unknown_field: [1, 2, 3] }, { name: 42, chain: { x: 1 }, url: [] }, [1, 2], "not an object"];
 
 describe("guards before validation", () => {
-  let svc: TestService;
-  let agent: TestAgent;
   let routes: Array<{ method: string; path: string; isPublic: boolean }>;
-  const op = newOperatorKey();
+  const svc = useService({ agent: true });
+  const { op } = svc;
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    agent = await createAgent(svc.app, op);
     const spec = svc.app.swagger() as { paths: Record<string, Record<string, { security?: unknown[] }>> };
     routes = Object.entries(spec.paths).flatMap(([path, ops]) =>
       Object.entries(ops).map(([method, o]) => ({ method: method.toUpperCase(), path, isPublic: Array.isArray(o.security) && o.security.length === 0 })),
     );
   });
-  afterAll(async () => svc?.close());
 
   /** A concrete URL: the agent's own id where a route names an agent, a malformed query on every route. */
   const urlOf = (path: string) =>
-    path.replace("{agent_id}", agent.id).replace(/\{[a-z_]+\}/g, "00000000-0000-4000-8000-000000000000") + "?limit=-1&chain_status=nope&__unknown=1";
+    path.replace("{agent_id}", svc.agent.id).replace(/\{[a-z_]+\}/g, "00000000-0000-4000-8000-000000000000") + "?limit=-1&chain_status=nope&__unknown=1";
 
   it("the route list is the app's and holds the operator routes", () => {
     const keys = routes.map((r) => `${r.method} ${r.path}`);
@@ -56,7 +52,7 @@ describe("guards before validation", () => {
     for (const r of operatorRoutes) {
       for (const body of r.method === "GET" ? [undefined] : MALFORMED) {
         const res = await call(svc.app, r.method as "GET", urlOf(r.path), {
-          token: agent.token,
+          token: svc.agent.token,
           body: typeof body === "string" ? JSON.stringify(body) : body,
         });
         if (res.status !== 403) wrong.push(`${r.method} ${r.path} ${JSON.stringify(body)} → ${res.status} ${res.body?.code}`);
@@ -69,7 +65,7 @@ describe("guards before validation", () => {
     const asAgent = ["/transactions", "/transactions/sign", "/transactions/simulate", "/transactions/simulate-bundle", "/sign"];
     for (const p of asAgent) {
       for (const body of MALFORMED) {
-        const res = await call(svc.app, "POST", `/v1/agents/${agent.id}${p}`, { token: op, body: typeof body === "string" ? JSON.stringify(body) : body });
+        const res = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}${p}`, { token: op, body: typeof body === "string" ? JSON.stringify(body) : body });
         expect(res.status, `${p} ${JSON.stringify(body)}`).toBe(403);
       }
     }
@@ -78,7 +74,7 @@ describe("guards before validation", () => {
   it("an agent gets 403, not 400, acting on another agent's id", async () => {
     const other = await createAgent(svc.app, op);
     for (const p of ["/transactions", "/transactions/sign", "/transactions/simulate", "/transactions/simulate-bundle", "/sign"]) {
-      const res = await call(svc.app, "POST", `/v1/agents/${other.id}${p}`, { token: agent.token, body: MALFORMED[0] });
+      const res = await call(svc.app, "POST", `/v1/agents/${other.id}${p}`, { token: svc.agent.token, body: MALFORMED[0] });
       expect(res.status, p).toBe(403);
     }
   });
