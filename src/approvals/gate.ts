@@ -6,7 +6,7 @@
 // Nothing here signs. Execution after the quorum is ./service.ts.
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import { canonicalJson } from "../canonical-json.js";
 import type { Chain } from "../chains/registry.js";

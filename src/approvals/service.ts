@@ -14,7 +14,7 @@
 // then answers from the transaction or signature already committed, so nothing is signed twice.
 // The result (or the failure, e.g. a limit exceeded meanwhile) is stored on the approval.
 import { randomUUID } from "node:crypto";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import {
   countPending, expireApprovals, insertVote, listVotes, lockApproval, orphanedExecutions, takeExecution, updateApproval,
   type ApprovalRow, type VoteRow,

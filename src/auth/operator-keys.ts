@@ -3,7 +3,7 @@
 // cache of operator keys anywhere: each request looks its key up (auth/service.ts), so a revocation
 // holds on every replica from its COMMIT on.
 import { randomUUID } from "node:crypto";
-import { appendAudit, type AuditEvent } from "../audit.js";
+import { appendAudit, type AuditEvent } from "../db/audit.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { conflict, notFound } from "../errors.js";
 import { generateApiKey, hashApiKey, keyPrefix, OPERATOR_KEY_PREFIX } from "./keys.js";

@@ -5,6 +5,20 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import { z } from "zod";
 import { chainEnvKey } from "../config.js";
+import {
+  baseFeeMultiple,
+  chainNameSchema,
+  confirmations,
+  displayName,
+  evmChainId,
+  explorerUrl,
+  identifier,
+  maxFeePerGasGwei,
+  nativeCurrency,
+  rpcUrls,
+  wsUrl,
+} from "./fields.js";
+import { deletedChainNames, listChainRows, upsertFileChain } from "../db/chains.js";
 import type { Queryable } from "../db/pool.js";
 
 export interface Chain {
@@ -30,25 +44,25 @@ export interface Chain {
   updated_at: Date;
 }
 
-export const chainNameSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be lower-case letters, digits and '-', starting with a letter or digit");
+export { chainNameSchema };
 
+// chains.json entries: the same field rules as an operator's POST /v1/admin/chains (./fields.ts);
+// aliases are compared lower-case.
 const ChainSeedSchema = z.object({
   name: chainNameSchema,
-  display_name: z.string().min(1),
-  chain_id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-  native_currency: z.string().min(1).max(16).default("ETH"),
+  display_name: displayName,
+  chain_id: evmChainId,
+  native_currency: nativeCurrency.default("ETH"),
   is_testnet: z.boolean().default(false),
   is_enabled: z.boolean().default(true),
-  rpc_urls: z.array(z.string()).default([]),
-  ws_url: z.string().nullable().optional(),
-  explorer_url: z.string().nullable().optional(),
+  rpc_urls: rpcUrls.default([]),
+  ws_url: wsUrl.nullable().optional(),
+  explorer_url: explorerUrl.nullable().optional(),
   eip1559: z.boolean().default(true),
-  confirmations: z.number().int().min(0).max(1000).default(1),
-  aliases: z.array(z.string()).default([]),
-  max_fee_per_gas_gwei: z.number().positive().max(1e9).nullable().optional(),
-  base_fee_multiple: z.number().min(1).max(1000).nullable().optional(),
+  confirmations: confirmations.default(1),
+  aliases: z.array(z.string().transform((a) => a.toLowerCase()).pipe(identifier)).max(32).default([]),
+  max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
+  base_fee_multiple: baseFeeMultiple.nullable().optional(),
 });
 export type ChainSeed = z.infer<typeof ChainSeedSchema>;
 
@@ -64,30 +78,17 @@ export function readChainsFile(file: string): ChainSeed[] {
 
 /** Inserts new chains from the file and refreshes the ones still managed by it. */
 export async function seedChains(db: Queryable, seeds: ChainSeed[]): Promise<void> {
-  const deleted = new Set((await db.query<{ name: string }>("SELECT name FROM deleted_chains")).rows.map((r) => r.name));
+  const deleted = await deletedChainNames(db);
   for (const c of seeds) {
     if (deleted.has(c.name)) continue;
-    await db.query(
-      `INSERT INTO chains (id, name, display_name, chain_id, native_currency, is_testnet, is_enabled, rpc_urls,
-                           ws_url, explorer_url, eip1559, confirmations, aliases, max_fee_per_gas_gwei, base_fee_multiple, managed_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'file')
-       ON CONFLICT (name) DO UPDATE SET
-         display_name = EXCLUDED.display_name, chain_id = EXCLUDED.chain_id,
-         native_currency = EXCLUDED.native_currency, is_testnet = EXCLUDED.is_testnet,
-         is_enabled = EXCLUDED.is_enabled, rpc_urls = EXCLUDED.rpc_urls, ws_url = EXCLUDED.ws_url,
-         explorer_url = EXCLUDED.explorer_url, eip1559 = EXCLUDED.eip1559,
-         confirmations = EXCLUDED.confirmations, aliases = EXCLUDED.aliases,
-         max_fee_per_gas_gwei = EXCLUDED.max_fee_per_gas_gwei, base_fee_multiple = EXCLUDED.base_fee_multiple, updated_at = now()
-       WHERE chains.managed_by = 'file'`,
-      [randomUUID(), c.name, c.display_name, c.chain_id, c.native_currency, c.is_testnet, c.is_enabled, c.rpc_urls,
-       c.ws_url ?? null, c.explorer_url ?? null, c.eip1559, c.confirmations, c.aliases.map((a) => a.toLowerCase()),
-       c.max_fee_per_gas_gwei ?? null, c.base_fee_multiple ?? null],
-    );
+    await upsertFileChain(db, randomUUID(), {
+      ...c,
+      ws_url: c.ws_url ?? null,
+      explorer_url: c.explorer_url ?? null,
+      max_fee_per_gas_gwei: c.max_fee_per_gas_gwei ?? null,
+      base_fee_multiple: c.base_fee_multiple ?? null,
+    });
   }
-}
-
-interface ChainRow extends Omit<Chain, "chain_id"> {
-  chain_id: string;
 }
 
 export class ChainRegistry {
@@ -101,7 +102,7 @@ export class ChainRegistry {
 
   /** Re-reads the table; cheap (a handful of rows), called at start, after admin changes and periodically. */
   async refresh(): Promise<void> {
-    const { rows } = await this.db.query<ChainRow>("SELECT * FROM chains ORDER BY chain_id");
+    const rows = await listChainRows(this.db);
     this.chains = rows.map((r) => ({ ...r, chain_id: Number(r.chain_id), rpc_urls: this.effectiveRpc(r.name, r.rpc_urls) }));
   }
 

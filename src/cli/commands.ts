@@ -7,6 +7,7 @@ import { ApiClient, query } from "./api.js";
 import { allowOnly, bool, CommandFailed, int, list, nullable, parse, UsageError, type OptionName, type Parsed, type Values } from "./args.js";
 import type { CliDatabase } from "./db.js";
 import { outputFormat, printJson, printList } from "./output.js";
+import { UUID } from "../uuid.js";
 
 // The service's modules (viem, pg, the whole context) load only in the commands that use them, so
 // the API commands start quickly.
@@ -38,8 +39,6 @@ export interface Command {
   args?: number;
   run(r: Run): Promise<number | void>;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function uuidArg(v: string, what: string): string {
   if (!UUID.test(v)) throw new UsageError(`${what} must be a uuid`);

@@ -1,7 +1,7 @@
 // Signatures of messages, typed data and digests (POST /v1/agents/{id}/sign): the row, the token
 // amounts it lets someone move (token_spend, for the rolling per-token limits) and its audit event,
 // written together by the caller's transaction. Listing pages by (created_at, id), newest first.
-import { auditRecordset, auditInsertSql, type AuditEvent } from "../audit.js";
+import { auditRecordset, auditInsertSql, type AuditEvent } from "./audit.js";
 import type { TokenOutflow } from "../pipeline/token-guardrails.js";
 import type { Queryable } from "./pool.js";
 

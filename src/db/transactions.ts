@@ -1,9 +1,12 @@
 // Transaction rows: insert at signing, update after broadcast and by the tracker, read for the API.
 import type { Queryable } from "./pool.js";
-import { auditInsertSql } from "../audit.js";
+import { auditInsertSql } from "./audit.js";
 
-export type TxStatus = "pending" | "signed" | "sign_only" | "broadcast" | "failed" | "simulation_failed";
-export type ChainStatus = "unconfirmed" | "confirmed" | "reverted" | "replaced" | "dropped" | "chain_reset";
+/** The `status` and `chain_status` values a row can hold; the API's filters list the same. */
+export const TX_STATUSES = ["pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"] as const;
+export const CHAIN_STATUSES = ["unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"] as const;
+export type TxStatus = (typeof TX_STATUSES)[number];
+export type ChainStatus = (typeof CHAIN_STATUSES)[number];
 
 export interface TxRow {
   id: string;

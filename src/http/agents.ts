@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { isAddress } from "viem";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/keys.js";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import {
@@ -16,6 +16,7 @@ import { unknownCalldataOf } from "../pipeline/token-guardrails.js";
 import { formatMajor, parseMajor } from "../units.js";
 import { MAX_DATA_BYTES_CEILING } from "../config.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
 const addressList = z
   .array(z.string().refine((v) => /^0x[0-9a-fA-F]{40}$/.test(v) && isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte address"))
@@ -87,7 +88,6 @@ type GuardrailInput = z.infer<typeof UpdateAgentRequest>;
 
 // Any string: an agent naming another (or a malformed) id must get 403/404, not a 400 about its shape.
 const AgentParams = z.object({ agent_id: z.string().max(100) });
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const agentOrNotFound = async (pool: Pool, id: string) => {
   const a = UUID.test(id) ? await getAgent(pool, id) : undefined;
   if (!a) throw notFound("Agent not found.");
@@ -222,7 +222,7 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
     },
   );
 
-  app.get("/v1/agents", { schema: { tags: ["Agents"], summary: "List agents (operators)" } }, async (req) => {
+  app.get("/v1/agents", { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "List agents (operators)" } }, async (req) => {
     requireOperator(req);
     const agents = await listAgents(pool);
     return { agents: await Promise.all(agents.map((a) => agentResponse(pool, a))) };
@@ -260,7 +260,7 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
     },
   );
 
-  app.delete("/v1/agents/:agent_id", { schema: { tags: ["Agents"], summary: "Delete an agent (operators)", params: AgentParams } }, async (req, reply) => {
+  app.delete("/v1/agents/:agent_id", { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "Delete an agent (operators)", params: AgentParams } }, async (req, reply) => {
     const op = requireOperator(req);
     await agentOrNotFound(pool, req.params.agent_id);
     await withTransaction(pool, async (tx) => {
@@ -272,7 +272,7 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
 
   app.post(
     "/v1/agents/:agent_id/rotate-key",
-    { schema: { tags: ["Agents"], summary: "Replace the agent's API key and revoke its tokens (operators)", params: AgentParams } },
+    { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "Replace the agent's API key and revoke its tokens (operators)", params: AgentParams } },
     async (req) => {
       const op = requireOperator(req);
       await agentOrNotFound(pool, req.params.agent_id);

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import type { FastifyRequest } from "fastify";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import { getAgent } from "../db/agents.js";
 import { getApproval, listApprovals, listVotes, setApprovalRules, type ApprovalRow, type VoteRow } from "../db/approvals.js";

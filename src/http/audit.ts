@@ -1,6 +1,7 @@
 // Operator access to the audit log: filtered, cursor-paginated events, and chain verification.
 import { z } from "zod";
 import { verifyAuditChain } from "../audit-chain.js";
+import { listAuditEvents, type AuditEventRow } from "../db/audit.js";
 import type { Pool } from "../db/pool.js";
 import { badRequest } from "../errors.js";
 import type { App } from "./types.js";
@@ -15,25 +16,7 @@ const Query = z.object({
   cursor: z.string().max(40).optional(),
 });
 
-interface EventRow {
-  seq: string;
-  id: string;
-  action: string;
-  actor_type: string;
-  actor_id: string | null;
-  resource_type: string | null;
-  resource_id: string | null;
-  details: Record<string, unknown>;
-  request_id: string | null;
-  ip_address: string | null;
-  created_at: Date;
-  chain_seq: string | null;
-  prev_hash: string | null;
-  hash: string | null;
-  org_id: string;
-}
-
-function toEvent(r: EventRow) {
+function toEvent(r: AuditEventRow) {
   return {
     id: r.id,
     action: r.action,
@@ -56,26 +39,18 @@ export async function auditRoutes(app: App, deps: { pool: Pool }): Promise<void>
     { config: { operatorOnly: true }, schema: { tags: ["Audit"], summary: "Audit events, newest first", querystring: Query } },
     async (req) => {
       const q = req.query;
-      const where: string[] = [];
-      const params: unknown[] = [];
-      const add = (sql: string, v: unknown) => {
-        params.push(v);
-        where.push(sql.replace("?", `$${params.length}`));
-      };
-      if (q.action) add("action = ?", q.action);
-      if (q.actor_id) add("actor_id = ?", q.actor_id);
-      if (q.resource_id) add("resource_id = ?", q.resource_id);
-      if (q.from) add("created_at >= ?", new Date(q.from));
-      if (q.to) add("created_at < ?", new Date(q.to));
-      if (q.cursor) {
-        if (!/^\d{1,19}$/.test(q.cursor)) throw badRequest("Invalid cursor.", [{ field: "cursor", message: "is not a cursor returned by this API" }]);
-        add("seq < ?", q.cursor);
+      if (q.cursor && !/^\d{1,19}$/.test(q.cursor)) {
+        throw badRequest("Invalid cursor.", [{ field: "cursor", message: "is not a cursor returned by this API" }]);
       }
-      params.push(q.limit);
-      const { rows } = await deps.pool.query<EventRow>(
-        `SELECT e.*, i.org_id FROM audit_events e CROSS JOIN installation i ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT $${params.length}`,
-        params,
-      );
+      const rows = await listAuditEvents(deps.pool, {
+        action: q.action,
+        actorId: q.actor_id,
+        resourceId: q.resource_id,
+        from: q.from ? new Date(q.from) : undefined,
+        to: q.to ? new Date(q.to) : undefined,
+        beforeSeq: q.cursor,
+        limit: q.limit,
+      });
       return {
         events: rows.map(toEvent),
         count: rows.length,

@@ -4,7 +4,7 @@
 import type { FastifyRequest } from "fastify";
 import type { JWK } from "jose";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { AuthService, RequestBinding } from "../auth/service.js";
 import { dpopError, jwkThumbprint } from "../auth/dpop.js";
 import { credentialKey, type AuthFailureLimiter } from "../auth/failures.js";
@@ -20,6 +20,8 @@ declare module "fastify" {
     public?: boolean;
     /** Operator-only: agents get 403 before their body is even validated. */
     operatorOnly?: boolean;
+    /** Any other authorization check that must answer 401/403 before the body is validated. */
+    guard?: (req: FastifyRequest) => void;
   }
 }
 
@@ -34,6 +36,7 @@ export function registerAuthHook(app: App, auth: AuthService, failures: AuthFail
   });
   app.addHook("preValidation", async (req) => {
     if (req.routeOptions.config?.operatorOnly) requireOperator(req);
+    req.routeOptions.config?.guard?.(req);
   });
 }
 

@@ -6,7 +6,7 @@ import { requireOperator } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
-import type { SigningKeyRow } from "../keys.js";
+import type { SigningKeyRow } from "../db/signing-keys.js";
 import { formatMajor } from "../units.js";
 import type { App } from "./types.js";
 

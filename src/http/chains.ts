@@ -6,95 +6,26 @@
 // the change up at their next periodic refresh.
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { requireOperator } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
-import { chainNameSchema, redactRpcUrl, rpcOrigin, type Chain, type ChainRegistry } from "../chains/registry.js";
+import { redactRpcUrl, rpcOrigin, type Chain, type ChainRegistry } from "../chains/registry.js";
+import {
+  chainUsingIdentifier,
+  deleteChain,
+  insertAdminChain,
+  lockChainRow,
+  lockChainWrites,
+  updateAdminChain,
+  type ChainUpdate,
+} from "../db/chains.js";
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { conflict, notFound, ServiceError } from "../errors.js";
+import { ChainListResponse, ChainResponse, CreateChainRequest, UpdateChainRequest } from "./schemas/chains.js";
 import type { App } from "./types.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** SQLSTATE unique_violation: a second chain with the same name or chain_id. */
 const PG_UNIQUE_VIOLATION = "23505";
-
-function urlWith(protocols: string[], opts: { noUserInfo?: boolean } = {}) {
-  return (v: string) => {
-    try {
-      const u = new URL(v);
-      if (!protocols.includes(u.protocol) || u.hostname === "") return false;
-      return !(opts.noUserInfo && (u.username || u.password));
-    } catch {
-      return false;
-    }
-  };
-}
-
-const rpcUrl = z.string().max(2048).refine(urlWith(["http:", "https:", "ws:", "wss:"]), "must be an http(s) or ws(s) URL");
-const wsUrl = z.string().max(2048).refine(urlWith(["ws:", "wss:"]), "must be a ws(s) URL");
-const explorerUrl = z.string().max(2048).refine(urlWith(["http:", "https:"], { noUserInfo: true }), "must be an http(s) URL without credentials");
-// A name or alias made only of digits would never resolve (digits are read as a chain id).
-const identifier = chainNameSchema.refine((v) => !/^\d+$/.test(v), "must not be only digits");
-const displayName = z.string().trim().min(1).max(200);
-const nativeCurrency = z.string().trim().min(1).max(16);
-const confirmations = z.number().int().min(0).max(1000);
-const aliases = z.array(identifier).max(32);
-
-const CreateChainRequest = z.strictObject({
-  name: identifier,
-  display_name: displayName,
-  chain_id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-  rpc_url: rpcUrl.optional(),
-  rpc_urls: z.array(rpcUrl).max(20).optional(),
-  ws_url: wsUrl.nullable().optional(),
-  explorer_url: explorerUrl.nullable().optional(),
-  native_currency: nativeCurrency.default("ETH"),
-  is_testnet: z.boolean().default(false),
-  is_enabled: z.boolean().default(true),
-  eip1559: z.boolean().default(true),
-  confirmations: confirmations.default(1),
-  aliases: aliases.default([]),
-});
-
-const UpdateChainRequest = z.strictObject({
-  display_name: displayName.optional(),
-  rpc_url: rpcUrl.optional(),
-  rpc_urls: z.array(rpcUrl).max(20).optional(),
-  ws_url: wsUrl.nullable().optional(),
-  explorer_url: explorerUrl.nullable().optional(),
-  native_currency: nativeCurrency.optional(),
-  is_testnet: z.boolean().optional(),
-  is_enabled: z.boolean().optional(),
-  eip1559: z.boolean().optional(),
-  confirmations: confirmations.optional(),
-  aliases: aliases.optional(),
-  // Fee bounds of this chain (null: the service-wide MAX_FEE_PER_GAS_CAP_GWEI and BASE_FEE_MULTIPLE).
-  max_fee_per_gas_gwei: z.number().positive().max(1e9).nullable().optional(),
-  base_fee_multiple: z.number().min(1).max(1000).nullable().optional(),
-});
-type UpdateChainRequest = z.infer<typeof UpdateChainRequest>;
-
-export const ChainResponse = z.object({
-  id: z.string(),
-  name: z.string(),
-  display_name: z.string(),
-  chain_id: z.number().int(),
-  native_currency: z.string(),
-  is_testnet: z.boolean(),
-  is_enabled: z.boolean(),
-  rpc_url: z.string().optional(),
-  rpc_urls: z.array(z.string()),
-  ws_url: z.string().optional(),
-  explorer_url: z.string().optional(),
-  eip1559: z.boolean(),
-  confirmations: z.number().int(),
-  aliases: z.array(z.string()),
-  max_fee_per_gas_gwei: z.number().nullable(),
-  base_fee_multiple: z.number().nullable(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
-const ChainListResponse = z.object({ chains: z.array(ChainResponse) });
 
 /**
  * A chain as clients see it. Public views show each RPC and websocket URL's origin only (scheme, host,
@@ -131,49 +62,13 @@ function mergeRpcUrls(one: string | undefined, many: string[] | undefined): stri
   return [...new Set([...(one !== undefined ? [one] : []), ...(many ?? [])])];
 }
 
-interface ChainRowLite {
-  id: string;
-  name: string;
-  chain_id: string;
-  aliases: string[];
-}
-
-/**
- * The row an admin path parameter names: the row's uuid (the reference's form), the numeric chain id,
- * or a name or alias. Locks the row (FOR UPDATE) for the rest of the caller's transaction.
- */
-async function lockChainRow(tx: PoolClient, ref: string): Promise<ChainRowLite | undefined> {
-  const key = ref.trim().toLowerCase();
-  const cols = "id, name, chain_id, aliases";
-  if (UUID.test(key)) {
-    return (await tx.query<ChainRowLite>(`SELECT ${cols} FROM chains WHERE id = $1 FOR UPDATE`, [key])).rows[0];
-  }
-  if (/^\d{1,16}$/.test(key)) {
-    return (await tx.query<ChainRowLite>(`SELECT ${cols} FROM chains WHERE chain_id = $1 FOR UPDATE`, [key])).rows[0];
-  }
-  const { rows } = await tx.query<ChainRowLite>(
-    `SELECT ${cols} FROM chains WHERE name = $1 OR $1 = ANY(aliases) ORDER BY (name = $1) DESC LIMIT 1 FOR UPDATE`,
-    [key],
-  );
-  return rows[0];
-}
-
 /**
  * Names and aliases must stay unambiguous across chains (the registry resolves a name before an alias,
  * so a clash would silently shadow one chain). Checked under the chain-write advisory lock.
  */
 async function assertIdentifiersFree(tx: PoolClient, ids: string[], selfId: string | null): Promise<void> {
-  if (ids.length === 0) return;
-  const { rows } = await tx.query<{ name: string }>(
-    `SELECT name FROM chains WHERE ($2::uuid IS NULL OR id <> $2::uuid) AND (name = ANY($1::text[]) OR aliases && $1::text[]) LIMIT 1`,
-    [ids, selfId],
-  );
-  if (rows[0]) throw conflict(`Chain ${rows[0].name} already uses one of these names or aliases: ${ids.join(", ")}.`, "chain_exists");
-}
-
-/** Serialises admin chain writes across replicas (alias uniqueness has no table constraint). */
-async function lockChainWrites(tx: PoolClient): Promise<void> {
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext('intents.admin.chains'))");
+  const taken = await chainUsingIdentifier(tx, ids, selfId);
+  if (taken) throw conflict(`Chain ${taken} already uses one of these names or aliases: ${ids.join(", ")}.`, "chain_exists");
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -183,8 +78,8 @@ function isUniqueViolation(err: unknown): boolean {
 const duplicateChain = () => conflict("A chain with that name or chain_id already exists.", "chain_exists");
 
 /** The fields an update sets, as (column, value) pairs; only whitelisted columns ever reach the SQL. */
-function updateColumns(b: UpdateChainRequest, selfName: string): Array<[string, unknown]> {
-  const cols: Array<[string, unknown]> = [];
+function updateColumns(b: UpdateChainRequest, selfName: string): ChainUpdate {
+  const cols: ChainUpdate = [];
   if (b.display_name !== undefined) cols.push(["display_name", b.display_name]);
   const rpc = mergeRpcUrls(b.rpc_url, b.rpc_urls);
   if (rpc !== undefined) cols.push(["rpc_urls", rpc]);
@@ -237,7 +132,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.get(
     "/v1/admin/chains",
-    { schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } } },
     async (req) => {
       requireOperator(req);
       return { chains: chains.list({ includeDisabled: true }).map((c) => chainResponse(c, { admin: true })) };
@@ -246,7 +141,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.post(
     "/v1/admin/chains",
-    { schema: { tags: ["Chains"], summary: "Add a chain (operators)", body: CreateChainRequest, response: { 201: ChainResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Add a chain (operators)", body: CreateChainRequest, response: { 201: ChainResponse } } },
     async (req, reply) => {
       const op = requireOperator(req);
       const b = req.body;
@@ -256,15 +151,12 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
         await withTransaction(pool, async (tx) => {
           await lockChainWrites(tx);
           await assertIdentifiersFree(tx, [b.name, ...aliasList], null);
-          await tx.query(
-            `INSERT INTO chains (id, name, display_name, chain_id, native_currency, is_testnet, is_enabled, rpc_urls,
-                                 ws_url, explorer_url, eip1559, confirmations, aliases, managed_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'admin')`,
-            [id, b.name, b.display_name, b.chain_id, b.native_currency, b.is_testnet, b.is_enabled,
-             mergeRpcUrls(b.rpc_url, b.rpc_urls) ?? [], b.ws_url ?? null, b.explorer_url ?? null, b.eip1559,
-             b.confirmations, aliasList],
-          );
-          await tx.query("DELETE FROM deleted_chains WHERE name = $1", [b.name]);
+          await insertAdminChain(tx, id, {
+            name: b.name, display_name: b.display_name, chain_id: b.chain_id, native_currency: b.native_currency,
+            is_testnet: b.is_testnet, is_enabled: b.is_enabled, rpc_urls: mergeRpcUrls(b.rpc_url, b.rpc_urls) ?? [],
+            ws_url: b.ws_url ?? null, explorer_url: b.explorer_url ?? null, eip1559: b.eip1559,
+            confirmations: b.confirmations, aliases: aliasList, max_fee_per_gas_gwei: null, base_fee_multiple: null,
+          });
           // No URLs in the audit trail: an admin-supplied RPC URL may carry an API key.
           await appendAudit(tx, {
             action: "chain.create", actor: op, resourceType: "chain", resourceId: id,
@@ -285,6 +177,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
   app.put(
     "/v1/admin/chains/:chain_id",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Chains"],
         summary: "Update a chain (operators); the path names it by id, numeric chain id or name",
@@ -302,11 +195,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
         const cols = updateColumns(req.body, row.name);
         const newAliases = cols.find(([c]) => c === "aliases")?.[1] as string[] | undefined;
         if (newAliases) await assertIdentifiersFree(tx, newAliases, row.id);
-        const sets = cols.map(([c], i) => `${c} = $${i + 2}`);
-        await tx.query(
-          `UPDATE chains SET ${[...sets, "managed_by = 'admin'", "updated_at = now()"].join(", ")} WHERE id = $1`,
-          [row.id, ...cols.map(([, v]) => v)],
-        );
+        await updateAdminChain(tx, row.id, cols);
         await appendAudit(tx, {
           action: "chain.update", actor: op, resourceType: "chain", resourceId: row.id,
           details: { name: row.name, chain_id: Number(row.chain_id), fields: Object.keys(req.body).sort() }, requestId: req.id, ip: req.ip,
@@ -320,16 +209,14 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.delete(
     "/v1/admin/chains/:chain_id",
-    { schema: { tags: ["Chains"], summary: "Remove a chain (operators); its transactions keep the chain name", params: AdminParams } },
+    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Remove a chain (operators); its transactions keep the chain name", params: AdminParams } },
     async (req, reply) => {
       const op = requireOperator(req);
       await withTransaction(pool, async (tx) => {
         await lockChainWrites(tx);
         const row = await lockChainRow(tx, req.params.chain_id);
         if (!row) throw notFound(`No chain '${req.params.chain_id}'.`);
-        await tx.query("DELETE FROM chains WHERE id = $1", [row.id]);
-        // Remembered so that chains.json does not bring it back at the next start.
-        await tx.query("INSERT INTO deleted_chains (name) VALUES ($1) ON CONFLICT DO NOTHING", [row.name]);
+        await deleteChain(tx, row);
         await appendAudit(tx, {
           action: "chain.delete", actor: op, resourceType: "chain", resourceId: row.id,
           details: { name: row.name, chain_id: Number(row.chain_id) }, requestId: req.id, ip: req.ip,

@@ -12,8 +12,8 @@ import { badRequest, notFound } from "../errors.js";
 import { toTransactionResponse, type TransactionResponse } from "../pipeline/response.js";
 import { ListQuery, nextCursor, toFilter, wantsSignedTx } from "./transactions.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CURSOR_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 /** Rows per database round trip while exporting: bounds the memory an export holds at once. */
 export const EXPORT_PAGE_SIZE = 500;

@@ -11,8 +11,8 @@ import { toTransactionResponse } from "../pipeline/response.js";
 import { attemptsOrOriginal, listAttempts, type AttemptRow } from "../db/attempts.js";
 import type { Tracker } from "../tracker/tracker.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TxParams = z.object({ tx_id: z.string().max(100) });
 
 function txId(raw: string): string {

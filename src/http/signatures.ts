@@ -10,12 +10,12 @@ import { notFound } from "../errors.js";
 import { signIntent, SignIntentRequestSchema } from "../pipeline/sign-intent.js";
 import type { PipelineDeps } from "../pipeline/submit.js";
 import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
-import { decodeCursor, encodeCursor, idempotencyKey } from "./transactions.js";
+import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
+import { UUID } from "../uuid.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const AgentParams = z.object({ agent_id: z.string().max(100) });
 
 const Filters = z.object({
@@ -100,8 +100,8 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         headers: z.object({ "idempotency-key": z.string().optional() }),
         body: SignIntentRequestSchema,
       },
-      // As for submit: the schema documents the body; the pipeline validates it after 401/403.
-      validatorCompiler: () => (data: unknown) => ({ value: data }),
+      config: { guard: intentsAgentGuard },
+      validatorCompiler: validatedByPipeline,
     },
     async (req, reply) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);

@@ -5,20 +5,31 @@
 // agent (and revoke it) and switch keys off; see src/pipeline/resolve.ts for who may sign with what.
 import { getAddress } from "viem";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { requireOperator, requireReader, type Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import { getAgent } from "../db/agents.js";
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { badGateway, badRequest, forbidden, notFound } from "../errors.js";
-import { recordSigningKey, type SigningKeyRow } from "../keys.js";
+import {
+  deleteGrant,
+  findSigningKey,
+  insertGrant,
+  listGrants,
+  listSigningKeys,
+  lockKeyPath,
+  recordSigningKey,
+  setSigningKeyActive,
+  type GrantRow,
+  type SigningKeyRow,
+} from "../db/signing-keys.js";
 import { resolveSigningKey } from "../pipeline/resolve.js";
 import type { Signer } from "../signer/signer.js";
 import { formatMajor } from "../units.js";
 import type { App } from "./types.js";
+import { UUID } from "../uuid.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const KEY_PATH = /^(keys|wallets|agents\/[0-9a-f-]{36})\/[A-Za-z0-9._/-]+$/;
 /** The reference's EVM family name: provisions the agent's EVM key (path …/chains/ethereum). */
 const EVM_FAMILY = "ethereum";
@@ -63,24 +74,15 @@ const CreateGrantRequest = z.strictObject({ agent_id: z.uuid().transform((v) => 
 const UpdateSigningKeyRequest = z.strictObject({ is_active: z.boolean() });
 const GrantResponse = z.object({ key_id: z.string(), path: z.string(), agent_id: z.string(), granted_by: z.string(), created_at: z.string() });
 const GrantListResponse = z.object({ grants: z.array(GrantResponse) });
-interface GrantRow {
-  key_id: string;
-  agent_id: string;
-  granted_by: string;
-  created_at: Date;
-}
 const grantResponse = (key: SigningKeyRow, g: GrantRow) => ({
   key_id: key.id, path: key.path, agent_id: g.agent_id, granted_by: g.granted_by, created_at: g.created_at.toISOString(),
 });
 
 /** The key named by a route's {key}: its id, or its path (URL-encoded). 404 when there is none. */
 async function findKey(db: Queryable, ref: string, lock = false): Promise<SigningKeyRow> {
-  const { rows } = await db.query<SigningKeyRow>(
-    `SELECT * FROM signing_keys WHERE ${UUID.test(ref) ? "id = $1::uuid" : "path = $1"}${lock ? " FOR UPDATE" : ""}`,
-    [UUID.test(ref) ? ref.toLowerCase() : ref],
-  );
-  if (!rows[0]) throw notFound("Signing key not found.");
-  return rows[0];
+  const row = await findSigningKey(db, ref, lock);
+  if (!row) throw notFound("Signing key not found.");
+  return row;
 }
 const SigningKeyBalanceResponse = z.object({
   chain: z.string(),
@@ -120,7 +122,7 @@ async function createSigningKey(
   meta: { chain: string | null; agentId: string | null },
 ): Promise<SigningKeyRow> {
   return withTransaction(deps.pool, async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`intents.signing_key:${path}`]);
+    await lockKeyPath(tx, path);
     const key = await deps.signer.createKey(path);
     const row = await recordSigningKey(tx, key, meta);
     await appendAudit(tx, {
@@ -141,6 +143,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
   app.post(
     "/v1/signing-keys",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Generate a signing key inside the HSM (operators)",
@@ -171,17 +174,17 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     "/v1/signing-keys",
-    { schema: { tags: ["Signing Keys"], summary: "List signing keys (operators)", response: { 200: SigningKeyListResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "List signing keys (operators)", response: { 200: SigningKeyListResponse } } },
     async (req) => {
       requireOperator(req);
-      const { rows } = await pool.query<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at, path");
-      return { keys: rows.map(signingKeyResponse) };
+      return { keys: (await listSigningKeys(pool)).map(signingKeyResponse) };
     },
   );
 
   app.post(
     "/v1/agents/:agent_id/signing-keys",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Provision an agent's signing key for a chain (operators)",
@@ -214,11 +217,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
     async (req) => {
       requireReader(req, req.params.agent_id);
       await requireAgent(pool, req.params.agent_id);
-      const { rows } = await pool.query<SigningKeyRow>(
-        "SELECT * FROM signing_keys WHERE agent_id = $1 ORDER BY created_at, path",
-        [req.params.agent_id.toLowerCase()],
-      );
-      return { keys: rows.map(signingKeyResponse) };
+      return { keys: (await listSigningKeys(pool, req.params.agent_id.toLowerCase())).map(signingKeyResponse) };
     },
   );
 
@@ -257,6 +256,7 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
   app.patch(
     "/v1/signing-keys/:key",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Switch a signing key on or off (operators); an inactive key signs nothing",
@@ -270,33 +270,30 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
       return withTransaction(pool, async (tx) => {
         // The key row is locked so the audit event records the change that happened.
         const key = await findKey(tx, req.params.key, true);
-        const { rows } = await tx.query<SigningKeyRow>("UPDATE signing_keys SET is_active = $2 WHERE id = $1 RETURNING *", [key.id, req.body.is_active]);
+        const updated = await setSigningKeyActive(tx, key.id, req.body.is_active);
         await appendAudit(tx, {
           action: "signing_key.update", actor: op, resourceType: "signing_key", resourceId: key.id,
           details: { path: key.path, is_active: { from: key.is_active, to: req.body.is_active } }, requestId: req.id, ip: req.ip,
         });
-        return signingKeyResponse(rows[0]);
+        return signingKeyResponse(updated);
       });
     },
   );
 
   app.get(
     "/v1/signing-keys/:key/grants",
-    { schema: { tags: ["Signing Keys"], summary: "List the agents a signing key is granted to (operators)", params: KeyParams, response: { 200: GrantListResponse } } },
+    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "List the agents a signing key is granted to (operators)", params: KeyParams, response: { 200: GrantListResponse } } },
     async (req) => {
       requireOperator(req);
       const key = await findKey(pool, req.params.key);
-      const { rows } = await pool.query<GrantRow>(
-        "SELECT key_id::text, agent_id::text, granted_by, created_at FROM signing_key_grants WHERE key_id = $1 ORDER BY created_at, agent_id",
-        [key.id],
-      );
-      return { grants: rows.map((g) => grantResponse(key, g)) };
+      return { grants: (await listGrants(pool, key.id)).map((g) => grantResponse(key, g)) };
     },
   );
 
   app.post(
     "/v1/signing-keys/:key/grants",
     {
+      config: { operatorOnly: true },
       schema: {
         tags: ["Signing Keys"],
         summary: "Grant a signing key to an agent (operators); granting again changes nothing",
@@ -314,20 +311,13 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
         if (key.path.startsWith("agents/")) {
           throw badRequest("A key under agents/{agent_id}/ belongs to that agent and cannot be granted to another.", [{ field: "key", message: "is a per-agent key" }]);
         }
-        const ins = await tx.query<GrantRow>(
-          `INSERT INTO signing_key_grants (key_id, agent_id, granted_by) VALUES ($1, $2, $3)
-           ON CONFLICT (key_id, agent_id) DO NOTHING RETURNING key_id::text, agent_id::text, granted_by, created_at`,
-          [key.id, agentId, `${op.type}:${op.id}`],
-        );
-        if (!ins.rows[0]) {
-          const { rows } = await tx.query<GrantRow>("SELECT key_id::text, agent_id::text, granted_by, created_at FROM signing_key_grants WHERE key_id = $1 AND agent_id = $2", [key.id, agentId]);
-          return { grant: rows[0], created: false, key };
-        }
+        const { grant, created } = await insertGrant(tx, key.id, agentId, `${op.type}:${op.id}`);
+        if (!created) return { grant, created, key };
         await appendAudit(tx, {
           action: "signing_key.grant", actor: op, resourceType: "signing_key", resourceId: key.id,
           details: { path: key.path, address: key.address, agent_id: agentId }, requestId: req.id, ip: req.ip,
         });
-        return { grant: ins.rows[0], created: true, key };
+        return { grant, created, key };
       });
       return reply.code(created ? 201 : 200).send(grantResponse(key, grant));
     },
@@ -335,15 +325,14 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.delete(
     "/v1/signing-keys/:key/grants/:agent_id",
-    { schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams } },
+    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams } },
     async (req, reply) => {
       const op = requireOperator(req);
       const agentId = req.params.agent_id.toLowerCase();
       if (!UUID.test(agentId)) throw notFound("Grant not found.");
       await withTransaction(pool, async (tx) => {
         const key = await findKey(tx, req.params.key);
-        const { rowCount } = await tx.query("DELETE FROM signing_key_grants WHERE key_id = $1 AND agent_id = $2", [key.id, agentId]);
-        if (!rowCount) throw notFound("Grant not found.");
+        if (!(await deleteGrant(tx, key.id, agentId))) throw notFound("Grant not found.");
         await appendAudit(tx, {
           action: "signing_key.revoke", actor: op, resourceType: "signing_key", resourceId: key.id,
           details: { path: key.path, address: key.address, agent_id: agentId }, requestId: req.id, ip: req.ip,

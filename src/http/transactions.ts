@@ -4,7 +4,7 @@ import { z } from "zod";
 import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
-import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
+import { CHAIN_STATUSES, getTransaction, listTransactions, TX_STATUSES, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
 import { badRequest, notFound, ServiceError } from "../errors.js";
 import { submitTransaction, type PipelineDeps } from "../pipeline/submit.js";
 import { toTransactionResponse } from "../pipeline/response.js";
@@ -21,14 +21,15 @@ import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
 import type { FastifyRequest } from "fastify";
+import { UUID } from "../uuid.js";
 
 const AgentParams = z.object({ agent_id: z.string() });
 const TxParams = z.object({ agent_id: z.string(), tx_id: z.string() });
 
 export const ListQuery = z.object({
-  status: z.enum(["pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"]).optional(),
+  status: z.enum(TX_STATUSES).optional(),
   chain: z.string().max(64).optional(),
-  chain_status: z.enum(["unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"]).optional(),
+  chain_status: z.enum(CHAIN_STATUSES).optional(),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -36,8 +37,6 @@ export const ListQuery = z.object({
   include_signed_tx: z.string().optional(),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
@@ -91,6 +90,16 @@ export function idempotencyKey(req: FastifyRequest): string | undefined {
   return v;
 }
 
+/** The agent acting on its own id, Intents API on: checked before the body (403 comes before 400). */
+export const intentsAgentGuard = (req: FastifyRequest) => void requireIntentsAgent(req, (req.params as { agent_id: string }).agent_id);
+
+/**
+ * Submit, sign and simulate document their body schema here but validate it in the pipeline: the data
+ * size cap is counted on the raw body before its shape, and the idempotency fingerprint is taken of
+ * the body as sent, so fastify must hand the body over untouched.
+ */
+export const validatedByPipeline = () => (data: unknown) => ({ value: data });
+
 export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: Pool; chains: ChainRegistry }): Promise<void> {
   for (const mode of ["submit", "sign"] as const) {
     app.post(
@@ -103,9 +112,8 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
           headers: z.object({ "idempotency-key": z.string().optional() }),
           body: TransactionRequestSchema,
         },
-        // The schema above documents the body; the pipeline validates it, after the caller's identity
-        // and rights are checked (401/403 come before 400).
-        validatorCompiler: () => (data: unknown) => ({ value: data }),
+        config: { guard: intentsAgentGuard },
+        validatorCompiler: validatedByPipeline,
       },
       async (req, reply) => {
         const principal = requireIntentsAgent(req, req.params.agent_id);
@@ -159,8 +167,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
   );
 
   // Simulation: 200 whenever the simulation ran (a revert is `status: "reverted"`, a simulator failure
-  // `status: "error"`); 400/403/404 like submit. As for submit, the body schema documents; the pipeline
-  // validates after the caller's rights are checked.
+  // `status: "error"`); 400/403/404 like submit.
   const simulationDeps = () => {
     if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
     return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log, maxDataBytes: deps.config?.maxDataBytes };
@@ -175,7 +182,8 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
         body: SimulateTransactionRequestSchema,
         response: { 200: SimulationResponseSchema },
       },
-      validatorCompiler: () => (data: unknown) => ({ value: data }),
+      config: { guard: intentsAgentGuard },
+      validatorCompiler: validatedByPipeline,
     },
     async (req) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);
@@ -192,7 +200,8 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
         body: SimulateBundleRequestSchema,
         response: { 200: BundleSimulationResponseSchema },
       },
-      validatorCompiler: () => (data: unknown) => ({ value: data }),
+      config: { guard: intentsAgentGuard },
+      validatorCompiler: validatedByPipeline,
     },
     async (req) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);

@@ -7,7 +7,7 @@
 // leaves the row `signed` for the tracker.
 import type { Logger } from "pino";
 import type { Hex } from "viem";
-import { appendAudit, auditRecordset, type AuditEvent } from "../audit.js";
+import { appendAudit, auditRecordset, type AuditEvent } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";

@@ -25,7 +25,7 @@ import { randomUUID } from "node:crypto";
 import { hashMessage, hexToBytes, isHex, serializeSignature, stringToBytes, type Hex } from "viem";
 import { parseSiweMessage } from "viem/siwe";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain } from "../chains/registry.js";
 import { tokenSpendToday, type AgentRow } from "../db/agents.js";

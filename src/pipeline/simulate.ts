@@ -13,7 +13,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";

@@ -25,7 +25,7 @@
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
 import { randomUUID } from "node:crypto";
 import { keccak256, parseUnits, type Hex, type SignedAuthorizationList, type TransactionSerializable } from "viem";
-import { appendAudit, auditRecordset } from "../audit.js";
+import { appendAudit, auditRecordset } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";

@@ -8,7 +8,7 @@
 // a history, a replacement or an earlier block goes the one-by-one way). Returns the ids it settled;
 // the rest of the pass follows the others as before.
 import type { Hex } from "viem";
-import { auditInsertSql, auditRecordset } from "../audit.js";
+import { auditInsertSql, auditRecordset } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { confirmedEvent, type Receipt } from "./receipts.js";
 import type { ChainView, StepContext } from "./types.js";

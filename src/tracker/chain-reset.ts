@@ -18,7 +18,8 @@
 // chain), the address is funded again.
 // Locks: the address's `nonces` row FOR UPDATE (every nonce allocation takes it), so no submission
 // reserves a nonce while its address is rewritten; submissions wait for that one short transaction.
-import { appendAudit } from "../audit.js";
+import { lockNonceRow, resetNextNonce } from "../db/nonces.js";
+import { appendAudit } from "../db/audit.js";
 import { withTransaction } from "../db/pool.js";
 import { TRACKER_ACTOR, type StepContext } from "./types.js";
 
@@ -85,8 +86,8 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
   const { pool, log, metrics } = sc.deps;
   const chainId = sc.chain.chain_id;
   const out = await withTransaction(pool, async (tx) => {
-    const locked = await tx.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE", [chainId, address]);
-    if (!locked.rows[0]) return undefined;
+    const locked = await lockNonceRow(tx, chainId, address);
+    if (!locked) return undefined;
     // Read under the lock: no allocation for this address runs meanwhile.
     const addr = address as `0x${string}`;
     const [latest, pending] = await Promise.all([
@@ -105,13 +106,12 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
         RETURNING t.id, t.nonce, t.tx_hash, old.old_status AS chain_status, t.block_number`,
       [chainId, address, latest.toString()],
     );
-    await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3", [chainId, address, pending.toString()]);
-    await tx.query("UPDATE nonces SET next_nonce = $3, updated_at = now() WHERE chain_id = $1 AND address = $2", [chainId, address, pending.toString()]);
+    await resetNextNonce(tx, chainId, address, pending);
     await appendAudit(tx, {
       action: "chain.reset_detected", actor: TRACKER_ACTOR, resourceType: "chain", resourceId: String(chainId),
       details: {
         chain: sc.chain.name, chain_id: chainId, address, kind: "nonce_went_back", chain_nonce: Number(latest), confirmed_nonce: Number(confirmedNonce),
-        next_nonce_before: Number(locked.rows[0].next_nonce), next_nonce_after: Number(pending), transactions_marked: marked.rows.length,
+        next_nonce_before: Number(locked.next), next_nonce_after: Number(pending), transactions_marked: marked.rows.length,
       },
     });
     for (const m of marked.rows) {
@@ -121,7 +121,7 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
           reason: `chain reset: ${sc.chain.name} no longer holds this transaction (its mined count for the sender went back to ${latest})`, previous_chain_status: m.chain_status, old_block_number: m.block_number === null ? null : Number(m.block_number) },
       });
     }
-    return { latest, pending, marked: marked.rows.length, before: locked.rows[0].next_nonce };
+    return { latest, pending, marked: marked.rows.length, before: locked.next.toString() };
   });
   if (!out) return;
   metrics?.chainResets.inc({ chain: sc.chain.name });

@@ -8,7 +8,7 @@
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { ServiceError } from "../errors.js";
 import { currentAttempt, ensureAttempts, listAttempts, type AttemptRow } from "../db/attempts.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { checkReceipts } from "./receipts.js";
 import { rebroadcast } from "./rebroadcast.js";
 import { replaceTransaction } from "./replace.js";

@@ -16,12 +16,13 @@
 // Writes: nonces, released_nonces, new transactions rows (+ first attempt, audit); then broadcasts them.
 import { keccak256, type Hex } from "viem";
 import { randomUUID } from "node:crypto";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import { withTransaction, type PoolClient } from "../db/pool.js";
 import { insertTransaction, type TxRow } from "../db/transactions.js";
 import { broadcastSigned } from "../pipeline/broadcast.js";
 import { recordAttempt } from "../db/attempts.js";
-import { OPEN } from "./claim.js";
+import { dropReleased, dropReleasedBelow, lockNonceRow, releasedNonces, resetNextNonce, trackedNextNonce } from "../db/nonces.js";
+import { OPEN } from "../db/leases.js";
 import { estimateReplacementFees } from "./fee-bump.js";
 import { feeColumns, feeFields } from "../pipeline/fees.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
@@ -126,23 +127,20 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
   );
   // Nothing outstanding above what the chain mined (the common case once a candidate settled): no
   // fee estimate, no lock. Released nonces below the mined count are dropped as they can never be used.
-  const tracked = await pool.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2", [chainId, address]);
-  if (!tracked.rows[0] || BigInt(tracked.rows[0].next_nonce) <= latest) {
-    await pool.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce < $3", [chainId, address, latest.toString()]);
+  const tracked = await trackedNextNonce(pool, chainId, address);
+  if (tracked === undefined || tracked <= latest) {
+    await dropReleasedBelow(pool, chainId, address, latest);
     return;
   }
   const keyPath = await signingKeyPath(sc, address);
   const fees = keyPath ? await estimateReplacementFees(sc.client, sc.chain, sc.chain.eip1559 ? "eip1559" : "legacy") : undefined;
 
   const fills = await withTransaction(pool, async (tx) => {
-    const locked = await tx.query<{ next_nonce: string; updated_at: Date }>(
-      "SELECT next_nonce, updated_at FROM nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE SKIP LOCKED",
-      [chainId, address],
-    );
-    if (!locked.rows[0]) return [];
-    const next = BigInt(locked.rows[0].next_nonce);
+    const locked = await lockNonceRow(tx, chainId, address, { skipLocked: true });
+    if (!locked) return [];
+    const next = locked.next;
     // Released nonces the chain has since mined can never be reused.
-    await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce < $3", [chainId, address, latest.toString()]);
+    await dropReleasedBelow(tx, chainId, address, latest);
     if (next <= latest) return [];
     // One client runs one query at a time.
     const ours = await tx.query<{ nonce: string; status: string; chain_status: string | null; at: Date }>(
@@ -150,10 +148,7 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
         WHERE chain_id = $1 AND from_address = $2 AND nonce >= $3 AND nonce < $4`,
       [chainId, address, latest.toString(), next.toString()],
     );
-    const released = await tx.query<{ nonce: string; released_at: Date }>(
-      "SELECT nonce, released_at FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3 AND nonce < $4",
-      [chainId, address, latest.toString(), next.toString()],
-    );
+    const released = await releasedNonces(tx, chainId, address, latest, next);
     const now = await tx.query<{ now: Date }>("SELECT now()");
     const filled = await tx.query<{ n: string }>(
       `SELECT count(*) AS n FROM transactions
@@ -166,17 +161,16 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
       latest,
       pending,
       next,
-      nextUpdatedAt: locked.rows[0].updated_at.getTime(),
+      nextUpdatedAt: locked.updatedAt.getTime(),
       rows: ours.rows.map((r) => ({ nonce: BigInt(r.nonce), status: r.status, chain_status: r.chain_status, at: r.at.getTime() })),
-      released: released.rows.map((r) => ({ nonce: BigInt(r.nonce), at: r.released_at.getTime() })),
+      released,
       now: now.rows[0].now.getTime(),
       boundMs: sc.opts.gapFillAfterMs,
       maxFills: keyPath && fees ? MAX_FILLS_PER_PASS : 0,
     });
 
     if (plan.reconcileTo !== undefined) {
-      await tx.query("UPDATE nonces SET next_nonce = $3, updated_at = now() WHERE chain_id = $1 AND address = $2", [chainId, address, plan.reconcileTo.toString()]);
-      await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3", [chainId, address, plan.reconcileTo.toString()]);
+      await resetNextNonce(tx, chainId, address, plan.reconcileTo);
       log.warn({ chain: sc.chain.name, address, from: next.toString(), to: plan.reconcileTo.toString() }, "tracked nonce was ahead of the chain; reconciled");
     }
     if (plan.fill.length === 0 || !fees || !keyPath) return [];
@@ -213,7 +207,7 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
       });
       await tx.query("UPDATE transactions SET counts_toward_limits = false WHERE id = $1", [row.id]);
       await recordAttempt(tx, row);
-      await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce = $3", [chainId, address, nonce.toString()]);
+      await dropReleased(tx, chainId, address, nonce);
       await appendAudit(tx, {
         action: "transaction.submit", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
         details: { chain: sc.chain.name, chain_id: chainId, from: address, to: address, value_wei: "0", nonce: Number(nonce), tx_hash: row.tx_hash, signing_key_path: keyPath, status: "signed", reason: "gap_fill" },

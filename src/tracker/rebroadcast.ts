@@ -14,13 +14,13 @@
 //   unknown (timeout, unreachable) → counted; tried again later.
 // Writes: attempt and row status, counters, audit (broadcast, dropped); fenced by the row's lease.
 import type { Hex } from "viem";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { recordBroadcastOutcome, sendSigned } from "../pipeline/broadcast.js";
 import { releaseNonce } from "../pipeline/nonce.js";
 import type { Principal } from "../auth/principal.js";
 import { currentAttempt, markAttemptFailed, markAttemptSent, markAttemptTried, type AttemptRow } from "../db/attempts.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { FEE_TOO_LOW, TRACKER_ACTOR, type StepContext } from "./types.js";
 
 export type ResendResult = "in_mempool" | "waiting" | "sent" | "underpriced" | "nonce_used" | "unknown" | "dropped" | "failed" | "none";

@@ -9,10 +9,10 @@
 //     a transaction none of our attempts took the nonce; the row is `dropped`.
 // Writes: the transactions row, attempt statuses, audit events (confirmed, reorged, dropped).
 import type { Hex } from "viem";
-import { appendAudit, type AuditEvent } from "../audit.js";
+import { appendAudit, type AuditEvent } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { minableAttempts, type AttemptRow } from "../db/attempts.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { recordReorg } from "./reorg.js";
 import { TRACKER_ACTOR, type ChainView, type StepContext } from "./types.js";
 

@@ -4,9 +4,9 @@
 // mempool check, which resends the stored signature if the node no longer has it. (A receipt found in
 // another block than the one recorded is handled where receipts are recorded: receipts.ts.)
 // Writes: the transactions row, the attempt, a `transaction.reorged` audit event; fenced by the lease.
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { TRACKER_ACTOR, type StepContext } from "./types.js";
 
 export async function recordReorg(sc: StepContext, row: TxRow, reason: string): Promise<void> {

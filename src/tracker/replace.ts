@@ -12,13 +12,13 @@ import { keccak256, parseTransaction, parseUnits, type Hex, type TransactionSeri
 import { getAgent, spendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline/guardrails.js";
-import { appendAudit } from "../audit.js";
+import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { conflict, ServiceError } from "../errors.js";
 import { feeFields, type Fees } from "../pipeline/fees.js";
 import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "../db/attempts.js";
-import { withLease } from "./claim.js";
+import { withLease } from "../db/leases.js";
 import { bumpFees, estimateReplacementFees, highestFees } from "./fee-bump.js";
 import { sendAttempt } from "./rebroadcast.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";

@@ -1,7 +1,7 @@
 // The tracker: runs inside every replica of the service and follows each broadcast (or signed but
 // unacknowledged) transaction to its final state on chain. One loop: every TRACKER_INTERVAL_MS it
 // looks for chains with rows to follow and starts a pass for each chain not already in a pass (a slow
-// chain never holds up the others). A pass claims up to `batchSize` rows with a lease (claim.ts:
+// chain never holds up the others). A pass claims up to `batchSize` rows with a lease (db/leases.ts:
 // FOR UPDATE SKIP LOCKED, so replicas split the work and never wait for each other), reads the head
 // once, follows each row (follow.ts: receipts → rebroadcast → replacement), a few at a time, lowest
 // nonces first, releases each lease as soon as its row is done, then repairs nonce gaps
@@ -13,7 +13,8 @@ import type { Principal } from "../auth/principal.js";
 import type { Chain } from "../chains/registry.js";
 import type { Config } from "../config.js";
 import { notFound, ServiceError } from "../errors.js";
-import { acquireLease, chainsWithOpenTransactions, claimOpenTransactions, LeaseBusy, releaseLease } from "./claim.js";
+import { chainsWithNonces } from "../db/nonces.js";
+import { acquireLease, chainsWithOpenTransactions, claimOpenTransactions, LeaseBusy, releaseLease, releaseLeases } from "../db/leases.js";
 import { followTransaction } from "./follow.js";
 import { settleFinalReceipts } from "./bulk.js";
 import { repairGaps } from "./gaps.js";
@@ -85,10 +86,9 @@ export class Tracker {
     const now = Date.now();
     const ids = new Set(await chainsWithOpenTransactions(this.deps.pool));
     const gapEvery = Math.max(this.opts.intervalMs, this.opts.gapFillAfterMs / 2);
-    const { rows } = await this.deps.pool.query<{ chain_id: string }>("SELECT DISTINCT chain_id FROM nonces");
+    const signedOn = await chainsWithNonces(this.deps.pool);
     const gapDue = new Set<number>();
-    for (const r of rows) {
-      const id = Number(r.chain_id);
+    for (const id of signedOn) {
       // Every chain we have signed on gets a pass, even with nothing open: the chain-reset check runs in it.
       ids.add(id);
       if (now - (this.lastGapScan.get(id) ?? 0) >= gapEvery) gapDue.add(id);
@@ -151,9 +151,7 @@ export class Tracker {
       }
     } finally {
       if (rows.length) {
-        await this.deps.pool
-          .query("UPDATE transactions SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::uuid[]) AND lease_owner = $2", [rows.map((r) => r.id), this.owner])
-          .catch(() => {});
+        await releaseLeases(this.deps.pool, rows.map((r) => r.id), this.owner).catch(() => {});
       }
     }
     if (o.gaps) await repairGaps(sc);

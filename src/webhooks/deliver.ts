@@ -9,6 +9,7 @@
 // Nothing here logs or stores a URL, a secret or a response body: last_error is built from fixed text.
 import type { Logger } from "pino";
 import type { Pool } from "../db/pool.js";
+import { claimDueDeliveries, markAttemptFailed, markDelivered, releaseDelivery, type ClaimedDelivery } from "../db/webhooks.js";
 import { signWebhook } from "./events.js";
 
 export interface DeliverOptions {
@@ -30,16 +31,6 @@ export interface DeliverOptions {
   signal?: AbortSignal;
 }
 
-export interface ClaimedDelivery {
-  id: string;
-  endpoint_id: string;
-  event_type: string;
-  payload: Record<string, unknown>;
-  attempts: number;
-  url: string;
-  secret: string;
-}
-
 export interface AttemptOutcome {
   ok: boolean;
   statusCode: number | null;
@@ -55,41 +46,6 @@ export const DEFAULT_BACKOFF_CAP_MS = 10 * 60_000;
 export function backoffDelayMs(attempts: number, baseMs: number, capMs = DEFAULT_BACKOFF_CAP_MS, random = Math.random): number {
   const exp = Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempts - 1, 0), 40));
   return Math.max(1, Math.round(exp / 2 + (exp / 2) * random()));
-}
-
-/**
- * Claims up to `batch` due deliveries of active endpoints, leasing each for `leaseMs`: at most
- * `perEndpoint` per endpoint, less what this process already has in flight to it (`busy`), so one
- * endpoint's backlog cannot take every slot. Endpoints are visited in random order.
- */
-export async function claimDueDeliveries(
-  pool: Pool,
-  opts: { batch: number; leaseMs: number; perEndpoint?: number; busy?: ReadonlyMap<string, number> },
-): Promise<ClaimedDelivery[]> {
-  const busy = [...(opts.busy ?? new Map<string, number>())];
-  const { rows } = await pool.query<ClaimedDelivery>(
-    `WITH busy AS (SELECT * FROM unnest($4::uuid[], $5::int[]) AS b(endpoint_id, n)),
-     eps AS (
-       SELECT e.id, greatest($3::int - coalesce((SELECT n FROM busy WHERE busy.endpoint_id = e.id), 0), 0) AS room
-         FROM webhook_endpoints e WHERE e.is_active ORDER BY random()
-     ),
-     due AS (
-       SELECT x.id FROM eps CROSS JOIN LATERAL (
-         SELECT d.id FROM webhook_deliveries d
-          WHERE d.endpoint_id = eps.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-          ORDER BY d.next_attempt_at
-          LIMIT eps.room
-          FOR UPDATE SKIP LOCKED
-       ) x
-       LIMIT $1
-     )
-     UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2::double precision / 1000)
-       FROM due, webhook_endpoints e
-      WHERE d.id = due.id AND e.id = d.endpoint_id
-      RETURNING d.id, d.endpoint_id, d.event_type, d.payload, d.attempts, e.url, e.secret`,
-    [opts.batch, opts.leaseMs, opts.perEndpoint ?? opts.batch, busy.map(([id]) => id), busy.map(([, n]) => n)],
-  );
-  return rows;
 }
 
 function describeFailure(err: unknown, timeoutMs: number): string {
@@ -136,29 +92,17 @@ export async function attemptDelivery(d: Pick<ClaimedDelivery, "id" | "payload" 
 /** Records one attempt: delivered, retried later with backoff, or given up. */
 export async function recordAttempt(pool: Pool, d: Pick<ClaimedDelivery, "id" | "attempts">, out: AttemptOutcome, opts: Pick<DeliverOptions, "backoffBaseMs" | "backoffCapMs" | "maxAttempts">): Promise<"delivered" | "pending" | "failed"> {
   if (out.aborted) {
-    await pool.query("UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = $1 AND status = 'pending'", [d.id]);
+    await releaseDelivery(pool, d.id);
     return "pending";
   }
   if (out.ok) {
-    await pool.query(
-      `UPDATE webhook_deliveries
-          SET status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_attempt_at = now(),
-              last_status_code = $2, last_error = NULL
-        WHERE id = $1 AND status = 'pending'`,
-      [d.id, out.statusCode],
-    );
+    await markDelivered(pool, d.id, out.statusCode);
     return "delivered";
   }
   const attempts = d.attempts + 1;
   const giveUp = attempts >= opts.maxAttempts;
   const delay = backoffDelayMs(attempts, opts.backoffBaseMs, opts.backoffCapMs);
-  await pool.query(
-    `UPDATE webhook_deliveries
-        SET status = $2, attempts = attempts + 1, last_attempt_at = now(), last_status_code = $3, last_error = $4,
-            next_attempt_at = CASE WHEN $2 = 'failed' THEN next_attempt_at ELSE now() + make_interval(secs => $5::double precision / 1000) END
-      WHERE id = $1 AND status = 'pending'`,
-    [d.id, giveUp ? "failed" : "pending", out.statusCode, out.error, delay],
-  );
+  await markAttemptFailed(pool, d.id, { giveUp, statusCode: out.statusCode, error: out.error, delayMs: delay });
   return giveUp ? "failed" : "pending";
 }
 

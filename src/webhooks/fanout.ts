@@ -10,8 +10,7 @@ import { randomUUID } from "node:crypto";
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import type { TxRow } from "../db/transactions.js";
 import { ACTION_TO_EVENT, actionsFor } from "./events.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { UUID } from "../uuid.js";
 
 interface EndpointRow {
   id: string;

@@ -5,7 +5,8 @@
 // endpoint, so a receiver that hangs until the timeout holds a few slots, not every pass.
 import type { Logger } from "pino";
 import type { Pool } from "../db/pool.js";
-import { claimDueDeliveries, DEFAULT_TIMEOUT_MS, deliverClaimed, tally, type DeliverOptions, type DeliverResult } from "./deliver.js";
+import { claimDueDeliveries } from "../db/webhooks.js";
+import { DEFAULT_TIMEOUT_MS, deliverClaimed, tally, type DeliverOptions, type DeliverResult } from "./deliver.js";
 import { fanoutWebhookEvents, type FanoutResult } from "./fanout.js";
 
 export interface WebhookWorkerOptions {

@@ -1,25 +1,18 @@
 // Principals and authentication: each failure is the contract's status, and nothing is signed.
 import { SignJWT, generateKeyPair } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const TX = { to: "0x000000000000000000000000000000000000dEaD", value: "0.001", chain: "local" };
 
 describe("auth", () => {
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
+  const svc = useService({ agent: { token_ttl_seconds: 600 } });
+  const { op } = svc;
   const txCount = async () => Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions")).rows[0].count);
 
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    agent = await createAgent(svc.app, op, { token_ttl_seconds: 600 });
-  });
-  afterAll(async () => svc?.close());
-
-  const submitAs = (token: string | undefined, agentId = agent.id) =>
+  const submitAs = (token: string | undefined, agentId = svc.agent.id) =>
     call(svc.app, "POST", `/v1/agents/${agentId}/transactions`, { token, body: TX });
 
   it("creates agents for operators only; the key is shown once and stored only as a hash", async () => {
@@ -35,30 +28,30 @@ describe("auth", () => {
     expect(JSON.stringify(get.body)).not.toContain(r.body.api_key);
     const list = await call(svc.app, "GET", "/v1/agents", { token: op });
     assertMatchesReference("AgentListResponse", list.body);
-    expect((await call(svc.app, "POST", "/v1/agents", { token: agent.token, body: { name: "x" } })).status).toBe(403);
+    expect((await call(svc.app, "POST", "/v1/agents", { token: svc.agent.token, body: { name: "x" } })).status).toBe(403);
     expect((await call(svc.app, "POST", "/v1/agents", { body: { name: "x" } })).status).toBe(401);
     expect((await call(svc.app, "POST", "/v1/agents", { token: op, body: { name: "x", tx_max_value: "1", tx_max_value_eth: "2" } })).status).toBe(400);
   });
 
   it("exchanges an agent key for an EdDSA JWT with the agent id and expiry", async () => {
-    const r = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: agent.apiKey } });
+    const r = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: svc.agent.apiKey } });
     expect(r.status).toBe(200);
     assertMatchesReference("TokenResponse", r.body);
-    expect(r.body).toMatchObject({ token_type: "Bearer", expires_in: 600, agent_id: agent.id });
+    expect(r.body).toMatchObject({ token_type: "Bearer", expires_in: 600, agent_id: svc.agent.id });
     const [header, payload] = r.body.access_token.split(".").slice(0, 2).map((p: string) => JSON.parse(Buffer.from(p, "base64url").toString()));
     expect(header.alg).toBe("EdDSA");
-    expect(payload.sub).toBe(`agent:${agent.id}`);
+    expect(payload.sub).toBe(`agent:${svc.agent.id}`);
     expect(typeof payload.jti).toBe("string");
     expect(payload.exp - payload.iat).toBe(600);
     const bad = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: "ocv_" + "x".repeat(43) } });
     expect(bad.status).toBe(401);
     assertMatchesReference("ProblemDetails", bad.body);
-    const wrongId = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: agent.apiKey, agent_id: "00000000-0000-4000-8000-000000000000" } });
+    const wrongId = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: svc.agent.apiKey, agent_id: "00000000-0000-4000-8000-000000000000" } });
     expect(wrongId.status).toBe(401);
   });
 
   it("accepts the agent key directly as a bearer credential", async () => {
-    const r = await submitAs(agent.apiKey);
+    const r = await submitAs(svc.agent.apiKey);
     expect(r.status).toBe(201);
   });
 
@@ -68,18 +61,18 @@ describe("auth", () => {
     const disabled = await createAgent(svc.app, op, { intents_api_enabled: false });
     // A JWT signed by a different key, and an expired one signed by ours.
     const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: "EdDSA" }).setSubject(`agent:${agent.id}`).setIssuer("intents-signer").setAudience("intents-api").setJti("x").setExpirationTime("1h").sign(privateKey);
-    const expired = (await svc.ctx.auth.jwt.issue(agent.id, -10)).token;
+    const forged = await new SignJWT({}).setProtectedHeader({ alg: "EdDSA" }).setSubject(`agent:${svc.agent.id}`).setIssuer("intents-signer").setAudience("intents-api").setJti("x").setExpirationTime("1h").sign(privateKey);
+    const expired = (await svc.ctx.auth.jwt.issue(svc.agent.id, -10)).token;
 
     const cases: Array<[string, string | undefined, string, number]> = [
-      ["no token", undefined, agent.id, 401],
-      ["garbage token", "not-a-jwt", agent.id, 401],
-      ["forged token", forged, agent.id, 401],
-      ["expired token", expired, agent.id, 401],
-      ["unknown api key", "ocv_" + "A".repeat(43), agent.id, 401],
-      ["unknown operator key", "1ck_" + "A".repeat(43), agent.id, 401],
-      ["other agent's id", other.token, agent.id, 403],
-      ["operator submitting", op, agent.id, 403],
+      ["no token", undefined, svc.agent.id, 401],
+      ["garbage token", "not-a-jwt", svc.agent.id, 401],
+      ["forged token", forged, svc.agent.id, 401],
+      ["expired token", expired, svc.agent.id, 401],
+      ["unknown api key", "ocv_" + "A".repeat(43), svc.agent.id, 401],
+      ["unknown operator key", "1ck_" + "A".repeat(43), svc.agent.id, 401],
+      ["other agent's id", other.token, svc.agent.id, 403],
+      ["operator submitting", op, svc.agent.id, 403],
       ["intents disabled", disabled.token, disabled.id, 403],
     ];
     for (const [name, token, id, status] of cases) {
@@ -90,13 +83,13 @@ describe("auth", () => {
       expect(typeof r.body.detail, name).toBe("string");
     }
     // A malformed Authorization scheme is 401 too.
-    const basic = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { headers: { authorization: "Basic abc" }, body: TX });
+    const basic = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { headers: { authorization: "Basic abc" }, body: TX });
     expect(basic.status).toBe(401);
     expect(await txCount()).toBe(before);
   });
 
   it("revokes the presented token", async () => {
-    const t = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: agent.apiKey } });
+    const t = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: svc.agent.apiKey } });
     const token = t.body.access_token;
     expect((await call(svc.app, "GET", "/v1/agents/me", { token })).status).toBe(200);
     expect((await call(svc.app, "DELETE", "/v1/auth/token", { token })).status).toBe(204);
@@ -105,7 +98,7 @@ describe("auth", () => {
     expect((await call(svc.app, "GET", "/v1/agents/me", { token })).status).toBe(401);
     expect(await txCount()).toBe(before);
     // Other tokens of the agent still work.
-    expect((await call(svc.app, "GET", "/v1/agents/me", { token: agent.token })).status).toBe(200);
+    expect((await call(svc.app, "GET", "/v1/agents/me", { token: svc.agent.token })).status).toBe(200);
   });
 
   it("rotating the key revokes the old key and every token issued before", async () => {

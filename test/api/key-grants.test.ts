@@ -4,33 +4,31 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { createPublicClient, http, type Address } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_SIGNER_PATH } from "../../src/context.js";
 import { keyUsableBy, type KeyAccess } from "../../src/pipeline/resolve.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import fc from "fast-check";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const TSX = path.resolve("node_modules/.bin/tsx");
 
 describe("signing-key grants", () => {
-  const op = newOperatorKey();
-  let svc: TestService;
+  const svc = useService({ env: { TRACKER: "off" } });
+  const { op } = svc;
   let base: string;
   let chain: ReturnType<typeof createPublicClient>;
   let a: TestAgent;
   let b: TestAgent;
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" });
     base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
     chain = createPublicClient({ transport: http(svc.ctx.localChainUrl!) });
     a = await createAgent(svc.app, op, { name: "grant-a" });
     b = await createAgent(svc.app, op, { name: "grant-b" });
   });
-  afterAll(async () => svc?.close());
 
   const submit = (agent: TestAgent, keyPath?: string) =>
     call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {

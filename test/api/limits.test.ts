@@ -1,19 +1,15 @@
 // Guardrails at their boundaries and under concurrency, and Idempotency-Key semantics.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey } from "../helpers/api.js";
+import { describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const OTHER = "0x1111111111111111111111111111111111111111";
 
 describe("guardrails and idempotency", () => {
-  let svc: TestService;
-  const op = newOperatorKey();
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-  });
-  afterAll(async () => svc?.close());
+  const svc = useService();
+  const { op } = svc;
 
   const submit = (agent: { id: string; token: string }, body: Record<string, unknown>, headers?: Record<string, string>) =>
     call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, chain: "local", ...body }, headers });

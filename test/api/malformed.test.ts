@@ -1,9 +1,9 @@
 // Malformed requests: each a 400 with field errors, and nothing written (no transaction, no nonce, no
 // audit event, no idempotency record).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { describe, expect, it } from "vitest";
+import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const TO = "0x000000000000000000000000000000000000dEaD";
 const ok = { to: TO, value: "0.01", chain: "local" };
@@ -65,14 +65,8 @@ const BODIES: Array<[string, unknown]> = [
 ];
 
 describe("malformed transaction requests", () => {
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    agent = await createAgent(svc.app, op);
-  });
-  afterAll(async () => svc?.close());
+  const svc = useService({ agent: true });
+  const { op } = svc;
 
   const counts = async () =>
     (await svc.ctx.pool.query(
@@ -86,8 +80,8 @@ describe("malformed transaction requests", () => {
   it.each(BODIES)("%s → 400 with field errors, nothing written", async (_name, body) => {
     const before = await counts();
     for (const path of ["/transactions", "/transactions/sign"]) {
-      const r = await call(svc.app, "POST", `/v1/agents/${agent.id}${path}`, {
-        token: agent.token,
+      const r = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}${path}`, {
+        token: svc.agent.token,
         body: typeof body === "string" ? JSON.stringify(body) : body,
         headers: { "idempotency-key": "k-" + Math.random() },
       });
@@ -103,23 +97,23 @@ describe("malformed transaction requests", () => {
 
   it("invalid JSON and a body over 5 MB are rejected without writing", async () => {
     const before = await counts();
-    const bad = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: "{not json" });
+    const bad = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: "{not json" });
     expect(bad.status).toBe(400);
     assertMatchesReference("ProblemDetails", bad.body);
-    const big = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
-      token: agent.token,
+    const big = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+      token: svc.agent.token,
       body: JSON.stringify({ ...ok, data: "0x" + "ab".repeat(3 * 1024 * 1024) }),
     });
     expect(big.status).toBe(413);
     assertMatchesReference("ProblemDetails", big.body);
-    const badKey = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: ok, headers: { "idempotency-key": "x".repeat(300) } });
+    const badKey = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: ok, headers: { "idempotency-key": "x".repeat(300) } });
     expect(badKey.status).toBe(400);
     expect(await counts()).toEqual(before);
   });
 
   it("errors raised before routing are RFC 7807 too and do not echo the path", async () => {
-    for (const url of [`/v1/agents/${agent.id}/transactions/%E0%A4%A`, `/v1/agents/${"x".repeat(150)}/transactions`]) {
-      const r = await call(svc.app, "GET", url, { token: agent.token });
+    for (const url of [`/v1/agents/${svc.agent.id}/transactions/%E0%A4%A`, `/v1/agents/${"x".repeat(150)}/transactions`]) {
+      const r = await call(svc.app, "GET", url, { token: svc.agent.token });
       expect(r.status).toBeGreaterThanOrEqual(400);
       expect(r.status).toBeLessThan(500);
       assertMatchesReference("ProblemDetails", r.body);

@@ -5,13 +5,12 @@
 // real submissions.
 import fc from "fast-check";
 import { parseTransaction, type Hex, type PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
-import { call, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 import { formatMajor, parseMajor } from "../../src/units.js";
-import { recordSigningKey } from "../../src/keys.js";
-import { chainClient, mine, rpc, submitter } from "../lifecycle/helpers.js";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
+import { mine, rpc, submitter } from "../lifecycle/helpers.js";
 
 const GWEI = 1_000_000_000n;
 const LIMITS = { tx_max_value: "0.05", tx_daily_limit: "0.08", tx_max_per_day: 4, tx_max_fee: "0.0001", tx_daily_fee_budget: "0.0002" };
@@ -36,19 +35,11 @@ const requestArb = fc.record({
 const runArb = fc.record({ requests: fc.array(requestArb, { minLength: 3, maxLength: 7 }), poor: fc.boolean() });
 
 describe("property: what an agent obtains never exceeds its limits", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
+  const svc = useService({ anvil: { noMining: true }, env: { TRACKER: "off" } });
+  const { op } = svc;
   let chain: PublicClient;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    anvil = await startAnvil({ noMining: true });
-    chain = chainClient(anvil.url);
-    svc = await startTestService({ ADMIN_API_KEY: op, CHAIN_LOCAL_RPC_URLS: anvil.url, TRACKER: "off" });
-  });
-  afterAll(async () => {
-    await svc?.close();
-    await anvil?.stop();
+  beforeAll(() => {
+    chain = svc.chain;
   });
 
   /** An agent with the limits and its own funded key; its ocv_ key is its credential (the token exchange is rate limited). */

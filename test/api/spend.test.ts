@@ -3,30 +3,21 @@
 // does not count, and explicit nonces stay inside the key's window. Each attack checks that the
 // agent's counters, the key's next nonce and its balance agree with what was allowed.
 import { formatEther, parseTransaction, type Hex, type PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { markFailed } from "../../src/db/transactions.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, chainClient, DEAD, mine, rpc, submitter } from "../lifecycle/helpers.js";
+import { useService } from "../helpers/use-service.js";
+import { agentWithKey, DEAD, mine, rpc, submitter } from "../lifecycle/helpers.js";
 
 const GWEI = 1_000_000_000n;
 
 describe("spend model: fees, refused signatures, nonces", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
+  const svc = useService({ anvil: { noMining: true }, env: { TRACKER: "off" } });
+  const { op } = svc;
   let chain: PublicClient;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    anvil = await startAnvil({ noMining: true });
-    chain = chainClient(anvil.url);
-    svc = await startTestService({ ADMIN_API_KEY: op, CHAIN_LOCAL_RPC_URLS: anvil.url, TRACKER: "off" });
-  });
-  afterAll(async () => {
-    await svc?.close();
-    await anvil?.stop();
+  beforeAll(() => {
+    chain = svc.chain;
   });
 
   /** An agent with its own funded key and these guardrails. */

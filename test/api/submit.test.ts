@@ -1,28 +1,24 @@
 // Submit, sign, list and get against real Postgres, SoftHSM and anvil; every body is checked against
 // the reference schemas.
 import { createPublicClient, http, parseTransaction, recoverTransactionAddress, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
 describe("transactions", () => {
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
+  const svc = useService({ agent: true });
+  const { op } = svc;
   let chain: ReturnType<typeof createPublicClient>;
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    agent = await createAgent(svc.app, op);
     chain = createPublicClient({ transport: http(svc.ctx.localChainUrl!) });
   });
-  afterAll(async () => svc?.close());
 
   const submit = (body: unknown, opts: { token?: string; headers?: Record<string, string>; path?: string; agentId?: string } = {}) =>
-    call(svc.app, "POST", `/v1/agents/${opts.agentId ?? agent.id}/transactions${opts.path ?? ""}`, { token: opts.token ?? agent.token, body, headers: opts.headers });
+    call(svc.app, "POST", `/v1/agents/${opts.agentId ?? svc.agent.id}/transactions${opts.path ?? ""}`, { token: opts.token ?? svc.agent.token, body, headers: opts.headers });
 
   it("submits, signs in the HSM, broadcasts, and the transaction mines", async () => {
     const r = await submit({ to: DEAD, value: "0.01", chain: "local" });
@@ -50,18 +46,18 @@ describe("transactions", () => {
 
   it("GET omits signed_tx unless include_signed_tx is exactly true or 1", async () => {
     const r = await submit({ to: DEAD, value: "0.001", chain: "anvil" });
-    const url = `/v1/agents/${agent.id}/transactions/${r.body.id}`;
+    const url = `/v1/agents/${svc.agent.id}/transactions/${r.body.id}`;
     for (const q of ["", "?include_signed_tx=false", "?include_signed_tx=yes", "?include_signed_tx=TRUE"]) {
-      const g = await call(svc.app, "GET", url + q, { token: agent.token });
+      const g = await call(svc.app, "GET", url + q, { token: svc.agent.token });
       expect(g.status).toBe(200);
       expect("signed_tx" in g.body).toBe(false);
       assertMatchesReference("TransactionResponse", g.body);
     }
     for (const q of ["?include_signed_tx=true", "?include_signed_tx=1"]) {
-      const g = await call(svc.app, "GET", url + q, { token: agent.token });
+      const g = await call(svc.app, "GET", url + q, { token: svc.agent.token });
       expect(g.body.signed_tx).toBe(r.body.signed_tx);
     }
-    const op404 = await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions/00000000-0000-4000-8000-000000000000`, { token: agent.token });
+    const op404 = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/00000000-0000-4000-8000-000000000000`, { token: svc.agent.token });
     expect(op404.status).toBe(404);
     assertMatchesReference("ProblemDetails", op404.body);
   });
@@ -107,11 +103,11 @@ describe("transactions", () => {
     const poor = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/poor-signer" } });
     const poorAddr = (poor.status === 201 ? poor.body.address : (await svc.ctx.signer.createKey("keys/poor-signer")).address) as Hex;
     if (poor.status !== 201) {
-      const { recordSigningKey } = await import("../../src/keys.js");
+      const { recordSigningKey } = await import("../../src/db/signing-keys.js");
       await recordSigningKey(svc.ctx.pool, (await svc.ctx.signer.getKey("keys/poor-signer"))!);
     }
     // Keys are granted, not guessed: the operator lets this agent sign with it.
-    expect((await call(svc.app, "POST", "/v1/signing-keys/keys%2Fpoor-signer/grants", { token: op, body: { agent_id: agent.id } })).status).toBe(201);
+    expect((await call(svc.app, "POST", "/v1/signing-keys/keys%2Fpoor-signer/grants", { token: op, body: { agent_id: svc.agent.id } })).status).toBe(201);
     // Enough for one transfer, not for two; gas_limit skips the estimate so the node itself decides.
     await chain.request({ method: "anvil_setBalance" as never, params: [poorAddr, "0x" + (10n ** 16n).toString(16)] as never });
     const body = (value: string) => ({ to: DEAD, value, chain: "local", signing_key_path: "keys/poor-signer", gas_limit: 21000 });
@@ -129,14 +125,14 @@ describe("transactions", () => {
     await chain.waitForTransactionReceipt({ hash: ok.body.tx_hash });
     expect(await chain.getTransactionCount({ address: poorAddr })).toBe(1);
     // A failed transaction does not count toward the agent's spend.
-    const me = await call(svc.app, "GET", `/v1/agents/${agent.id}`, { token: agent.token });
+    const me = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}`, { token: svc.agent.token });
     expect(Number(me.body.tx_spent_today)).toBeLessThan(5);
   });
 
   it("200 concurrent submits on one address get 200 distinct consecutive nonces, all mined", async () => {
     const a = await createAgent(svc.app, op);
     const key = await svc.ctx.signer.createKey(`agents/${a.id}/chains/local`);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
     await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
 
@@ -159,7 +155,7 @@ describe("transactions", () => {
 
   it("commit groups span signing addresses: 120 concurrent submits over 4 addresses, consecutive nonces per address, all mined", async () => {
     const a = await createAgent(svc.app, op);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     const keys: Array<{ path: string; address: `0x${string}` }> = [];
     for (let i = 0; i < 4; i++) {
       const key = await svc.ctx.signer.createKey(`agents/${a.id}/hot-${i}`);
@@ -198,7 +194,7 @@ describe("transactions", () => {
   it("a request whose values PostgreSQL refuses fails alone: the others queued in its commit group still commit, with no nonce gap", async () => {
     const a = await createAgent(svc.app, op);
     const key = await svc.ctx.signer.createKey(`agents/${a.id}/refused`);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: a.id });
     await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 21n).toString(16)] as never });
     // Stands in for any value the database refuses after validation passed (a data or constraint error).

@@ -4,14 +4,13 @@
 // the local signer again, so the next submission on that key is mined, with nonce 0.
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 import { chainClient, DEAD, receipt, rpc, waitFor } from "../lifecycle/helpers.js";
 
 describe("chain reset under a running service", () => {
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
+  const svc = useService({ env: { TRACKER_INTERVAL_MS: "200", WEBHOOK_INTERVAL_MS: "100" }, agent: true });
+  const { op } = svc;
 
   // A webhook receiver subscribed to failures: the reset reaches it for every lost transaction.
   const received: Array<{ type: string; data: Record<string, unknown> }> = [];
@@ -29,8 +28,6 @@ describe("chain reset under a running service", () => {
   });
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "200", WEBHOOK_INTERVAL_MS: "100" });
-    agent = await createAgent(svc.app, op);
     await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
     const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url, events: ["agent.transaction.failed"] } });
@@ -41,8 +38,8 @@ describe("chain reset under a running service", () => {
     await new Promise((r) => receiver.close(r));
   });
 
-  const submit = () => call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { chain: "local", to: DEAD, value: "0.001" } });
-  const read = async (id: string) => (await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions/${id}`, { token: agent.token })).body;
+  const submit = () => call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: { chain: "local", to: DEAD, value: "0.001" } });
+  const read = async (id: string) => (await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/${id}`, { token: svc.agent.token })).body;
 
   it("is detected, the rows are marked, the nonce is resynchronised and the next submission is mined", async () => {
     const client = chainClient(svc.ctx.localChainUrl!);
@@ -87,7 +84,7 @@ describe("chain reset under a running service", () => {
     expect(next.body.nonce).toBe(0);
     await waitFor("the new transaction mined", async () => (await receipt(client, next.body.tx_hash))?.status === "0x1", 20_000);
     await waitFor("the new transaction confirmed", async () => (await read(next.body.id)).chain_status === "confirmed");
-    const listed = await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions?chain_status=chain_reset`, { token: agent.token });
+    const listed = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions?chain_status=chain_reset`, { token: svc.agent.token });
     expect(listed.status).toBe(200);
     expect(JSON.stringify(listed.body)).toContain(first[0].id);
     // The old rows stay marked; nothing of them was resent.

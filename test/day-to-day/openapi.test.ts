@@ -1,16 +1,14 @@
 // The service's own OpenAPI description: public routes carry no security requirement, every other
 // route keeps the document's bearer requirement; the operator-key routes are described.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useService } from "../helpers/use-service.js";
 
 describe("OpenAPI security", () => {
-  let svc: TestService;
+  const svc = useService({ env: { LOCAL_CHAIN: "off" } });
   let doc: { security: unknown; paths: Record<string, Record<string, { security?: unknown[] }>> };
   beforeAll(async () => {
-    svc = await startTestService({ LOCAL_CHAIN: "off" });
     doc = (await svc.app.inject({ method: "GET", url: "/docs/json" })).json();
   });
-  afterAll(async () => svc?.close());
 
   it("marks the public routes, and only them, as needing no bearer", async () => {
     expect(doc.security).toEqual([{ BearerAuth: [] }]);

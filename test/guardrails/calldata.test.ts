@@ -3,14 +3,14 @@
 // each token family's way of paying or empowering the attacker is refused, and nothing is signed: no
 // transaction row, the key's nonce unchanged, the attacker's balance and allowance zero.
 import { createPublicClient, encodeFunctionData, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordSigningKey } from "../../src/keys.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { PERMIT2 } from "../../src/pipeline/calldata.js";
 import { tokenDecimals } from "../../src/pipeline/token-policy.js";
 import { Router, TestToken } from "../contracts/index.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import { devClients } from "../simulation/helpers.js";
 
 const ALICE = "0x00000000000000000000000000000000000a11ce" as Address;
@@ -43,19 +43,17 @@ const P2 = parseAbi([
 const enc = (abi: typeof FAMILIES | typeof P2, functionName: string, args: unknown[]) => encodeFunctionData({ abi, functionName, args } as never);
 
 describe("calldata guardrails against a hostile agent", () => {
-  let svc: TestService;
   let dev: ReturnType<typeof devClients>;
   let token: Address;
   let router: Address;
-  const op = newOperatorKey();
+  const svc = useService({ env: { TRACKER: "off" } });
+  const { op } = svc;
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" });
     dev = devClients(svc.ctx.localChainUrl!);
     token = await dev.deploy(TestToken, ["USD Coin", "USDC"]);
     router = await dev.deploy(Router);
   });
-  afterAll(async () => svc?.close());
 
   /** An agent with its own funded key holding 1,000,000 of the test token. */
   async function agentWithTokens(fields: Record<string, unknown>): Promise<TestAgent & { address: Address }> {

@@ -1,12 +1,12 @@
 // Guardrails that read calldata and simulation, against a token deployed on anvil: a token transfer
 // cannot bypass the recipient allowlist or the limits.
 import { encodeFunctionData, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordSigningKey } from "../../src/keys.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { Router, TestToken } from "../contracts/index.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import { devClients } from "../simulation/helpers.js";
 
 const ALICE = "0x00000000000000000000000000000000000a11ce" as Address;
@@ -14,19 +14,17 @@ const ATTACKER = "0x000000000000000000000000000000000000bad1" as Address;
 const UNIT = 10n ** 6n; // the test token has 6 decimals
 
 describe("token guardrails", () => {
-  let svc: TestService;
   let dev: ReturnType<typeof devClients>;
   let token: Address;
   let router: Address;
-  const op = newOperatorKey();
+  const svc = useService({ env: { TRACKER: "off" } });
+  const { op } = svc;
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" });
     dev = devClients(svc.ctx.localChainUrl!);
     token = await dev.deploy(TestToken, ["USD Coin", "USDC"]);
     router = await dev.deploy(Router);
   });
-  afterAll(async () => svc?.close());
 
   /** An agent with its own funded key holding `tokens` of the test token. */
   async function agentWithTokens(fields: Record<string, unknown>, tokens = 1_000_000n): Promise<TestAgent & { address: Address }> {

@@ -7,31 +7,27 @@
 import { Module, SessionFlag, UserType, type Slot } from "graphene-pk11";
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { findSoftHsmModule } from "../../src/hsm/softhsm.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import { DEAD, expectChainMatchesDb, startSubmitLoad, waitUntil } from "./load.js";
 
 const TOKEN_LABEL = "intents-test";
 
 describe("HSM session loss", () => {
-  const op = newOperatorKey();
-  let svc: TestService;
-  let agent: TestAgent;
+  const svc = useService({ env: { BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "200" }, agent: true });
+  const { op } = svc;
   let pin: string;
   let module: Module;
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "200" });
-    agent = await createAgent(svc.app, op);
     pin = fs.readFileSync(path.join(svc.dataDir, "softhsm", "pin"), "utf8").trim();
     // A second handle on the same PKCS#11 library (same process, same token): what another
     // application thread, an admin tool or a flaky HSM would do to the signer's sessions.
     module = Module.load(findSoftHsmModule()!, "fault-injector");
   });
-  afterAll(async () => svc?.close());
 
   const tokenSlot = (): Slot => {
     // Already initialised by the signer (graphene ignores CKR_CRYPTOKI_ALREADY_INITIALIZED); OS locking on.
@@ -79,7 +75,7 @@ describe("HSM session loss", () => {
   };
 
   it("recovers from closed sessions and a logout under load: nothing but 201 or 503, and no nonce hole", async () => {
-    const load = startSubmitLoad(svc, agent, 8);
+    const load = startSubmitLoad(svc, svc.agent, 8);
     try {
       await waitUntil(() => load.count(201) >= 10, 30_000, "submits before the fault");
       for (let i = 0; i < 10; i++) {
@@ -105,7 +101,7 @@ describe("HSM session loss", () => {
   });
 
   it("an HSM that refuses to log in is an outage: 503 + Retry-After, no nonce used; it recovers when the HSM does", async () => {
-    const load = startSubmitLoad(svc, agent, 8);
+    const load = startSubmitLoad(svc, svc.agent, 8);
     const other = "outage-pin-" + Math.random().toString(36).slice(2);
     let pinChanged = false;
     try {
@@ -142,7 +138,7 @@ describe("HSM session loss", () => {
   });
 
   it("recovers after the module is finalized (C_Finalize) between requests", async () => {
-    const submit = () => call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, value: "0", chain: "local" } });
+    const submit = () => call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: { to: DEAD, value: "0", chain: "local" } });
     expect((await submit()).status).toBe(201);
     for (let round = 0; round < 3; round++) {
       tokenSlot(); // make sure our handle is initialised, then pull the library out from under the signer

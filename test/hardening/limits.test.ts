@@ -4,10 +4,10 @@
 // over 5 MB are refused (413) on every route that takes one, and submits per signing address are
 // bounded: past MAX_INFLIGHT_PER_ADDRESS the service sheds load with 503 + Retry-After instead of
 // queueing on the nonce row lock. Every refusal is RFC 7807 and writes nothing.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const MAX_INFLIGHT = 3;
@@ -16,15 +16,8 @@ const PER_CREDENTIAL = 3;
 const PROXY = "10.0.0.1";
 
 describe("limits", () => {
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, MAX_INFLIGHT_PER_ADDRESS: String(MAX_INFLIGHT), AUTH_FAILURES_PER_MINUTE: String(AUTH_FAILURES), AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: String(PER_CREDENTIAL), TRUST_PROXY: PROXY });
-    agent = await createAgent(svc.app, op);
-  });
-  afterAll(async () => svc?.close());
+  const svc = useService({ env: { MAX_INFLIGHT_PER_ADDRESS: String(MAX_INFLIGHT), AUTH_FAILURES_PER_MINUTE: String(AUTH_FAILURES), AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: String(PER_CREDENTIAL), TRUST_PROXY: PROXY }, agent: true });
+  const { op } = svc;
 
   const counts = async () =>
     (await svc.ctx.pool.query(
@@ -70,7 +63,7 @@ describe("limits", () => {
 
   it("credential guessing: 60 bad ocv_ keys from one address get 429 past AUTH_FAILURES_PER_MINUTE, while valid credentials from that address are served", async () => {
     const get = (remoteAddress: string, token: string, headers: Record<string, string> = {}) =>
-      svc.app.inject({ method: "GET", url: `/v1/agents/${agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}`, ...headers } });
+      svc.app.inject({ method: "GET", url: `/v1/agents/${svc.agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}`, ...headers } });
     const before = await counts();
     const audit = await auditCount();
     const guesses = [];
@@ -88,8 +81,8 @@ describe("limits", () => {
 
     // The guilty are slowed, not the innocent behind the same address: a valid JWT, the agent's own
     // key and the operator key from 10.7.7.7 are all served.
-    expect((await get("10.7.7.7", agent.token)).statusCode).toBe(200);
-    expect((await get("10.7.7.7", agent.apiKey)).statusCode).toBe(200);
+    expect((await get("10.7.7.7", svc.agent.token)).statusCode).toBe(200);
+    expect((await get("10.7.7.7", svc.agent.apiKey)).statusCode).toBe(200);
     expect((await svc.app.inject({ method: "GET", url: "/v1/agents", remoteAddress: "10.7.7.7", headers: { authorization: `Bearer ${op}` } })).statusCode).toBe(200);
     // ...and a further bad key from there is still 429, a bad key from another address a plain 401.
     expect((await get("10.7.7.7", "ocv_one_more_guess_xxxxxxxxxxxxxxxxxxxxxxxxxxxx")).statusCode).toBe(429);
@@ -101,7 +94,7 @@ describe("limits", () => {
 
   it("a credential that keeps failing is refused per credential (by its hash), from any address; its owner's valid key is never blocked", async () => {
     const get = (remoteAddress: string, token: string) =>
-      svc.app.inject({ method: "GET", url: `/v1/agents/${agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}` } });
+      svc.app.inject({ method: "GET", url: `/v1/agents/${svc.agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}` } });
     // A revoked token retried in a loop, from a different address each time (per-address limits never trip).
     const revoked = (await createAgent(svc.app, op)).token;
     expect((await call(svc.app, "DELETE", "/v1/auth/token", { token: revoked })).status).toBe(204);
@@ -114,25 +107,25 @@ describe("limits", () => {
     // Failures are counted by the whole credential, never a part of it: keys sharing the valid key's
     // prefix (what listings show), or tokens claiming its agent, lock nobody out.
     for (let i = 0; i < PER_CREDENTIAL + 2; i++) {
-      expect([401, 429]).toContain((await get(`10.31.0.${i + 1}`, `${agent.apiKey.slice(0, 12)}${"A".repeat(31)}${i}`)).statusCode);
-      const [h, , sig] = agent.token.split(".");
-      const forged = `${h}.${Buffer.from(JSON.stringify({ sub: `agent:${agent.id}`, exp: 4102444800, jti: String(i) })).toString("base64url")}.${sig}`;
+      expect([401, 429]).toContain((await get(`10.31.0.${i + 1}`, `${svc.agent.apiKey.slice(0, 12)}${"A".repeat(31)}${i}`)).statusCode);
+      const [h, , sig] = svc.agent.token.split(".");
+      const forged = `${h}.${Buffer.from(JSON.stringify({ sub: `agent:${svc.agent.id}`, exp: 4102444800, jti: String(i) })).toString("base64url")}.${sig}`;
       expect([401, 429]).toContain((await get(`10.32.0.${i + 1}`, forged)).statusCode);
     }
-    expect((await get("10.33.0.1", agent.apiKey)).statusCode).toBe(200);
-    expect((await get("10.33.0.1", agent.token)).statusCode).toBe(200);
+    expect((await get("10.33.0.1", svc.agent.apiKey)).statusCode).toBe(200);
+    expect((await get("10.33.0.1", svc.agent.token)).statusCode).toBe(200);
   });
 
   it("TRUST_PROXY: the client is the right-most X-Forwarded-For entry the trusted proxy did not write, so a forged left-most entry escapes nothing", async () => {
     const viaProxy = (xff: string, token: string) =>
-      svc.app.inject({ method: "GET", url: `/v1/agents/${agent.id}/transactions`, remoteAddress: PROXY, headers: { authorization: `Bearer ${token}`, "x-forwarded-for": xff } });
+      svc.app.inject({ method: "GET", url: `/v1/agents/${svc.agent.id}/transactions`, remoteAddress: PROXY, headers: { authorization: `Bearer ${token}`, "x-forwarded-for": xff } });
     // The attacker at 203.0.113.9 writes a new "client address" in front of each guess; the proxy appends the real one.
     const codes = [];
     for (let i = 0; i < AUTH_FAILURES + 3; i++) codes.push((await viaProxy(`198.18.0.${i + 1}, 203.0.113.9`, `ocv_proxy_guess_${i}_${"y".repeat(32)}`)).statusCode);
     expect(codes).toEqual([...Array(AUTH_FAILURES).fill(401), ...Array(3).fill(429)]);
     // Another client behind the same proxy is neither blocked nor blamed; a valid token of the attacker's address still works.
     expect((await viaProxy("198.51.100.7", "ocv_honest_typo_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")).statusCode).toBe(401);
-    expect((await viaProxy("203.0.113.9", agent.token)).statusCode).toBe(200);
+    expect((await viaProxy("203.0.113.9", svc.agent.token)).statusCode).toBe(200);
     // The audit trail records the same address the limits use.
     const res = await svc.app.inject({ method: "DELETE", url: "/v1/auth/token", remoteAddress: PROXY, headers: { authorization: `Bearer ${(await createAgent(svc.app, op)).token}`, "x-forwarded-for": "6.6.6.6, 198.51.100.20" } });
     expect(res.statusCode).toBe(204);
@@ -144,10 +137,10 @@ describe("limits", () => {
     const before = await counts();
     const big = "x".repeat(5 * 1024 * 1024 + 1);
     const routes: Array<{ method: "POST" | "PATCH" | "PUT"; url: string; token?: string; payload: string }> = [
-      { method: "POST", url: `/v1/agents/${agent.id}/transactions`, token: agent.token, payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", data: "0x" + "ab".repeat(2_700_000) }) },
-      { method: "POST", url: `/v1/agents/${agent.id}/transactions/sign`, token: agent.token, payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", pad: big }) },
+      { method: "POST", url: `/v1/agents/${svc.agent.id}/transactions`, token: svc.agent.token, payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", data: "0x" + "ab".repeat(2_700_000) }) },
+      { method: "POST", url: `/v1/agents/${svc.agent.id}/transactions/sign`, token: svc.agent.token, payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", pad: big }) },
       { method: "POST", url: "/v1/agents", token: op, payload: JSON.stringify({ name: big }) },
-      { method: "PATCH", url: `/v1/agents/${agent.id}`, token: op, payload: JSON.stringify({ description: big }) },
+      { method: "PATCH", url: `/v1/agents/${svc.agent.id}`, token: op, payload: JSON.stringify({ description: big }) },
       { method: "POST", url: "/v1/auth/agent-token", payload: JSON.stringify({ api_key: big }) },
       { method: "POST", url: "/v1/signing-keys", token: op, payload: JSON.stringify({ path: big }) },
     ];
@@ -168,8 +161,8 @@ describe("limits", () => {
     // Announced size alone is enough: the body is not read past the limit.
     const announced = await svc.app.inject({
       method: "POST",
-      url: `/v1/agents/${agent.id}/transactions`,
-      headers: { "content-type": "application/json", authorization: `Bearer ${agent.token}`, "content-length": String(6 * 1024 * 1024) },
+      url: `/v1/agents/${svc.agent.id}/transactions`,
+      headers: { "content-type": "application/json", authorization: `Bearer ${svc.agent.token}`, "content-length": String(6 * 1024 * 1024) },
       payload: "{}",
     });
     expect([400, 413]).toContain(announced.statusCode);

@@ -2,7 +2,7 @@
 // the USDC-like token, Permit2 at its canonical address and an EIP-7702 delegate, and agents with
 // their own funded HSM key holding tokens.
 import { encodeFunctionData, type Address, type Hex } from "viem";
-import { recordSigningKey } from "../../src/keys.js";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { PERMIT2_ADDRESS } from "../../src/pipeline/typed-data.js";
 import { Delegate7702, IntentToken, MiniPermit2 } from "../contracts/intents.js";
 import { call, createAgent, newOperatorKey, type Res, type TestAgent } from "../helpers/api.js";

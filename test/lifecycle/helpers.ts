@@ -3,7 +3,7 @@
 import { createPublicClient, http, type Hex, type PublicClient } from "viem";
 import type { Pool } from "../../src/db/pool.js";
 import type { TxRow } from "../../src/db/transactions.js";
-import { recordSigningKey } from "../../src/keys.js";
+import { recordSigningKey } from "../../src/db/signing-keys.js";
 import type { AttemptRow } from "../../src/db/attempts.js";
 import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import type { TestService } from "../helpers/service.js";

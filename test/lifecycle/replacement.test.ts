@@ -2,36 +2,22 @@
 // one left unmined in the mempool past STUCK_AFTER_SECONDS, are replaced with the same nonce and
 // higher fees, signed again in the HSM; the transaction keeps its id and its hash history.
 import { parseEther, parseGwei, parseTransaction, type Hex, type PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
-import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, attemptsOf, auditOf, byHash, chainClient, mine, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, type TestAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
+import { agentWithKey, attemptsOf, auditOf, byHash, mine, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
 
 describe("replacement with higher fees", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
+  const svc = useService({ anvil: { noMining: true }, env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "1", GAP_FILL_AFTER_SECONDS: "3600" }, agentKey: true });
+  const { op } = svc;
   let chain: PublicClient;
   let agent: TestAgent & { address: Hex };
   let submit: ReturnType<typeof submitter>;
-  const op = newOperatorKey();
 
-  beforeAll(async () => {
-    anvil = await startAnvil({ noMining: true });
-    chain = chainClient(anvil.url);
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      CHAIN_LOCAL_RPC_URLS: anvil.url,
-      TRACKER_INTERVAL_MS: "100",
-      STUCK_AFTER_SECONDS: "1",
-      GAP_FILL_AFTER_SECONDS: "3600",
-    });
-    agent = await agentWithKey(svc, op, chain);
+  beforeAll(() => {
+    chain = svc.chain;
+    agent = svc.agent as TestAgent & { address: Hex };
     submit = submitter(svc, agent);
-  });
-  afterAll(async () => {
-    await svc?.close();
-    await anvil?.stop();
   });
 
   const row = (id: string) => txRow(svc.ctx.pool, id);

@@ -1,18 +1,14 @@
 // The audit log is append-only and hash-chained: direct edits are refused, an edit made behind the
 // trigger's back is found by verify at exactly that event, and concurrent writers form one chain.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sealAuditEvents, verifyAuditChain } from "../../src/audit-chain.js";
-import { call, createAgent, newOperatorKey } from "../helpers/api.js";
+import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 describe("audit log", () => {
-  let svc: TestService;
-  const op = newOperatorKey();
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-  });
-  afterAll(async () => svc?.close());
+  const svc = useService();
+  const { op } = svc;
 
   // The service's own sealer may hold the sealing lock (sealAuditEvents then returns 0): wait until
   // no committed event is left unsealed, whoever seals it.

@@ -4,11 +4,11 @@
 import { randomUUID } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { csvColumns } from "../../src/http/history.js";
 import { parseMajor } from "../../src/units.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
@@ -55,15 +55,14 @@ class CsvParser {
 }
 
 describe("operator transaction history", () => {
-  let svc: TestService;
-  const op = newOperatorKey();
+  const svc = useService({ env: { TRACKER: "off" } });
+  const { op } = svc;
   let a1: TestAgent;
   let a2: TestAgent;
   const ids: Record<string, string[]> = {};
 
   beforeAll(async () => {
     // No tracker: it would follow (and update) the seeded rows while they are compared.
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" });
     a1 = await createAgent(svc.app, op);
     a2 = await createAgent(svc.app, op);
     const submit = async (a: TestAgent, path = "") => {
@@ -76,7 +75,6 @@ describe("operator transaction history", () => {
     await submit(a2);
     await submit(a2, "/sign");
   });
-  afterAll(async () => svc?.close());
 
   it("lists every agent's transactions, newest first, with filters", async () => {
     const all = await call(svc.app, "GET", "/v1/transactions", { token: op });

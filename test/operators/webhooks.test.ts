@@ -11,10 +11,11 @@ import type { AddressInfo } from "node:net";
 import { createPublicClient, http as viemHttp, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sealAuditEvents } from "../../src/audit-chain.js";
-import { appendAudit } from "../../src/audit.js";
+import { appendAudit } from "../../src/db/audit.js";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/log.js";
-import { backoffDelayMs, claimDueDeliveries, attemptDelivery, deliverDue } from "../../src/webhooks/deliver.js";
+import { backoffDelayMs, attemptDelivery, deliverDue } from "../../src/webhooks/deliver.js";
+import { claimDueDeliveries } from "../../src/db/webhooks.js";
 import { fanoutWebhookEvents } from "../../src/webhooks/fanout.js";
 import { startWebhookWorker, type WebhookWorker } from "../../src/webhooks/worker.js";
 import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
@@ -161,7 +162,7 @@ describe("webhooks (service)", () => {
   };
   const poorKey = async (name: string): Promise<string> => {
     const key = await svc.ctx.signer.createKey(name);
-    const { recordSigningKey } = await import("../../src/keys.js");
+    const { recordSigningKey } = await import("../../src/db/signing-keys.js");
     await recordSigningKey(svc.ctx.pool, key, { agentId: agent.id }); // the agent's own key
     // Enough for one small transfer, far from enough for 5 ETH.
     await chain.request({ method: "anvil_setBalance" as never, params: [key.address, "0x" + (10n ** 16n).toString(16)] as never });

@@ -1,21 +1,20 @@
 // Simulation through the API with the default simulator: an anvil fork of the service's local chain.
 // The real stack (Postgres, SoftHSM, anvil); contracts from test/contracts are deployed on the chain.
 import { encodeErrorResult, encodeFunctionData, getAddress, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { formatMajor } from "../../src/units.js";
 import { Failures, TestToken } from "../contracts/index.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import { devClients } from "./helpers.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const RECIPIENT = "0x00000000000000000000000000000000000b0b00";
 
 describe("simulation on an anvil fork", () => {
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
+  const svc = useService({ agent: true });
+  const { op } = svc;
   let dev: ReturnType<typeof devClients>;
   let token: Address;
   let failures: Address;
@@ -23,8 +22,6 @@ describe("simulation on an anvil fork", () => {
   let spender: Address;
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    agent = await createAgent(svc.app, op);
     dev = devClients(svc.ctx.localChainUrl!);
     signer = (await svc.ctx.signer.getKey("keys/local-signer"))!.address;
     token = await dev.deploy(TestToken, ["Test Dollar", "TUSD"]);
@@ -33,15 +30,14 @@ describe("simulation on an anvil fork", () => {
     const k = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/sim-spender" } });
     expect(k.status).toBe(201);
     spender = k.body.address;
-    expect((await call(svc.app, "POST", `/v1/signing-keys/${k.body.id}/grants`, { token: op, body: { agent_id: agent.id } })).status).toBe(201);
+    expect((await call(svc.app, "POST", `/v1/signing-keys/${k.body.id}/grants`, { token: op, body: { agent_id: svc.agent.id } })).status).toBe(201);
     await dev.setBalance(spender, 10n ** 18n);
   });
-  afterAll(async () => svc?.close());
 
-  const simulate = (body: unknown, token_ = agent.token, agentId = agent.id) =>
+  const simulate = (body: unknown, token_ = svc.agent.token, agentId = svc.agent.id) =>
     call(svc.app, "POST", `/v1/agents/${agentId}/transactions/simulate`, { token: token_, body });
   const bundle = (transactions: unknown[]) =>
-    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate-bundle`, { token: agent.token, body: { transactions } });
+    call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions/simulate-bundle`, { token: svc.agent.token, body: { transactions } });
   const data = (abi: typeof Failures.abi, functionName: string, args: unknown[] = []) => encodeFunctionData({ abi, functionName, args } as never);
 
   it("a plain ETH transfer: success, 21000 gas, the sender pays value + fee, the recipient gets the value", async () => {
@@ -176,18 +172,18 @@ describe("simulation on an anvil fork", () => {
   it("simulate_first on submit: a revert is 422, stored as simulation_failed, and uses no nonce", async () => {
     const expectedNonce = await dev.pub.getTransactionCount({ address: signer, blockTag: "pending" });
     const body = { to: failures, value: "0", chain: "local", data: data(Failures.abi, "failWithReason"), simulate_first: true };
-    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body, headers: { "idempotency-key": "sim-fail-1" } });
+    const r = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body, headers: { "idempotency-key": "sim-fail-1" } });
     expect(r.status).toBe(422);
     expect(r.headers["content-type"]).toMatch(/application\/problem\+json/);
     assertMatchesReference("TransactionResponse", r.body);
-    expect(r.body).toMatchObject({ status: "simulation_failed", simulation_status: "reverted", agent_id: agent.id, chain: "local", to: getAddress(failures) });
+    expect(r.body).toMatchObject({ status: "simulation_failed", simulation_status: "reverted", agent_id: svc.agent.id, chain: "local", to: getAddress(failures) });
     expect(r.body.detail).toMatch(/Failures: not allowed/);
     expect(r.body.nonce).toBeUndefined();
     expect(r.body.tx_hash).toBeUndefined();
     expect(r.body.signed_tx).toBeUndefined();
     expect(r.body.simulation.revert_reason).toBe("Failures: not allowed");
 
-    const stored = await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions/${r.body.id}?include_signed_tx=true`, { token: agent.token });
+    const stored = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/${r.body.id}?include_signed_tx=true`, { token: svc.agent.token });
     expect(stored.status).toBe(200);
     expect(stored.body).toMatchObject({ status: "simulation_failed", simulation_id: r.body.simulation_id, simulation_status: "reverted", signed_tx: null });
     expect(stored.body.nonce).toBeUndefined();
@@ -198,8 +194,8 @@ describe("simulation on an anvil fork", () => {
     expect(audit.rows[0].details).toMatchObject({ status: "reverted", simulator: "anvil", revert_reason: "Failures: not allowed", mode: "submit" });
 
     // A failed request is not cached: the same key may be used again.
-    const ok = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
-      token: agent.token,
+    const ok = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+      token: svc.agent.token,
       body: { to: DEAD, value: "0.001", chain: "local", simulate_first: true },
       headers: { "idempotency-key": "sim-fail-1" },
     });
@@ -211,8 +207,8 @@ describe("simulation on an anvil fork", () => {
   });
 
   it("simulate_first on sign: a custom-error revert is 422 and nothing is signed", async () => {
-    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/sign`, {
-      token: agent.token,
+    const r = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions/sign`, {
+      token: svc.agent.token,
       body: { to: failures, value: "0", chain: "local", data: data(Failures.abi, "failWithCustomError", [9n]), simulate_first: true },
     });
     expect(r.status).toBe(422);
@@ -240,7 +236,7 @@ describe("simulation on an anvil fork", () => {
     const r = await simulate({ to: DEAD, value: "0.2", chain: "local" });
     const a = await svc.ctx.pool.query("SELECT actor_type, actor_id, resource_type, details FROM audit_events WHERE action = 'transaction.simulate' AND resource_id = $1", [r.body.simulation_id]);
     expect(a.rows).toHaveLength(1);
-    expect(a.rows[0]).toMatchObject({ actor_type: "agent", actor_id: agent.id, resource_type: "simulation" });
+    expect(a.rows[0]).toMatchObject({ actor_type: "agent", actor_id: svc.agent.id, resource_type: "simulation" });
     expect(a.rows[0].details).toMatchObject({ mode: "simulate", simulator: "anvil", chain: "local", status: "success", gas_used: 21000, value_wei: "200000000000000000", from: signer.toLowerCase() });
     const n = await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [signer.toLowerCase()]);
     expect(Number(n.rows[0]?.next_nonce ?? nonce)).toBe(nonce);
@@ -270,7 +266,7 @@ describe("simulation on an anvil fork", () => {
 
   it("a sender that cannot pay gets status error with the node's reason, still 200", async () => {
     const poor = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/sim-poor" } });
-    expect((await call(svc.app, "POST", `/v1/signing-keys/${poor.body.id}/grants`, { token: op, body: { agent_id: agent.id } })).status).toBe(201);
+    expect((await call(svc.app, "POST", `/v1/signing-keys/${poor.body.id}/grants`, { token: op, body: { agent_id: svc.agent.id } })).status).toBe(201);
     const r = await simulate({ to: DEAD, value: "1", chain: "local", signing_key_path: "keys/sim-poor" });
     expect(r.status).toBe(200);
     assertMatchesReference("SimulationResponse", r.body);

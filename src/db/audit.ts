@@ -1,8 +1,9 @@
-// Appends audit events. Writers only INSERT, inside the transaction whose effect they record, so an
-// event exists exactly when its effect does. Never put a secret in `details`.
+// Audit events: appended by writers, listed for operators. Writers only INSERT, inside the
+// transaction whose effect they record, so an event exists exactly when its effect does. Never put a
+// secret in `details`. Sealing into the hash chain: src/audit-chain.ts.
 import { randomUUID } from "node:crypto";
-import type { Queryable } from "./db/pool.js";
-import type { Principal } from "./auth/principal.js";
+import type { Queryable } from "./pool.js";
+import type { Principal } from "../auth/principal.js";
 
 export type AuditAction =
   | "transaction.submit"
@@ -106,4 +107,56 @@ export function auditRecordset(events: AuditEvent[]): string {
       ip_address: e.ip ?? null,
     })),
   );
+}
+
+/** A stored event as the operators' API lists it, with the installation's organization. */
+export interface AuditEventRow {
+  seq: string;
+  id: string;
+  action: string;
+  actor_type: string;
+  actor_id: string | null;
+  resource_type: string | null;
+  resource_id: string | null;
+  details: Record<string, unknown>;
+  request_id: string | null;
+  ip_address: string | null;
+  created_at: Date;
+  chain_seq: string | null;
+  prev_hash: string | null;
+  hash: string | null;
+  org_id: string;
+}
+
+export interface AuditFilter {
+  action?: string;
+  actorId?: string;
+  resourceId?: string;
+  from?: Date;
+  to?: Date;
+  /** Events before this `seq` (the previous page's last), as a decimal string. */
+  beforeSeq?: string;
+  limit: number;
+}
+
+/** Newest first, by `seq`; reads only (no lock). */
+export async function listAuditEvents(db: Queryable, f: AuditFilter): Promise<AuditEventRow[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, v: unknown) => {
+    params.push(v);
+    where.push(sql.replace("?", `$${params.length}`));
+  };
+  if (f.action) add("action = ?", f.action);
+  if (f.actorId) add("actor_id = ?", f.actorId);
+  if (f.resourceId) add("resource_id = ?", f.resourceId);
+  if (f.from) add("created_at >= ?", f.from);
+  if (f.to) add("created_at < ?", f.to);
+  if (f.beforeSeq) add("seq < ?", f.beforeSeq);
+  params.push(f.limit);
+  const { rows } = await db.query<AuditEventRow>(
+    `SELECT e.*, i.org_id FROM audit_events e CROSS JOIN installation i ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT $${params.length}`,
+    params,
+  );
+  return rows;
 }

@@ -5,9 +5,9 @@
 // then happens outside any database transaction (RPC calls, HSM signatures), and every write is
 // fenced: it re-locks the row and checks that the lease is still ours. A replica that dies loses its
 // leases when they expire.
-import type { Pool, PoolClient } from "../db/pool.js";
-import { withTransaction } from "../db/pool.js";
-import type { TxRow } from "../db/transactions.js";
+import type { Pool, PoolClient } from "./pool.js";
+import { withTransaction } from "./pool.js";
+import type { TxRow } from "./transactions.js";
 
 /** Rows the tracker follows: sent or signed, not yet final on chain. Matches the transactions_tracked index. */
 export const OPEN = "status IN ('signed', 'broadcast') AND (chain_status IS NULL OR chain_status = 'unconfirmed')";
@@ -69,6 +69,11 @@ export class LeaseBusy extends Error {
 
 export async function releaseLease(pool: Pool, id: string, owner: string): Promise<void> {
   await pool.query("UPDATE transactions SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2", [id, owner]);
+}
+
+/** Releases the leases of these rows that this owner still holds (the end of a tracker pass). */
+export async function releaseLeases(pool: Pool, ids: string[], owner: string): Promise<void> {
+  await pool.query("UPDATE transactions SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::uuid[]) AND lease_owner = $2", [ids, owner]);
 }
 
 /**

@@ -1,0 +1,72 @@
+// Wire shapes of /v1/chains and /v1/admin/chains. Field rules come from src/chains/fields.ts, which
+// chains.json is checked against too.
+import { z } from "zod";
+import {
+  aliases,
+  baseFeeMultiple,
+  confirmations,
+  displayName,
+  evmChainId,
+  explorerUrl,
+  identifier,
+  maxFeePerGasGwei,
+  nativeCurrency,
+  rpcUrl,
+  rpcUrls,
+  wsUrl,
+} from "../../chains/fields.js";
+
+export const CreateChainRequest = z.strictObject({
+  name: identifier,
+  display_name: displayName,
+  chain_id: evmChainId,
+  rpc_url: rpcUrl.optional(),
+  rpc_urls: rpcUrls.optional(),
+  ws_url: wsUrl.nullable().optional(),
+  explorer_url: explorerUrl.nullable().optional(),
+  native_currency: nativeCurrency.default("ETH"),
+  is_testnet: z.boolean().default(false),
+  is_enabled: z.boolean().default(true),
+  eip1559: z.boolean().default(true),
+  confirmations: confirmations.default(1),
+  aliases: aliases.default([]),
+});
+
+export const UpdateChainRequest = z.strictObject({
+  display_name: displayName.optional(),
+  rpc_url: rpcUrl.optional(),
+  rpc_urls: rpcUrls.optional(),
+  ws_url: wsUrl.nullable().optional(),
+  explorer_url: explorerUrl.nullable().optional(),
+  native_currency: nativeCurrency.optional(),
+  is_testnet: z.boolean().optional(),
+  is_enabled: z.boolean().optional(),
+  eip1559: z.boolean().optional(),
+  confirmations: confirmations.optional(),
+  aliases: aliases.optional(),
+  max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
+  base_fee_multiple: baseFeeMultiple.nullable().optional(),
+});
+export type UpdateChainRequest = z.infer<typeof UpdateChainRequest>;
+
+export const ChainResponse = z.object({
+  id: z.string(),
+  name: z.string(),
+  display_name: z.string(),
+  chain_id: z.number().int(),
+  native_currency: z.string(),
+  is_testnet: z.boolean(),
+  is_enabled: z.boolean(),
+  rpc_url: z.string().optional(),
+  rpc_urls: z.array(z.string()),
+  ws_url: z.string().optional(),
+  explorer_url: z.string().optional(),
+  eip1559: z.boolean(),
+  confirmations: z.number().int(),
+  aliases: z.array(z.string()),
+  max_fee_per_gas_gwei: z.number().nullable(),
+  base_fee_multiple: z.number().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export const ChainListResponse = z.object({ chains: z.array(ChainResponse) });
