@@ -20,6 +20,11 @@ const AGENT_ROUTES = new Set([
   "GET /v1/agents/{agent_id}/signatures",
   "GET /v1/agents/{agent_id}/signing-keys",
   "GET /v1/agents/{agent_id}/signing-keys/{chain}/balance",
+  // Approvals: an agent reads its own rules and its own approvals, and may cancel what it asked for.
+  "GET /v1/agents/{agent_id}/approval-rules",
+  "GET /v1/pending-approvals",
+  "GET /v1/pending-approvals/{id}",
+  "POST /v1/pending-approvals/{id}/cancel",
 ]);
 
 /** Bodies no route accepts: unknown fields, wrong types, not an object at all. */
