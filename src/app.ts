@@ -22,6 +22,7 @@ import { webhookRoutes } from "./http/webhooks.js";
 import { historyRoutes } from "./http/history.js";
 import { operatorTransactionRoutes } from "./http/operator-transactions.js";
 import { signatureRoutes } from "./http/signatures.js";
+import { mcpRoutes } from "./mcp/http.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -96,6 +97,8 @@ export async function buildApp(ctx: Context): Promise<App> {
   const stopBudget = budget.start(1000, (err) => ctx.log.warn({ err }, "request budget sync failed; will retry"));
   app.addHook("onClose", stopBudget);
   app.decorate("requestBudget", budget);
+  // MCP at /mcp: its hook, which gives in-process tool calls their principal, runs before the auth hook.
+  await mcpRoutes(app);
   registerAuthHook(app, ctx.auth, failures, budget);
   await healthRoutes(app, ctx);
   await authRoutes(app, { auth: ctx.auth, pool: ctx.pool, failures });
