@@ -171,3 +171,114 @@ for (const kind of ["http", "stdio"] as const) {
     });
   });
 }
+
+describe("MCP retries and attacks", () => {
+  let agent: TestAgent;
+  beforeAll(async () => {
+    agent = await createAgent(svc.app, op);
+  });
+
+  /** One JSON-RPC request over /mcp by hand, as a host that retries with the same id would send it. */
+  async function rawPost(credential: string, sessionId: string | undefined, msg: unknown) {
+    const res = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${credential}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18",
+        ...(sessionId ? { "mcp-session-id": sessionId } : {}),
+      },
+      body: JSON.stringify(msg),
+    });
+    const body = await res.text();
+    const data = body.split("\n").find((l) => l.startsWith("data: "));
+    return { status: res.status, message: data ? JSON.parse(data.slice(6)) : body ? JSON.parse(body) : undefined };
+  }
+
+  const submitCall = (id: number, value: string) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "submit_transaction", arguments: { to: DEAD, value, chain: "local", simulate_first: false } },
+  });
+
+  it("a retried submit_transaction over /mcp (same session, same request id) signs once", async () => {
+    const { client, transport } = await httpClient(agent.token);
+    try {
+      const before = await countTxs(agent.id);
+      const a = await rawPost(agent.token, transport.sessionId, submitCall(7001, "0.003"));
+      const b = await rawPost(agent.token, transport.sessionId, submitCall(7001, "0.003"));
+      expect(a.status).toBe(200);
+      const [ta, tb] = [a.message.result.structuredContent, b.message.result.structuredContent];
+      expect(ta.status).toBe("broadcast");
+      expect(tb).toEqual(ta);
+      expect(await countTxs(agent.id)).toBe(before + 1);
+      // Another request id is another call.
+      const c = await rawPost(agent.token, transport.sessionId, submitCall(7002, "0.003"));
+      expect(c.message.result.structuredContent.id).not.toBe(ta.id);
+      expect(await countTxs(agent.id)).toBe(before + 2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a retried submit_transaction over stdio (same request id) signs once", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, "mcp"],
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: agent.apiKey },
+    });
+    const waiting = new Map<number, (m: any) => void>();
+    transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
+    const rpc = (msg: { id: number } & Record<string, unknown>) =>
+      new Promise<any>((resolve) => {
+        waiting.set(msg.id, resolve);
+        void transport.send(msg as never);
+      });
+    await transport.start();
+    try {
+      await rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+      await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
+      const before = await countTxs(agent.id);
+      const a = await rpc(submitCall(9, "0.004"));
+      const b = await rpc(submitCall(9, "0.004"));
+      expect(a.result.structuredContent.status).toBe("broadcast");
+      expect(b.result.structuredContent).toEqual(a.result.structuredContent);
+      expect(await countTxs(agent.id)).toBe(before + 1);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it("the in-process mark cannot be forged over HTTP, and nothing is signed", async () => {
+    const before = await countTxs(agent.id);
+    for (const headers of [{ "x-intents-mcp-call": "forged" }, { "x-intents-mcp-call": "a".repeat(43) }]) {
+      // With the agent's own credential, and with none: the header is never trusted.
+      for (const token of [agent.token, undefined]) {
+        const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token, headers, body: { to: DEAD, value: "0.001", chain: "local" } });
+        expect(r.status).toBe(401);
+      }
+    }
+    expect(await countTxs(agent.id)).toBe(before);
+    const { rows } = await svc.ctx.pool.query("SELECT 1 FROM audit_events WHERE details ? 'via' AND actor_id = $1 AND action = 'transaction.submit'", [agent.id]);
+    expect(rows.length).toBe(2); // the two /mcp submits above, none from these requests
+  });
+
+  it("operators are refused at /mcp, and a session belongs to the agent that opened it", async () => {
+    const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    expect((await rawPost(op, undefined, init)).status).toBe(403);
+    expect((await rawPost("ocv_not-a-key", undefined, init)).status).toBe(401);
+    const { client, transport } = await httpClient(agent.token);
+    try {
+      const other = await createAgent(svc.app, op);
+      const before = await countTxs(agent.id);
+      const r = await rawPost(other.token, transport.sessionId, submitCall(1, "0.001"));
+      expect(r.status).toBe(404);
+      expect(await countTxs(agent.id)).toBe(before);
+      expect(await countTxs(other.id)).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+});
