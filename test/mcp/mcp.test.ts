@@ -275,6 +275,9 @@ describe("MCP retries and attacks", () => {
       const before = await countTxs(agent.id);
       const r = await rawPost(other.token, transport.sessionId, submitCall(1, "0.001"));
       expect(r.status).toBe(404);
+      // A batch would spend one request of the budget on many tool calls: refused, nothing signed.
+      const batch = await rawPost(agent.token, transport.sessionId, [submitCall(2, "0.001"), submitCall(3, "0.001")]);
+      expect(batch.status).toBe(400);
       expect(await countTxs(agent.id)).toBe(before);
       expect(await countTxs(other.id)).toBe(0);
     } finally {
