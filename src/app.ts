@@ -25,6 +25,7 @@ import { signatureRoutes } from "./http/signatures.js";
 import { approvalRoutes } from "./http/approvals.js";
 import { consoleRoutes } from "./http/console.js";
 import { chainHealthRoutes } from "./http/chain-health.js";
+import { mcpRoutes } from "./mcp/http.js";
 import type { App } from "./http/types.js";
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -99,6 +100,8 @@ export async function buildApp(ctx: Context): Promise<App> {
   const stopBudget = budget.start(1000, (err) => ctx.log.warn({ err }, "request budget sync failed; will retry"));
   app.addHook("onClose", stopBudget);
   app.decorate("requestBudget", budget);
+  // MCP at /mcp: its hook, which gives in-process tool calls their principal, runs before the auth hook.
+  await mcpRoutes(app);
   registerAuthHook(app, ctx.auth, failures, budget);
   await healthRoutes(app, ctx);
   await authRoutes(app, { auth: ctx.auth, pool: ctx.pool, failures });

@@ -6,7 +6,13 @@ import type { AgentRow } from "../db/agents.js";
 
 export type Principal =
   | { type: "operator"; id: string; via?: "jwt" | "api_key"; jti?: string; exp?: number }
-  | { type: "agent"; id: string; agent: AgentRow; via: "jwt" | "api_key"; jti?: string; exp?: number };
+  | { type: "agent"; id: string; agent: AgentRow; via: "jwt" | "api_key"; jti?: string; exp?: number; channel?: Channel };
+
+/** How a request reached the routes when not over plain HTTP: set only by the in-process MCP server. */
+export interface Channel {
+  transport: "mcp";
+  tool: string;
+}
 
 declare module "fastify" {
   interface FastifyRequest {

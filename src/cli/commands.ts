@@ -380,6 +380,19 @@ export const COMMANDS: Record<string, Command> = {
       });
     },
   },
+  mcp: {
+    usage: "mcp",
+    summary: "MCP server on stdin/stdout for an agent host: INTENTS_URL and the agent's INTENTS_AGENT_KEY (ocv_… or a JWT) from the environment",
+    options: ["url"],
+    run: async (r) => {
+      const key = r.env.env.INTENTS_AGENT_KEY;
+      if (!key) throw new UsageError("INTENTS_AGENT_KEY must hold the agent's key (ocv_…) or token; it is read only from the environment");
+      const url = r.v.url ?? r.env.env.INTENTS_URL ?? "http://127.0.0.1:8080";
+      if (!/^https?:\/\/[^\s]+$/.test(url)) throw new UsageError("INTENTS_URL must be an http(s) URL");
+      const { runStdioMcp } = await import("../mcp/stdio.js");
+      await runStdioMcp({ url, credential: key });
+    },
+  },
   "verify-tx": {
     usage: "verify-tx TX_ID",
     summary: "recover the signer of a stored signed_tx and check it, its hash and its fields against the row",

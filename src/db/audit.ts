@@ -60,6 +60,12 @@ export interface AuditEvent {
   ip?: string;
 }
 
+/** An event's details, plus the MCP transport and tool when the actor acted through one. */
+function detailsOf(e: AuditEvent): Record<string, unknown> {
+  const channel = e.actor && "channel" in e.actor ? e.actor.channel : undefined;
+  return channel ? { ...e.details, via: channel } : (e.details ?? {});
+}
+
 export async function appendAudit(db: Queryable, e: AuditEvent): Promise<string> {
   const id = randomUUID();
   await db.query(
@@ -72,7 +78,7 @@ export async function appendAudit(db: Queryable, e: AuditEvent): Promise<string>
       e.actor?.id ?? null,
       e.resourceType ?? null,
       e.resourceId ?? null,
-      JSON.stringify(e.details ?? {}),
+      JSON.stringify(detailsOf(e)),
       e.requestId ?? null,
       e.ip ?? null,
     ],
@@ -102,7 +108,7 @@ export function auditRecordset(events: AuditEvent[]): string {
       actor_id: e.actor?.id ?? null,
       resource_type: e.resourceType ?? null,
       resource_id: e.resourceId ?? null,
-      details: e.details ?? {},
+      details: detailsOf(e),
       request_id: e.requestId ?? null,
       ip_address: e.ip ?? null,
     })),

@@ -28,6 +28,9 @@ declare module "fastify" {
 export function registerAuthHook(app: App, auth: AuthService, failures: AuthFailureLimiter, budget?: RequestBudget): void {
   app.addHook("onRequest", async (req) => {
     if (req.routeOptions.config?.public) return;
+    // Set already by the in-process MCP server (src/mcp/http.ts), which authenticated the /mcp request
+    // itself and spent its budget there.
+    if (req.principal) return;
     if (!req.routeOptions.url) return; // unknown route: let the 404 handler answer
     if (req.routeOptions.url.startsWith("/docs")) return; // the OpenAPI description and its UI are public
     req.principal = await authenticateLimited(auth, failures, req.headers.authorization, req.ip, requestBinding(req));
