@@ -10,7 +10,12 @@ import { promisify } from "node:util";
 import { createPublicClient, createWalletClient, defineChain, http, parseEther, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
+import { createRequire } from "node:module";
+import { createAnvil } from "@viem/anvil";
+import { verifyMessage } from "viem";
 import { startSigner } from "intents-signer/testing";
+import { createClient } from "../../../shared/vendor/1claw-sdk/dist/index.js";
+import { freePort } from "../../src/db/embedded.js";
 import { TestToken } from "../contracts/index.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -134,5 +139,36 @@ describe("funding helpers", () => {
       await kit.stop();
     }
     expect(fs.existsSync(kit.dir)).toBe(false);
+  });
+});
+
+describe("a named chain keeps its id", () => {
+  it("signs messages and OP-mainnet (id 10) transactions through the official SDK", async () => {
+    const port = await freePort();
+    const anvil = createAnvil({ port, chainId: 10, anvilBinary: createRequire(import.meta.url).resolve("@foundry-rs/anvil-linux-amd64/bin/anvil") });
+    await anvil.start();
+    const rpcUrl = `http://127.0.0.1:${port}`;
+    const kit = await startSigner({ chains: [{ name: "optimism", chainId: 10, rpcUrl }] });
+    try {
+      const agent = await kit.createAgent({ tx_allowed_chains: ["optimism"] });
+      const key = await kit.createSigningKey({ chain: "optimism", agentId: agent.id, fund: parseEther("1") });
+      const sdk = createClient({ baseUrl: kit.url, apiKey: agent.apiKey, agentId: agent.id });
+      const signed = await sdk.agents.sign(agent.id, { chain: "optimism", intent_type: "personal_sign", message: "gm from the kit" } as never);
+      expect(signed.error).toBeNull();
+      expect(await verifyMessage({ address: key.address, message: "gm from the kit", signature: (signed.data as { signature: Hex }).signature })).toBe(true);
+      // Chains are named by id as well; the signed transaction carries chain id 10.
+      const sent = await sdk.agents.submitTransaction(agent.id, { to: DEAD, value: "0.001", chain: "10" });
+      expect(sent.error).toBeNull();
+      const chain = createPublicClient({ transport: http(rpcUrl) });
+      const receipt = await chain.waitForTransactionReceipt({ hash: sent.data!.tx_hash as Hex });
+      expect(receipt.status).toBe("success");
+      expect((await chain.getTransaction({ hash: receipt.transactionHash })).chainId).toBe(10);
+      // The chain the agent may not use is refused, not silently mapped elsewhere.
+      const other = await sdk.agents.submitTransaction(agent.id, { to: DEAD, value: "0.001", chain: "local" });
+      expect(other.error).not.toBeNull();
+    } finally {
+      await kit.stop();
+      await anvil.stop();
+    }
   });
 });
