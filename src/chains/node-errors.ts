@@ -7,6 +7,7 @@
 // differs between clients (geth, reth, erigon, nethermind, anvil, hosted gateways); the patterns
 // below are checked against each client's messages in test/chains/node-errors.test.ts.
 import { BaseError, HttpRequestError, RpcRequestError, TimeoutError } from "viem";
+import { ServiceError } from "../errors.js";
 import { scrubText } from "../log.js";
 
 export type NodeVerdict =
@@ -103,13 +104,28 @@ export function classifyNodeError(err: unknown): NodeAnswer {
   return { kind: "verdict", verdict: verdictOf(message, code), message, code };
 }
 
-/** True when the endpoint could not be reached or did not answer (not a node verdict). */
+/**
+ * True when the endpoint could not be reached or did not answer: a timeout or HTTP failure, or an
+ * error that is not viem's at all. A viem error without a node code that is neither (a decoding
+ * error, say) is not a transport failure: the simulators report it as the call's result.
+ */
 export function isTransportError(err: unknown): boolean {
-  return classifyNodeError(err).kind === "no_answer";
+  if (err instanceof BaseError) return !!err.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError);
+  return true;
 }
 
 /** A short, safe description of any RPC error: the node's words, or why there were none. */
 export function describeRpcError(err: unknown, what: string): string {
   const answer = classifyNodeError(err);
   return answer.kind === "verdict" ? answer.message : `${what}: ${answer.message}`;
+}
+
+/**
+ * A failed read (estimate, nonce count, call) as the service's error: the node's answer is a 422
+ * (the request is what it refused), no answer a transient 502.
+ */
+export function rpcFailure(err: unknown, what: string): ServiceError {
+  const answer = classifyNodeError(err);
+  if (answer.kind === "verdict") return new ServiceError("rpc_rejected", 422, answer.message, { cause: err });
+  return new ServiceError("rpc_unavailable", 502, `Could not ${what}: ${answer.message}.`, { transient: true, cause: err });
 }

@@ -5,7 +5,7 @@
 import type { PublicClient } from "viem";
 import type { Chain } from "../chains/registry.js";
 import { ServiceError } from "../errors.js";
-import { rpcFailure } from "./rpc-errors.js";
+import { rpcFailure } from "../chains/node-errors.js";
 import type { Intent } from "./request.js";
 
 export type Fees =

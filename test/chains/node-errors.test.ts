@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { HttpRequestError, RpcRequestError, TimeoutError } from "viem";
 import { classifyNodeError, isTemporaryRefusal, verdictOf, type NodeVerdict } from "../../src/chains/node-errors.js";
+import { broadcastOutcomeOf, needsHigherFees } from "../../src/pipeline/broadcast.js";
 
 const TABLE: Array<[client: string, message: string, verdict: NodeVerdict, code?: number]> = [
   // already known: the node holds these exact bytes
@@ -81,5 +82,37 @@ describe("classifyNodeError: a verdict only when the node answered", () => {
     expect(a).toEqual({ kind: "no_answer", message: "the RPC request timed out" });
     expect(b).toEqual({ kind: "no_answer", message: "the RPC endpoint answered HTTP 502" });
     expect(classifyNodeError(new Error("socket hang up"))).toEqual({ kind: "no_answer", message: "the RPC endpoint could not be reached" });
+  });
+});
+
+// The submit pipeline's first send and the tracker's sends share one outcome per node answer and one
+// rule for "pay more": a first send whose nonce another pool transaction holds fails (nonce kept),
+// whichever of the two sent it; only a replacement or resend of ours is bumped on that answer.
+describe("broadcast outcomes: the same answer means the same thing to submit and tracker", () => {
+  const rpcError = (message: string, code = -32000) => new RpcRequestError({ body: {}, url: "http://node", error: { code, message } });
+
+  it("replacement transaction underpriced: nonce held, never a bump on a first send", () => {
+    const outcome = broadcastOutcomeOf(rpcError("replacement transaction underpriced"));
+    expect(outcome).toMatchObject({ kind: "nonce_used", verdict: "nonce_occupied" });
+    expect(needsHigherFees(outcome, true)).toBe(false);
+    expect(needsHigherFees(outcome, false)).toBe(true);
+  });
+
+  it("every table message gets one outcome; only fee verdicts and nonce_occupied ask for higher fees", () => {
+    for (const [, message, verdict, code] of TABLE) {
+      const outcome = broadcastOutcomeOf(rpcError(message, code));
+      if (verdict === "already_known") expect(outcome.kind).toBe("already_known");
+      else if (verdict === "not_judged") expect(outcome.kind).toBe("unknown");
+      else if (verdict === "nonce_too_low" || verdict === "nonce_occupied") expect(outcome.kind).toBe("nonce_used");
+      else expect(outcome.kind).toBe("rejected");
+      expect(needsHigherFees(outcome, true)).toBe(verdict === "fee_too_low");
+      expect(needsHigherFees(outcome, false)).toBe(verdict === "fee_too_low" || verdict === "nonce_occupied");
+    }
+  });
+
+  it("no answer is an unknown outcome, never a rejection", () => {
+    const outcome = broadcastOutcomeOf(new TimeoutError({ body: {}, url: "http://node" }));
+    expect(outcome.kind).toBe("unknown");
+    expect(needsHigherFees(outcome, false)).toBe(false);
   });
 });
