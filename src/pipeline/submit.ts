@@ -17,7 +17,7 @@
 //
 // Group commit: each submission needs a row lock, a COMMIT and a node round trip, and on a busy chain
 // those cost more than the signature. Submissions that arrive while a group is committing wait and
-// then commit together, whatever their signing address (InflightLimiter.enqueue). When the chain is
+// then commit together, whatever their signing address (CommitGroups.enqueue). When the chain is
 // idle a group is one request and nothing waits; under load the locks, the COMMIT and the round trip
 // are shared by the whole group, and a group's broadcast overlaps the next one's commit.
 //
@@ -45,7 +45,8 @@ import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse, type TransactionResponse } from "./response.js";
 import { rpcFailure } from "../chains/node-errors.js";
-import type { InflightLimiter } from "./inflight.js";
+import type { AddressAdmission } from "./admission.js";
+import type { CommitGroups } from "./commit-groups.js";
 import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
 import type { SimulatorRegistry } from "../simulators/index.js";
 import type { Metrics } from "../metrics.js";
@@ -60,7 +61,10 @@ export interface PipelineDeps {
   chains: ChainRegistry;
   clients: ChainClients;
   log: Logger;
-  inflight: InflightLimiter;
+  /** Per signing address: how many submissions may be in flight (load shedding). */
+  admission: AddressAdmission;
+  /** Per chain: the commit groups and the broadcast order. */
+  commits: CommitGroups;
   metrics: Metrics;
   /** Simulators for step 5; without them a submission that needs simulation is refused (503). */
   simulators?: SimulatorRegistry;
@@ -92,7 +96,7 @@ export interface SubmitResult {
   body: string;
 }
 
-/** A request that passed every check that needs no lock, waiting for its address's commit group. */
+/** A request that passed every check that needs no lock, waiting for its chain's commit group. */
 interface Queued {
   input: SubmitInput;
   intent: Intent;
@@ -184,7 +188,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
 
     // Bounded work per signing address: beyond the bound, shed load instead of queueing on the row lock.
     const addressKey = `${chain.chain_id}:${key.address.toLowerCase()}`;
-    const release = deps.inflight.acquire(addressKey);
+    const release = deps.admission.acquire(addressKey);
     try {
       // 6. Gas and fees, read before joining the queue so no lock is held across an RPC round trip.
       //    The fee market (base fee, block gas limit) comes with the fee read, cached per second.
@@ -209,7 +213,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
         const item: Queued = { input, intent, policy, chain, key, gas, fees, feeWei, simulation, outflows, tokenLimited, recheck: calldata.recheck, claim, queued, resolve, reject };
-        deps.inflight.enqueue(
+        deps.commits.enqueue(
           String(chain.chain_id),
           item,
           {
@@ -394,7 +398,7 @@ async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<
       // before the group committed ahead of this one was answered, so a node sees every address's
       // nonces in order (a nonce that arrives before the one below it waits in the node's queue, and
       // anvil's automine leaves it there until some later transaction arrives).
-      const outcomes = await deps.inflight.inOrder(`broadcast:${chain.chain_id}`, () =>
+      const outcomes = await deps.commits.inOrder(`broadcast:${chain.chain_id}`, () =>
         Promise.all(toSend.map((c) => sendSigned(deps, chain, c.row.signed_tx!, c.row.tx_hash!))),
       );
       const sent = toSend.filter((_, i) => reachedNode(outcomes[i]));
