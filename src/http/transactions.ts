@@ -6,7 +6,8 @@ import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
 import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
 import { badRequest, notFound, ServiceError } from "../errors.js";
-import { submitTransaction, type PipelineDeps } from "../pipeline/submit.js";
+import { submitTransaction } from "../pipeline/submit.js";
+import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";
 import {
   BundleSimulationResponseSchema,

@@ -17,7 +17,8 @@ import { appendAudit } from "../audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
-import { insertTransaction, type TxRow } from "../db/transactions.js";
+import { insertTransaction } from "../db/transactions.js";
+import { requestedFeeColumns } from "./rows.js";
 import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
@@ -316,6 +317,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
 
   const reason = res.status === "reverted" ? (res.revert_reason ?? "execution reverted") : (res.error ?? "the simulation failed");
   const row = await withTransaction(deps.pool, async (tx) => {
+    // Never signed, never sent: it spends nothing and must not count toward the agent's limits.
     const inserted = await insertTransaction(tx, {
       id: randomUUID(),
       agent_id: input.principal.agent.id,
@@ -327,10 +329,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       data: intent.data ?? null,
       nonce: null,
       gas_limit: intent.gasLimit ?? null,
-      gas_price: intent.gasPrice ?? null,
-      max_fee_per_gas: intent.maxFeePerGas ?? null,
-      max_priority_fee_per_gas: intent.maxPriorityFeePerGas ?? null,
-      tx_type: intent.gasPrice !== undefined ? "legacy" : intent.maxFeePerGas !== undefined ? "eip1559" : null,
+      ...requestedFeeColumns(intent),
       signing_key_path: key.path,
       status: "simulation_failed",
       tx_hash: null,
@@ -339,9 +338,8 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       simulation_id: res.simulation_id,
       simulation_status: res.status,
       signed_at: null,
+      counts_toward_limits: false,
     });
-    // Never signed, never sent: it spends nothing and must not count toward the agent's limits.
-    const { rows } = await tx.query<TxRow>("UPDATE transactions SET counts_toward_limits = false WHERE id = $1 RETURNING *", [inserted.id]);
     await appendAudit(tx, {
       action: "transaction.simulate",
       actor: input.principal,
@@ -351,7 +349,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       requestId: input.requestId,
       ip: input.ip,
     });
-    return rows[0] ?? inserted;
+    return inserted;
   });
 
   const detail =
