@@ -5,7 +5,6 @@ import { formatMajor } from "../units.js";
 
 export interface GuardrailPolicy {
   toAllowlist: string[]; // lower-case addresses; empty = any
-  tokenAllowlist: string[]; // lower-case addresses; empty = any
   maxValueWei: bigint | null;
   dailyLimitWei: bigint | null;
   maxPerDay: number | null;
@@ -131,9 +130,11 @@ export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<Guar
   return null;
 }
 
+/** The agent's recipient allowlist, lower-case: the same list for the value and the calldata rules. */
+export const toAllowlistOf = (agent: { tx_to_allowlist: string[] }) => agent.tx_to_allowlist.map((a) => a.toLowerCase());
+
 export function policyOf(agent: {
   tx_to_allowlist: string[];
-  tx_token_allowlist: string[];
   tx_max_value_wei: string | null;
   tx_daily_limit_wei: string | null;
   tx_max_per_day: number | null;
@@ -144,8 +145,7 @@ export function policyOf(agent: {
 }): GuardrailPolicy {
   const big = (v: string | null | undefined) => (v === null || v === undefined ? null : BigInt(v));
   return {
-    toAllowlist: agent.tx_to_allowlist.map((a) => a.toLowerCase()),
-    tokenAllowlist: agent.tx_token_allowlist.map((a) => a.toLowerCase()),
+    toAllowlist: toAllowlistOf(agent),
     maxValueWei: agent.tx_max_value_wei !== null ? BigInt(agent.tx_max_value_wei) : null,
     dailyLimitWei: agent.tx_daily_limit_wei !== null ? BigInt(agent.tx_daily_limit_wei) : null,
     maxPerDay: agent.tx_max_per_day,

@@ -131,11 +131,6 @@ async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerp
   return decide(rows[0], agentId, keyHash, fingerprint, ownerKey);
 }
 
-/** Links the claim to the transaction row, inside the transaction that commits it. */
-export async function linkClaim(db: Queryable, claim: Claim, txId: string): Promise<void> {
-  await db.query("UPDATE idempotency_keys SET tx_id = $3 WHERE agent_id = $1 AND key_hash = $2", [claim.agentId, claim.keyHash, txId]);
-}
-
 export async function completeClaim(db: Queryable, claim: Claim, status: number, body: string): Promise<void> {
   await settleClaims(db, [{ claim, status, body }], []);
 }

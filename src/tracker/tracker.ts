@@ -67,7 +67,7 @@ export class Tracker {
       if (!this.stopped) this.timer = setTimeout(() => void (this.loopDone = loop()), this.opts.intervalMs);
     };
     this.loopDone = (async () => {
-      const n = await recoverUnsent(this).catch((err) => (this.deps.log.warn({ err }, "startup recovery failed; the tracker will retry"), 0));
+      const n = await recoverUnsent(this.deps, (chain, o) => this.runChain(chain, o)).catch((err) => (this.deps.log.warn({ err }, "startup recovery failed; the tracker will retry"), 0));
       if (n) this.deps.log.info({ transactions: n }, "startup recovery: sent transactions left signed but unsent");
       await loop();
     })();
