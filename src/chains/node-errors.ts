@@ -7,7 +7,7 @@
 // differs between clients (geth, reth, erigon, nethermind, anvil, hosted gateways); the patterns
 // below are checked against each client's messages in test/chains/node-errors.test.ts.
 import { BaseError, HttpRequestError, RpcRequestError, TimeoutError } from "viem";
-import { ServiceError } from "../errors.js";
+import { rpcRejected, rpcUnavailable, type ServiceError } from "../errors.js";
 import { scrubText } from "../log.js";
 
 export type NodeVerdict =
@@ -126,6 +126,6 @@ export function describeRpcError(err: unknown, what: string): string {
  */
 export function rpcFailure(err: unknown, what: string): ServiceError {
   const answer = classifyNodeError(err);
-  if (answer.kind === "verdict") return new ServiceError("rpc_rejected", 422, answer.message, { cause: err });
-  return new ServiceError("rpc_unavailable", 502, `Could not ${what}: ${answer.message}.`, { transient: true, cause: err });
+  if (answer.kind === "verdict") return rpcRejected(answer.message, err);
+  return rpcUnavailable(`Could not ${what}: ${answer.message}.`, err);
 }

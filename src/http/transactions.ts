@@ -5,7 +5,7 @@ import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
 import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
-import { badRequest, notFound, ServiceError } from "../errors.js";
+import { badRequest, notFound, simulationNotAvailable } from "../errors.js";
 import { submitTransaction } from "../pipeline/submit.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";
@@ -159,7 +159,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
   // `status: "error"`); 400/403/404 like submit. As for submit, the body schema documents; the pipeline
   // validates after the caller's rights are checked.
   const simulationDeps = () => {
-    if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+    if (!deps.simulators) throw simulationNotAvailable();
     return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log, maxDataBytes: deps.config?.maxDataBytes };
   };
   app.post(

@@ -8,7 +8,7 @@
 // its owner is known dead (its liveness lock is gone: liveness.ts), not after a timeout.
 import { createHash } from "node:crypto";
 import type { Queryable } from "../db/pool.js";
-import { conflict, unprocessable } from "../errors.js";
+import { idempotencyKeyInFlight, unprocessable } from "../errors.js";
 import { canonicalJson } from "../canonical-json.js";
 import { ownerGone } from "./liveness.js";
 
@@ -102,7 +102,7 @@ function decide(row: KeyRow, agentId: string, keyHash: Buffer, fingerprint: Buff
   // Signed and committed, answer not stored yet: the committed row is the answer, now. When its
   // owner died before storing the response, this request stores it.
   if (row.tx_id) return { kind: "orphaned", claim: { agentId, keyHash, ownerKey }, txId: row.tx_id, finish: row.stale };
-  throw conflict("A request with this Idempotency-Key is still in flight; retry later.", "idempotency_key_in_flight");
+  throw idempotencyKeyInFlight();
 }
 
 async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerprint: Buffer, ownerKey?: number): Promise<ClaimResult> {

@@ -19,7 +19,7 @@ import type { Chain, ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { insertTransaction } from "../db/transactions.js";
 import { requestedFeeColumns } from "./rows.js";
-import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
+import { badRequest, guardrailDenied, simulationFailed } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
 import { parseMajor } from "../units.js";
@@ -359,5 +359,5 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
   const extra: Record<string, unknown> = { ...toTransactionResponse(row, { includeSignedTx: false }) };
   if (res.tenderly_dashboard_url) extra.tenderly_dashboard_url = res.tenderly_dashboard_url;
   extra.simulation = res;
-  throw new ServiceError("simulation_failed", 422, detail, { extra });
+  throw simulationFailed(detail, extra);
 }

@@ -31,7 +31,7 @@ import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
 import { withTransaction } from "../db/pool.js";
 import { getTransaction, insertTransactionGroup } from "../db/transactions.js";
-import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
+import { badRequest, guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
 import { feePerGasCeiling, readFeeMarket, resolveFees, resolveGasLimit, worstCaseFee, type FeeBounds, type FeeMarket, type Fees } from "./fees.js";
@@ -92,7 +92,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     //    nonce is reserved yet; a failed simulation records a `simulation_failed` row and throws 422.
     let simulation: PassedSimulation | undefined;
     if (intent.simulateFirst || agent.simulate_required || deps.config?.simulateAll || calldata.simulate) {
-      if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+      if (!deps.simulators) throw simulationNotAvailable();
       simulation = await simulateBeforeSigning(
         { ...deps, simulators: deps.simulators },
         { principal, chain, key, intent, mode: input.mode, requestId: input.requestId, ip: input.ip },
@@ -354,7 +354,7 @@ async function chainCounts(client: ReturnType<ChainClients["get"]>, chain: Chain
  */
 async function finishOrphan(deps: PipelineDeps, claim: Claim, txId: string, finish: boolean): Promise<SubmitResult> {
   const row = await getTransaction(deps.pool, txId);
-  if (!row) throw new ServiceError("idempotency_key_in_flight", 409, "A request with this Idempotency-Key is still in flight; retry later.");
+  if (!row) throw idempotencyKeyInFlight();
   const body = JSON.stringify(toTransactionResponse(row, { includeSignedTx: true }));
   if (finish) await completeClaim(deps.pool, claim, 200, body);
   return { status: 200, body };

@@ -12,7 +12,7 @@ import os from "node:os";
 import type { Principal } from "../auth/principal.js";
 import type { Chain } from "../chains/registry.js";
 import type { Config } from "../config.js";
-import { notFound, ServiceError } from "../errors.js";
+import { chainUnavailable, notFound, transactionBusy, ServiceError } from "../errors.js";
 import { acquireLease, chainsWithOpenTransactions, claimOpenTransactions, LeaseBusy, releaseLease } from "./claim.js";
 import { followTransaction } from "./follow.js";
 import { settleFinalReceipts } from "./bulk.js";
@@ -167,13 +167,13 @@ export class Tracker {
     try {
       row = await acquireLease(this.deps.pool, txId, owner, this.opts.leaseMs, 5_000);
     } catch (err) {
-      if (err instanceof LeaseBusy) throw new ServiceError("transaction_busy", 409, "The transaction is being worked on; retry shortly.", { retryAfterSeconds: 1 });
+      if (err instanceof LeaseBusy) throw transactionBusy();
       throw err;
     }
     if (!row) throw notFound("Transaction not found.");
     try {
       const chain = this.deps.chains.resolve(Number(row.chain_id));
-      if (!chain || chain.rpc_urls.length === 0) throw new ServiceError("chain_unavailable", 409, `Chain ${row.chain} has no RPC endpoint configured.`);
+      if (!chain || chain.rpc_urls.length === 0) throw chainUnavailable(row.chain);
       const reason = kind === "cancel" ? "cancelled by an operator" : "sped up by an operator";
       return await replaceTransaction(this.stepContext(chain, owner), row, kind, { actor, reason, requestId });
     } finally {
