@@ -2,8 +2,20 @@
 import type { Queryable } from "./pool.js";
 import { auditInsertSql } from "../audit.js";
 
-export type TxStatus = "pending" | "signed" | "sign_only" | "broadcast" | "failed" | "simulation_failed";
-export type ChainStatus = "unconfirmed" | "confirmed" | "reverted" | "replaced" | "dropped" | "chain_reset";
+/** The transaction statuses (the table's CHECK constraint, migrations/0001_core.sql) and chain statuses. */
+export const TX_STATUSES = ["pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"] as const;
+export const CHAIN_STATUSES = ["unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"] as const;
+export type TxStatus = (typeof TX_STATUSES)[number];
+export type ChainStatus = (typeof CHAIN_STATUSES)[number];
+
+/**
+ * A signed row's status and audit action, by the pipeline's mode: `submit` rows are broadcast,
+ * `sign` rows handed back unsent. Read one way by the pipeline, the other by webhooks/fanout.ts.
+ */
+export const SIGNED_BY_MODE = {
+  submit: { status: "signed", action: "transaction.submit" },
+  sign: { status: "sign_only", action: "transaction.sign" },
+} as const;
 
 export interface TxRow {
   id: string;

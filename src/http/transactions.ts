@@ -8,6 +8,7 @@ import { getTransaction, listTransactions, type ListedTx, type TxCursor, type Tx
 import { badRequest, notFound, simulationNotAvailable } from "../errors.js";
 import { submitTransaction } from "../pipeline/submit.js";
 import type { PipelineDeps } from "../pipeline/types.js";
+import { CHAIN_STATUSES, TX_STATUSES } from "../db/transactions.js";
 import { toTransactionResponse } from "../pipeline/response.js";
 import {
   BundleSimulationResponseSchema,
@@ -25,9 +26,9 @@ const AgentParams = z.object({ agent_id: z.string() });
 const TxParams = z.object({ agent_id: z.string(), tx_id: z.string() });
 
 export const ListQuery = z.object({
-  status: z.enum(["pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"]).optional(),
+  status: z.enum(TX_STATUSES).optional(),
   chain: z.string().max(64).optional(),
-  chain_status: z.enum(["unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"]).optional(),
+  chain_status: z.enum(CHAIN_STATUSES).optional(),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),

@@ -45,17 +45,22 @@ export function chainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, cha
   return policy.allowedChains.some((c) => names.has(c.toLowerCase()));
 }
 
+/** tx_allowed_chains: the one denial for a chain the agent may not use (transactions, simulations, signatures). */
+export function checkChainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, chain: GuardrailInput["chain"]): Denial | null {
+  if (chainAllowed(policy, chain)) return null;
+  return {
+    reason_code: "chain_not_allowed",
+    detail: `Chain ${chain.name} is not in this agent's tx_allowed_chains.`,
+    limit: policy.allowedChains,
+    current: null,
+    attempted: chain.name,
+  };
+}
+
 /** Checks that need no history: chain and recipient allowlists, per-transaction value (token checks: token-guardrails.ts). */
 export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailInput): Denial | null {
-  if (!chainAllowed(policy, input.chain)) {
-    return {
-      reason_code: "chain_not_allowed",
-      detail: `Chain ${input.chain.name} is not in this agent's tx_allowed_chains.`,
-      limit: policy.allowedChains,
-      current: null,
-      attempted: input.chain.name,
-    };
-  }
+  const chainDenial = checkChainAllowed(policy, input.chain);
+  if (chainDenial) return chainDenial;
   const to = input.to.toLowerCase();
   if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(to)) {
     return {

@@ -24,7 +24,7 @@ import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
 import { parseMajor } from "../units.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
-import { chainAllowed, policyOf } from "./guardrails.js";
+import { checkChainAllowed, policyOf } from "./guardrails.js";
 import { TransactionRequestSchema, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
@@ -129,13 +129,10 @@ async function prepare(deps: SimulationDeps, principal: AgentPrincipal, reqs: Si
     }
   });
   const policy = policyOf(principal.agent);
-  if (!chainAllowed(policy, chain)) {
-    throw guardrailDenied(`Chain ${chain.name} is not in this agent's tx_allowed_chains.`, {
-      reason_code: "chain_not_allowed",
-      limit: policy.allowedChains,
-      current: null,
-      attempted: chain.name,
-    });
+  const chainDenial = checkChainAllowed(policy, chain);
+  if (chainDenial) {
+    const { detail, ...guardrail } = chainDenial;
+    throw guardrailDenied(detail, guardrail);
   }
   const keys = new Map<string, Promise<SigningKeyInfo>>();
   const calls: PreparedCall[] = [];

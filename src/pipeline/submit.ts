@@ -30,7 +30,7 @@ import { rpcFailure } from "../chains/node-errors.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
 import { withTransaction } from "../db/pool.js";
-import { getTransaction, insertTransactionGroup } from "../db/transactions.js";
+import { getTransaction, insertTransactionGroup, SIGNED_BY_MODE } from "../db/transactions.js";
 import { badRequest, guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
@@ -248,10 +248,10 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
     endCommit = deps.metrics.stageDuration.startTimer({ stage: "commit" });
     const txs = accepted.map((item, i) => signedRow({
       agentId: item.input.principal.agent.id, chain, from: fromOf(item), intent: item.intent, nonce: nonces[i], gas: item.gas, fees: item.fees,
-      keyPath: item.key.path, status: item.input.mode === "sign" ? "sign_only" : "signed", signedTx: signed[i], simulation: item.simulation,
+      keyPath: item.key.path, status: SIGNED_BY_MODE[item.input.mode].status, signedTx: signed[i], simulation: item.simulation,
     }));
     const audit = auditRecordset(txs.map((t, i) => ({
-      action: t.status === "sign_only" ? "transaction.sign" : "transaction.submit",
+      action: SIGNED_BY_MODE[accepted[i].input.mode].action,
       actor: accepted[i].input.principal,
       resourceType: "transaction",
       resourceId: t.id,

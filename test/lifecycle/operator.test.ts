@@ -3,11 +3,12 @@
 import { parseTransaction, type Hex, type PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import { bumped } from "../../src/tracker/fee-bump.js";
 import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { agentWithKey, auditOf, chainClient, DEAD, mine, receipt, submitter, txRow, waitFor } from "./helpers.js";
 
-const up = (x: bigint) => (x * 110n + 99n) / 100n;
+const up = bumped; // the service's own +10% rule (its values are pinned in policy.test.ts)
 
 describe("operator speed-up and cancel", () => {
   let anvil: AnvilNode;

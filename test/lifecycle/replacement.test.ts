@@ -4,6 +4,7 @@
 import { parseEther, parseGwei, parseTransaction, type Hex, type PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import { bumped as bumpedBy10 } from "../../src/tracker/fee-bump.js";
 import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { agentWithKey, attemptsOf, auditOf, byHash, chainClient, mine, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
@@ -52,8 +53,8 @@ describe("replacement with higher fees", () => {
     expect(fresh.nonce).toBe(old.nonce);
     expect(fresh.to).toBe(old.to);
     expect(fresh.value).toBe(old.value);
-    expect(fresh.maxFeePerGas! >= (old.maxFeePerGas! * 110n + 99n) / 100n).toBe(true);
-    expect(fresh.maxPriorityFeePerGas! >= (old.maxPriorityFeePerGas! * 110n + 99n) / 100n).toBe(true);
+    expect(fresh.maxFeePerGas! >= bumpedBy10(old.maxFeePerGas!)).toBe(true);
+    expect(fresh.maxPriorityFeePerGas! >= bumpedBy10(old.maxPriorityFeePerGas!)).toBe(true);
     expect(fresh.maxFeePerGas! > parseGwei("100")).toBe(true); // re-estimated against the new base fee
 
     await mine(chain);
