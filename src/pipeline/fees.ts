@@ -1,6 +1,6 @@
 // Gas and fees for an intent. Takes: the chain, its client, the intent and the sender. Returns the
 // gas limit and fee fields to sign with: the caller's when given, else estimates (EIP-1559 where the
-// chain supports it). Throws 422 when the node says the call cannot succeed, 502/503 when the node
+// chain supports it). Throws 422 when the node says the call cannot succeed, 502 when the node
 // cannot be asked. Fee estimates are cached per chain for a second: they move per block, not per call.
 import type { PublicClient } from "viem";
 import type { Chain } from "../chains/registry.js";

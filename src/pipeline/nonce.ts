@@ -1,7 +1,9 @@
 // Nonce allocation per (chain, signing address). Takes: a transaction client, the chain's mined
 // ("latest") and pending transaction counts for the address. Returns the nonce to sign with.
-// Locks: the address's row in `nonces` FOR UPDATE (held until the caller commits or rolls back), so
-// concurrent submits on any number of replicas get distinct, consecutive nonces. Writes: next_nonce,
+// Locks: the address's row in `nonces` (held until the caller commits or rolls back), so concurrent
+// submits on any number of replicas get distinct, consecutive nonces. The allocation functions take it
+// with `INSERT … ON CONFLICT DO UPDATE` (which creates a missing row and row-locks it either way); a
+// caller-chosen nonce and a release take it with `SELECT … FOR UPDATE`. Writes: next_nonce,
 // and consumes a released nonce when one is waiting.
 import type { PoolClient } from "../db/pool.js";
 
