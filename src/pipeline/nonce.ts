@@ -12,15 +12,6 @@ export interface ChainCounts {
   pending: bigint;
 }
 
-export async function reserveNonce(tx: PoolClient, chainId: number, address: string, counts: ChainCounts, explicit?: bigint): Promise<bigint> {
-  // One round trip: the rules (released nonces first, else max(tracked, pending)) are in the SQL
-  // function reserve_nonce, migrations/0006_reserve_nonce.sql.
-  const { rows } = await tx.query<{ nonce: string }>("SELECT reserve_nonce($1, $2, $3, $4, $5) AS nonce", [
-    chainId, address, counts.latest.toString(), counts.pending.toString(), explicit === undefined ? null : explicit.toString(),
-  ]);
-  return BigInt(rows[0].nonce);
-}
-
 /**
  * Nonces for a commit group, which may span several addresses of one chain: `count` per address,
  * ascending, released nonces first, then consecutive fresh ones (SQL function reserve_nonces,
