@@ -1,6 +1,7 @@
 // Guardrail checks: pure functions of (policy, request, spent so far). No I/O, so every boundary is
 // tested directly (see test/pipeline/guardrails.test.ts). Each denial names its rule, the limit, the
 // current value and the attempted one, in the shape of the contract's `guardrail` member.
+import type { AgentRow } from "../db/agents.js";
 import { formatMajor } from "../units.js";
 
 export interface GuardrailPolicy {
@@ -138,16 +139,8 @@ export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<Guar
 /** The agent's recipient allowlist, lower-case: the same list for the value and the calldata rules. */
 export const toAllowlistOf = (agent: { tx_to_allowlist: string[] }) => agent.tx_to_allowlist.map((a) => a.toLowerCase());
 
-export function policyOf(agent: {
-  tx_to_allowlist: string[];
-  tx_max_value_wei: string | null;
-  tx_daily_limit_wei: string | null;
-  tx_max_per_day: number | null;
-  tx_allowed_chains: string[];
-  tx_max_fee_wei?: string | null;
-  tx_daily_fee_budget_wei?: string | null;
-  tx_max_gas_limit?: string | null;
-}): GuardrailPolicy {
+/** The agent's row as the guardrail checks read it (amounts as bigint, addresses lower-case). */
+export function policyOf(agent: AgentRow): GuardrailPolicy {
   const big = (v: string | null | undefined) => (v === null || v === undefined ? null : BigInt(v));
   return {
     toAllowlist: toAllowlistOf(agent),
