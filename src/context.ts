@@ -14,7 +14,8 @@ import { Pkcs11Signer } from "./signer/pkcs11.js";
 import type { Signer } from "./signer/signer.js";
 import { ensureSigningKey } from "./keys.js";
 import { AuthService } from "./auth/service.js";
-import { InflightLimiter } from "./pipeline/inflight.js";
+import { AddressAdmission } from "./pipeline/admission.js";
+import { CommitGroups } from "./pipeline/commit-groups.js";
 import { SimulatorRegistry } from "./simulators/index.js";
 import { startAuditSealer } from "./audit-chain.js";
 import { startWebhookWorker, type WebhookWorker } from "./webhooks/worker.js";
@@ -31,7 +32,8 @@ export interface Context {
   chains: ChainRegistry;
   clients: ChainClients;
   auth: AuthService;
-  inflight: InflightLimiter;
+  admission: AddressAdmission;
+  commits: CommitGroups;
   /** Simulators per chain (anvil forks are started on first use and stopped by close()). */
   simulators: SimulatorRegistry;
   /** Links committed audit events into the hash chain (one replica at a time). */
@@ -147,7 +149,8 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
 
     const auth = await AuthService.create(pool, config.jwtDefaultTtlSeconds);
     const { generated } = await auth.bootstrapOperator(config.adminApiKey);
-    const inflight = new InflightLimiter(config.maxInflightPerAddress);
+    const admission = new AddressAdmission(config.maxInflightPerAddress);
+    const commits = new CommitGroups();
     const auditSealer = startAuditSealer(pool, 250, (err) => log.warn({ err }, "audit sealing failed; will retry"));
     closers.push(() => auditSealer.stop());
     const webhooks = startWebhookWorker({ pool, log, ...config.webhook });
@@ -169,7 +172,7 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
       closers.push(() => tracker.stop());
     }
 
-    return { config, log, pool, databaseUrl, signer, chains, clients, auth, inflight, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, liveness, tracker, close };
+    return { config, log, pool, databaseUrl, signer, chains, clients, auth, admission, commits, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, liveness, tracker, close };
   } catch (err) {
     await close();
     throw err;

@@ -1,5 +1,7 @@
 // Typed errors with stable snake_case codes. The HTTP error handler (src/http/errors.ts) is the one
-// place that turns them into RFC 7807 bodies; nothing else formats an error for a client.
+// place that turns them into RFC 7807 bodies; nothing else formats an error for a client. Errors from
+// outside (pg, the HSM) are classified into ServiceErrors here (classifyDbError, classifyHsmError).
+import { HsmError } from "./signer/signer.js";
 
 export interface GuardrailDetail {
   reason_code: string;
@@ -55,6 +57,40 @@ export const badGateway = (detail: string, code = "upstream_error", cause?: unkn
 
 export const guardrailDenied = (detail: string, guardrail: GuardrailDetail) =>
   new ServiceError("guardrail_denied", 403, detail, { guardrail });
+
+// The service's named errors: each code is built here, once; callers pass only what varies.
+export const idempotencyKeyInFlight = () =>
+  conflict("A request with this Idempotency-Key is still in flight; retry later.", "idempotency_key_in_flight");
+export const simulationNotAvailable = () =>
+  new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+export const trackerNotAvailable = () =>
+  new ServiceError("tracker_not_available", 503, "The transaction tracker is not running on this server.");
+/** A node refused a read (estimate, call): the request is what it judged. */
+export const rpcRejected = (nodeMessage: string, cause: unknown) => new ServiceError("rpc_rejected", 422, nodeMessage, { cause });
+/** A chain's RPC did not answer a read. */
+export const rpcUnavailable = (detail: string, cause: unknown) => badGateway(detail, "rpc_unavailable", cause);
+export const gasEstimationFailed = (why: string) => unprocessable(`Gas estimation failed: ${why}`, "gas_estimation_failed");
+export const simulationFailed = (detail: string, extra: Record<string, unknown>) => unprocessable(detail, "simulation_failed", extra);
+/** A replacement's fee per gas would pass the chain's cap. */
+export const feeCapReached = (why: string) => unprocessable(`Cannot replace this transaction: ${why} (MAX_FEE_PER_GAS_CAP_GWEI).`, "fee_cap_reached");
+/** A replacement's worst-case fee would pass the agent's fee limits. */
+export const feeLimitReached = (why: string) => unprocessable(`Cannot replace this transaction: ${why}`, "fee_limit_reached");
+/** Another worker holds the transaction's lease (tracker/claim.ts LeaseBusy, mapped where it is caught). */
+export const transactionBusy = () =>
+  new ServiceError("transaction_busy", 409, "The transaction is being worked on; retry shortly.", { retryAfterSeconds: 1 });
+export const chainUnavailable = (chain: string) => conflict(`Chain ${chain} has no RPC endpoint configured.`, "chain_unavailable");
+
+/**
+ * The HSM's failures (signer/signer.ts HsmError) as the service's errors: a missing key is 404, an
+ * existing one 409, anything else the HSM being unavailable (503, retry shortly). Codes are the
+ * signer's own (`key_not_found`, `key_exists`, `hsm_unavailable`, …).
+ */
+export function classifyHsmError(err: unknown): ServiceError | undefined {
+  if (!(err instanceof HsmError)) return undefined;
+  if (err.code === "key_not_found") return new ServiceError(err.code, 404, "Signing key not found.", { cause: err });
+  if (err.code === "key_exists") return new ServiceError(err.code, 409, "A signing key already exists at that path.", { cause: err });
+  return new ServiceError(err.code, 503, "The HSM is unavailable; retry shortly.", { transient: true, cause: err, retryAfterSeconds: 1 });
+}
 
 /** PostgreSQL SQLSTATEs that mean the database is unreachable or restarting. */
 const PG_UNAVAILABLE = new Set(["57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006", "53300"]);

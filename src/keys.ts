@@ -16,7 +16,9 @@ export async function ensureSigningKey(
     try {
       key = await signer.createKey(path);
     } catch (err) {
-      // Another replica created it between our lookup and our create.
+      // Another request created it between our lookup and our create: in this process the signer
+      // serialises creations per path and answers key_exists (signer/pkcs11.ts createKey); across
+      // replicas sharing a token its check is best effort, so a key_exists may come from either.
       if (!(err instanceof HsmError && err.code === "key_exists")) throw err;
       key = await signer.getKey(path);
       if (!key) throw err;

@@ -23,7 +23,8 @@ import { getAgent } from "../db/agents.js";
 import { withTransaction } from "../db/pool.js";
 import { conflict, forbidden, notFound, ServiceError } from "../errors.js";
 import { signIntent } from "../pipeline/sign-intent.js";
-import { submitTransaction, type PipelineDeps } from "../pipeline/submit.js";
+import { submitTransaction } from "../pipeline/submit.js";
+import type { PipelineDeps } from "../pipeline/types.js";
 import { effectiveStatus, withHeld, type ApprovalInput } from "./gate.js";
 
 export interface VoteInput {

@@ -153,16 +153,3 @@ export async function markAttemptFailed(db: Queryable, hash: string, message: st
     [hash, message.slice(0, 500)],
   );
 }
-
-export async function setAttemptStatus(db: Queryable, hash: string, status: AttemptStatus): Promise<void> {
-  await db.query("UPDATE transaction_attempts SET status = $2, updated_at = now() WHERE tx_hash = $1", [hash, status]);
-}
-
-/** Every other live attempt of the transaction gives way to `winner` (a newer accepted one, or the mined one). */
-export async function supersedeAttempts(db: Queryable, txId: string, winner: string, status: "replaced" | "dropped" = "replaced"): Promise<void> {
-  await db.query(
-    `UPDATE transaction_attempts SET status = $3, replaced_by = $2, updated_at = now()
-      WHERE tx_id = $1 AND tx_hash <> $2 AND status IN ('signed', 'sent', 'mined')`,
-    [txId, winner, status],
-  );
-}

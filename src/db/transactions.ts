@@ -8,6 +8,15 @@ export const CHAIN_STATUSES = ["unconfirmed", "confirmed", "reverted", "replaced
 export type TxStatus = (typeof TX_STATUSES)[number];
 export type ChainStatus = (typeof CHAIN_STATUSES)[number];
 
+/**
+ * A signed row's status and audit action, by the pipeline's mode: `submit` rows are broadcast,
+ * `sign` rows handed back unsent. Read one way by the pipeline, the other by webhooks/fanout.ts.
+ */
+export const SIGNED_BY_MODE = {
+  submit: { status: "signed", action: "transaction.submit" },
+  sign: { status: "sign_only", action: "transaction.sign" },
+} as const;
+
 export interface TxRow {
   id: string;
   agent_id: string;
@@ -60,6 +69,8 @@ export type NewTx = Pick<
   max_fee_per_gas: bigint | null;
   max_priority_fee_per_gas: bigint | null;
   signed_at: Date | null;
+  /** False for rows that spend nothing of an agent's (a failed simulation, a gap fill); default true. */
+  counts_toward_limits?: boolean;
 };
 
 const str = (v: bigint | null) => (v === null ? null : v.toString());
@@ -68,13 +79,14 @@ export async function insertTransaction(db: Queryable, t: NewTx): Promise<TxRow>
   const { rows } = await db.query<TxRow>(
     `INSERT INTO transactions (id, agent_id, chain, chain_id, from_address, to_address, value_wei, data, nonce,
         gas_limit, gas_price, max_fee_per_gas, max_priority_fee_per_gas, tx_type, signing_key_path, status,
-        tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at, fee_wei)
+        tx_hash, signed_tx, error_message, simulation_id, simulation_status, signed_at, fee_wei, counts_toward_limits)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-             coalesce($10::bigint, 0) * coalesce($12::numeric, $11::numeric, 0))
+             coalesce($10::bigint, 0) * coalesce($12::numeric, $11::numeric, 0), $23)
      RETURNING *`,
     [t.id, t.agent_id, t.chain, t.chain_id, t.from_address, t.to_address, t.value_wei.toString(), t.data, str(t.nonce),
      str(t.gas_limit), str(t.gas_price), str(t.max_fee_per_gas), str(t.max_priority_fee_per_gas), t.tx_type,
-     t.signing_key_path, t.status, t.tx_hash, t.signed_tx, t.error_message, t.simulation_id, t.simulation_status, t.signed_at],
+     t.signing_key_path, t.status, t.tx_hash, t.signed_tx, t.error_message, t.simulation_id, t.simulation_status, t.signed_at,
+     t.counts_toward_limits ?? true],
   );
   return rows[0];
 }

@@ -10,7 +10,7 @@ import { getAgent } from "../db/agents.js";
 import { getApproval, listApprovals, listVotes, setApprovalRules, type ApprovalRow, type VoteRow } from "../db/approvals.js";
 import { withTransaction } from "../db/pool.js";
 import { badRequest, conflict, forbidden, notFound } from "../errors.js";
-import type { PipelineDeps } from "../pipeline/submit.js";
+import type { PipelineDeps } from "../pipeline/types.js";
 import { effectiveStatus } from "../approvals/gate.js";
 import { ApprovalRulesSchema, DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, rulesOf } from "../approvals/rules.js";
 import { cancelApproval, castVote, executeApproval, startApprovalSweep } from "../approvals/service.js";

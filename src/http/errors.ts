@@ -2,8 +2,7 @@
 // logged (without secrets) and hidden from the client.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
-import { classifyDbError, ServiceError, type FieldError } from "../errors.js";
-import { HsmError } from "../signer/signer.js";
+import { classifyDbError, classifyHsmError, ServiceError, type FieldError } from "../errors.js";
 
 const TITLES: Record<number, string> = {
   400: "Bad Request",
@@ -71,15 +70,8 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
     }
     return { status: err.status, body: problem(err.status, err.code, err.detail, extra), headers, internal: err.status >= 500 };
   }
-  if (err instanceof HsmError) {
-    const status = err.code === "key_not_found" ? 404 : err.code === "key_exists" ? 409 : 503;
-    if (status === 503) headers["retry-after"] = "1";
-    const detail =
-      status === 404 ? "Signing key not found." : status === 409 ? "A signing key already exists at that path." : "The HSM is unavailable; retry shortly.";
-    return { status, body: problem(status, err.code, detail), headers, internal: status >= 500 };
-  }
-  const db = classifyDbError(err);
-  if (db) return toProblem(db);
+  const outside = classifyHsmError(err) ?? classifyDbError(err);
+  if (outside) return toProblem(outside);
   // PostgreSQL refuses U+0000 in text (22021 invalid byte sequence; 22P05 in jsonb): a NUL that got past
   // a schema into a query is the client's input, not a server fault. Nothing was written (the statement failed).
   const sqlstate = (err as { code?: unknown; severity?: unknown })?.severity !== undefined ? (err as { code?: unknown }).code : undefined;

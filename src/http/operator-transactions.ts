@@ -6,7 +6,7 @@ import { z } from "zod";
 import { requireOperator } from "../auth/principal.js";
 import type { Pool } from "../db/pool.js";
 import { getTransaction } from "../db/transactions.js";
-import { notFound, ServiceError } from "../errors.js";
+import { notFound, trackerNotAvailable } from "../errors.js";
 import { toTransactionResponse } from "../pipeline/response.js";
 import { attemptsOrOriginal, listAttempts, type AttemptRow } from "../db/attempts.js";
 import type { Tracker } from "../tracker/tracker.js";
@@ -41,7 +41,7 @@ export function attemptResponse(a: AttemptRow) {
 
 export async function operatorTransactionRoutes(app: App, deps: { pool: Pool; tracker?: Tracker }): Promise<void> {
   const tracker = () => {
-    if (!deps.tracker) throw new ServiceError("tracker_not_available", 503, "The transaction tracker is not running on this server.");
+    if (!deps.tracker) throw trackerNotAvailable();
     return deps.tracker;
   };
 

@@ -5,8 +5,9 @@ import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
 import { CHAIN_STATUSES, getTransaction, listTransactions, TX_STATUSES, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
-import { badRequest, notFound, ServiceError } from "../errors.js";
-import { submitTransaction, type PipelineDeps } from "../pipeline/submit.js";
+import { badRequest, notFound, ServiceError, simulationNotAvailable } from "../errors.js";
+import { submitTransaction } from "../pipeline/submit.js";
+import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";
 import {
   BundleSimulationResponseSchema,
@@ -169,7 +170,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
   // Simulation: 200 whenever the simulation ran (a revert is `status: "reverted"`, a simulator failure
   // `status: "error"`); 400/403/404 like submit.
   const simulationDeps = () => {
-    if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+    if (!deps.simulators) throw simulationNotAvailable();
     return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log, maxDataBytes: deps.config?.maxDataBytes };
   };
   app.post(

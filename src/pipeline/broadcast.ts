@@ -16,7 +16,52 @@ import { markBroadcastAttempt, markBroadcastGroup, markFailed, type TxRow } from
 import type { Metrics } from "../metrics.js";
 import { markAttemptFailed, markAttemptTried } from "../db/attempts.js";
 import { releaseNonce } from "./nonce.js";
-import { classifyBroadcastError, type BroadcastOutcome } from "./rpc-errors.js";
+import { classifyNodeError, type NodeVerdict } from "../chains/node-errors.js";
+
+export type BroadcastOutcome =
+  | { kind: "accepted" }
+  | { kind: "already_known" }
+  /** Another transaction holds the nonce: mined (`nonce_too_low`) or in the pool (`nonce_occupied`). */
+  | { kind: "nonce_used"; verdict: NodeVerdict; message: string }
+  | { kind: "rejected"; verdict: NodeVerdict; message: string }
+  | { kind: "unknown"; message: string };
+
+/**
+ * What a send's failure means, from the node classifier's verdict (src/chains/node-errors.ts). Every
+ * send goes through here: the submit pipeline's first send and the tracker's resends and replacements,
+ * so "replacement transaction underpriced" (`nonce_occupied`) is the same outcome for both. What each
+ * sender then does with it is decided in one place too: `needsHigherFees` below.
+ */
+export function broadcastOutcomeOf(err: unknown): BroadcastOutcome {
+  const answer = classifyNodeError(err);
+  if (answer.kind === "no_answer") return { kind: "unknown", message: answer.message };
+  const { verdict, message } = answer;
+  switch (verdict) {
+    case "already_known":
+      return { kind: "already_known" };
+    case "nonce_too_low":
+    case "nonce_occupied":
+      return { kind: "nonce_used", verdict, message };
+    case "not_judged":
+      // Never a rejection: that would fail the row and release a nonce the node may still hold.
+      return { kind: "unknown", message };
+    default:
+      return { kind: "rejected", verdict, message };
+  }
+}
+
+/**
+ * The one rule for "pay more", by sender. A fee below the pool's minimum (`fee_too_low`) asks for a
+ * replacement with higher fees whoever sent it. `nonce_occupied` (the pool holds another transaction
+ * at this nonce with fees at least as high) asks for a higher bump only when we are the ones replacing:
+ * a fee bump or a resend of an attempt a node already took. On the first send of a row (the submit
+ * pipeline's, or the tracker's for a row no node acknowledged) it means the nonce is taken by another
+ * transaction: the row fails and its nonce stays reserved, the same answer from either sender.
+ */
+export function needsHigherFees(outcome: BroadcastOutcome, firstSend: boolean): boolean {
+  if (outcome.kind !== "rejected" && outcome.kind !== "nonce_used") return false;
+  return outcome.verdict === "fee_too_low" || (outcome.verdict === "nonce_occupied" && !firstSend);
+}
 
 export interface BroadcastDeps {
   pool: Pool;
@@ -45,7 +90,7 @@ export async function sendSigned(deps: Pick<BroadcastDeps, "clients" | "metrics"
     await client.request({ method: "eth_sendRawTransaction", params: [signedTx as Hex] });
     outcome = { kind: "accepted" };
   } catch (err) {
-    outcome = classifyBroadcastError(err);
+    outcome = broadcastOutcomeOf(err);
     if (outcome.kind === "nonce_used") {
       const receipt = await client.request({ method: "eth_getTransactionReceipt", params: [hash as Hex] }).then((r) => (r ? "mined" : "absent"), () => "unknown");
       if (receipt === "mined") outcome = { kind: "already_known" };

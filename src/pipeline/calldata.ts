@@ -10,8 +10,7 @@
 // Strictness is checked by re-encoding: the arguments decoded from the data must encode back to the
 // exact same bytes.
 import { decodeFunctionData, encodeFunctionData, parseAbi, toFunctionSelector, type Abi, type AbiFunction, type Hex } from "viem";
-
-export const MAX_UINT256 = (1n << 256n) - 1n;
+import { MAX_UINT256 } from "../units.js";
 
 /** Uniswap's Permit2, deployed at the same address on every chain. */
 export const PERMIT2 = "0x000000000022d473030f116ddee9f6b43ac78ba3";

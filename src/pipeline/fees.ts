@@ -1,11 +1,11 @@
 // Gas and fees for an intent. Takes: the chain, its client, the intent and the sender. Returns the
 // gas limit and fee fields to sign with: the caller's when given, else estimates (EIP-1559 where the
-// chain supports it). Throws 422 when the node says the call cannot succeed, 502/503 when the node
+// chain supports it). Throws 422 when the node says the call cannot succeed, 502 when the node
 // cannot be asked. Fee estimates are cached per chain for a second: they move per block, not per call.
 import type { PublicClient } from "viem";
 import type { Chain } from "../chains/registry.js";
-import { ServiceError } from "../errors.js";
-import { rpcFailure } from "./rpc-errors.js";
+import { gasEstimationFailed } from "../errors.js";
+import { rpcFailure } from "../chains/node-errors.js";
 import type { Intent } from "./request.js";
 
 export type Fees =
@@ -139,7 +139,7 @@ export async function resolveGasLimit(
       // The node cannot estimate (the call reverts, the sender cannot pay): a caller's own limit is still
       // signed, as the node decides, but only up to a small bound; its worst case is counted as usual.
       if (intent.gasLimit !== undefined) return boundGas(intent.gasLimit, GAS_LIMIT_WITHOUT_ESTIMATE, "the bound for calls the node cannot estimate", await opts.blockGasLimit());
-      throw new ServiceError("gas_estimation_failed", 422, `Gas estimation failed: ${failure.detail}`);
+      throw gasEstimationFailed(failure.detail);
     }
     if (intent.gasLimit === undefined) return { gas: estimate };
     const allowed = estimate + (estimate * GAS_MARGIN_PERCENT + 99n) / 100n;

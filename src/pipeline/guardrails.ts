@@ -1,11 +1,11 @@
 // Guardrail checks: pure functions of (policy, request, spent so far). No I/O, so every boundary is
 // tested directly (see test/pipeline/guardrails.test.ts). Each denial names its rule, the limit, the
 // current value and the attempted one, in the shape of the contract's `guardrail` member.
+import type { AgentRow } from "../db/agents.js";
 import { formatMajor } from "../units.js";
 
 export interface GuardrailPolicy {
   toAllowlist: string[]; // lower-case addresses; empty = any
-  tokenAllowlist: string[]; // lower-case addresses; empty = any
   maxValueWei: bigint | null;
   dailyLimitWei: bigint | null;
   maxPerDay: number | null;
@@ -46,17 +46,22 @@ export function chainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, cha
   return policy.allowedChains.some((c) => names.has(c.toLowerCase()));
 }
 
+/** tx_allowed_chains: the one denial for a chain the agent may not use (transactions, simulations, signatures). */
+export function checkChainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, chain: GuardrailInput["chain"]): Denial | null {
+  if (chainAllowed(policy, chain)) return null;
+  return {
+    reason_code: "chain_not_allowed",
+    detail: `Chain ${chain.name} is not in this agent's tx_allowed_chains.`,
+    limit: policy.allowedChains,
+    current: null,
+    attempted: chain.name,
+  };
+}
+
 /** Checks that need no history: chain and recipient allowlists, per-transaction value (token checks: token-guardrails.ts). */
 export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailInput): Denial | null {
-  if (!chainAllowed(policy, input.chain)) {
-    return {
-      reason_code: "chain_not_allowed",
-      detail: `Chain ${input.chain.name} is not in this agent's tx_allowed_chains.`,
-      limit: policy.allowedChains,
-      current: null,
-      attempted: input.chain.name,
-    };
-  }
+  const chainDenial = checkChainAllowed(policy, input.chain);
+  if (chainDenial) return chainDenial;
   const to = input.to.toLowerCase();
   if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(to)) {
     return {
@@ -131,21 +136,14 @@ export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<Guar
   return null;
 }
 
-export function policyOf(agent: {
-  tx_to_allowlist: string[];
-  tx_token_allowlist: string[];
-  tx_max_value_wei: string | null;
-  tx_daily_limit_wei: string | null;
-  tx_max_per_day: number | null;
-  tx_allowed_chains: string[];
-  tx_max_fee_wei?: string | null;
-  tx_daily_fee_budget_wei?: string | null;
-  tx_max_gas_limit?: string | null;
-}): GuardrailPolicy {
+/** The agent's recipient allowlist, lower-case: the same list for the value and the calldata rules. */
+export const toAllowlistOf = (agent: { tx_to_allowlist: string[] }) => agent.tx_to_allowlist.map((a) => a.toLowerCase());
+
+/** The agent's row as the guardrail checks read it (amounts as bigint, addresses lower-case). */
+export function policyOf(agent: AgentRow): GuardrailPolicy {
   const big = (v: string | null | undefined) => (v === null || v === undefined ? null : BigInt(v));
   return {
-    toAllowlist: agent.tx_to_allowlist.map((a) => a.toLowerCase()),
-    tokenAllowlist: agent.tx_token_allowlist.map((a) => a.toLowerCase()),
+    toAllowlist: toAllowlistOf(agent),
     maxValueWei: agent.tx_max_value_wei !== null ? BigInt(agent.tx_max_value_wei) : null,
     dailyLimitWei: agent.tx_daily_limit_wei !== null ? BigInt(agent.tx_daily_limit_wei) : null,
     maxPerDay: agent.tx_max_per_day,

@@ -8,7 +8,7 @@
 // its owner is known dead (its liveness lock is gone: liveness.ts), not after a timeout.
 import { createHash } from "node:crypto";
 import type { Queryable } from "../db/pool.js";
-import { conflict, unprocessable } from "../errors.js";
+import { idempotencyKeyInFlight, unprocessable } from "../errors.js";
 import { canonicalJson } from "../canonical-json.js";
 import { ownerGone } from "./liveness.js";
 
@@ -102,7 +102,7 @@ function decide(row: KeyRow, agentId: string, keyHash: Buffer, fingerprint: Buff
   // Signed and committed, answer not stored yet: the committed row is the answer, now. When its
   // owner died before storing the response, this request stores it.
   if (row.tx_id) return { kind: "orphaned", claim: { agentId, keyHash, ownerKey }, txId: row.tx_id, finish: row.stale };
-  throw conflict("A request with this Idempotency-Key is still in flight; retry later.", "idempotency_key_in_flight");
+  throw idempotencyKeyInFlight();
 }
 
 async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerprint: Buffer, ownerKey?: number): Promise<ClaimResult> {
@@ -129,11 +129,6 @@ async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerp
   );
   if (!rows[0]) return takeOver(db, agentId, keyHash, fingerprint, ownerKey); // released between our two statements
   return decide(rows[0], agentId, keyHash, fingerprint, ownerKey);
-}
-
-/** Links the claim to the transaction row, inside the transaction that commits it. */
-export async function linkClaim(db: Queryable, claim: Claim, txId: string): Promise<void> {
-  await db.query("UPDATE idempotency_keys SET tx_id = $3 WHERE agent_id = $1 AND key_hash = $2", [claim.agentId, claim.keyHash, txId]);
 }
 
 export async function completeClaim(db: Queryable, claim: Claim, status: number, body: string): Promise<void> {

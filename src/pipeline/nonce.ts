@@ -1,22 +1,15 @@
 // Nonce allocation per (chain, signing address). Takes: a transaction client, the chain's mined
 // ("latest") and pending transaction counts for the address. Returns the nonce to sign with.
-// Locks: the address's row in `nonces` FOR UPDATE (held until the caller commits or rolls back), so
-// concurrent submits on any number of replicas get distinct, consecutive nonces. Writes: next_nonce,
+// Locks: the address's row in `nonces` (held until the caller commits or rolls back), so concurrent
+// submits on any number of replicas get distinct, consecutive nonces. The allocation functions take it
+// with `INSERT … ON CONFLICT DO UPDATE` (which creates a missing row and row-locks it either way); a
+// caller-chosen nonce and a release take it with `SELECT … FOR UPDATE`. Writes: next_nonce,
 // and consumes a released nonce when one is waiting.
 import type { PoolClient } from "../db/pool.js";
 
 export interface ChainCounts {
   latest: bigint;
   pending: bigint;
-}
-
-export async function reserveNonce(tx: PoolClient, chainId: number, address: string, counts: ChainCounts, explicit?: bigint): Promise<bigint> {
-  // One round trip: the rules (released nonces first, else max(tracked, pending)) are in the SQL
-  // function reserve_nonce, migrations/0006_reserve_nonce.sql.
-  const { rows } = await tx.query<{ nonce: string }>("SELECT reserve_nonce($1, $2, $3, $4, $5) AS nonce", [
-    chainId, address, counts.latest.toString(), counts.pending.toString(), explicit === undefined ? null : explicit.toString(),
-  ]);
-  return BigInt(rows[0].nonce);
 }
 
 /**

@@ -1,5 +1,5 @@
-// The wire shape of a transaction (TransactionResponse of the reference, plus the lifecycle fields of
-// CONTRACT.md). Fields without a value are left out rather than sent as null, as the reference types
+// The wire shape of a transaction (TransactionResponse of the reference OpenAPI, plus the lifecycle
+// fields README.md documents). Fields without a value are left out rather than sent as null, as the reference types
 // them as plain strings; `signed_tx` is included only when asked for.
 import { checksumAddress } from "viem";
 import type { TxRow } from "../db/transactions.js";

@@ -33,10 +33,11 @@ import { withTransaction } from "../db/pool.js";
 import { insertSignature, type SignatureRow } from "../db/signatures.js";
 import { badRequest, guardrailDenied, unprocessable, type ServiceError } from "../errors.js";
 import type { SigningKeyInfo } from "../signer/signer.js";
-import { chainAllowed, policyOf, type Denial } from "./guardrails.js";
+import { checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
-import { submitTransaction, type PipelineDeps, type SubmitResult } from "./submit.js";
+import { submitTransaction } from "./submit.js";
+import type { PipelineDeps, SubmitResult } from "./types.js";
 import { checkCalldata, checkTokenOutflows, type TokenOutflow } from "./token-guardrails.js";
 import { calldataPolicyOf, tokenDecimals } from "./token-policy.js";
 import type { DecodedCall } from "./calldata.js";
@@ -128,9 +129,8 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   }
   try {
     const chain = resolveChain(deps.chains, req.chain);
-    if (!chainAllowed(policyOf(agent), chain)) {
-      throw await deny(deps, input, req, chain, { reason_code: "chain_not_allowed", detail: `Chain ${chain.name} is not in this agent's tx_allowed_chains.`, limit: agent.tx_allowed_chains, current: null, attempted: chain.name });
-    }
+    const chainDenial = checkChainAllowed(policyOf(agent), chain);
+    if (chainDenial) throw await deny(deps, input, req, chain, chainDenial);
     const key = await resolveSigningKey(deps.pool, deps.signer, agent.id, chain, req.signing_key_path);
     const decoded = await decode(deps, agent, chain, key, req);
     if ("reason_code" in decoded) throw await deny(deps, input, req, chain, decoded);

@@ -17,13 +17,14 @@ import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
-import { insertTransaction, type TxRow } from "../db/transactions.js";
-import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
+import { insertTransaction } from "../db/transactions.js";
+import { requestedFeeColumns } from "./rows.js";
+import { badRequest, guardrailDenied, simulationFailed } from "../errors.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
 import { parseMajor } from "../units.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
-import { chainAllowed, policyOf } from "./guardrails.js";
+import { checkChainAllowed, policyOf } from "./guardrails.js";
 import { TransactionRequestSchema, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
@@ -128,13 +129,10 @@ async function prepare(deps: SimulationDeps, principal: AgentPrincipal, reqs: Si
     }
   });
   const policy = policyOf(principal.agent);
-  if (!chainAllowed(policy, chain)) {
-    throw guardrailDenied(`Chain ${chain.name} is not in this agent's tx_allowed_chains.`, {
-      reason_code: "chain_not_allowed",
-      limit: policy.allowedChains,
-      current: null,
-      attempted: chain.name,
-    });
+  const chainDenial = checkChainAllowed(policy, chain);
+  if (chainDenial) {
+    const { detail, ...guardrail } = chainDenial;
+    throw guardrailDenied(detail, guardrail);
   }
   const keys = new Map<string, Promise<SigningKeyInfo>>();
   const calls: PreparedCall[] = [];
@@ -316,6 +314,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
 
   const reason = res.status === "reverted" ? (res.revert_reason ?? "execution reverted") : (res.error ?? "the simulation failed");
   const row = await withTransaction(deps.pool, async (tx) => {
+    // Never signed, never sent: it spends nothing and must not count toward the agent's limits.
     const inserted = await insertTransaction(tx, {
       id: randomUUID(),
       agent_id: input.principal.agent.id,
@@ -327,10 +326,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       data: intent.data ?? null,
       nonce: null,
       gas_limit: intent.gasLimit ?? null,
-      gas_price: intent.gasPrice ?? null,
-      max_fee_per_gas: intent.maxFeePerGas ?? null,
-      max_priority_fee_per_gas: intent.maxPriorityFeePerGas ?? null,
-      tx_type: intent.gasPrice !== undefined ? "legacy" : intent.maxFeePerGas !== undefined ? "eip1559" : null,
+      ...requestedFeeColumns(intent),
       signing_key_path: key.path,
       status: "simulation_failed",
       tx_hash: null,
@@ -339,9 +335,8 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       simulation_id: res.simulation_id,
       simulation_status: res.status,
       signed_at: null,
+      counts_toward_limits: false,
     });
-    // Never signed, never sent: it spends nothing and must not count toward the agent's limits.
-    const { rows } = await tx.query<TxRow>("UPDATE transactions SET counts_toward_limits = false WHERE id = $1 RETURNING *", [inserted.id]);
     await appendAudit(tx, {
       action: "transaction.simulate",
       actor: input.principal,
@@ -351,7 +346,7 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
       requestId: input.requestId,
       ip: input.ip,
     });
-    return rows[0] ?? inserted;
+    return inserted;
   });
 
   const detail =
@@ -361,5 +356,5 @@ export async function simulateBeforeSigning(deps: SimulationDeps, input: Simulat
   const extra: Record<string, unknown> = { ...toTransactionResponse(row, { includeSignedTx: false }) };
   if (res.tenderly_dashboard_url) extra.tenderly_dashboard_url = res.tenderly_dashboard_url;
   extra.simulation = res;
-  throw new ServiceError("simulation_failed", 422, detail, { extra });
+  throw simulationFailed(detail, extra);
 }

@@ -7,117 +7,48 @@
 //                 join the chain's next commit group (a caller-chosen nonce: a group of its own)
 //   per group:    each signing address's nonce counts (read while the group before it commits) →
 //                 BEGIN: lock the agents' spend rows → rolling limits (value, count, worst-case fees,
-//                        tokens), each request seeing those before it → lock each (chain, address) nonce
-//                        row, in address order → reserve one nonce per request (or check the caller's
-//                        against the key's window, pipeline/nonce.ts) → sign each in the HSM (in parallel) → rows + audit events + token
-//                        spend + idempotency links in one statement  COMMIT →
+//                        tokens), each request seeing those before it (limits.ts) → lock each
+//                        (chain, address) nonce row, in address order → reserve one nonce per request
+//                        (or check the caller's against the key's window, nonce.ts) → sign each in the
+//                        HSM (in parallel) → rows (rows.ts) + audit events + token spend + idempotency
+//                        links in one statement  COMMIT →
 //                 broadcast in nonce order (one JSON-RPC batch) → record the outcomes (accepted ones in
 //                 one statement; rejections release their nonce and are answered without their bytes)
-//                 → store the idempotent answers
+//                 → store the idempotent answers (group-broadcast.ts)
 //
 // Group commit: each submission needs a row lock, a COMMIT and a node round trip, and on a busy chain
 // those cost more than the signature. Submissions that arrive while a group is committing wait and
-// then commit together, whatever their signing address (InflightLimiter.enqueue). When the chain is
+// then commit together, whatever their signing address (CommitGroups.enqueue, commit-groups.ts). When the chain is
 // idle a group is one request and nothing waits; under load the locks, the COMMIT and the round trip
 // are shared by the whole group, and a group's broadcast overlaps the next one's commit.
 //
 // A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
-import { randomUUID } from "node:crypto";
-import { keccak256, parseUnits, type Hex, type SignedAuthorizationList, type TransactionSerializable } from "viem";
+import { parseUnits } from "viem";
 import { appendAudit, auditRecordset } from "../db/audit.js";
-import type { Principal } from "../auth/principal.js";
+import { approvalGate, replayAnswer } from "../approvals/gate.js";
+import { rpcFailure } from "../chains/node-errors.js";
 import type { ChainClients } from "../chains/clients.js";
-import type { Chain, ChainRegistry } from "../chains/registry.js";
-import type { AgentRow } from "../db/agents.js";
-import { spendToday, tokenSpendToday } from "../db/agents.js";
-import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
-import { getTransaction, insertTransactionGroup, markBroadcastGroup, type NewTx, type TxRow } from "../db/transactions.js";
-import { badRequest, guardrailDenied, ServiceError } from "../errors.js";
-import type { Signer, SigningKeyInfo } from "../signer/signer.js";
-import type { Logger } from "pino";
-import { checkFeeGuardrail, checkRollingGuardrails, checkStaticGuardrails, hasRollingLimits, policyOf, type Denial, type GuardrailPolicy } from "./guardrails.js";
-import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
-import { reserveExplicitNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
-import { broadcastEvent, broadcastSigned, recordBroadcastOutcome, sendSigned } from "./broadcast.js";
-import { feeColumns, feeFields, feePerGasCeiling, readFeeMarket, resolveFees, resolveGasLimit, worstCaseFee, type FeeBounds, type FeeMarket, type Fees } from "./fees.js";
-import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
-import { resolveChain, resolveSigningKey } from "./resolve.js";
-import { toTransactionResponse, type TransactionResponse } from "./response.js";
-import { rpcFailure, type BroadcastOutcome } from "./rpc-errors.js";
-import type { InflightLimiter } from "./inflight.js";
-import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
-import type { SimulatorRegistry } from "../simulators/index.js";
-import type { Metrics } from "../metrics.js";
-import { ApprovalLedger, calldataPolicyOf, checkIntentCalldata, simulatedOutflows, type IncreaseRecheck } from "./token-policy.js";
-import { checkSimulatedLogs, checkTokenOutflows, mergeOutflows, type TokenOutflow } from "./token-guardrails.js";
+import type { Chain } from "../chains/registry.js";
+import { withTransaction } from "../db/pool.js";
+import { getTransaction, insertTransactionGroup, SIGNED_BY_MODE } from "../db/transactions.js";
+import { badRequest, guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
-import { approvalGate, replayAnswer, type ApprovalInput } from "../approvals/gate.js";
-
-export interface PipelineDeps {
-  pool: Pool;
-  signer: Signer;
-  chains: ChainRegistry;
-  clients: ChainClients;
-  log: Logger;
-  inflight: InflightLimiter;
-  metrics: Metrics;
-  /** Simulators for step 5; without them a submission that needs simulation is refused (503). */
-  simulators?: SimulatorRegistry;
-  config?: {
-    simulateAll?: boolean;
-    testCrashAfterCommit?: boolean;
-    maxDataBytes?: number;
-    /** Fee bounds for chains that set none of their own (MAX_FEE_PER_GAS_CAP_GWEI, BASE_FEE_MULTIPLE). */
-    feeBounds?: FeeBounds;
-  };
-  /** This process's liveness lock: stamped on idempotency claims so retries learn when it died. */
-  liveness?: { key: number };
-}
-
-export interface SubmitInput {
-  principal: Extract<Principal, { type: "agent" }>;
-  body: unknown;
-  mode: "submit" | "sign";
-  idempotencyKey?: string;
-  requestId?: string;
-  ip?: string;
-  /** Names the operation in the idempotency fingerprint (default: the mode). */
-  operation?: string;
-  /** The approval this request belongs to (src/approvals/gate.ts); `executing`: the approved run. */
-  approval?: ApprovalInput;
-}
-
-export interface SubmitResult {
-  status: number;
-  /** The exact JSON text to send: a replay must be byte-identical to the first answer. */
-  body: string;
-  /** An answer from a pending approval (202) or an executed approval's stored result. */
-  approval?: true;
-}
-
-/** A request that passed every check that needs no lock, waiting for its address's commit group. */
-interface Queued {
-  input: SubmitInput;
-  intent: Intent;
-  policy: GuardrailPolicy;
-  chain: Chain;
-  key: SigningKeyInfo;
-  gas: bigint;
-  fees: Fees;
-  /** Worst-case fee of the signature: gas × max fee per gas. */
-  feeWei: bigint;
-  simulation?: PassedSimulation;
-  outflows: TokenOutflow[];
-  tokenLimited: boolean;
-  /** Allowance increases, checked again under the agent's spend lock. */
-  recheck?: IncreaseRecheck;
-  claim?: Claim;
-  queued: () => void;
-  resolve: (r: SubmitResult) => void;
-  reject: (err: unknown) => void;
-}
+import { feePerGasCeiling, readFeeMarket, resolveFees, resolveGasLimit, worstCaseFee, type FeeBounds, type FeeMarket, type Fees } from "./fees.js";
+import { finishGroup } from "./group-broadcast.js";
+import { checkFeeGuardrail, checkStaticGuardrails, policyOf, type Denial } from "./guardrails.js";
+import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
+import { checkGroupLimits } from "./limits.js";
+import { reserveExplicitNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
+import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
+import { resolveChain, resolveSigningKey } from "./resolve.js";
+import { toTransactionResponse } from "./response.js";
+import { auditDetails, buildTransaction, signedRow } from "./rows.js";
+import { simulateBeforeSigning, type PassedSimulation } from "./simulate.js";
+import { calldataPolicyOf, checkIntentCalldata, simulatedOutflows } from "./token-policy.js";
+import { checkSimulatedLogs, mergeOutflows } from "./token-guardrails.js";
+import { fromOf, type Committed, type PipelineDeps, type Queued, type SubmitInput, type SubmitResult } from "./types.js";
 
 export async function submitTransaction(deps: PipelineDeps, input: SubmitInput): Promise<SubmitResult> {
   const { principal } = input;
@@ -162,7 +93,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     //    nonce is reserved yet; a failed simulation records a `simulation_failed` row and throws 422.
     let simulation: PassedSimulation | undefined;
     if (intent.simulateFirst || agent.simulate_required || deps.config?.simulateAll || calldata.simulate) {
-      if (!deps.simulators) throw new ServiceError("simulation_not_available", 503, "Simulation is not available on this server.");
+      if (!deps.simulators) throw simulationNotAvailable();
       simulation = await simulateBeforeSigning(
         { ...deps, simulators: deps.simulators },
         { principal, chain, key, intent, mode: input.mode, requestId: input.requestId, ip: input.ip },
@@ -189,7 +120,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
 
     // Bounded work per signing address: beyond the bound, shed load instead of queueing on the row lock.
     const addressKey = `${chain.chain_id}:${key.address.toLowerCase()}`;
-    const release = deps.inflight.acquire(addressKey);
+    const release = deps.admission.acquire(addressKey);
     try {
       // 6. Gas and fees, read before joining the queue so no lock is held across an RPC round trip.
       //    The fee market (base fee, block gas limit) comes with the fee read, cached per second.
@@ -221,7 +152,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
         const item: Queued = { input, intent, policy, chain, key, gas, fees, feeWei, simulation, outflows, tokenLimited, recheck: calldata.recheck, claim, queued, resolve, reject };
-        deps.inflight.enqueue(
+        deps.commits.enqueue(
           String(chain.chain_id),
           item,
           {
@@ -279,11 +210,6 @@ async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<stri
   void finishGroup(deps, outcome.committed);
 }
 
-interface Committed {
-  item: Queued;
-  row: TxRow;
-}
-
 async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<string, ChainCounts>): Promise<{ committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> }> {
   const { chain } = items[0];
   const explicitNonce = items[0].intent.nonce; // only ever in a group of one
@@ -328,9 +254,12 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
 
     // 7e. Rows, audit events, token spend and idempotency links: one statement, then COMMIT.
     endCommit = deps.metrics.stageDuration.startTimer({ stage: "commit" });
-    const txs = accepted.map((item, i) => newRow(item, nonces[i], signed[i]));
+    const txs = accepted.map((item, i) => signedRow({
+      agentId: item.input.principal.agent.id, chain, from: fromOf(item), intent: item.intent, nonce: nonces[i], gas: item.gas, fees: item.fees,
+      keyPath: item.key.path, status: SIGNED_BY_MODE[item.input.mode].status, signedTx: signed[i], simulation: item.simulation,
+    }));
     const audit = auditRecordset(txs.map((t, i) => ({
-      action: t.status === "sign_only" ? "transaction.sign" : "transaction.submit",
+      action: SIGNED_BY_MODE[accepted[i].input.mode].action,
       actor: accepted[i].input.principal,
       resourceType: "transaction",
       resourceId: t.id,
@@ -347,100 +276,6 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
   endCommit();
   return result;
 }
-
-/**
- * 7b. Each agent with rolling limits (value, count, per-token) in the group: its spend row is locked
- * (in id order, so two groups never wait on each other in a cycle), which serialises that agent's
- * submissions across addresses and replicas; then the requests are checked in arrival order, each
- * seeing what those before it in the group will spend. Denied requests leave the group.
- */
-async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
-  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id))].sort();
-  if (agentIds.length === 0) return { accepted: items, denied: [] };
-  await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
-
-  const spent = new Map<string, { wei: bigint; fees: bigint; count: number; tokens?: Map<string, bigint> }>();
-  for (const id of agentIds) {
-    const s = await spendToday(tx, id);
-    const needsTokens = items.some((i) => i.tokenLimited && i.input.principal.agent.id === id);
-    spent.set(id, { wei: s.spent_wei, fees: s.fees_wei, count: s.count_today, tokens: needsTokens ? await tokenSpendToday(tx, id) : undefined });
-  }
-  const accepted: Queued[] = [];
-  const denied: Array<{ item: Queued; denial: Denial }> = [];
-  const approvals = new ApprovalLedger(tx);
-  for (const item of items) {
-    const s = spent.get(item.input.principal.agent.id);
-    if (s) {
-      const denial =
-        checkRollingGuardrails(item.policy, { valueWei: item.intent.valueWei, feeWei: item.feeWei }, { spentWei: s.wei, countToday: s.count, feesWei: s.fees }) ??
-        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null) ??
-        (item.recheck ? await approvals.check(item.recheck) : null);
-      if (denial) {
-        denied.push({ item, denial });
-        continue;
-      }
-      s.wei += item.intent.valueWei;
-      s.fees += item.feeWei;
-      s.count += 1;
-      for (const o of item.outflows) s.tokens?.set(o.token, (s.tokens.get(o.token) ?? 0n) + o.amount);
-      if (item.recheck) approvals.add(item.recheck);
-    }
-    accepted.push(item);
-  }
-  return { accepted, denied };
-}
-
-/**
- * 8–9. A committed group: broadcast (submit mode) in nonce order, record the outcomes, store and send
- * the answers. Runs while the next group commits. Never fails a request: its row is committed, so an
- * error here leaves the row `signed` (the tracker resends it) and the answer shows the stored row.
- */
-async function finishGroup(deps: PipelineDeps, committed: Committed[]): Promise<void> {
-  const finals = new Map(committed.map((c) => [c.row.id, c.row]));
-  const toSend = committed.filter((c) => c.item.input.mode === "submit");
-  if (toSend.length > 0) {
-    const endBroadcast = deps.metrics.stageDuration.startTimer({ stage: "broadcast" });
-    try {
-      const chain = toSend[0].item.chain;
-      // Sent together, the transport makes them one JSON-RPC batch, in this (nonce) order; and never
-      // before the group committed ahead of this one was answered, so a node sees every address's
-      // nonces in order (a nonce that arrives before the one below it waits in the node's queue, and
-      // anvil's automine leaves it there until some later transaction arrives).
-      const outcomes = await deps.inflight.inOrder(`broadcast:${chain.chain_id}`, () =>
-        Promise.all(toSend.map((c) => sendSigned(deps, chain, c.row.signed_tx!, c.row.tx_hash!))),
-      );
-      const sent = toSend.filter((_, i) => reachedNode(outcomes[i]));
-      if (sent.length > 0) {
-        const audit = auditRecordset(sent.map((c) => broadcastEvent(c.row, c.item.input.principal, c.item.input.requestId)));
-        for (const row of await markBroadcastGroup(deps.pool, sent.map((c) => c.row.id), sent.map((c) => c.row.tx_hash!), audit)) finals.set(row.id, row);
-      }
-      // The rest one by one: a rejection releases its nonce; an unknown outcome stays `signed`.
-      for (let i = 0; i < toSend.length; i++) {
-        const { item, row } = toSend[i];
-        if (reachedNode(outcomes[i])) continue;
-        finals.set(row.id, await recordBroadcastOutcome(deps, row, outcomes[i], { requestId: item.input.requestId, principal: item.input.principal, beforeAnswer: true }));
-      }
-    } catch (err) {
-      deps.log.warn({ err: (err as Error)?.message, count: toSend.length }, "could not record a broadcast outcome; the tracker will resend");
-    }
-    endBroadcast();
-  }
-
-  // 9. The answers, stored for replay unless the transaction failed (failed requests are not cached).
-  const answers = committed.map(({ item, row }) => {
-    const final = finals.get(row.id)!;
-    deps.metrics.submissions.inc({ mode: item.input.mode, status: final.status });
-    return { item, final, status: item.input.mode === "sign" ? 200 : 201, body: JSON.stringify(toTransactionResponse(final, { includeSignedTx: true })) };
-  });
-  await settleClaims(
-    deps.pool,
-    answers.filter((a) => a.item.claim && a.final.status !== "failed").map((a) => ({ claim: a.item.claim!, status: a.status, body: a.body })),
-    answers.filter((a) => a.item.claim && a.final.status === "failed").map((a) => a.item.claim!),
-  ).catch((err) => deps.log.warn({ err: (err as Error)?.message }, "could not store idempotent answers; a retry is answered from the stored row"));
-  for (const a of answers) a.item.resolve({ status: a.status, body: a.body });
-}
-
-const fromOf = (item: Queued) => item.key.address.toLowerCase();
 
 /** Fee bounds when neither the chain nor the configuration sets them: 500 gwei, 4 × the current price. */
 export const DEFAULT_FEE_BOUNDS: FeeBounds = { maxFeePerGasWei: 500_000_000_000n, priceMultiple: 4 };
@@ -478,36 +313,8 @@ function gasDenial(gas: bigint, exceeds: { limit: bigint; why: string }): Denial
   };
 }
 
-/** The node has the transaction: recorded together (markBroadcastGroup); other outcomes one by one. */
-const reachedNode = (o: BroadcastOutcome) => o.kind === "accepted" || o.kind === "already_known";
-
 /** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation): about the values, not the database. */
 const isDataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
-
-function newRow(item: Queued, nonce: bigint, signedTx: Hex): NewTx {
-  const { intent, chain, key, input } = item;
-  return {
-    id: randomUUID(),
-    agent_id: input.principal.agent.id,
-    chain: chain.name,
-    chain_id: chain.chain_id,
-    from_address: fromOf(item),
-    to_address: intent.to,
-    value_wei: intent.valueWei,
-    data: intent.data ?? null,
-    nonce,
-    gas_limit: item.gas,
-    ...feeColumns(item.fees),
-    signing_key_path: key.path,
-    status: input.mode === "sign" ? "sign_only" : "signed",
-    tx_hash: keccak256(signedTx),
-    signed_tx: signedTx,
-    error_message: null,
-    simulation_id: item.simulation?.simulationId ?? null,
-    simulation_status: item.simulation?.status ?? null,
-    signed_at: new Date(),
-  };
-}
 
 function validate(body: unknown): Intent {
   const parsed = TransactionRequestSchema.safeParse(body);
@@ -549,48 +356,14 @@ async function chainCounts(client: ReturnType<ChainClients["get"]>, chain: Chain
   }
 }
 
-function buildTransaction(chain: Chain, intent: Intent, nonce: bigint, gas: bigint, fees: Fees, authorizationList?: SignedAuthorizationList): TransactionSerializable {
-  const tx = { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas, ...feeFields(fees) };
-  // Types 1 and 4 (and an access list on type 2) are chosen by the request; fees decide 0 and 2.
-  if (authorizationList) return { ...tx, type: "eip7702", authorizationList, accessList: intent.accessList } as TransactionSerializable;
-  if (intent.txType === 1) return { ...tx, type: "eip2930", accessList: intent.accessList ?? [] } as TransactionSerializable;
-  if (intent.accessList) return { ...tx, accessList: intent.accessList } as TransactionSerializable;
-  return tx;
-}
-
-function auditDetails(row: NewTx, intent: Intent): Record<string, unknown> {
-  return {
-    ...(intent.txType !== undefined ? { tx_type: intent.txType } : {}),
-    ...(intent.accessList ? { access_list_entries: intent.accessList.length } : {}),
-    // What a type-4 transaction hands over: the key's whole account, to these delegates.
-    ...(intent.authorizations
-      ? { authorizations: intent.authorizations.map((a, i) => ({ delegate: a.delegate, chain_id: a.chainId ?? row.chain_id, nonce: row.nonce === null ? null : Number(row.nonce) + 1 + i })) }
-      : {}),
-    chain: row.chain,
-    chain_id: row.chain_id,
-    from: row.from_address,
-    to: row.to_address,
-    value_wei: row.value_wei.toString(),
-    nonce: row.nonce === null ? null : Number(row.nonce),
-    tx_hash: row.tx_hash,
-    signing_key_path: row.signing_key_path,
-    status: row.status,
-  };
-}
-
-// broadcastSigned moved to ./broadcast.js (shared with the tracker); re-exported for existing importers.
-export { broadcastSigned };
-
 /**
  * The key's transaction row is committed but its answer is not stored (its request is still finishing,
  * or its process died): answer with the row's current state. When the claimant is dead, store it.
  */
 async function finishOrphan(deps: PipelineDeps, claim: Claim, txId: string, finish: boolean): Promise<SubmitResult> {
   const row = await getTransaction(deps.pool, txId);
-  if (!row) throw new ServiceError("idempotency_key_in_flight", 409, "A request with this Idempotency-Key is still in flight; retry later.");
+  if (!row) throw idempotencyKeyInFlight();
   const body = JSON.stringify(toTransactionResponse(row, { includeSignedTx: true }));
   if (finish) await completeClaim(deps.pool, claim, 200, body);
   return { status: 200, body };
 }
-
-export type { AgentRow, SigningKeyInfo, TransactionResponse };

@@ -19,7 +19,7 @@ import { badGateway } from "../errors.js";
 import { erc20Transfers } from "../simulators/simulator.js";
 import { parseMajor } from "../units.js";
 import { decodeCall, type DecodedCall } from "./calldata.js";
-import type { Denial } from "./guardrails.js";
+import { toAllowlistOf, type Denial } from "./guardrails.js";
 import {
   allowanceKey,
   allowancesNeeded,
@@ -39,7 +39,7 @@ const ALLOWANCE_ABI = parseAbi(["function allowance(address owner, address spend
 
 export function calldataPolicyOf(agent: AgentRow): CalldataPolicy {
   return {
-    toAllowlist: agent.tx_to_allowlist.map((a) => a.toLowerCase()),
+    toAllowlist: toAllowlistOf(agent),
     tokenAllowlist: agent.tx_token_allowlist.map((a) => a.toLowerCase()),
     unknownCalldata: unknownCalldataOf(agent),
     tokenLimits: Object.fromEntries(Object.entries(agent.tx_token_limits ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
@@ -262,13 +262,4 @@ export async function simulatedOutflows(
     if (amount !== undefined && amount > 0n) out.push({ token, amount, decimals });
   }
   return mergeOutflows(out, []);
-}
-
-/** Records what a signed transaction moves out, for the rolling per-token limits. */
-export async function recordTokenSpend(db: Queryable, agentId: string, chainId: number, txId: string, outflows: TokenOutflow[]): Promise<void> {
-  for (const o of outflows) {
-    await db.query("INSERT INTO token_spend (agent_id, chain_id, token, amount, tx_id) VALUES ($1, $2, $3, $4, $5)", [
-      agentId, chainId, o.token, o.amount.toString(), txId,
-    ]);
-  }
 }

@@ -11,7 +11,7 @@
 // canonical address, domain name "Permit2"), and EIP-3009 TransferWithAuthorization /
 // ReceiveWithAuthorization. Anything else is `typed_data_unknown`.
 import { getAddress, getTypesForEIP712Domain, hashTypedData, isAddress, validateTypedData, type TypedDataDefinition } from "viem";
-import { MAX_UINT256 } from "./calldata.js";
+import { MAX_UINT256 } from "../units.js";
 
 export const PERMIT2_ADDRESS = "0x000000000022d473030f116ddee9f6b43ac78ba3";
 

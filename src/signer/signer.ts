@@ -63,7 +63,3 @@ export class HsmError extends Error {
     if (opts.ckr !== undefined) this.ckr = opts.ckr;
   }
 }
-
-export function isHsmError(err: unknown, code?: HsmErrorCode): err is HsmError {
-  return err instanceof HsmError && (code === undefined || err.code === code);
-}

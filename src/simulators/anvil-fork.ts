@@ -21,20 +21,17 @@ import { createPublicClient, http, type Address, type Hex, type PublicClient } f
 import { startAnvil, type AnvilNode } from "../chains/anvil.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
+import { describeRpcError, isTransportError, nodeErrorMessage, safeMessage } from "../chains/node-errors.js";
 import {
   balanceChange,
   decodeRevertReason,
-  describeRpcError,
   erc20Transfers,
   errorResult,
   hex,
   holdersByToken,
-  isTransportError,
   nativeAsset,
-  nodeErrorMessage,
   orderChanges,
   readBalanceOf,
-  safeMessage,
   TokenMetaCache,
   type BalanceChange,
   type EthCall,

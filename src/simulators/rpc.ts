@@ -16,17 +16,15 @@ import type { Logger } from "pino";
 import type { Address, Hex, PublicClient } from "viem";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
+import { describeRpcError, isTransportError, nodeErrorMessage } from "../chains/node-errors.js";
 import {
   balanceChange,
   decodeRevertReason,
-  describeRpcError,
   erc20Transfers,
   errorResult,
   hex,
-  isTransportError,
   nativeAsset,
   netTokenDeltas,
-  nodeErrorMessage,
   orderChanges,
   readBalanceOf,
   TokenMetaCache,

@@ -6,20 +6,16 @@
 // simulation itself (a revert, an unreachable simulator) are results, not exceptions: `simulate`
 // throws only on programming errors, and the pipeline turns even those into `status: "error"`.
 import {
-  BaseError,
   checksumAddress,
   decodeAbiParameters,
   decodeFunctionResult,
   encodeFunctionData,
-  HttpRequestError,
   hexToString,
-  RpcRequestError,
-  TimeoutError,
   type Address,
   type Hex,
 } from "viem";
 import type { Chain } from "../chains/registry.js";
-import { scrubText } from "../log.js";
+import { safeMessage } from "../chains/node-errors.js";
 import { formatMajor } from "../units.js";
 
 export type SimulatorKind = "anvil" | "tenderly" | "rpc";
@@ -121,41 +117,6 @@ export function decodeRevertReason(output: string | undefined | null, errorText?
   if (/out of gas|gas required exceeds/i.test(text)) return "out of gas";
   if (!text || /^execution reverted$/i.test(text) || /^reverted$/i.test(text)) return "execution reverted";
   return safeMessage(text);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Errors from outside, made safe to show: no URL (it may carry an API key), no stack, bounded length.
-
-export function safeMessage(text: string, max = 300): string {
-  return scrubText(text).replace(/\s+/g, " ").trim().slice(0, max);
-}
-
-/** The node's own answer inside a viem error, if it answered; else undefined. */
-export function nodeErrorMessage(err: unknown): string | undefined {
-  if (!(err instanceof BaseError)) return undefined;
-  if (err.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError)) return undefined;
-  const rpc = err.walk((e) => e instanceof RpcRequestError) as RpcRequestError | null;
-  if (rpc) return safeMessage(rpc.details || rpc.shortMessage);
-  const coded = err.walk((e) => typeof (e as { code?: unknown }).code === "number") as (BaseError & { code: number }) | null;
-  return coded ? safeMessage(coded.details || coded.shortMessage) : undefined;
-}
-
-/** True when the error means the endpoint could not be reached or did not answer (not a node verdict). */
-export function isTransportError(err: unknown): boolean {
-  if (err instanceof BaseError) return !!err.walk((e) => e instanceof HttpRequestError || e instanceof TimeoutError) && nodeErrorMessage(err) === undefined;
-  return true;
-}
-
-/** A short, safe description of any error from an RPC endpoint. */
-export function describeRpcError(err: unknown, what: string): string {
-  const node = nodeErrorMessage(err);
-  if (node) return node;
-  if (err instanceof BaseError && err.walk((e) => e instanceof TimeoutError)) return `${what}: the RPC request timed out`;
-  if (err instanceof BaseError) {
-    const h = err.walk((e) => e instanceof HttpRequestError) as HttpRequestError | null;
-    if (h?.status) return `${what}: the RPC endpoint answered HTTP ${h.status}`;
-  }
-  return `${what}: the RPC endpoint could not be reached`;
 }
 
 // ---------------------------------------------------------------------------------------------------

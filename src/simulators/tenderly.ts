@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { Address, Hex } from "viem";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
+import { safeMessage } from "../chains/node-errors.js";
 import {
   balanceChange,
   decodeRevertReason,
@@ -23,7 +24,6 @@ import {
   nativeAsset,
   orderChanges,
   readBalanceOf,
-  safeMessage,
   type BalanceChange,
   type EthCall,
   type SimCall,

@@ -24,7 +24,7 @@ import { recordAttempt } from "../db/attempts.js";
 import { dropReleased, dropReleasedBelow, lockNonceRow, releasedNonces, resetNextNonce, trackedNextNonce } from "../db/nonces.js";
 import { OPEN } from "../db/leases.js";
 import { estimateReplacementFees } from "./fee-bump.js";
-import { feeColumns, feeFields } from "../pipeline/fees.js";
+import { auditDetails, buildTransaction, signedRow } from "../pipeline/rows.js";
 import { SYSTEM_AGENT_ID, TRACKER_ACTOR, type StepContext } from "./types.js";
 
 // Bounds on what gap repair signs: per key and pass, and per key over a rolling 24 h (the tracker's
@@ -180,37 +180,19 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
     }
     const rows: TxRow[] = [];
     for (const nonce of allowed) {
-      const signedTx = await sc.deps.signer.signTransaction(keyPath, {
-        chainId, nonce: Number(nonce), to: address as Hex, value: 0n, gas: FILL_GAS,
-        ...feeFields(fees),
+      // A zero-value self-transfer: it spends nothing of any agent's, so it counts toward no limit.
+      const fill = { to: address as Hex, valueWei: 0n };
+      const signedTx = await sc.deps.signer.signTransaction(keyPath, buildTransaction(sc.chain, fill, nonce, FILL_GAS, fees));
+      const fillRow = signedRow({
+        agentId: SYSTEM_AGENT_ID, chain: sc.chain, from: address, intent: fill, nonce, gas: FILL_GAS, fees, keyPath,
+        status: "signed", signedTx, countsTowardLimits: false,
       });
-      const row = await insertTransaction(tx, {
-        id: randomUUID(),
-        agent_id: SYSTEM_AGENT_ID,
-        chain: sc.chain.name,
-        chain_id: chainId,
-        from_address: address,
-        to_address: address,
-        value_wei: 0n,
-        data: null,
-        nonce,
-        gas_limit: FILL_GAS,
-        ...feeColumns(fees),
-        signing_key_path: keyPath,
-        status: "signed",
-        tx_hash: keccak256(signedTx),
-        signed_tx: signedTx,
-        error_message: null,
-        simulation_id: null,
-        simulation_status: null,
-        signed_at: new Date(),
-      });
-      await tx.query("UPDATE transactions SET counts_toward_limits = false WHERE id = $1", [row.id]);
+      const row = await insertTransaction(tx, fillRow);
       await recordAttempt(tx, row);
       await dropReleased(tx, chainId, address, nonce);
       await appendAudit(tx, {
         action: "transaction.submit", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-        details: { chain: sc.chain.name, chain_id: chainId, from: address, to: address, value_wei: "0", nonce: Number(nonce), tx_hash: row.tx_hash, signing_key_path: keyPath, status: "signed", reason: "gap_fill" },
+        details: auditDetails(fillRow, undefined, { reason: "gap_fill" }),
       });
       rows.push(row);
     }

@@ -7,7 +7,8 @@
 // it only answered a lagging lookup (counted, not audited).
 // The node's answer decides what happens next:
 //   accepted / already known → the attempt is `sent` (and the row `broadcast`);
-//   "underpriced" / fee below the base fee → the caller replaces it with higher fees;
+//   fee below the base fee or the pool's minimum, or (except on a row's first send) "replacement
+//   underpriced" → the caller replaces it with higher fees (the rule: needsHigherFees in broadcast.ts);
 //   nonce too low → nothing now: the next pass's receipts tell ours-mined from someone-else's;
 //   any other rejection → the row is `dropped` and its nonce released for reuse (for a row never
 //   acknowledged, the submit pipeline's own record: `failed`, nonce released);
@@ -16,12 +17,12 @@
 import type { Hex } from "viem";
 import { appendAudit } from "../db/audit.js";
 import type { TxRow } from "../db/transactions.js";
-import { recordBroadcastOutcome, sendSigned } from "../pipeline/broadcast.js";
+import { needsHigherFees, recordBroadcastOutcome, sendSigned } from "../pipeline/broadcast.js";
 import { releaseNonce } from "../pipeline/nonce.js";
 import type { Principal } from "../auth/principal.js";
 import { currentAttempt, markAttemptFailed, markAttemptSent, markAttemptTried, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "../db/leases.js";
-import { FEE_TOO_LOW, TRACKER_ACTOR, type StepContext } from "./types.js";
+import { TRACKER_ACTOR, type StepContext } from "./types.js";
 
 export type ResendResult = "in_mempool" | "waiting" | "sent" | "underpriced" | "nonce_used" | "unknown" | "dropped" | "failed" | "none";
 
@@ -48,7 +49,8 @@ export async function sendAttempt(
 ): Promise<ResendResult> {
   const outcome = await sendSigned(sc.deps, sc.chain, attempt.signed_tx, attempt.tx_hash);
   const actor = meta.actor ?? TRACKER_ACTOR;
-  if ((outcome.kind === "rejected" || outcome.kind === "nonce_used") && FEE_TOO_LOW.test(outcome.message)) {
+  const firstSend = row.status === "signed" && attempt.kind === "original" && attempt.tx_hash === row.tx_hash;
+  if ((outcome.kind === "rejected" || outcome.kind === "nonce_used") && needsHigherFees(outcome, firstSend)) {
     // A fresh replacement refused as too cheap is spent (the next bump starts above it); a resent
     // signature that became too cheap stays current until its replacement is taken.
     if (!meta.rebroadcast && attempt.kind !== "original") await markAttemptFailed(sc.deps.pool, attempt.tx_hash, outcome.message);
@@ -56,7 +58,7 @@ export async function sendAttempt(
     return "underpriced";
   }
   // The first send of a row no node has acknowledged: recorded exactly as the submit pipeline does.
-  if (row.status === "signed" && attempt.kind === "original" && attempt.tx_hash === row.tx_hash) {
+  if (firstSend) {
     await recordBroadcastOutcome(sc.deps, row, outcome, { actor: TRACKER_ACTOR, requestId: meta.requestId });
     if (outcome.kind === "accepted" || outcome.kind === "already_known") return "sent";
     return outcome.kind === "unknown" ? "unknown" : "failed";

@@ -4,20 +4,26 @@
 // second signature, so no second transaction and no nonce gap). The same lease as every pass makes
 // this safe with other replicas starting or running; a row another replica's request is still
 // sending (signed within the grace of one broadcast timeout per RPC URL) is left to it.
-import type { Tracker } from "./tracker.js";
+import type { Chain } from "../chains/registry.js";
+import type { TrackerDeps } from "./types.js";
 
-/** Sends every chain's signed-but-unsent rows once; returns how many were picked up. */
-export async function recoverUnsent(tracker: Tracker): Promise<number> {
-  const { rows } = await tracker.deps.pool.query<{ chain_id: string; n: string }>(
+/**
+ * Sends every chain's signed-but-unsent rows once, through `runChain` (the tracker's pass on one
+ * chain); returns how many were picked up.
+ */
+export async function recoverUnsent(
+  deps: Pick<TrackerDeps, "pool" | "chains" | "log">,
+  runChain: (chain: Chain, o: { onlyUnsent: true }) => Promise<number>,
+): Promise<number> {
+  const { rows } = await deps.pool.query<{ chain_id: string; n: string }>(
     "SELECT chain_id, count(*) AS n FROM transactions WHERE status = 'signed' GROUP BY chain_id",
   );
   let total = 0;
   for (const r of rows) {
-    const chain = tracker.deps.chains.resolve(Number(r.chain_id));
+    const chain = deps.chains.resolve(Number(r.chain_id));
     if (!chain || chain.rpc_urls.length === 0) continue;
-    total += await tracker
-      .runChain(chain, { onlyUnsent: true })
-      .catch((err) => (tracker.deps.log.warn({ err, chain: chain.name }, "startup recovery failed on a chain; the tracker will retry"), 0));
+    total += await runChain(chain, { onlyUnsent: true })
+      .catch((err) => (deps.log.warn({ err, chain: chain.name }, "startup recovery failed on a chain; the tracker will retry"), 0));
   }
   return total;
 }

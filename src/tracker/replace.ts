@@ -15,7 +15,7 @@ import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline
 import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
-import { conflict, ServiceError } from "../errors.js";
+import { conflict, feeCapReached, feeLimitReached } from "../errors.js";
 import { feeFields, type Fees } from "../pipeline/fees.js";
 import { currentAttempt, ensureAttempts, insertAttempt, listAttempts, type AttemptKind, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "../db/leases.js";
@@ -56,7 +56,7 @@ export async function replaceTransaction(
   const estimate = await estimateReplacementFees(sc.client, sc.chain, type);
   const chainCap = sc.chain.max_fee_per_gas_gwei != null ? parseUnits(String(sc.chain.max_fee_per_gas_gwei), 9) : sc.opts.maxFeePerGasWei;
   const bump = bumpFees(highestFees(attempts, type), estimate, chainCap < sc.opts.maxFeePerGasWei ? chainCap : sc.opts.maxFeePerGasWei);
-  if (!bump.ok) throw new ServiceError("fee_cap_reached", 422, `Cannot replace this transaction: ${bump.reason} (MAX_FEE_PER_GAS_CAP_GWEI).`);
+  if (!bump.ok) throw feeCapReached(bump.reason);
 
   const cancel = kind === "cancel";
   const from = row.from_address as Hex;
@@ -118,13 +118,13 @@ async function chargeReplacement(tx: PoolClient, row: TxRow, feeWei: bigint): Pr
     if (agent) {
       const policy = policyOf(agent);
       const denial = checkFeeGuardrail(policy, feeWei);
-      if (denial) throw new ServiceError("fee_limit_reached", 422, `Cannot replace this transaction: ${denial.detail}`);
+      if (denial) throw feeLimitReached(denial.detail);
       if (increase > 0n && policy.dailyFeeBudgetWei !== null) {
         // Locked: the agent's spend row, so this charge and the agent's submissions see each other.
         await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [row.agent_id]);
         const spent = await spendToday(tx, row.agent_id);
         const over = checkRollingGuardrails({ ...policy, dailyLimitWei: null, maxPerDay: null }, { valueWei: 0n, feeWei: increase }, { spentWei: 0n, countToday: 0, feesWei: spent.fees_wei });
-        if (over) throw new ServiceError("fee_limit_reached", 422, `Cannot replace this transaction: ${over.detail}`);
+        if (over) throw feeLimitReached(over.detail);
       }
     }
   }

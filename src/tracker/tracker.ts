@@ -12,7 +12,7 @@ import os from "node:os";
 import type { Principal } from "../auth/principal.js";
 import type { Chain } from "../chains/registry.js";
 import type { Config } from "../config.js";
-import { notFound, ServiceError } from "../errors.js";
+import { chainUnavailable, notFound, transactionBusy, ServiceError } from "../errors.js";
 import { chainsWithNonces } from "../db/nonces.js";
 import { acquireLease, chainsWithOpenTransactions, claimOpenTransactions, LeaseBusy, releaseLease, releaseLeases } from "../db/leases.js";
 import { followTransaction } from "./follow.js";
@@ -68,7 +68,7 @@ export class Tracker {
       if (!this.stopped) this.timer = setTimeout(() => void (this.loopDone = loop()), this.opts.intervalMs);
     };
     this.loopDone = (async () => {
-      const n = await recoverUnsent(this).catch((err) => (this.deps.log.warn({ err }, "startup recovery failed; the tracker will retry"), 0));
+      const n = await recoverUnsent(this.deps, (chain, o) => this.runChain(chain, o)).catch((err) => (this.deps.log.warn({ err }, "startup recovery failed; the tracker will retry"), 0));
       if (n) this.deps.log.info({ transactions: n }, "startup recovery: sent transactions left signed but unsent");
       await loop();
     })();
@@ -165,13 +165,13 @@ export class Tracker {
     try {
       row = await acquireLease(this.deps.pool, txId, owner, this.opts.leaseMs, 5_000);
     } catch (err) {
-      if (err instanceof LeaseBusy) throw new ServiceError("transaction_busy", 409, "The transaction is being worked on; retry shortly.", { retryAfterSeconds: 1 });
+      if (err instanceof LeaseBusy) throw transactionBusy();
       throw err;
     }
     if (!row) throw notFound("Transaction not found.");
     try {
       const chain = this.deps.chains.resolve(Number(row.chain_id));
-      if (!chain || chain.rpc_urls.length === 0) throw new ServiceError("chain_unavailable", 409, `Chain ${row.chain} has no RPC endpoint configured.`);
+      if (!chain || chain.rpc_urls.length === 0) throw chainUnavailable(row.chain);
       const reason = kind === "cancel" ? "cancelled by an operator" : "sped up by an operator";
       return await replaceTransaction(this.stepContext(chain, owner), row, kind, { actor, reason, requestId });
     } finally {

@@ -54,9 +54,6 @@ export const TRACKER_ACTOR = { type: "system" as const, id: "tracker" };
 /** The owner of service-made transactions (gap fills): no agent, so no agent's limits or listings. */
 export const SYSTEM_AGENT_ID = "00000000-0000-0000-0000-000000000000";
 
-/** Node answers that mean "pay more": the same nonce needs a replacement with higher fees. */
-export const FEE_TOO_LOW = /underpriced|fee cap (is )?(too )?low|less than (the )?block base fee|max fee per gas less than|fee too low|gas price too low|feecap|tip (is )?too low|insufficient (max )?fee/i;
-
 /** Chain reads shared by the rows of one pass: the head and each address's mined nonce count. */
 export class ChainView {
   private readonly counts = new Map<string, Promise<bigint>>();

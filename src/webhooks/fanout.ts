@@ -8,7 +8,7 @@
 // would not do: a row with a lower seq can commit after one with a higher seq.
 import { randomUUID } from "node:crypto";
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
-import type { TxRow } from "../db/transactions.js";
+import { SIGNED_BY_MODE, type TxRow } from "../db/transactions.js";
 import { ACTION_TO_EVENT, actionsFor } from "./events.js";
 import { UUID } from "../uuid.js";
 
@@ -65,7 +65,7 @@ export function eventData(ev: EventRow, tx: TxSnapshot | undefined): Record<stri
   let status: string | null;
   switch (type) {
     case "agent.transaction.signed":
-      status = str(d.status) ?? (ev.action === "transaction.sign" ? "sign_only" : "signed");
+      status = str(d.status) ?? (ev.action === SIGNED_BY_MODE.sign.action ? SIGNED_BY_MODE.sign.status : SIGNED_BY_MODE.submit.status);
       break;
     case "agent.transaction.broadcast":
       status = "broadcast";

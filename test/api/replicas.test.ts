@@ -9,7 +9,8 @@ import { ChainRegistry } from "../../src/chains/registry.js";
 import type { Context } from "../../src/context.js";
 import { createPool } from "../../src/db/pool.js";
 import type { App } from "../../src/http/types.js";
-import { InflightLimiter } from "../../src/pipeline/inflight.js";
+import { AddressAdmission } from "../../src/pipeline/admission.js";
+import { CommitGroups } from "../../src/pipeline/commit-groups.js";
 import { call, createAgent, newOperatorKey } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 
@@ -33,7 +34,8 @@ describe("two replicas on one database", () => {
       chains,
       clients: new ChainClients(),
       auth: await AuthService.create(pool, 3600),
-      inflight: new InflightLimiter(512),
+      admission: new AddressAdmission(512),
+      commits: new CommitGroups(),
       close: async () => pool.end(),
     };
     app2 = await buildApp(ctx2);

@@ -11,7 +11,8 @@ import { ChainRegistry } from "../../src/chains/registry.js";
 import type { Context } from "../../src/context.js";
 import { createPool } from "../../src/db/pool.js";
 import type { App } from "../../src/http/types.js";
-import { InflightLimiter } from "../../src/pipeline/inflight.js";
+import { AddressAdmission } from "../../src/pipeline/admission.js";
+import { CommitGroups } from "../../src/pipeline/commit-groups.js";
 import { ProcessLiveness } from "../../src/pipeline/liveness.js";
 import { submitTransaction } from "../../src/pipeline/submit.js";
 import { getAgent } from "../../src/db/agents.js";
@@ -37,7 +38,7 @@ describe("approvals across three replicas", () => {
       await chains.refresh();
       const liveness = await ProcessLiveness.start(svc.databaseUrl, svc.ctx.log);
       const ctx: Context = {
-        ...svc.ctx, pool, chains, liveness, clients: new ChainClients(), auth: await AuthService.create(pool, 3600), inflight: new InflightLimiter(512),
+        ...svc.ctx, pool, chains, liveness, clients: new ChainClients(), auth: await AuthService.create(pool, 3600), admission: new AddressAdmission(512), commits: new CommitGroups(),
         close: async () => {
           await liveness.stop();
           await pool.end();

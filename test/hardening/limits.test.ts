@@ -210,7 +210,7 @@ describe("limits", () => {
     const retried = await Promise.all(keys.filter((_, i) => results[i].status === 503).slice(0, MAX_INFLIGHT).map(submit));
     for (const r of retried) expect(r.status).toBe(201);
     // Slots are given back: with nothing in flight, a new burst of MAX_INFLIGHT is accepted whole.
-    expect(svc.ctx.inflight.inFlight(`31337:${created[0].body.from.toLowerCase()}`)).toBe(0);
+    expect(svc.ctx.admission.inFlight(`31337:${created[0].body.from.toLowerCase()}`)).toBe(0);
   });
 
   it("the bound is per signing address: another address is not shed while one is saturated", async () => {
@@ -220,7 +220,7 @@ describe("limits", () => {
     await svc.ctx.clients.get(svc.ctx.chains.resolve("local")!).request({ method: "anvil_setBalance" as never, params: [other.body.address, "0x3635c9adc5dea00000"] as never });
     const key = `31337:${(await svc.ctx.signer.getKey("keys/local-signer"))!.address.toLowerCase()}`;
     // Saturate the default address by holding its slots, then submit on the other one.
-    const held = Array.from({ length: MAX_INFLIGHT }, () => svc.ctx.inflight.acquire(key));
+    const held = Array.from({ length: MAX_INFLIGHT }, () => svc.ctx.admission.acquire(key));
     try {
       const busy = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: DEAD, value: "0", chain: "local" } });
       expect(busy.status).toBe(503);

@@ -5,8 +5,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { call, type TestAgent } from "../helpers/api.js";
 import { useService } from "../helpers/use-service.js";
 import { auditOf, DEAD, mine, receipt, submitter, txRow, waitFor } from "./helpers.js";
+import { bumped } from "../../src/tracker/fee-bump.js";
 
-const up = (x: bigint) => (x * 110n + 99n) / 100n;
+const up = bumped; // the service's own +10% rule (its values are pinned in policy.test.ts)
 
 describe("operator speed-up and cancel", () => {
   const svc = useService({ anvil: { noMining: true }, env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "3600", GAP_FILL_AFTER_SECONDS: "3600" }, agentKey: true });

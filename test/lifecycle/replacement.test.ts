@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { call, type TestAgent } from "../helpers/api.js";
 import { useService } from "../helpers/use-service.js";
 import { agentWithKey, attemptsOf, auditOf, byHash, mine, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+import { bumped as bumpedBy10 } from "../../src/tracker/fee-bump.js";
 
 describe("replacement with higher fees", () => {
   const svc = useService({ anvil: { noMining: true }, env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "1", GAP_FILL_AFTER_SECONDS: "3600" }, agentKey: true });
@@ -38,8 +39,8 @@ describe("replacement with higher fees", () => {
     expect(fresh.nonce).toBe(old.nonce);
     expect(fresh.to).toBe(old.to);
     expect(fresh.value).toBe(old.value);
-    expect(fresh.maxFeePerGas! >= (old.maxFeePerGas! * 110n + 99n) / 100n).toBe(true);
-    expect(fresh.maxPriorityFeePerGas! >= (old.maxPriorityFeePerGas! * 110n + 99n) / 100n).toBe(true);
+    expect(fresh.maxFeePerGas! >= bumpedBy10(old.maxFeePerGas!)).toBe(true);
+    expect(fresh.maxPriorityFeePerGas! >= bumpedBy10(old.maxPriorityFeePerGas!)).toBe(true);
     expect(fresh.maxFeePerGas! > parseGwei("100")).toBe(true); // re-estimated against the new base fee
 
     await mine(chain);

@@ -5,7 +5,7 @@ import { checkRollingGuardrails, checkStaticGuardrails, type GuardrailPolicy } f
 import { formatMajor, MAX_UINT256, parseMajor } from "../../src/units.js";
 
 const chain = { name: "base", chain_id: 8453, aliases: ["base-mainnet"] };
-const none: GuardrailPolicy = { toAllowlist: [], tokenAllowlist: [], maxValueWei: null, dailyLimitWei: null, maxPerDay: null, allowedChains: [], maxFeeWei: null, dailyFeeBudgetWei: null, maxGasLimit: null };
+const none: GuardrailPolicy = { toAllowlist: [], maxValueWei: null, dailyLimitWei: null, maxPerDay: null, allowedChains: [], maxFeeWei: null, dailyFeeBudgetWei: null, maxGasLimit: null };
 const wei = fc.bigInt({ min: 0n, max: 10n ** 30n });
 const addr = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => "0x" + Buffer.from(b).toString("hex"));
 

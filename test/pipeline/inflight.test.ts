@@ -1,12 +1,14 @@
-// The per-chain commit groups and the per-address load shedding of src/pipeline/inflight.ts, without
-// the rest of the pipeline: who runs together, in what order, and what is prepared when.
+// The per-chain commit groups (src/pipeline/commit-groups.ts) and the per-address load shedding
+// (src/pipeline/admission.ts), without the rest of the pipeline: who runs together, in what order,
+// and what is prepared when.
 import { describe, expect, it } from "vitest";
-import { InflightLimiter } from "../../src/pipeline/inflight.js";
+import { AddressAdmission } from "../../src/pipeline/admission.js";
+import { CommitGroups } from "../../src/pipeline/commit-groups.js";
 import { ServiceError } from "../../src/errors.js";
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
-function recorder(limiter: InflightLimiter, opts: { runMs?: number } = {}) {
+function recorder(limiter: CommitGroups, opts: { runMs?: number } = {}) {
   const groups: string[][] = [];
   const prepared: string[] = [];
   const add = (item: string, o: { solo?: boolean; address?: string } = {}) =>
@@ -33,9 +35,9 @@ function recorder(limiter: InflightLimiter, opts: { runMs?: number } = {}) {
   return { groups, prepared, add };
 }
 
-describe("InflightLimiter.enqueue (commit groups)", () => {
+describe("CommitGroups.enqueue (commit groups)", () => {
   it("an idle key runs the first item alone at once; items arriving meanwhile run together next, in arrival order", async () => {
-    const r = recorder(new InflightLimiter(100));
+    const r = recorder(new CommitGroups());
     const first = r.add("1");
     await tick();
     expect(r.groups).toEqual([["1"]]);
@@ -45,21 +47,21 @@ describe("InflightLimiter.enqueue (commit groups)", () => {
   });
 
   it("caps a group at maxGroup and keeps the rest for the next one", async () => {
-    const r = recorder(new InflightLimiter(100, 2));
+    const r = recorder(new CommitGroups(2));
     const all = ["1", "2", "3", "4", "5"].map((i) => r.add(i));
     await Promise.all(all);
     expect(r.groups).toEqual([["1"], ["2", "3"], ["4", "5"]]);
   });
 
   it("a solo item runs in a group of its own, in its place in the queue", async () => {
-    const r = recorder(new InflightLimiter(100));
+    const r = recorder(new CommitGroups());
     const all = [r.add("1"), r.add("2"), r.add("3", { solo: true }), r.add("4"), r.add("5")];
     await Promise.all(all);
     expect(r.groups).toEqual([["1"], ["2"], ["3"], ["4", "5"]]);
   });
 
   it("prepares once per key and group, as soon as the group's first item for that key arrives", async () => {
-    const r = recorder(new InflightLimiter(100));
+    const r = recorder(new CommitGroups());
     const first = r.add("1", { address: "a" });
     await tick();
     // Group 1 is running; these three form group 2 and their reads start now, not when it starts.
@@ -70,7 +72,7 @@ describe("InflightLimiter.enqueue (commit groups)", () => {
   });
 
   it("a run that throws does not stop the queue", async () => {
-    const limiter = new InflightLimiter(100);
+    const limiter = new CommitGroups();
     const seen: string[][] = [];
     const add = (item: string) =>
       new Promise<void>((resolve) =>
@@ -85,9 +87,9 @@ describe("InflightLimiter.enqueue (commit groups)", () => {
   });
 });
 
-describe("InflightLimiter.inOrder", () => {
+describe("CommitGroups.inOrder", () => {
   it("runs calls for one key one after another in call order, even when an earlier one is slower", async () => {
-    const limiter = new InflightLimiter(100);
+    const limiter = new CommitGroups();
     const log: string[] = [];
     const job = (name: string, ms: number) => limiter.inOrder("k", async () => {
       log.push(`start ${name}`);
@@ -100,9 +102,9 @@ describe("InflightLimiter.inOrder", () => {
   });
 });
 
-describe("InflightLimiter.acquire (load shedding)", () => {
+describe("AddressAdmission.acquire (load shedding)", () => {
   it("past the bound per key: 503 with Retry-After; released slots are reusable; keys are independent", () => {
-    const limiter = new InflightLimiter(2);
+    const limiter = new AddressAdmission(2);
     const a1 = limiter.acquire("a");
     limiter.acquire("a");
     let err: unknown;

@@ -2,7 +2,8 @@
 import fc from "fast-check";
 import { encodeFunctionData, parseAbi, toEventSelector, type Hex } from "viem";
 import { describe, expect, it } from "vitest";
-import { decodeCall, MAX_UINT256, PERMIT2, type DecodedCall } from "../../src/pipeline/calldata.js";
+import { decodeCall, PERMIT2, type DecodedCall } from "../../src/pipeline/calldata.js";
+import { MAX_UINT256 } from "../../src/units.js";
 import {
   checkCalldata,
   checkSimulatedLogs,

@@ -1,10 +1,8 @@
-// Work per signing address. Submits on one address serialise on its nonce row anyway, so within a
-// process they queue here, in order, before taking a database connection, and are committed in
-// groups (see `enqueue`): a connection is then held only by the group that owns the row lock, not by a
-// crowd waiting for it (which would exhaust the pool and starve every other address). Past a bound, a
-// queue only grows latency for everyone, so extra requests get 503 + Retry-After at once instead
-// (load shedding).
-import { unavailable } from "../errors.js";
+// Commit ordering: the submit pipeline's commit groups and the FIFO that keeps their broadcasts in
+// order. Submissions on one chain queue here before taking a database connection and are committed in
+// groups, whatever their signing address (see `enqueue`): a connection is then held only by the group
+// that takes the nonce row locks, not by a crowd waiting for them (which would exhaust the pool and
+// starve every other chain). Admission per signing address (load shedding) is ./admission.ts.
 
 interface Group<I, P> {
   queue: Array<{ item: I; solo: boolean; prepareKey: string }>;
@@ -12,36 +10,15 @@ interface Group<I, P> {
   prepared: Map<string, Promise<P>>;
 }
 
-export class InflightLimiter {
-  private readonly counts = new Map<string, number>();
+export class CommitGroups {
   private readonly groups = new Map<string, Group<unknown, unknown>>();
   private readonly tails = new Map<string, Promise<void>>();
 
-  constructor(
-    private readonly maxPerKey: number,
-    private readonly maxGroup = 64,
-  ) {}
-
-  /** Takes a slot for `key`, or throws 503. Returns the function that gives it back (call it once). */
-  acquire(key: string): () => void {
-    const n = this.counts.get(key) ?? 0;
-    if (n >= this.maxPerKey) {
-      throw unavailable("Too many transactions in flight for this signing address; retry shortly.", "address_busy", undefined, 1);
-    }
-    this.counts.set(key, n + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.counts.get(key) ?? 1) - 1;
-      if (left <= 0) this.counts.delete(key);
-      else this.counts.set(key, left);
-    };
-  }
+  constructor(private readonly maxGroup = 64) {}
 
   /**
-   * Group commit per key. The first item for an idle key runs at once, alone; items that arrive while
-   * a group of that key runs wait, and then run together as the next group (at most `maxGroup`, in
+   * Group commit per key (the submit pipeline's key is the chain id). The first item for an idle key
+   * runs at once, alone; items that arrive while a group of that key runs wait, and then run together as the next group (at most `maxGroup`, in
    * arrival order). Under load, groups grow by themselves, so the per-group costs (locks, the COMMIT,
    * the broadcast round trip) are shared; when idle, nothing waits. An item marked `solo` runs in a
    * group of its own.
@@ -107,7 +84,4 @@ export class InflightLimiter {
     }
   }
 
-  inFlight(key: string): number {
-    return this.counts.get(key) ?? 0;
-  }
 }
