@@ -4,7 +4,8 @@
 // The operator console at /console, in the system's real Chromium against the real stack (PostgreSQL,
 // SoftHSM, anvil): sign-in (a wrong key refused), a submitted transaction appearing without a reload,
 // a transaction's attempts, audit trail and in-browser verification, a guardrail edited in the form
-// (the API's validation message shown, then the next submit denied by that rule), the approvals view,
+// (the API's validation message shown, then the next submit denied by that rule), a held transfer
+// approved in the approvals view (decoded, simulated) and mined, another rejected (nothing signed),
 // the audit and keys views, keyboard and labels, strict CSP with no violation, and no request leaving
 // the service. Screenshots of each view at desktop and phone width are taken on the way (written to
 // CONSOLE_SCREENSHOTS_DIR when set: `npm run console:screenshots` regenerates docs/console/).
