@@ -4,7 +4,8 @@
 // The operator console at /console, in the system's real Chromium against the real stack (PostgreSQL,
 // SoftHSM, anvil): sign-in (a wrong key refused), a submitted transaction appearing without a reload,
 // a transaction's attempts, audit trail and in-browser verification, a guardrail edited in the form
-// (the API's validation message shown, then the next submit denied by that rule), the approvals view,
+// (the API's validation message shown, then the next submit denied by that rule), a held transfer
+// approved in the approvals view (decoded, simulated) and mined, another rejected (nothing signed),
 // the audit and keys views, keyboard and labels, strict CSP with no violation, and no request leaving
 // the service. Screenshots of each view at desktop and phone width are taken on the way (written to
 // CONSOLE_SCREENSHOTS_DIR when set: `npm run console:screenshots` regenerates docs/console/).
@@ -206,16 +207,82 @@ describe("operator console in Chromium", () => {
     expect((await call(svc.app, "GET", `/v1/agents/${victim.id}`, { token: op })).body.is_active).toBe(true);
   });
 
-  it("shows the approvals view against /v1/pending-approvals, or says clearly that approvals are not available", async () => {
-    const direct = await call(svc.app, "GET", "/v1/pending-approvals?status=pending&limit=100", { token: op });
+  it("approves a pending approval in the approvals view (decoded intent, simulation, reason) and sees it mined; rejects another", async () => {
+    // A fresh agent on probation for anything above 0.0001 ETH of worst-case cost.
+    const vendor = await createAgent(svc.app, op, { name: "vendor-payments" });
+    const rules = await call(svc.app, "PUT", `/v1/agents/${vendor.id}/approval-rules`, { token: op, body: { approval_rules: { cost_above_wei: (10n ** 14n).toString() } } });
+    expect(rules.status).toBe(200);
+    const pay = (body: Record<string, unknown>) => call(svc.app, "POST", `/v1/agents/${vendor.id}/transactions`, { token: vendor.token, body: { to: DEAD, chain: "local", ...body } });
+    const txCount = async () => Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [vendor.id])).rows[0].count);
+
+    // Simulated first, so operators see its balance changes.
+    const held = await pay({ value: "0.0123", simulate_first: true });
+    expect(held.status).toBe(202);
+    expect(held.body).toMatchObject({ status: "pending_approval", required_approvals: 1, current_approvals: 0 });
+    const id = held.body.pending_approval_id as string;
+    const shown = (await call(svc.app, "GET", `/v1/pending-approvals/${id}`, { token: op })).body;
+    expect(shown.summary.balance_changes?.length).toBeGreaterThan(0);
+    expect(await txCount()).toBe(0);
+
+    await page.goto(`${base}/console/#/transactions`);
     await page.getByRole("link", { name: "Approvals" }).click();
-    await page.getByRole("heading", { name: "Approvals", exact: true }).waitFor();
-    if (direct.status === 404) {
-      expect(await page.locator("#approvals-unavailable").textContent()).toContain("Approvals are not available");
-    } else {
-      expect(direct.status).toBe(200);
-      expect(await page.locator("section.approval").count()).toBe(direct.body.pending_approvals.length);
-    }
+    const card = page.locator(`#approvals-waiting section.approval[data-approval-id="${id}"]`);
+    await card.waitFor({ timeout: 15_000 });
+    const text = (await card.textContent())!;
+    // What, to whom, how much, why, and the quorum, expiry and payload hash it is bound to.
+    for (const part of ["Send a transaction", DEAD.toLowerCase(), "0.0123 (12300000000000000 wei)", "worst-case fee", "cost_above_wei", "vendor-payments", "0 of 1", shown.payload_hash]) expect(text).toContain(part);
+    expect(text).toMatch(/expires.*in (59|60) min/);
+    // The simulation's balance changes, as the API gives them.
+    const simRows = await card.locator("table.sim tbody tr").evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+    expect(simRows).toEqual(shown.summary.balance_changes.map((c: { address: string; token_symbol: string; change: string }) => [c.address, c.token_symbol, c.change]));
+    expect(simRows.some(([addr, , change]) => addr!.toLowerCase() === DEAD.toLowerCase() && /0\.0123/.test(change!))).toBe(true);
+
+    // Approve with a reason through the form: executed at once, its transaction shown and mined.
+    await card.getByLabel("Reason (recorded with the decision)").fill("known supplier, invoice 42");
+    await card.getByRole("button", { name: "Approve" }).click();
+    const done = page.locator(`#approvals-decided section.approval[data-approval-id="${id}"]`);
+    await done.locator(".outcome a").waitFor({ timeout: 30_000 });
+    expect(await done.getAttribute("data-status")).toBe("executed");
+    const after = (await call(svc.app, "GET", `/v1/pending-approvals/${id}`, { token: op })).body;
+    expect(after).toMatchObject({ status: "executed", current_approvals: 1, signatures: [{ decision: "approve", reason: "known supplier, invoice 42" }] });
+    const txId = after.result.id as string;
+    expect((await done.textContent())!).toContain("known supplier, invoice 42");
+    expect((await done.textContent())!).toContain(after.result.tx_hash);
+    expect(await txCount()).toBe(1);
+    const receipt = await svc.ctx.clients.get(svc.ctx.chains.resolve("local")!).waitForTransactionReceipt({ hash: after.result.tx_hash });
+    expect(receipt.status).toBe("success");
+
+    // The transaction it made: open it from the card; the tracker confirms it, and the list shows it.
+    await done.locator(".outcome a").click();
+    await page.locator("#verify").waitFor();
+    expect(await page.locator("dl.fields").first().textContent()).toContain(after.result.tx_hash);
+    await expect.poll(async () => (await call(svc.app, "GET", `/v1/transactions/${txId}`, { token: op })).body.chain_status, { timeout: 30_000 }).toBe("confirmed");
+    await page.goto(`${base}/console/#/transactions?agent_id=${vendor.id}`);
+    await expect.poll(() => page.locator(`tr[data-tx-id="${txId}"]`).textContent(), { timeout: 15_000 }).toContain("confirmed");
+
+    // Reject another with a reason: rejected, nothing signed.
+    const held2 = await pay({ value: "0.02" });
+    expect(held2.status).toBe(202);
+    const id2 = held2.body.pending_approval_id as string;
+    await page.getByRole("link", { name: "Approvals" }).click();
+    const card2 = page.locator(`#approvals-waiting section.approval[data-approval-id="${id2}"]`);
+    await card2.waitFor({ timeout: 15_000 });
+    expect(await card2.textContent()).toContain("Not simulated");
+    await card2.getByLabel("Reason (recorded with the decision)").fill("unknown invoice");
+    await card2.getByRole("button", { name: "Reject" }).click();
+    const rejected = page.locator(`#approvals-decided section.approval[data-approval-id="${id2}"]`);
+    await rejected.waitFor({ timeout: 15_000 });
+    expect(await rejected.getAttribute("data-status")).toBe("rejected");
+    expect(await rejected.textContent()).toContain("Rejected: nothing was signed.");
+    expect(await rejected.textContent()).toContain("unknown invoice");
+    const r2 = (await call(svc.app, "GET", `/v1/pending-approvals/${id2}`, { token: op })).body;
+    expect(r2).toMatchObject({ status: "rejected", result: null, signatures: [{ decision: "reject", reason: "unknown invoice" }] });
+    expect(await txCount()).toBe(1);
+    expect(await card2.count()).toBe(0); // no longer offered for a decision
+
+    // One left waiting, simulated (for the keyboard, label and contrast checks below, and the screenshot).
+    expect((await pay({ value: "0.03", simulate_first: true })).status).toBe(202);
+    await expect.poll(() => page.locator("#approvals-waiting section.approval").count(), { timeout: 15_000 }).toBe(1);
     await screenshot("approvals");
   });
 
@@ -243,7 +310,7 @@ describe("operator console in Chromium", () => {
   });
 
   it("is usable with labels and the keyboard, with readable contrast", async () => {
-    for (const view of ["transactions", "agents", "audit", "keys"]) {
+    for (const view of ["transactions", "agents", "approvals", "audit", "keys"]) {
       await page.goto(`${base}/console/#/${view}`);
       await page.locator("#view h1").waitFor();
       await page.waitForTimeout(300);

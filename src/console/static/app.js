@@ -463,10 +463,36 @@ async function agentsView(root) {
 }
 
 // ---- approvals (human approvals: /v1/pending-approvals) ----
-async function approvalsView(root) {
-  let list;
+// Two lists: what waits for a decision (status=pending), and the most recent decided ones with their
+// outcome (the executed transaction or signature, or why not). Both are read again every 4 s; a card is
+// rebuilt only when its approval moved on, so a reason being typed is kept.
+const WAITING = new Set(["pending"]);
+
+/** wei (decimal string) in major units, exactly (BigInt; no float rounding). */
+function fromWei(wei, decimals = 18) {
   try {
-    list = await api("GET", "/v1/pending-approvals?status=pending&limit=100");
+    const v = BigInt(wei);
+    const neg = v < 0n;
+    const abs = neg ? -v : v;
+    const base = 10n ** BigInt(decimals);
+    const frac = (abs % base).toString().padStart(decimals, "0").replace(/0+$/, "");
+    return `${neg ? "-" : ""}${abs / base}${frac ? "." + frac : ""}`;
+  } catch {
+    return String(wei);
+  }
+}
+
+function untilText(iso) {
+  const ms = new Date(iso).getTime() - Date.now();
+  if (!(ms > 0)) return "past";
+  const min = Math.round(ms / 60000);
+  return min < 1 ? "in less than a minute" : min < 120 ? `in ${min} min` : `in ${Math.round(min / 60)} h`;
+}
+
+async function approvalsView(root) {
+  let pending;
+  try {
+    pending = await api("GET", "/v1/pending-approvals?status=pending&limit=100");
   } catch (e) {
     if (e.status === 404) {
       root.replaceChildren(h("h1", {}, "Approvals"), h("p", { class: "card", id: "approvals-unavailable", role: "status" }, "Approvals are not available on this service (it has no /v1/pending-approvals)."));
@@ -474,48 +500,157 @@ async function approvalsView(root) {
     }
     throw e;
   }
-  const items = list.pending_approvals ?? [];
-  root.replaceChildren(h("h1", {}, "Approvals"), items.length ? h("div", { class: "grid" }, items.map(approvalCard)) : h("p", { class: "card" }, "Nothing is waiting for a decision."));
+  const [recent, agents] = await Promise.all([api("GET", "/v1/pending-approvals?limit=20"), api("GET", "/v1/agents").catch(() => ({ agents: [] }))]);
+  const names = new Map((agents.agents ?? []).map((a) => [a.id, a.name]));
+  const waiting = h("div", { class: "grid", id: "approvals-waiting" });
+  const decided = h("div", { class: "grid", id: "approvals-decided" });
+  const waitingEmpty = h("p", { class: "card" }, "Nothing is waiting for a decision.");
+  const decidedEmpty = h("p", { class: "hint" }, "No decided approvals yet.");
+  root.replaceChildren(
+    h("h1", {}, "Approvals"),
+    h("section", { "aria-labelledby": "h-waiting" }, h("h2", { id: "h-waiting" }, "Waiting for a decision"), waitingEmpty, waiting),
+    h("section", { "aria-labelledby": "h-decided" }, h("h2", { id: "h-decided" }, "Recently decided"), decidedEmpty, decided),
+  );
+  // id → { status, updated, created, key, el }. A card is rebuilt only when its approval moved on; an
+  // answer older than what the card shows (a poll that was under way while a vote was cast) is ignored.
+  const cards = new Map();
+  const take = (p) => {
+    const had = cards.get(p.id);
+    if (had && String(p.updated_at) < had.updated) return;
+    const key = `${p.status}|${p.current_approvals}|${p.signatures?.length ?? 0}`;
+    if (had && had.key === key) return;
+    const el = approvalCard(p, names, (next) => {
+      take(next);
+      render();
+    });
+    cards.set(p.id, { status: p.status, updated: String(p.updated_at), created: String(p.created_at), key, el });
+  };
+  const render = () => {
+    const list = [...cards.values()].sort((a, b) => b.created.localeCompare(a.created));
+    const w = list.filter((c) => WAITING.has(c.status)).map((c) => c.el);
+    const d = list.filter((c) => !WAITING.has(c.status)).slice(0, 20).map((c) => c.el);
+    // Only touch the DOM when the order or a card changed (moving a node loses its focus).
+    const same = (box, els) => box.children.length === els.length && els.every((e, i) => box.children[i] === e);
+    if (!same(waiting, w)) waiting.replaceChildren(...w);
+    if (!same(decided, d)) decided.replaceChildren(...d);
+    waitingEmpty.hidden = w.length > 0;
+    decidedEmpty.hidden = d.length > 0;
+  };
+  const show = (pend, rec) => {
+    for (const p of [...rec, ...pend]) take(p);
+    // A waiting card in neither list was decided elsewhere and has left the recent ones: dropped.
+    const fresh = new Set([...pend, ...rec].map((p) => p.id));
+    for (const [id, c] of cards) if (WAITING.has(c.status) && !fresh.has(id)) cards.delete(id);
+    render();
+  };
+  show(pending.pending_approvals ?? [], recent.pending_approvals ?? []);
   every(POLL_MS * 2, async () => {
-    const n = await api("GET", "/v1/pending-approvals?status=pending&limit=100").catch(() => null);
-    if (n && (n.pending_approvals ?? []).map((p) => p.id).join() !== items.map((p) => p.id).join()) route();
+    const [p, r] = await Promise.all([api("GET", "/v1/pending-approvals?status=pending&limit=100"), api("GET", "/v1/pending-approvals?limit=20")]).catch(() => [null, null]);
+    if (p && r) show(p.pending_approvals ?? [], r.pending_approvals ?? []);
   });
 }
 
-function approvalCard(p) {
+/** The decoded request: what, to whom, how much (from the approval's `summary` and `action_payload`). */
+function approvalFacts(p) {
+  const s = p.summary ?? {};
+  const body = p.action_payload ?? {};
+  const rows = [];
+  const add = (k, v, mono = false) => v !== undefined && v !== null && v !== "" && rows.push([k, String(v), mono]);
+  add("chain", s.chain ?? p.chain);
+  add("from", s.from, true);
+  if (p.action === "sign_intent") {
+    add("intent type", s.intent_type ?? body.intent_type);
+    add("kind", s.kind);
+    if (s.meaning) add("meaning", typeof s.meaning === "string" ? s.meaning : JSON.stringify(s.meaning), true);
+    add("valid until", s.valid_until ? when(s.valid_until) : undefined);
+  } else {
+    add("to", s.to ?? body.to, true);
+    if (s.value_wei !== undefined) add("value", `${fromWei(s.value_wei)} (${s.value_wei} wei)`);
+    else add("value", body.value);
+    if (s.fee_wei !== undefined) add("worst-case fee", `${fromWei(s.fee_wei)} (${s.fee_wei} wei)`);
+    for (const t of s.tokens ?? []) add("token amount", `${t.amount} of ${t.token}`, true);
+    for (const a of s.authorizations ?? []) add("EIP-7702 delegate", a.delegate ?? JSON.stringify(a), true);
+    const d = typeof body.data === "string" && body.data.length > 2 ? decodeCalldata(body.data) : null;
+    if (d?.kind === "call") add("call", `${d.name}(${d.args.map((a) => `${a.name}=${a.value}`).join(", ")})`, true);
+    else if (d?.kind === "raw") add("call", `selector ${d.selector} with ${d.words.length} words`, true);
+  }
+  return rows;
+}
+
+function approvalCard(p, names, onVoted) {
   const pre = `ap-${p.id.slice(0, 8)}`;
-  const payload = p.action_payload ?? {};
-  const sim = payload.simulation ?? p.simulation;
-  const d = typeof payload.data === "string" ? decodeCalldata(payload.data) : { kind: "none" };
-  const reason = h("textarea", { id: `${pre}-reason`, name: "reason", rows: 2, maxlength: 1000 });
+  const s = p.summary ?? {};
+  const open = p.status === "pending";
+  const what = p.action === "sign_intent" ? `Sign ${s.intent_type ?? "intent"}` : p.action === "transaction.sign" ? "Sign a transaction" : "Send a transaction";
+  const agent = names.get(p.agent_id);
+  const facts = [
+    ...approvalFacts(p),
+    ["agent", agent ? `${agent} (${p.agent_id})` : p.agent_id, true],
+    ["approvals", `${p.current_approvals ?? 0} of ${p.required_approvals ?? 1}`, false],
+    ["expires", open ? `${when(p.expires_at)} (${untilText(p.expires_at)})` : when(p.expires_at), false],
+    ["payload hash", p.payload_hash, true],
+  ];
+  const changes = Array.isArray(s.balance_changes) ? s.balance_changes : null;
+  const sim = changes
+    ? h(
+        "div",
+        { class: "table-wrap" },
+        h("table", { class: "sim" }, h("caption", {}, "Simulated balance changes"), h("thead", {}, h("tr", {}, ["Address", "Asset", "Change"].map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, changes.length ? changes.map((c) => h("tr", {}, h("td", { class: "mono" }, c.address), h("td", {}, c.token_symbol || c.token), h("td", { class: "mono" }, c.change))) : h("tr", {}, h("td", { colspan: 3 }, "No balance changes.")))),
+      )
+    : h("p", { class: "hint" }, "Not simulated (no balance changes to show).");
+  const votes = (p.signatures ?? []).map((v) => h("li", {}, `${v.decision === "approve" ? "Approved" : "Rejected"} by operator key ${short(v.approver_id, 8)} at ${when(v.created_at)}${v.reason ? `: “${v.reason}”` : ""}`));
+  let outcome = null;
+  if (p.status === "executed" && p.result) {
+    const r = p.result;
+    outcome = h(
+      "div",
+      { class: "outcome" },
+      h("p", { class: "ok" }, "Executed."),
+      r.tx_hash ? h("p", {}, "Transaction ", h("a", { href: `#/tx/${r.id}`, class: "mono" }, short(r.id, 8)), " ", badge(r.status ?? "signed"), " hash ", h("span", { class: "mono" }, r.tx_hash)) : h("p", { class: "mono" }, r.signature ? `signature ${r.signature}` : JSON.stringify(r)),
+    );
+  } else if (p.status === "failed") outcome = h("p", { class: "bad" }, `Failed: ${p.failure_reason ?? "unknown reason"}. Nothing was signed.`);
+  else if (p.status === "executing") outcome = h("p", { class: "hint" }, "Approved: executing now…");
+  else if (p.status === "rejected") outcome = h("p", { class: "bad" }, "Rejected: nothing was signed.");
+  else if (p.status === "expired" || p.status === "cancelled") outcome = h("p", { class: "hint" }, `${p.status === "expired" ? "Expired" : "Cancelled"}: nothing was signed.`);
+
   const out = h("p", { role: "status" });
-  const decide = (decision) => async () => {
-    try {
-      await api("POST", `/v1/pending-approvals/${p.id}/approve`, { decision, payload_hash: p.payload_hash, reason: reason.value.trim() || undefined });
-      out.textContent = decision === "approve" ? "Approved." : "Rejected.";
-      out.className = "ok";
-      announce(out.textContent);
-    } catch (e) {
-      out.textContent = `Not recorded: ${e.message}`;
-      out.className = "error";
-    }
-  };
+  let form = null;
+  if (open) {
+    const reason = h("textarea", { id: `${pre}-reason`, name: "reason", rows: 2, maxlength: 1000 });
+    const decide = (decision) => async () => {
+      out.textContent = "";
+      out.className = "";
+      try {
+        // The vote names the payload hash it was shown: a request changed meanwhile is refused (409).
+        const next = await api("POST", `/v1/pending-approvals/${p.id}/approve`, { decision, payload_hash: p.payload_hash, reason: reason.value.trim() || undefined });
+        announce(decision === "approve" ? `Approval ${short(p.id, 8)}: approved, now ${next.status}` : `Approval ${short(p.id, 8)}: rejected`);
+        if (next.status === "pending") {
+          out.textContent = `Vote recorded: ${next.current_approvals} of ${next.required_approvals} approvals.`;
+          out.className = "ok";
+        } else onVoted(next);
+      } catch (e) {
+        out.textContent = `Not recorded: ${e.message}`;
+        out.className = "error";
+      }
+    };
+    form = h(
+      "div",
+      { class: "decide" },
+      h("label", { for: `${pre}-reason` }, "Reason (recorded with the decision)"),
+      reason,
+      h("div", {}, h("button", { type: "button", onclick: decide("approve") }, "Approve"), h("button", { type: "button", class: "danger", onclick: decide("reject") }, "Reject")),
+    );
+  }
   return h(
     "section",
-    { class: "card approval", "aria-labelledby": `${pre}-h`, "data-approval-id": p.id },
-    h("h2", { id: `${pre}-h` }, p.action ?? "action", " ", badge(p.status ?? "pending")),
-    h(
-      "dl",
-      { class: "fields" },
-      [["agent", p.submitted_by], ["chain", payload.chain], ["to", payload.to], ["value", payload.value], ["approvals", `${p.current_approvals ?? 0} of ${p.required_approvals ?? 1}`], ["expires", when(p.expires_at)], ["payload hash", p.payload_hash]]
-        .filter(([, v]) => v !== undefined && v !== null && v !== "")
-        .map(([k, v]) => [h("dt", {}, k), h("dd", { class: "mono" }, String(v))]),
-      d.kind === "call" ? [h("dt", {}, "call"), h("dd", {}, `${d.name}(${d.args.map((a) => `${a.name}=${a.value}`).join(", ")})`)] : [],
-    ),
-    sim ? h("details", {}, h("summary", {}, "Simulation"), h("pre", { class: "mono" }, JSON.stringify(sim, null, 2))) : h("p", { class: "hint" }, "No simulation attached."),
-    h("label", { for: `${pre}-reason` }, "Reason (recorded with the decision)"),
-    reason,
-    h("div", {}, h("button", { type: "button", onclick: decide("approve") }, "Approve"), h("button", { type: "button", class: "danger", onclick: decide("reject") }, "Reject")),
+    { class: "card approval", "aria-labelledby": `${pre}-h`, "data-approval-id": p.id, "data-status": p.status },
+    h("h3", { id: `${pre}-h` }, what, " ", badge(p.status ?? "pending")),
+    (p.reasons ?? []).length ? h("ul", { class: "reasons" }, p.reasons.map((r) => h("li", {}, h("strong", {}, r.rule), r.detail ? `: ${r.detail}` : ""))) : null,
+    h("dl", { class: "fields" }, facts.filter(([, v]) => v !== undefined && v !== null && v !== "").map(([k, v, mono]) => [h("dt", {}, k), h("dd", { class: mono ? "mono" : undefined }, v)])),
+    sim,
+    votes.length ? h("ul", { class: "votes" }, votes) : null,
+    outcome,
+    form,
     out,
   );
 }
