@@ -52,6 +52,20 @@ export interface KitSigningKey {
   chain: string;
 }
 
+/** A pending approval as GET /v1/pending-approvals/{id} answers it (the fields a test usually reads). */
+export interface KitApproval {
+  id: string;
+  agent_id: string;
+  status: "pending" | "executing" | "executed" | "failed" | "rejected" | "expired" | "cancelled";
+  payload_hash: string;
+  required_approvals: number;
+  current_approvals: number;
+  /** The executed request's answer: the transaction, or the signature of a signing intent. */
+  result: Record<string, any> | null;
+  failure_reason: string | null;
+  [field: string]: unknown;
+}
+
 export interface Signer {
   /** Base URL of the service, e.g. http://127.0.0.1:41234 */
   url: string;
@@ -71,6 +85,18 @@ export interface Signer {
    * every agent in `grantTo`. With `fund`, gives the key that much native currency (wei) on the chain.
    */
   createSigningKey(opts: { chain: string; agentId?: string; path?: string; grantTo?: string[]; fund?: bigint }): Promise<KitSigningKey>;
+  /**
+   * Sets an agent's approval rules (README "Human approvals"), e.g. `{ everything: true }` or
+   * `{ cost_above_wei: "100000000000000000" }`; `null` removes them. Held requests answer 202 with a
+   * `pending_approval_id`.
+   */
+  setApprovalRules(agentId: string, rules: Record<string, unknown> | null): Promise<void>;
+  /**
+   * Votes on a pending approval with the kit's operator key, naming the payload hash the service shows
+   * (approve by default). Answers the approval after the vote: once the quorum is reached it has been
+   * executed, with `status` `executed` and the transaction or signature in `result` (or `failed`).
+   */
+  approve(approvalId: string, opts?: { decision?: "approve" | "reject"; reason?: string }): Promise<KitApproval>;
   /** Sets an address's native balance on a chain (anvil_setBalance). */
   fund(address: string, wei: bigint, chain?: string): Promise<void>;
   /** Sets an ERC-20 balance by writing the token's balance mapping slot (found by probing, Solidity and Vyper layouts). */
@@ -288,6 +314,17 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
         for (const agentId of o.grantTo ?? []) await request("POST", `/v1/signing-keys/${key.id}/grants`, { agent_id: agentId });
         if (o.fund !== undefined) await fund(key.address, o.fund, o.chain);
         return { id: key.id, path: key.path, address: key.address, chain: key.chain };
+      },
+      async setApprovalRules(agentId, rules) {
+        await request("PUT", `/v1/agents/${agentId}/approval-rules`, { approval_rules: rules });
+      },
+      async approve(approvalId, o = {}) {
+        const seen = await request<KitApproval>("GET", `/v1/pending-approvals/${approvalId}`);
+        return request<KitApproval>("POST", `/v1/pending-approvals/${approvalId}/approve`, {
+          decision: o.decision ?? "approve",
+          payload_hash: seen.payload_hash,
+          ...(o.reason !== undefined ? { reason: o.reason } : {}),
+        });
       },
       async fundToken(address, token, amount, chain) {
         return setTokenBalance(rpc(chain), address as Hex, token as Hex, amount);
