@@ -1,7 +1,7 @@
 // The testing kit: `startSigner()` starts the whole service for an agent developer's test file against
 // their own anvil fork(s), on a free port, with a throw-away data folder, and `stop()` removes all of it.
 //
-// Each kit is its own child process (`node --import tsx src/server.ts`, the way `npm start` runs it):
+// Each kit is its own child process (src/server.ts, bundled once by esbuild; see serverBundle):
 // SoftHSM reads SOFTHSM2_CONF once per process and the PKCS#11 module is loaded once per process, so two
 // kits in one test process would share one token store; the service also owns SIGINT/SIGTERM and the
 // embedded PostgreSQL. A child per kit keeps ports, folders, tokens and signals apart, and a test that
@@ -15,6 +15,7 @@ import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { createPublicClient, encodeAbiParameters, encodeFunctionData, decodeFunctionResult, http, keccak256, pad, toHex, type Hex } from "viem";
 
@@ -125,12 +126,71 @@ export interface ServiceChild {
   output: string[];
 }
 
+/** The hash of what a bundle is built from: every file under src/, package.json and esbuild's version. */
+function sourceKey(esbuildVersion: string): string {
+  const h = createHash("sha256").update(esbuildVersion).update(fs.readFileSync(path.join(ROOT, "package.json")));
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else h.update(path.relative(ROOT, p)).update(fs.readFileSync(p));
+    }
+  };
+  walk(path.join(ROOT, "src"));
+  return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * `src/server.ts` bundled into one ES module by esbuild (the one tsx itself uses), so a kit's child loads
+ * plain JavaScript instead of transforming ~100 TypeScript files through tsx's loader on every start.
+ * Built once per source hash into node_modules/.cache (so its bare imports resolve to this package's
+ * node_modules, left external); `import.meta.url`/`dirname` are replaced in each file by that file's own
+ * location, so the sources' paths to migrations, chains.json and the console's files still hold.
+ * Undefined when esbuild cannot be loaded or the build fails: the caller then runs the sources with tsx.
+ */
+async function serverBundle(): Promise<string | undefined> {
+  try {
+    const esbuild = await import("esbuild");
+    const out = path.join(ROOT, "node_modules", ".cache", "intents-signer-kit", `server-${sourceKey(esbuild.version)}.mjs`);
+    if (fs.existsSync(out)) return out;
+    const srcDir = path.join(ROOT, "src") + path.sep;
+    const tmp = `${out}.${randomBytes(4).toString("hex")}.tmp`;
+    await esbuild.build({
+      entryPoints: [path.join(ROOT, "src/server.ts")],
+      outfile: tmp,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      packages: "external",
+      logLevel: "silent",
+      plugins: [{
+        name: "source-locations",
+        setup(b) {
+          b.onLoad({ filter: /\.ts$/ }, (args) => {
+            if (!args.path.startsWith(srcDir)) return undefined;
+            const code = fs.readFileSync(args.path, "utf8")
+              .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href))
+              .replaceAll("import.meta.dirname", JSON.stringify(path.dirname(args.path)));
+            return { contents: code, loader: "ts" };
+          });
+        },
+      }],
+    });
+    fs.renameSync(tmp, out); // atomic: a concurrent start sees the whole file or none
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Starts `src/server.ts` as its own process with exactly `env` (plus PATH and HOME), the way `npm start`
- * does (one node process with tsx as a loader, so signals reach the service itself).
+ * does (one node process with tsx as a loader, so signals reach the service itself), or, with `bundle`,
+ * that file's bundle (see serverBundle) in plain node.
  */
-export function spawnServiceProcess(env: Record<string, string>, opts: { stdin?: "ignore" | "pipe" } = {}): ServiceChild {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
+export function spawnServiceProcess(env: Record<string, string>, opts: { stdin?: "ignore" | "pipe"; bundle?: string } = {}): ServiceChild {
+  const proc = spawn(process.execPath, opts.bundle ? [opts.bundle] : ["--import", "tsx", "src/server.ts"], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: [opts.stdin ?? "ignore", "pipe", "pipe"],
@@ -185,7 +245,7 @@ async function ensureTemplate(cacheDir: string): Promise<string> {
     const chainsFile = path.join(building, "chains.json");
     fs.writeFileSync(chainsFile, EMPTY_CHAINS);
     const dataDir = path.join(building, "data");
-    const child = spawnServiceProcess({ DATA_DIR: dataDir, CHAINS_FILE: chainsFile, LOCAL_CHAIN: "off", TRACKER: "off", ADMIN_API_KEY: newKey() });
+    const child = spawnServiceProcess({ DATA_DIR: dataDir, CHAINS_FILE: chainsFile, LOCAL_CHAIN: "off", TRACKER: "off", ADMIN_API_KEY: newKey() }, { bundle: await serverBundle() });
     try {
       await child.url;
     } finally {
@@ -264,7 +324,7 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
       ADMIN_API_KEY: operatorKey,
       LOCAL_CHAIN: named.length ? "off" : "anvil",
       LOCAL_CHAIN_STATE_INTERVAL_SECONDS: "0",
-    });
+    }, { bundle: await serverBundle() });
     const url = await child.url;
     const running = child;
     const request = async <T = any>(method: string, urlPath: string, body?: unknown, token = operatorKey): Promise<T> => {
