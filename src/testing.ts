@@ -1,7 +1,7 @@
 // The testing kit: `startSigner()` starts the whole service for an agent developer's test file against
 // their own anvil fork(s), on a free port, with a throw-away data folder, and `stop()` removes all of it.
 //
-// Each kit is its own child process (`node --import tsx src/server.ts`, the way `npm start` runs it):
+// Each kit is its own child process (src/server.ts, bundled once by esbuild; see serverBundle):
 // SoftHSM reads SOFTHSM2_CONF once per process and the PKCS#11 module is loaded once per process, so two
 // kits in one test process would share one token store; the service also owns SIGINT/SIGTERM and the
 // embedded PostgreSQL. A child per kit keeps ports, folders, tokens and signals apart, and a test that
@@ -15,6 +15,7 @@ import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { createPublicClient, encodeAbiParameters, encodeFunctionData, decodeFunctionResult, http, keccak256, pad, toHex, type Hex } from "viem";
 
@@ -52,6 +53,20 @@ export interface KitSigningKey {
   chain: string;
 }
 
+/** A pending approval as GET /v1/pending-approvals/{id} answers it (the fields a test usually reads). */
+export interface KitApproval {
+  id: string;
+  agent_id: string;
+  status: "pending" | "executing" | "executed" | "failed" | "rejected" | "expired" | "cancelled";
+  payload_hash: string;
+  required_approvals: number;
+  current_approvals: number;
+  /** The executed request's answer: the transaction, or the signature of a signing intent. */
+  result: Record<string, any> | null;
+  failure_reason: string | null;
+  [field: string]: unknown;
+}
+
 export interface Signer {
   /** Base URL of the service, e.g. http://127.0.0.1:41234 */
   url: string;
@@ -71,6 +86,18 @@ export interface Signer {
    * every agent in `grantTo`. With `fund`, gives the key that much native currency (wei) on the chain.
    */
   createSigningKey(opts: { chain: string; agentId?: string; path?: string; grantTo?: string[]; fund?: bigint }): Promise<KitSigningKey>;
+  /**
+   * Sets an agent's approval rules (README "Human approvals"), e.g. `{ everything: true }` or
+   * `{ cost_above_wei: "100000000000000000" }`; `null` removes them. Held requests answer 202 with a
+   * `pending_approval_id`.
+   */
+  setApprovalRules(agentId: string, rules: Record<string, unknown> | null): Promise<void>;
+  /**
+   * Votes on a pending approval with the kit's operator key, naming the payload hash the service shows
+   * (approve by default). Answers the approval after the vote: once the quorum is reached it has been
+   * executed, with `status` `executed` and the transaction or signature in `result` (or `failed`).
+   */
+  approve(approvalId: string, opts?: { decision?: "approve" | "reject"; reason?: string }): Promise<KitApproval>;
   /** Sets an address's native balance on a chain (anvil_setBalance). */
   fund(address: string, wei: bigint, chain?: string): Promise<void>;
   /** Sets an ERC-20 balance by writing the token's balance mapping slot (found by probing, Solidity and Vyper layouts). */
@@ -99,12 +126,71 @@ export interface ServiceChild {
   output: string[];
 }
 
+/** The hash of what a bundle is built from: every file under src/, package.json and esbuild's version. */
+function sourceKey(esbuildVersion: string): string {
+  const h = createHash("sha256").update(esbuildVersion).update(fs.readFileSync(path.join(ROOT, "package.json")));
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else h.update(path.relative(ROOT, p)).update(fs.readFileSync(p));
+    }
+  };
+  walk(path.join(ROOT, "src"));
+  return h.digest("hex").slice(0, 16);
+}
+
+/**
+ * `src/server.ts` bundled into one ES module by esbuild (the one tsx itself uses), so a kit's child loads
+ * plain JavaScript instead of transforming ~100 TypeScript files through tsx's loader on every start.
+ * Built once per source hash into node_modules/.cache (so its bare imports resolve to this package's
+ * node_modules, left external); `import.meta.url`/`dirname` are replaced in each file by that file's own
+ * location, so the sources' paths to migrations, chains.json and the console's files still hold.
+ * Undefined when esbuild cannot be loaded or the build fails: the caller then runs the sources with tsx.
+ */
+async function serverBundle(): Promise<string | undefined> {
+  try {
+    const esbuild = await import("esbuild");
+    const out = path.join(ROOT, "node_modules", ".cache", "intents-signer-kit", `server-${sourceKey(esbuild.version)}.mjs`);
+    if (fs.existsSync(out)) return out;
+    const srcDir = path.join(ROOT, "src") + path.sep;
+    const tmp = `${out}.${randomBytes(4).toString("hex")}.tmp`;
+    await esbuild.build({
+      entryPoints: [path.join(ROOT, "src/server.ts")],
+      outfile: tmp,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      packages: "external",
+      logLevel: "silent",
+      plugins: [{
+        name: "source-locations",
+        setup(b) {
+          b.onLoad({ filter: /\.ts$/ }, (args) => {
+            if (!args.path.startsWith(srcDir)) return undefined;
+            const code = fs.readFileSync(args.path, "utf8")
+              .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href))
+              .replaceAll("import.meta.dirname", JSON.stringify(path.dirname(args.path)));
+            return { contents: code, loader: "ts" };
+          });
+        },
+      }],
+    });
+    fs.renameSync(tmp, out); // atomic: a concurrent start sees the whole file or none
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Starts `src/server.ts` as its own process with exactly `env` (plus PATH and HOME), the way `npm start`
- * does (one node process with tsx as a loader, so signals reach the service itself).
+ * does (one node process with tsx as a loader, so signals reach the service itself), or, with `bundle`,
+ * that file's bundle (see serverBundle) in plain node.
  */
-export function spawnServiceProcess(env: Record<string, string>, opts: { stdin?: "ignore" | "pipe" } = {}): ServiceChild {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
+export function spawnServiceProcess(env: Record<string, string>, opts: { stdin?: "ignore" | "pipe"; bundle?: string } = {}): ServiceChild {
+  const proc = spawn(process.execPath, opts.bundle ? [opts.bundle] : ["--import", "tsx", "src/server.ts"], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: [opts.stdin ?? "ignore", "pipe", "pipe"],
@@ -159,7 +245,7 @@ async function ensureTemplate(cacheDir: string): Promise<string> {
     const chainsFile = path.join(building, "chains.json");
     fs.writeFileSync(chainsFile, EMPTY_CHAINS);
     const dataDir = path.join(building, "data");
-    const child = spawnServiceProcess({ DATA_DIR: dataDir, CHAINS_FILE: chainsFile, LOCAL_CHAIN: "off", TRACKER: "off", ADMIN_API_KEY: newKey() });
+    const child = spawnServiceProcess({ DATA_DIR: dataDir, CHAINS_FILE: chainsFile, LOCAL_CHAIN: "off", TRACKER: "off", ADMIN_API_KEY: newKey() }, { bundle: await serverBundle() });
     try {
       await child.url;
     } finally {
@@ -238,7 +324,7 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
       ADMIN_API_KEY: operatorKey,
       LOCAL_CHAIN: named.length ? "off" : "anvil",
       LOCAL_CHAIN_STATE_INTERVAL_SECONDS: "0",
-    });
+    }, { bundle: await serverBundle() });
     const url = await child.url;
     const running = child;
     const request = async <T = any>(method: string, urlPath: string, body?: unknown, token = operatorKey): Promise<T> => {
@@ -288,6 +374,17 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
         for (const agentId of o.grantTo ?? []) await request("POST", `/v1/signing-keys/${key.id}/grants`, { agent_id: agentId });
         if (o.fund !== undefined) await fund(key.address, o.fund, o.chain);
         return { id: key.id, path: key.path, address: key.address, chain: key.chain };
+      },
+      async setApprovalRules(agentId, rules) {
+        await request("PUT", `/v1/agents/${agentId}/approval-rules`, { approval_rules: rules });
+      },
+      async approve(approvalId, o = {}) {
+        const seen = await request<KitApproval>("GET", `/v1/pending-approvals/${approvalId}`);
+        return request<KitApproval>("POST", `/v1/pending-approvals/${approvalId}/approve`, {
+          decision: o.decision ?? "approve",
+          payload_hash: seen.payload_hash,
+          ...(o.reason !== undefined ? { reason: o.reason } : {}),
+        });
       },
       async fundToken(address, token, amount, chain) {
         return setTokenBalance(rpc(chain), address as Hex, token as Hex, amount);

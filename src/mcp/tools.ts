@@ -101,8 +101,14 @@ export function toToolResult(tool: string, r: ServiceResponse, describe: (body: 
   const body = (r.body && typeof r.body === "object" && !Array.isArray(r.body) ? r.body : { value: r.body }) as Record<string, unknown>;
   if (r.status === 202) {
     const id = body.pending_approval_id ?? body.id;
+    const votes = body.required_approvals != null ? `, ${body.current_approvals ?? 0} of ${body.required_approvals} approval(s)` : "";
+    const until = typeof body.expires_at === "string" ? `, expires ${body.expires_at}` : "";
     return {
-      content: [{ type: "text", text: `Held for human approval (pending approval ${String(id)}); nothing was signed yet. Check it with get_approval_status.` }],
+      content: [{
+        type: "text",
+        text: `Waiting for human approval (HTTP 202, pending approval ${String(id)}${votes}${until}); nothing was signed yet. ` +
+          `Check it with get_approval_status { "approval_id": "${String(id)}" }; once approved, retrying this same call returns the result.`,
+      }],
       structuredContent: body,
     };
   }
@@ -132,6 +138,17 @@ const txLine = (b: Record<string, unknown>) =>
   `Transaction ${b.id}: status ${b.status}${b.tx_hash ? `, hash ${b.tx_hash}` : ""}${b.chain_status ? `, on chain ${b.chain_status}` : ""}${b.block_number != null ? ` in block ${b.block_number}` : ""}${b.error_message ? `, error: ${b.error_message}` : ""}.`;
 const simLine = (b: Record<string, unknown>) =>
   `Simulation ${b.status}${b.gas_used != null ? `, gas used ${b.gas_used}` : ""}${Array.isArray(b.balance_changes) ? `, ${b.balance_changes.length} balance change(s)` : ""}${b.revert_reason ? `, revert: ${b.revert_reason}` : ""}${b.error ? `, error: ${b.error}` : ""}.`;
+
+/** A PendingApprovalResponse as a line: its status, the votes while pending, the result once executed. */
+const approvalLine = (b: Record<string, unknown>) => {
+  const r = (b.result && typeof b.result === "object" ? b.result : {}) as Record<string, unknown>;
+  const parts = [`Approval ${b.id}: ${b.status}`];
+  if (b.status === "pending") parts.push(`${b.current_approvals ?? 0} of ${b.required_approvals} approval(s), expires ${b.expires_at}`);
+  if (b.status === "executed" && r.tx_hash) parts.push(`transaction ${r.id} ${r.status}, hash ${r.tx_hash}`);
+  else if (b.status === "executed" && r.signature) parts.push(`signature ${r.signature}`);
+  if (b.failure_reason) parts.push(`reason: ${b.failure_reason}`);
+  return parts.join(", ") + ".";
+};
 
 /** The agent's MCP server: its tools call `svc` as the agent. */
 export function buildMcpServer(svc: ServiceCaller, session: { id: string }): McpServer {
@@ -291,11 +308,13 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
     "get_approval_status",
     {
       title: "Status of a pending approval",
-      description: "The state of a transaction or signature held for human approval (the id a 202 answer named): pending, approved (with the result), rejected or expired.",
+      description:
+        "The state of a transaction or signature held for human approval (the pending_approval_id a 202 answer named): " +
+        "pending (votes so far), executing, executed (with the result: the transaction or signature), failed (with the reason), rejected, expired or cancelled.",
       inputSchema: z.strictObject({ approval_id: z.uuid().describe("The pending_approval_id of a held request") }),
       annotations: { readOnlyHint: true },
     },
-    async (args, extra) => run(extra, "get_approval_status", { method: "GET", path: `/v1/pending-approvals/${encodeURIComponent(args.approval_id)}` }, (b) => `Approval ${b.id ?? args.approval_id}: ${b.status}.`),
+    async (args, extra) => run(extra, "get_approval_status", { method: "GET", path: `/v1/pending-approvals/${encodeURIComponent(args.approval_id)}` }, approvalLine),
   );
   return server;
 }

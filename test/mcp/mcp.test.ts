@@ -285,3 +285,111 @@ describe("MCP retries and attacks", () => {
     }
   });
 });
+
+describe("MCP and human approvals", () => {
+  /** A raw JSON-RPC session, so a call can be retried with the same request id as a host would. */
+  interface RawSession {
+    rpc(msg: { id: number } & Record<string, unknown>): Promise<any>;
+    close(): Promise<void>;
+  }
+  async function rawHttp(credential: string): Promise<RawSession> {
+    const { client, transport } = await httpClient(credential);
+    return {
+      rpc: async (msg) => {
+        const res = await fetch(`${base}/mcp`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${credential}`, "content-type": "application/json", accept: "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-06-18", "mcp-session-id": transport.sessionId!,
+          },
+          body: JSON.stringify(msg),
+        });
+        const data = (await res.text()).split("\n").find((l) => l.startsWith("data: "));
+        return JSON.parse(data!.slice(6));
+      },
+      close: () => client.close(),
+    };
+  }
+  async function rawStdio(credential: string): Promise<RawSession> {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, "mcp"],
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: credential },
+    });
+    const waiting = new Map<number, (m: any) => void>();
+    transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
+    const rpc = (msg: { id: number } & Record<string, unknown>) =>
+      new Promise<any>((resolve) => {
+        waiting.set(msg.id, resolve);
+        void transport.send(msg as never);
+      });
+    await transport.start();
+    await rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
+    return { rpc, close: () => transport.close() };
+  }
+  const tool = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+
+  for (const kind of ["http", "stdio"] as const) {
+    it(`over ${kind}: submit_transaction waits for approval (202); get_approval_status follows it to the mined transaction; a retry returns that one transaction`, async () => {
+      const agent = await createAgent(svc.app, op);
+      const rules = await call(svc.app, "PUT", `/v1/agents/${agent.id}/approval-rules`, { token: op, body: { approval_rules: { cost_above_wei: (10n ** 16n).toString() } } });
+      expect(rules.status).toBe(200);
+      const credential = (a: TestAgent) => (kind === "http" ? a.token : a.apiKey);
+      const s = await (kind === "http" ? rawHttp : rawStdio)(credential(agent));
+      try {
+        const args = { to: DEAD, value: "0.05", chain: "local" };
+        const held = (await s.rpc(tool(101, "submit_transaction", args))).result as CallToolResult;
+        expect(held.isError ?? false).toBe(false);
+        const pending = held.structuredContent as Record<string, any>;
+        expect(pending).toMatchObject({ status: "pending_approval", required_approvals: 1, current_approvals: 0, pending_approval_id: expect.any(String) });
+        const id = pending.pending_approval_id as string;
+        expect(text(held)).toContain("202");
+        expect(text(held)).toContain(id);
+        expect(text(held)).toContain("get_approval_status");
+        expect(await countTxs(agent.id)).toBe(0);
+
+        const waiting = (await s.rpc(tool(102, "get_approval_status", { approval_id: id }))).result as CallToolResult;
+        expect(waiting.isError ?? false).toBe(false);
+        expect(waiting.structuredContent).toMatchObject({ id, status: "pending", agent_id: agent.id, reasons: [{ rule: "cost_above_wei" }] });
+        expect(text(waiting)).toMatch(/pending, 0 of 1 approval/);
+        // A retry while it waits is the same 202, nothing stored twice.
+        expect(((await s.rpc(tool(101, "submit_transaction", args))).result.structuredContent as any).pending_approval_id).toBe(id);
+
+        // Another agent cannot read it through its own tools (404, as for no such approval).
+        const other = await createAgent(svc.app, op);
+        const os = await (kind === "http" ? rawHttp : rawStdio)(credential(other));
+        try {
+          const peek = (await os.rpc(tool(103, "get_approval_status", { approval_id: id }))).result as CallToolResult;
+          expect(peek.isError).toBe(true);
+          expect(text(peek)).toMatch(/404/);
+          expect(JSON.stringify(peek)).not.toContain((waiting.structuredContent as any).payload_hash);
+        } finally {
+          await os.close();
+        }
+
+        // An operator approves over the API; the vote that completes the quorum executes it.
+        const seen = await call(svc.app, "GET", `/v1/pending-approvals/${id}`, { token: op });
+        const voted = await call(svc.app, "POST", `/v1/pending-approvals/${id}/approve`, { token: op, body: { decision: "approve", payload_hash: seen.body.payload_hash } });
+        expect(voted.status).toBe(200);
+        expect(voted.body.status).toBe("executed");
+
+        const done = (await s.rpc(tool(104, "get_approval_status", { approval_id: id }))).result as CallToolResult;
+        const result = (done.structuredContent as any).result;
+        expect(done.structuredContent).toMatchObject({ id, status: "executed", current_approvals: 1 });
+        expect(result).toMatchObject({ status: "broadcast", agent_id: agent.id, value_wei: "50000000000000000" });
+        expect(text(done)).toContain(result.tx_hash);
+        expect((await chain.waitForTransactionReceipt({ hash: result.tx_hash as Hex })).status).toBe("success");
+
+        // The retried call (same request id) now answers that transaction; one transaction only.
+        const retried = (await s.rpc(tool(101, "submit_transaction", args))).result as CallToolResult;
+        expect(retried.isError ?? false).toBe(false);
+        expect(retried.structuredContent).toMatchObject({ id: result.id, tx_hash: result.tx_hash });
+        expect(text(retried)).toContain(result.tx_hash);
+        expect(await countTxs(agent.id)).toBe(1);
+      } finally {
+        await s.close();
+      }
+    });
+  }
+});
