@@ -7,7 +7,8 @@ import { requireIntentsAgent, requireOperator, requireReader } from "../auth/pri
 import type { Pool, Queryable } from "../db/pool.js";
 import { listSignatures, type ListedSignature, type SignatureFilter } from "../db/signatures.js";
 import { notFound } from "../errors.js";
-import { signIntent, SignIntentRequestSchema } from "../pipeline/sign-intent.js";
+import { signIntent } from "../pipeline/sign-intent.js";
+import { SignIntentRequestSchema } from "./schemas/signatures.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
 import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";

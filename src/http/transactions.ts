@@ -9,15 +9,14 @@ import { badRequest, notFound, ServiceError, simulationNotAvailable } from "../e
 import { submitTransaction } from "../pipeline/submit.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";
+import { simulateBundleRequest, simulateTransactionRequest } from "../pipeline/simulate.js";
 import {
   BundleSimulationResponseSchema,
-  simulateBundleRequest,
   SimulateBundleRequestSchema,
-  simulateTransactionRequest,
   SimulateTransactionRequestSchema,
   SimulationResponseSchema,
-} from "../pipeline/simulate.js";
-import { TransactionRequestSchema } from "../pipeline/request.js";
+  TransactionRequestSchema,
+} from "./schemas/transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
