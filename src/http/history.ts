@@ -10,8 +10,8 @@ import type { Pool, Queryable } from "../db/pool.js";
 import { getTransaction, listTransactions, type TxFilter, type TxRow } from "../db/transactions.js";
 import { badRequest, notFound } from "../errors.js";
 import { toTransactionResponse } from "../pipeline/response.js";
-import type { TransactionResponse } from "./schemas/transactions.js";
-import { ListQuery, nextCursor, toFilter, wantsSignedTx } from "./transactions.js";
+import { ListQuery, type TransactionResponse } from "./schemas/transactions.js";
+import { nextCursor, toFilter, wantsSignedTx } from "./transactions.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
 

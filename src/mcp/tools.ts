@@ -11,8 +11,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { VERSION } from "../version.js";
 import { SignIntentRequestSchema } from "../http/schemas/signatures.js";
-import { SimulateBundleRequestSchema, SimulateTransactionRequestSchema, TransactionRequestSchema } from "../http/schemas/transactions.js";
-import { ListQuery } from "../http/transactions.js";
+import { ListQuery, SimulateBundleRequestSchema, SimulateTransactionRequestSchema, TransactionRequestSchema } from "../http/schemas/transactions.js";
 
 export interface ServiceRequest {
   method: "GET" | "POST";

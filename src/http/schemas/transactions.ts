@@ -3,7 +3,7 @@
 // are rejected: a typo like `gaslimit` must not silently fall back to an estimate.
 import { isAddress } from "viem";
 import { z } from "zod";
-import type { TxRow } from "../../db/transactions.js";
+import { CHAIN_STATUSES, TX_STATUSES, type TxRow } from "../../db/transactions.js";
 import { MAX_UINT256, parseMajor } from "../../units.js";
 
 export const MAX_EXPLICIT_NONCE = 2 ** 32 - 1;
@@ -201,3 +201,20 @@ export type SimulationResponse = z.infer<typeof SimulationResponseSchema>;
 
 export const BundleSimulationResponseSchema = z.object({ simulations: z.array(SimulationResponseSchema) });
 export type BundleSimulationResponse = z.infer<typeof BundleSimulationResponseSchema>;
+
+// Route parameters and the transaction list query.
+export const AgentParams = z.object({ agent_id: z.string() });
+
+export const TxParams = z.object({ agent_id: z.string(), tx_id: z.string() });
+
+export const ListQuery = z.object({
+  status: z.enum(TX_STATUSES).optional(),
+  chain: z.string().max(64).optional(),
+  chain_status: z.enum(CHAIN_STATUSES).optional(),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(200).optional(),
+  include_signed_tx: z.string().optional(),
+});
+export type ListQuery = z.infer<typeof ListQuery>;
