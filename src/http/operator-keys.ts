@@ -7,24 +7,7 @@ import { createOperatorKey, listOperatorKeys, revokeOperatorKey } from "../auth/
 import type { Pool } from "../db/pool.js";
 import { badRequest } from "../errors.js";
 import type { App } from "./types.js";
-
-const CreateApiKeyRequest = z.strictObject({
-  name: z.string().trim().min(1).max(100),
-  expires_at: z.iso.datetime({ offset: true }).optional(),
-});
-
-const ApiKeyResponse = z.object({
-  id: z.uuid(),
-  name: z.string(),
-  key_prefix: z.string(),
-  is_active: z.boolean(),
-  created_at: z.string(),
-  last_used_at: z.string().nullable(),
-  expires_at: z.string().nullable(),
-  revoked_at: z.string().nullable(),
-});
-
-const KeyParams = z.strictObject({ key_id: z.uuid() });
+import { ApiKeyResponse, CreateApiKeyRequest, KeyParams } from "./schemas/operator-keys.js";
 
 export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise<void> {
   app.post(

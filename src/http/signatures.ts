@@ -16,20 +16,7 @@ import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
 import { UUID } from "../uuid.js";
-
-const AgentParams = z.object({ agent_id: z.string().max(100) });
-
-const Filters = z.object({
-  intent_type: z.enum(["personal_sign", "typed_data", "eip712_digest"]).optional(),
-  kind: z.string().max(64).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  // `signature` (the 65 bytes) is shown only when asked for, like a transaction's signed_tx.
-  include_signature: z.string().optional(),
-});
-const ListQuery = Filters.extend({ limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().max(200).optional() });
-const HistoryQuery = ListQuery.extend({ agent_id: z.string().refine((v) => UUID.test(v), "must be an agent id (uuid)").optional() });
-const ExportQuery = Filters.extend({ agent_id: HistoryQuery.shape.agent_id, format: z.enum(["jsonl", "csv"]).default("jsonl") });
+import { AgentParams, ExportQuery, Filters, HistoryQuery, ListQuery } from "./schemas/signatures.js";
 
 const wants = (v: string | undefined) => v === "true" || v === "1";
 

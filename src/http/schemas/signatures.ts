@@ -1,5 +1,7 @@
-// Wire shape of POST /v1/agents/{agent_id}/sign (signing intents, src/pipeline/sign-intent.ts).
+// Wire shapes of signing intents: POST /v1/agents/{agent_id}/sign (src/pipeline/sign-intent.ts) and
+// the signature lists and export.
 import { z } from "zod";
+import { UUID } from "../../uuid.js";
 
 export const MAX_MESSAGE_BYTES = 16 * 1024;
 
@@ -33,3 +35,20 @@ export const SignIntentRequestSchema = z
   });
 export type SignIntentRequest = z.output<typeof SignIntentRequestSchema>;
 
+// Route parameters and the list, history and export queries.
+export const AgentParams = z.object({ agent_id: z.string().max(100) });
+
+export const Filters = z.object({
+  intent_type: z.enum(["personal_sign", "typed_data", "eip712_digest"]).optional(),
+  kind: z.string().max(64).optional(),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  // `signature` (the 65 bytes) is shown only when asked for, like a transaction's signed_tx.
+  include_signature: z.string().optional(),
+});
+
+export const ListQuery = Filters.extend({ limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().max(200).optional() });
+
+export const HistoryQuery = ListQuery.extend({ agent_id: z.string().refine((v) => UUID.test(v), "must be an agent id (uuid)").optional() });
+
+export const ExportQuery = Filters.extend({ agent_id: HistoryQuery.shape.agent_id, format: z.enum(["jsonl", "csv"]).default("jsonl") });
