@@ -1,7 +1,6 @@
 // Human approvals: the agent's approval rules (operators set them), and the pending approvals they
 // produce: listed and read by operators (an agent reads its own), approved or rejected by operator
 // keys, cancelled, executed. The logic is src/approvals/; these handlers check who may call.
-import { z } from "zod";
 import type { FastifyRequest } from "fastify";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import { appendAudit } from "../db/audit.js";
@@ -12,10 +11,10 @@ import { withTransaction } from "../db/pool.js";
 import { badRequest, conflict, forbidden, notFound } from "../errors.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { effectiveStatus } from "../approvals/gate.js";
-import { ApprovalRulesSchema, DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, rulesOf } from "../approvals/rules.js";
+import { DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, rulesOf } from "../approvals/rules.js";
 import { cancelApproval, castVote, executeApproval, startApprovalSweep } from "../approvals/service.js";
 import type { App } from "./types.js";
-import { AgentParams, ApprovePendingApprovalRequestSchema, IdParams, ListQuery } from "./schemas/approvals.js";
+import { AgentParams, ApprovalRulesBody, ApprovalRulesRequest, ApprovePendingApprovalRequestSchema, IdParams, ListQuery } from "./schemas/approvals.js";
 import { UUID } from "../uuid.js";
 
 /** The Location of a 202's pending approval. */
@@ -83,12 +82,12 @@ export async function approvalRoutes(app: App, deps: PipelineDeps & { chains: Ch
       tags: ["Approvals"],
       summary: "Set an agent's approval rules (operators); null removes them",
       params: AgentParams,
-      body: z.object({ approval_rules: ApprovalRulesSchema.nullable() }),
+      body: ApprovalRulesBody,
     },
     validatorCompiler: () => (data: unknown) => ({ value: data }),
   }, async (req) => {
     const op = requireOperator(req);
-    const parsed = z.strictObject({ approval_rules: ApprovalRulesSchema.nullable() }).safeParse(req.body);
+    const parsed = ApprovalRulesRequest.safeParse(req.body);
     if (!parsed.success) {
       const errors = parsed.error.issues.map((i) => ({ field: i.path.join(".") || "body", message: i.message }));
       throw badRequest(`Invalid approval rules: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);

@@ -3,14 +3,14 @@
 //
 // Pagination is the per-agent list's: keyset on (created_at, id), newest first, microsecond cursor.
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { requireOperator } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool, Queryable } from "../db/pool.js";
 import { getTransaction, listTransactions, type TxFilter, type TxRow } from "../db/transactions.js";
 import { badRequest, notFound } from "../errors.js";
 import { toTransactionResponse } from "../pipeline/response.js";
-import type { TransactionResponse } from "./schemas/transactions.js";
+import { SignedTxQuery, type TransactionResponse } from "./schemas/transactions.js";
+import { TxParams } from "./schemas/operator-transactions.js";
 import { nextCursor, toFilter, wantsSignedTx } from "./transactions.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
@@ -145,8 +145,8 @@ export async function historyRoutes(app: App, deps: { pool: Pool; chains: ChainR
       schema: {
         tags: ["Transactions"],
         summary: "Get any agent's transaction by id (operators)",
-        params: z.object({ tx_id: z.string().max(100) }),
-        querystring: z.object({ include_signed_tx: z.string().optional() }),
+        params: TxParams,
+        querystring: SignedTxQuery,
       },
     },
     async (req) => {

@@ -1,13 +1,12 @@
 // /v1/auth/api-keys: operators create (named; the key is in the 201 body only), list and revoke
 // operator keys. The shapes follow the 1Claw SDK's ApiKeysResource (createApiKey, listApiKeys,
 // revokeApiKey); scopes are not supported (every operator key is a full operator).
-import { z } from "zod";
 import { requireOperator } from "../auth/principal.js";
 import { createOperatorKey, listOperatorKeys, revokeOperatorKey } from "../auth/operator-keys.js";
 import type { Pool } from "../db/pool.js";
 import { badRequest } from "../errors.js";
 import type { App } from "./types.js";
-import { ApiKeyResponse, CreateApiKeyRequest, KeyParams } from "./schemas/operator-keys.js";
+import { ApiKeyListResponse, CreateApiKeyRequest, CreateApiKeyResponse, KeyParams } from "./schemas/operator-keys.js";
 
 export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise<void> {
   app.post(
@@ -18,7 +17,7 @@ export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise
         tags: ["Auth"],
         summary: "Create an operator key (the full key is in this response only)",
         body: CreateApiKeyRequest,
-        response: { 201: z.object({ key: ApiKeyResponse, api_key: z.string() }) },
+        response: { 201: CreateApiKeyResponse },
       },
     },
     async (req, reply) => {
@@ -36,7 +35,7 @@ export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise
     "/v1/auth/api-keys",
     {
       config: { operatorOnly: true },
-      schema: { tags: ["Auth"], summary: "List operator keys (prefix, name, created, last used; never the key)", response: { 200: z.object({ keys: z.array(ApiKeyResponse) }) } },
+      schema: { tags: ["Auth"], summary: "List operator keys (prefix, name, created, last used; never the key)", response: { 200: ApiKeyListResponse } },
     },
     async (req) => {
       requireOperator(req);

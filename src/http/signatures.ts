@@ -9,6 +9,7 @@ import { listSignatures, type ListedSignature, type SignatureFilter } from "../d
 import { notFound } from "../errors.js";
 import { signIntent } from "../pipeline/sign-intent.js";
 import { SignIntentRequestSchema } from "./schemas/signatures.js";
+import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
 import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";
@@ -85,7 +86,7 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         tags: ["Signing"],
         summary: "Sign a message (EIP-191/SIWE), EIP-712 typed data, a digest or a transaction (types 0, 1, 2, 4) under the agent's guardrails",
         params: AgentParams,
-        headers: z.object({ "idempotency-key": z.string().optional() }),
+        headers: IdempotencyHeaders,
         body: SignIntentRequestSchema,
       },
       config: { guard: intentsAgentGuard },

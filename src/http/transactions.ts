@@ -1,6 +1,5 @@
 // Transaction routes of an agent: submit, sign, list, get. The pipeline does the work; these handlers
 // only check who may call and shape the query.
-import { z } from "zod";
 import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
@@ -22,7 +21,7 @@ import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
 import type { FastifyRequest } from "fastify";
 import { UUID } from "../uuid.js";
-import { AgentParams, ListQuery, TxParams } from "./schemas/transactions.js";
+import { AgentParams, IdempotencyHeaders, ListQuery, SignedTxQuery, TxParams } from "./schemas/transactions.js";
 
 
 /** Only the literal values "true" and "1" include the raw signed transaction. */
@@ -96,7 +95,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
           tags: ["Transactions"],
           summary: mode === "submit" ? "Sign and broadcast a transaction" : "Sign a transaction without broadcasting it",
           params: AgentParams,
-          headers: z.object({ "idempotency-key": z.string().optional() }),
+          headers: IdempotencyHeaders,
           body: TransactionRequestSchema,
         },
         config: { guard: intentsAgentGuard },
@@ -141,7 +140,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
         tags: ["Transactions"],
         summary: "Get one transaction",
         params: TxParams,
-        querystring: z.object({ include_signed_tx: z.string().optional() }),
+        querystring: SignedTxQuery,
       },
     },
     async (req) => {

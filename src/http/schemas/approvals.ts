@@ -1,5 +1,6 @@
 // Wire shapes of /v1/pending-approvals and an agent's approval rules.
 import { z } from "zod";
+import { ApprovalRulesSchema } from "../../approvals/rules.js";
 import { UUID } from "../../uuid.js";
 
 const uuid = z.string().refine((v) => UUID.test(v), "must be a uuid");
@@ -25,3 +26,8 @@ export const ApprovePendingApprovalRequestSchema = z.strictObject({
   // Accepted for the reference's shape; an operator key's vote is always `api_key`.
   credential_type: z.enum(["password", "passkey", "totp", "biometric", "api_key"]).optional(),
 });
+
+// PUT …/approval-rules: validated in the handler (a 400 naming the rule) with the strict shape; the
+// route documents the plain one.
+export const ApprovalRulesBody = z.object({ approval_rules: ApprovalRulesSchema.nullable() });
+export const ApprovalRulesRequest = z.strictObject({ approval_rules: ApprovalRulesSchema.nullable() });

@@ -18,3 +18,7 @@ export const ApiKeyResponse = z.object({
 });
 
 export const KeyParams = z.strictObject({ key_id: z.uuid() });
+
+/** The key itself is in this answer only. */
+export const CreateApiKeyResponse = z.object({ key: ApiKeyResponse, api_key: z.string() });
+export const ApiKeyListResponse = z.object({ keys: z.array(ApiKeyResponse) });

@@ -218,3 +218,9 @@ export const ListQuery = z.object({
   include_signed_tx: z.string().optional(),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
+
+/** The optional Idempotency-Key header of submit, sign and sign-intent. */
+export const IdempotencyHeaders = z.object({ "idempotency-key": z.string().optional() });
+
+/** `?include_signed_tx=`: only "true" and "1" include the raw signed transaction. */
+export const SignedTxQuery = z.object({ include_signed_tx: z.string().optional() });
