@@ -265,7 +265,8 @@ export const COMMANDS: Record<string, Command> = {
         await writeOut(Readable.fromWeb(res.body as never), r.v.output);
         return;
       }
-      const { ExportQuery, openExport, toHistoryFilter } = await lazy.history();
+      const { openExport, toHistoryFilter } = await lazy.history();
+      const { ExportQuery } = await import("../http/schemas/history.js");
       const { ChainRegistry } = await import("../chains/registry.js");
       const { wantsSignedTx } = await import("../http/transactions.js");
       const parsed = ExportQuery.safeParse({ ...filters, format });

@@ -1,7 +1,6 @@
 // Human approvals: the agent's approval rules (operators set them), and the pending approvals they
 // produce: listed and read by operators (an agent reads its own), approved or rejected by operator
 // keys, cancelled, executed. The logic is src/approvals/; these handlers check who may call.
-import { z } from "zod";
 import type { FastifyRequest } from "fastify";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import { appendAudit } from "../db/audit.js";
@@ -12,31 +11,11 @@ import { withTransaction } from "../db/pool.js";
 import { badRequest, conflict, forbidden, notFound } from "../errors.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { effectiveStatus } from "../approvals/gate.js";
-import { ApprovalRulesSchema, DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, rulesOf } from "../approvals/rules.js";
+import { DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, rulesOf } from "../approvals/rules.js";
 import { cancelApproval, castVote, executeApproval, startApprovalSweep } from "../approvals/service.js";
 import type { App } from "./types.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const uuid = z.string().refine((v) => UUID.test(v), "must be a uuid");
-const IdParams = z.object({ id: z.string().max(100) });
-const AgentParams = z.object({ agent_id: z.string().max(100) });
-const STATUSES = ["pending", "executing", "executed", "failed", "rejected", "expired", "cancelled"] as const;
-
-const ListQuery = z.object({
-  agent_id: uuid.optional(),
-  status: z.enum(STATUSES).optional(),
-  chain: z.string().max(64).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).max(100_000).default(0),
-});
-
-export const ApprovePendingApprovalRequestSchema = z.strictObject({
-  decision: z.enum(["approve", "reject"]),
-  payload_hash: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be the approval's payload_hash"),
-  reason: z.string().max(1000).optional(),
-  // Accepted for the reference's shape; an operator key's vote is always `api_key`.
-  credential_type: z.enum(["password", "passkey", "totp", "biometric", "api_key"]).optional(),
-});
+import { AgentParams, ApprovalRulesBody, ApprovalRulesRequest, ApprovePendingApprovalRequestSchema, IdParams, ListQuery } from "./schemas/approvals.js";
+import { UUID } from "../uuid.js";
 
 /** The Location of a 202's pending approval. */
 export function approvalLocation(body: string): string {
@@ -103,12 +82,12 @@ export async function approvalRoutes(app: App, deps: PipelineDeps & { chains: Ch
       tags: ["Approvals"],
       summary: "Set an agent's approval rules (operators); null removes them",
       params: AgentParams,
-      body: z.object({ approval_rules: ApprovalRulesSchema.nullable() }),
+      body: ApprovalRulesBody,
     },
     validatorCompiler: () => (data: unknown) => ({ value: data }),
   }, async (req) => {
     const op = requireOperator(req);
-    const parsed = z.strictObject({ approval_rules: ApprovalRulesSchema.nullable() }).safeParse(req.body);
+    const parsed = ApprovalRulesRequest.safeParse(req.body);
     if (!parsed.success) {
       const errors = parsed.error.issues.map((i) => ({ field: i.path.join(".") || "body", message: i.message }));
       throw badRequest(`Invalid approval rules: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);

@@ -1,20 +1,10 @@
 // Operator access to the audit log: filtered, cursor-paginated events, and chain verification.
-import { z } from "zod";
 import { verifyAuditChain } from "../audit-chain.js";
 import { listAuditEvents, type AuditEventRow } from "../db/audit.js";
 import type { Pool } from "../db/pool.js";
 import { badRequest } from "../errors.js";
 import type { App } from "./types.js";
-
-const Query = z.object({
-  action: z.string().max(100).optional(),
-  actor_id: z.string().max(100).optional(),
-  resource_id: z.string().max(100).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(40).optional(),
-});
+import { Query } from "./schemas/audit.js";
 
 function toEvent(r: AuditEventRow) {
   return {

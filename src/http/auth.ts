@@ -3,7 +3,6 @@
 // unauthenticated caller learns nothing about the body's shape (401 comes before 400).
 import type { FastifyRequest } from "fastify";
 import type { JWK } from "jose";
-import { z } from "zod";
 import { appendAudit } from "../db/audit.js";
 import type { AuthService, RequestBinding } from "../auth/service.js";
 import { dpopError, jwkThumbprint } from "../auth/dpop.js";
@@ -14,6 +13,7 @@ import { hashApiKey, sameHash } from "../auth/keys.js";
 import { requireOperator, requirePrincipal } from "../auth/principal.js";
 import type { Pool } from "../db/pool.js";
 import type { App } from "./types.js";
+import { AgentTokenRequest, ApiKeyTokenRequest, OperatorTokenResponse, TokenResponse } from "./schemas/auth.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -50,11 +50,6 @@ export function registerAuthHook(app: App, auth: AuthService, failures: AuthFail
 function requestBinding(req: FastifyRequest): RequestBinding {
   return { method: req.method, url: `${req.protocol}://${req.host}${req.url}`, proof: req.headers.dpop };
 }
-
-/** A public JWK as the SDK sends it (`dpop_jwk`): bounded in size; the proof's own jwk must match it. */
-const DpopJwk = z
-  .looseObject({ kty: z.string().max(8) })
-  .refine((j) => Object.keys(j).length <= 16 && JSON.stringify(j).length <= 4096, "too large");
 
 /**
  * auth.authenticate under the failed-authentication limits (src/auth/failures.ts): a credential that
@@ -124,29 +119,6 @@ const exchangeKey = (body: unknown) => credentialKey(`Bearer ${String((body as {
 
 const tooManyFailures = (what: string, wait: number) =>
   new ServiceError("too_many_failed_authentications", 429, `Too many failed authentications ${what}; retry later.`, { retryAfterSeconds: wait });
-
-const AgentTokenRequest = z.strictObject({
-  api_key: z.string().min(1).max(200),
-  agent_id: z.uuid().optional(),
-  /** RFC 9449 binding as the 1Claw SDK requests it: the DPoP key, also in the `DPoP` proof header. */
-  dpop_jwk: DpopJwk.optional(),
-});
-
-const TokenResponse = z.object({
-  access_token: z.string(),
-  token_type: z.enum(["Bearer", "DPoP"]),
-  expires_in: z.number().int(),
-  agent_id: z.uuid(),
-});
-
-const ApiKeyTokenRequest = z.strictObject({ api_key: z.string().min(1).max(200) });
-
-const OperatorTokenResponse = z.object({
-  access_token: z.string(),
-  token_type: z.enum(["Bearer", "DPoP"]),
-  expires_in: z.number().int(),
-  operator_key_id: z.uuid(),
-});
 
 /**
  * At a token endpoint a DPoP proof, when sent, binds the new token to its key (RFC 9449 §5); a bad

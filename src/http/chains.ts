@@ -21,7 +21,7 @@ import {
 } from "../db/chains.js";
 import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { conflict, notFound, ServiceError } from "../errors.js";
-import { ChainListResponse, ChainResponse, CreateChainRequest, UpdateChainRequest } from "./schemas/chains.js";
+import { AdminParams, ChainListResponse, ChainParams, ChainResponse, CreateChainRequest, UpdateChainRequest } from "./schemas/chains.js";
 import type { App } from "./types.js";
 
 /** SQLSTATE unique_violation: a second chain with the same name or chain_id. */
@@ -119,7 +119,7 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
       schema: {
         tags: ["Chains"],
         summary: "Get an enabled chain by name, alias or numeric chain id",
-        params: z.object({ identifier: z.string().max(100) }),
+        params: ChainParams,
         response: { 200: ChainResponse },
       },
     },
@@ -171,8 +171,6 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
       return reply.code(201).send(chainResponse(current(b.name), { admin: true }));
     },
   );
-
-  const AdminParams = z.object({ chain_id: z.string().min(1).max(100) });
 
   app.put(
     "/v1/admin/chains/:chain_id",

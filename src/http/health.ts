@@ -1,11 +1,8 @@
 // Liveness and dependency health. Public: they reveal no configuration, only healthy/degraded.
-import { z } from "zod";
 import type { Context } from "../context.js";
 import type { App } from "./types.js";
 import { VERSION } from "../version.js";
-
-const HealthResponse = z.object({ status: z.enum(["healthy", "degraded"]), version: z.string() });
-const HsmHealthResponse = z.object({ status: z.enum(["healthy", "degraded"]), version: z.string() });
+import { HealthResponse, HsmHealthResponse } from "./schemas/health.js";
 
 async function dbOk(ctx: Context): Promise<boolean> {
   try {

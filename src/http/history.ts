@@ -3,30 +3,22 @@
 //
 // Pagination is the per-agent list's: keyset on (created_at, id), newest first, microsecond cursor.
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { requireOperator } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool, Queryable } from "../db/pool.js";
 import { getTransaction, listTransactions, type TxFilter, type TxRow } from "../db/transactions.js";
 import { badRequest, notFound } from "../errors.js";
-import { toTransactionResponse, type TransactionResponse } from "../pipeline/response.js";
-import { ListQuery, nextCursor, toFilter, wantsSignedTx } from "./transactions.js";
+import { toTransactionResponse } from "../pipeline/response.js";
+import { SignedTxQuery, type TransactionResponse } from "./schemas/transactions.js";
+import { TxParams } from "./schemas/operator-transactions.js";
+import { nextCursor, toFilter, wantsSignedTx } from "./transactions.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
+import { ExportQuery, HistoryQuery } from "./schemas/history.js";
 
 const CURSOR_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 /** Rows per database round trip while exporting: bounds the memory an export holds at once. */
 export const EXPORT_PAGE_SIZE = 500;
-
-const agentId = z.string().max(100).refine((v) => UUID.test(v), "must be an agent id (uuid)");
-
-export const HistoryQuery = ListQuery.extend({ agent_id: agentId.optional() });
-export type HistoryQuery = z.infer<typeof HistoryQuery>;
-
-export const ExportQuery = HistoryQuery.omit({ limit: true, cursor: true }).extend({
-  format: z.enum(["jsonl", "csv"]).default("jsonl"),
-});
-export type ExportQuery = z.infer<typeof ExportQuery>;
 
 export type HistoryFilter = TxFilter;
 
@@ -153,8 +145,8 @@ export async function historyRoutes(app: App, deps: { pool: Pool; chains: ChainR
       schema: {
         tags: ["Transactions"],
         summary: "Get any agent's transaction by id (operators)",
-        params: z.object({ tx_id: z.string().max(100) }),
-        querystring: z.object({ include_signed_tx: z.string().optional() }),
+        params: TxParams,
+        querystring: SignedTxQuery,
       },
     },
     async (req) => {

@@ -1,30 +1,12 @@
 // /v1/auth/api-keys: operators create (named; the key is in the 201 body only), list and revoke
 // operator keys. The shapes follow the 1Claw SDK's ApiKeysResource (createApiKey, listApiKeys,
 // revokeApiKey); scopes are not supported (every operator key is a full operator).
-import { z } from "zod";
 import { requireOperator } from "../auth/principal.js";
 import { createOperatorKey, listOperatorKeys, revokeOperatorKey } from "../auth/operator-keys.js";
 import type { Pool } from "../db/pool.js";
 import { badRequest } from "../errors.js";
 import type { App } from "./types.js";
-
-const CreateApiKeyRequest = z.strictObject({
-  name: z.string().trim().min(1).max(100),
-  expires_at: z.iso.datetime({ offset: true }).optional(),
-});
-
-const ApiKeyResponse = z.object({
-  id: z.uuid(),
-  name: z.string(),
-  key_prefix: z.string(),
-  is_active: z.boolean(),
-  created_at: z.string(),
-  last_used_at: z.string().nullable(),
-  expires_at: z.string().nullable(),
-  revoked_at: z.string().nullable(),
-});
-
-const KeyParams = z.strictObject({ key_id: z.uuid() });
+import { ApiKeyListResponse, CreateApiKeyRequest, CreateApiKeyResponse, KeyParams } from "./schemas/operator-keys.js";
 
 export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise<void> {
   app.post(
@@ -35,7 +17,7 @@ export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise
         tags: ["Auth"],
         summary: "Create an operator key (the full key is in this response only)",
         body: CreateApiKeyRequest,
-        response: { 201: z.object({ key: ApiKeyResponse, api_key: z.string() }) },
+        response: { 201: CreateApiKeyResponse },
       },
     },
     async (req, reply) => {
@@ -53,7 +35,7 @@ export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise
     "/v1/auth/api-keys",
     {
       config: { operatorOnly: true },
-      schema: { tags: ["Auth"], summary: "List operator keys (prefix, name, created, last used; never the key)", response: { 200: z.object({ keys: z.array(ApiKeyResponse) }) } },
+      schema: { tags: ["Auth"], summary: "List operator keys (prefix, name, created, last used; never the key)", response: { 200: ApiKeyListResponse } },
     },
     async (req) => {
       requireOperator(req);

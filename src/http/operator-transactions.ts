@@ -2,7 +2,6 @@
 // same nonce and fees ≥ +10%) or cancel it (a zero-value transfer to the sender itself with the same
 // nonce and bumped fees). Both keep the transaction's id and add a signed attempt to its hash
 // history, which GET …/attempts lists. The tracker does the work (src/tracker/replace.ts).
-import { z } from "zod";
 import { requireOperator } from "../auth/principal.js";
 import type { Pool } from "../db/pool.js";
 import { getTransaction } from "../db/transactions.js";
@@ -12,8 +11,7 @@ import { attemptsOrOriginal, listAttempts, type AttemptRow } from "../db/attempt
 import type { Tracker } from "../tracker/tracker.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
-
-const TxParams = z.object({ tx_id: z.string().max(100) });
+import { TxParams } from "./schemas/operator-transactions.js";
 
 function txId(raw: string): string {
   if (!UUID.test(raw)) throw notFound("Transaction not found.");

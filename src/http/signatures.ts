@@ -7,7 +7,9 @@ import { requireIntentsAgent, requireOperator, requireReader } from "../auth/pri
 import type { Pool, Queryable } from "../db/pool.js";
 import { listSignatures, type ListedSignature, type SignatureFilter } from "../db/signatures.js";
 import { notFound } from "../errors.js";
-import { signIntent, SignIntentRequestSchema } from "../pipeline/sign-intent.js";
+import { signIntent } from "../pipeline/sign-intent.js";
+import { SignIntentRequestSchema } from "./schemas/signatures.js";
+import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
 import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";
@@ -15,20 +17,7 @@ import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
 import { UUID } from "../uuid.js";
-
-const AgentParams = z.object({ agent_id: z.string().max(100) });
-
-const Filters = z.object({
-  intent_type: z.enum(["personal_sign", "typed_data", "eip712_digest"]).optional(),
-  kind: z.string().max(64).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  // `signature` (the 65 bytes) is shown only when asked for, like a transaction's signed_tx.
-  include_signature: z.string().optional(),
-});
-const ListQuery = Filters.extend({ limit: z.coerce.number().int().min(1).max(500).default(50), cursor: z.string().max(200).optional() });
-const HistoryQuery = ListQuery.extend({ agent_id: z.string().refine((v) => UUID.test(v), "must be an agent id (uuid)").optional() });
-const ExportQuery = Filters.extend({ agent_id: HistoryQuery.shape.agent_id, format: z.enum(["jsonl", "csv"]).default("jsonl") });
+import { AgentParams, ExportQuery, Filters, HistoryQuery, ListQuery } from "./schemas/signatures.js";
 
 const wants = (v: string | undefined) => v === "true" || v === "1";
 
@@ -97,7 +86,7 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         tags: ["Signing"],
         summary: "Sign a message (EIP-191/SIWE), EIP-712 typed data, a digest or a transaction (types 0, 1, 2, 4) under the agent's guardrails",
         params: AgentParams,
-        headers: z.object({ "idempotency-key": z.string().optional() }),
+        headers: IdempotencyHeaders,
         body: SignIntentRequestSchema,
       },
       config: { guard: intentsAgentGuard },

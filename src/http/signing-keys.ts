@@ -29,51 +29,27 @@ import type { Signer } from "../signer/signer.js";
 import { formatMajor } from "../units.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
+import {
+  AgentParams,
+  BalanceParams,
+  CreateAgentSigningKeyRequest,
+  CreateGrantRequest,
+  CreateSigningKeyRequest,
+  GrantListResponse,
+  GrantParams,
+  GrantResponse,
+  KeyParams,
+  SigningKeyBalanceResponse,
+  SigningKeyListResponse,
+  SigningKeyResponse,
+  UpdateSigningKeyRequest,
+} from "./schemas/signing-keys.js";
 
-const KEY_PATH = /^(keys|wallets|agents\/[0-9a-f-]{36})\/[A-Za-z0-9._/-]+$/;
 /** The reference's EVM family name: provisions the agent's EVM key (path …/chains/ethereum). */
 const EVM_FAMILY = "ethereum";
 /** Families of the reference that this service does not sign for. */
 const NON_EVM_FAMILIES = new Set(["bitcoin", "solana", "xrp", "cardano", "tron"]);
 
-const keyPath = z
-  .string()
-  .max(256)
-  .regex(KEY_PATH, "must be keys/…, wallets/… or agents/{agent_id}/… using letters, digits and . _ / -")
-  .refine((p) => !p.includes("..") && !p.includes("//") && !p.endsWith("/") && !p.split("/").includes("."), "must not contain '..', '//' or '.' segments, nor end with '/'")
-  .refine((p) => !p.startsWith("agents/") || UUID.test(p.slice(7, 43)), "agents/{agent_id}/… needs a valid agent id");
-
-const CreateSigningKeyRequest = z.strictObject({
-  path: keyPath,
-  chain: z.string().min(1).max(64).optional(),
-  agent_id: z.uuid().transform((v) => v.toLowerCase()).optional(),
-});
-const CreateAgentSigningKeyRequest = z.strictObject({ chain: z.string().min(1).max(64) });
-
-const AgentParams = z.object({ agent_id: z.string().max(100) });
-const BalanceParams = z.object({ agent_id: z.string().max(100), chain: z.string().max(100) });
-
-const SigningKeyResponse = z.object({
-  id: z.string(),
-  path: z.string(),
-  address: z.string(),
-  public_key: z.string(),
-  chain: z.string().optional(),
-  agent_id: z.string().optional(),
-  curve: z.literal("secp256k1"),
-  key_version: z.number().int(),
-  is_active: z.boolean(),
-  created_at: z.string(),
-});
-const SigningKeyListResponse = z.object({ keys: z.array(SigningKeyResponse) });
-
-// Grants: a key named by id or by (URL-encoded) path; one agent per grant.
-const KeyParams = z.object({ key: z.string().min(1).max(256) });
-const GrantParams = z.object({ key: z.string().min(1).max(256), agent_id: z.string().max(100) });
-const CreateGrantRequest = z.strictObject({ agent_id: z.uuid().transform((v) => v.toLowerCase()) });
-const UpdateSigningKeyRequest = z.strictObject({ is_active: z.boolean() });
-const GrantResponse = z.object({ key_id: z.string(), path: z.string(), agent_id: z.string(), granted_by: z.string(), created_at: z.string() });
-const GrantListResponse = z.object({ grants: z.array(GrantResponse) });
 const grantResponse = (key: SigningKeyRow, g: GrantRow) => ({
   key_id: key.id, path: key.path, agent_id: g.agent_id, granted_by: g.granted_by, created_at: g.created_at.toISOString(),
 });
@@ -84,13 +60,6 @@ async function findKey(db: Queryable, ref: string, lock = false): Promise<Signin
   if (!row) throw notFound("Signing key not found.");
   return row;
 }
-const SigningKeyBalanceResponse = z.object({
-  chain: z.string(),
-  address: z.string(),
-  balance_wei: z.string(),
-  balance_display: z.string(),
-});
-
 /** `chain` and `agent_id` are omitted (not null) when unset: the reference types them as plain strings. */
 export function signingKeyResponse(r: SigningKeyRow): z.infer<typeof SigningKeyResponse> {
   return {

@@ -1,43 +1,28 @@
 // Transaction routes of an agent: submit, sign, list, get. The pipeline does the work; these handlers
 // only check who may call and shape the query.
-import { z } from "zod";
 import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
-import { CHAIN_STATUSES, getTransaction, listTransactions, TX_STATUSES, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
+import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
 import { badRequest, notFound, ServiceError, simulationNotAvailable } from "../errors.js";
 import { submitTransaction } from "../pipeline/submit.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";
+import { simulateBundleRequest, simulateTransactionRequest } from "../pipeline/simulate.js";
 import {
   BundleSimulationResponseSchema,
-  simulateBundleRequest,
   SimulateBundleRequestSchema,
-  simulateTransactionRequest,
   SimulateTransactionRequestSchema,
   SimulationResponseSchema,
-} from "../pipeline/simulate.js";
-import { TransactionRequestSchema } from "../pipeline/request.js";
+  TransactionRequestSchema,
+} from "./schemas/transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
 import type { FastifyRequest } from "fastify";
 import { UUID } from "../uuid.js";
+import { AgentParams, IdempotencyHeaders, ListQuery, SignedTxQuery, TxParams } from "./schemas/transactions.js";
 
-const AgentParams = z.object({ agent_id: z.string() });
-const TxParams = z.object({ agent_id: z.string(), tx_id: z.string() });
-
-export const ListQuery = z.object({
-  status: z.enum(TX_STATUSES).optional(),
-  chain: z.string().max(64).optional(),
-  chain_status: z.enum(CHAIN_STATUSES).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(200).optional(),
-  include_signed_tx: z.string().optional(),
-});
-export type ListQuery = z.infer<typeof ListQuery>;
 
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
@@ -110,7 +95,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
           tags: ["Transactions"],
           summary: mode === "submit" ? "Sign and broadcast a transaction" : "Sign a transaction without broadcasting it",
           params: AgentParams,
-          headers: z.object({ "idempotency-key": z.string().optional() }),
+          headers: IdempotencyHeaders,
           body: TransactionRequestSchema,
         },
         config: { guard: intentsAgentGuard },
@@ -155,7 +140,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
         tags: ["Transactions"],
         summary: "Get one transaction",
         params: TxParams,
-        querystring: z.object({ include_signed_tx: z.string().optional() }),
+        querystring: SignedTxQuery,
       },
     },
     async (req) => {

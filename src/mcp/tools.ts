@@ -10,10 +10,8 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { VERSION } from "../version.js";
-import { TransactionRequestSchema } from "../pipeline/request.js";
-import { SimulateBundleRequestSchema, SimulateTransactionRequestSchema } from "../pipeline/simulate.js";
-import { SignIntentRequestSchema } from "../pipeline/sign-intent.js";
-import { ListQuery } from "../http/transactions.js";
+import { SignIntentRequestSchema } from "../http/schemas/signatures.js";
+import { ListQuery, SimulateBundleRequestSchema, SimulateTransactionRequestSchema, TransactionRequestSchema } from "../http/schemas/transactions.js";
 
 export interface ServiceRequest {
   method: "GET" | "POST";

@@ -25,7 +25,15 @@ import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../si
 import { parseMajor } from "../units.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkChainAllowed, policyOf } from "./guardrails.js";
-import { TransactionRequestSchema, type Intent } from "./request.js";
+import type { Intent } from "./request.js";
+import {
+  MAX_BUNDLE,
+  SimulateBundleRequestSchema,
+  SimulateTransactionRequestSchema,
+  type BundleSimulationResponse,
+  type SimulateTransactionRequest,
+  type SimulationResponse,
+} from "../http/schemas/transactions.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
 
@@ -40,52 +48,6 @@ export interface SimulationDeps {
   /** MAX_DATA_BYTES (an agent's own `tx_max_data_bytes` wins). */
   maxDataBytes?: number;
 }
-
-// ---------------------------------------------------------------------------------------------------
-// Wire shapes
-
-const F = TransactionRequestSchema.shape;
-
-/** The reference SimulateTransactionRequest, with the submit request's own field rules. */
-export const SimulateTransactionRequestSchema = z.strictObject({
-  to: F.to,
-  value: F.value,
-  chain: F.chain,
-  data: F.data,
-  signing_key_path: F.signing_key_path,
-  gas_limit: F.gas_limit,
-});
-export type SimulateTransactionRequest = z.output<typeof SimulateTransactionRequestSchema>;
-
-export const MAX_BUNDLE = 20;
-
-export const SimulateBundleRequestSchema = z.strictObject({
-  transactions: z.array(SimulateTransactionRequestSchema).min(1, "must hold at least one transaction").max(MAX_BUNDLE, `may hold at most ${MAX_BUNDLE} transactions`),
-});
-
-export const BalanceChangeSchema = z.object({
-  address: z.string(),
-  token: z.string(),
-  token_symbol: z.string(),
-  before: z.string().optional(),
-  after: z.string().optional(),
-  change: z.string(),
-});
-
-export const SimulationResponseSchema = z.object({
-  simulation_id: z.string(),
-  status: z.enum(["success", "reverted", "error"]),
-  gas_used: z.number().int(),
-  balance_changes: z.array(BalanceChangeSchema),
-  revert_reason: z.string().optional(),
-  error: z.string().optional(),
-  tenderly_dashboard_url: z.string().optional(),
-  simulated_at: z.string(),
-});
-export type SimulationResponse = z.infer<typeof SimulationResponseSchema>;
-
-export const BundleSimulationResponseSchema = z.object({ simulations: z.array(SimulationResponseSchema) });
-export type BundleSimulationResponse = z.infer<typeof BundleSimulationResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------------
 // The routes

@@ -41,7 +41,8 @@ import { checkFeeGuardrail, checkStaticGuardrails, policyOf, type Denial } from 
 import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
 import { checkGroupLimits } from "./limits.js";
 import { reserveExplicitNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
-import { TransactionRequestSchema, toIntent, type Intent } from "./request.js";
+import { TransactionRequestSchema } from "../http/schemas/transactions.js";
+import { toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
 import { auditDetails, buildTransaction, signedRow } from "./rows.js";

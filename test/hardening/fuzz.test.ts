@@ -17,7 +17,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TransactionRequestSchema } from "../../src/pipeline/request.js";
+import { TransactionRequestSchema } from "../../src/http/schemas/transactions.js";
 import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 

@@ -70,3 +70,6 @@ export const ChainResponse = z.object({
   updated_at: z.string(),
 });
 export const ChainListResponse = z.object({ chains: z.array(ChainResponse) });
+
+export const ChainParams = z.object({ identifier: z.string().max(100) });
+export const AdminParams = z.object({ chain_id: z.string().min(1).max(100) });
