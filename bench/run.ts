@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pg from "pg";
 import pino from "pino";
-import { createPublicClient, http, type Address, type Hex, type TransactionSerializable } from "viem";
+import { createPublicClient, http, type Address, type TransactionSerializable } from "viem";
 import { buildApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createContext, type Context } from "../src/context.js";

@@ -7,7 +7,7 @@ import { requireOperator } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool, Queryable } from "../db/pool.js";
 import { getTransaction, listTransactions, type TxFilter, type TxRow } from "../db/transactions.js";
-import { badRequest, notFound } from "../errors.js";
+import { notFound } from "../errors.js";
 import { toTransactionResponse } from "../pipeline/response.js";
 import { SignedTxQuery, type TransactionResponse } from "./schemas/transactions.js";
 import { TxParams } from "./schemas/operator-transactions.js";
@@ -16,7 +16,6 @@ import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
 import { ExportQuery, HistoryQuery } from "./schemas/history.js";
 
-const CURSOR_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 /** Rows per database round trip while exporting: bounds the memory an export holds at once. */
 export const EXPORT_PAGE_SIZE = 500;
 
@@ -106,7 +105,6 @@ export async function historyRoutes(app: App, deps: { pool: Pool; chains: ChainR
       requireOperator(req);
       const rows = await listTransactions(pool, toHistoryFilter(chains, req.query));
       const include = wantsSignedTx(req.query.include_signed_tx);
-      const last = rows[rows.length - 1];
       return {
         transactions: rows.map((r) => toTransactionResponse(r, { includeSignedTx: include })),
         next_cursor: nextCursor(rows, req.query.limit),

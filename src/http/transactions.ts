@@ -4,7 +4,7 @@ import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
 import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
-import { badRequest, notFound, ServiceError, simulationNotAvailable } from "../errors.js";
+import { badRequest, notFound, simulationNotAvailable } from "../errors.js";
 import { submitTransaction } from "../pipeline/submit.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";

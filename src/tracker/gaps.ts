@@ -14,8 +14,7 @@
 // chain has mined are not gaps. A sign-only transaction holds its nonce for the same bound (its client
 // may broadcast it); after that its nonce counts as a gap and is reused.
 // Writes: nonces, released_nonces, new transactions rows (+ first attempt, audit); then broadcasts them.
-import { keccak256, type Hex } from "viem";
-import { randomUUID } from "node:crypto";
+import type { Hex } from "viem";
 import { appendAudit } from "../db/audit.js";
 import { withTransaction, type PoolClient } from "../db/pool.js";
 import { insertTransaction, type TxRow } from "../db/transactions.js";

@@ -66,7 +66,6 @@ const BODIES: Array<[string, unknown]> = [
 
 describe("malformed transaction requests", () => {
   const svc = useService({ agent: true });
-  const { op } = svc;
 
   const counts = async () =>
     (await svc.ctx.pool.query(

@@ -18,7 +18,6 @@ const TOKEN_LABEL = "intents-test";
 
 describe("HSM session loss", () => {
   const svc = useService({ env: { BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "200" }, agent: true });
-  const { op } = svc;
   let pin: string;
   let module: Module;
 
