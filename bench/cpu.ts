@@ -46,7 +46,14 @@ export function cpuSnapshot(loadClientPid?: number): Record<string, number> | un
   const walk = (pid: number) => {
     for (const [child, p] of all) {
       if (p.ppid !== pid) continue;
-      const kind = child === loadClientPid ? "load_client" : /^postgres|^postmaster/.test(p.comm) ? "postgres" : /anvil/.test(p.comm) ? "anvil" : "other";
+      const kind =
+        child === loadClientPid
+          ? "load_client"
+          : /^postgres|^postmaster/.test(p.comm)
+            ? "postgres"
+            : /anvil/.test(p.comm)
+              ? "anvil"
+              : "other";
       // A postmaster's children are counted one by one; its own cutime already holds the ones that exited.
       out[kind] = (out[kind] ?? 0) + p.cpuS;
       if (kind !== "load_client") walk(child);
@@ -79,10 +86,14 @@ export function stealShare(before: ReturnType<typeof machineSnapshot>, after: Re
   return (after.steal - before.steal) / (after.total - before.total);
 }
 
-export function cpuDelta(before: Record<string, number> | undefined, after: Record<string, number> | undefined): Record<string, number> | undefined {
+export function cpuDelta(
+  before: Record<string, number> | undefined,
+  after: Record<string, number> | undefined,
+): Record<string, number> | undefined {
   if (!before || !after) return undefined;
   const out: Record<string, number> = {};
-  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) out[k] = Math.round(((after[k] ?? 0) - (before[k] ?? 0)) * 1000) / 1000;
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)]))
+    out[k] = Math.round(((after[k] ?? 0) - (before[k] ?? 0)) * 1000) / 1000;
   return out;
 }
 

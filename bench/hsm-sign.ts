@@ -54,7 +54,14 @@ try {
     );
   });
   await signer.close();
-  console.log(JSON.stringify({ count, concurrency, cpus: os.cpus().length, ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v)])) }));
+  console.log(
+    JSON.stringify({
+      count,
+      concurrency,
+      cpus: os.cpus().length,
+      ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v)])),
+    }),
+  );
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }

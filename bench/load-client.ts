@@ -39,7 +39,10 @@ function send(agent: http.Agent, base: URL, spec: RequestSpec): Promise<Outcome>
         port: base.port,
         method: spec.method,
         path: spec.path,
-        headers: { ...(spec.body !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(spec.body) } : {}), ...spec.headers },
+        headers: {
+          ...(spec.body !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(spec.body) } : {}),
+          ...spec.headers,
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];

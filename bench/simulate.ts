@@ -29,7 +29,11 @@ try {
     from,
     to: token,
     value: 0n,
-    data: encodeFunctionData({ abi: TestToken.abi, functionName: "transfer", args: ["0x00000000000000000000000000000000000b0b00" as Address, 1_000_000n] } as never),
+    data: encodeFunctionData({
+      abi: TestToken.abi,
+      functionName: "transfer",
+      args: ["0x00000000000000000000000000000000000b0b00" as Address, 1_000_000n],
+    } as never),
   };
   const clients = new ChainClients();
 
@@ -74,7 +78,12 @@ try {
   const rpcEth = await series(rpc, eth, warmN);
   const rpcErc20 = await series(rpc, erc20, warmN);
 
-  const stats = (xs: number[]) => ({ n: xs.length, p50_ms: round(pct(xs, 50)), p95_ms: round(pct(xs, 95)), max_ms: round(Math.max(...xs)) });
+  const stats = (xs: number[]) => ({
+    n: xs.length,
+    p50_ms: round(pct(xs, 50)),
+    p95_ms: round(pct(xs, 95)),
+    max_ms: round(Math.max(...xs)),
+  });
   console.log(
     JSON.stringify(
       {

@@ -71,7 +71,13 @@ export async function histogramByLabel(h: Histogram<string>, label: string): Pro
       for (const [le, n] of e.buckets) if (n >= want) return le * 1000;
       return Infinity;
     };
-    out[key] = { count: e.count, mean_ms: round((e.sum / e.count) * 1000, 3), p50_le_ms: q(50), p99_le_ms: q(99), total_s: round(e.sum, 3) };
+    out[key] = {
+      count: e.count,
+      mean_ms: round((e.sum / e.count) * 1000, 3),
+      p50_le_ms: q(50),
+      p99_le_ms: q(99),
+      total_s: round(e.sum, 3),
+    };
   }
   return out;
 }

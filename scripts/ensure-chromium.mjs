@@ -29,7 +29,10 @@ if (isRoot && hasApt) {
   console.error("Chromium is missing; installing the Debian package chromium …");
   try {
     execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-    execFileSync("apt-get", ["install", "-y", "-qq", "chromium"], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    execFileSync("apt-get", ["install", "-y", "-qq", "chromium"], {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
   } catch {
     console.error(`Installing Chromium failed. Run as root:\n  ${INSTALL}`);
     process.exit(1);

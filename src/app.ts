@@ -60,10 +60,19 @@ export async function buildApp(ctx: Context): Promise<App> {
   // The OpenAPI description is generated from the routes' zod schemas; registered before any route.
   await app.register(swagger, {
     openapi: {
-      info: { title: "Intents signer", description: "EVM transaction intents: guardrails, HSM signing, broadcast and tracking.", version: VERSION },
+      info: {
+        title: "Intents signer",
+        description: "EVM transaction intents: guardrails, HSM signing, broadcast and tracking.",
+        version: VERSION,
+      },
       components: {
         securitySchemes: {
-          BearerAuth: { type: "http", scheme: "bearer", description: "Agent or operator JWT, agent key (ocv_…) or operator key (1ck_…); a DPoP-bound JWT (cnf.jkt) also needs a DPoP proof header (RFC 9449), with the Bearer or DPoP scheme" },
+          BearerAuth: {
+            type: "http",
+            scheme: "bearer",
+            description:
+              "Agent or operator JWT, agent key (ocv_…) or operator key (1ck_…); a DPoP-bound JWT (cnf.jkt) also needs a DPoP proof header (RFC 9449), with the Bearer or DPoP scheme",
+          },
         },
       },
       security: [{ BearerAuth: [] }],

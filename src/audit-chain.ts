@@ -37,8 +37,16 @@ const CONTENT_COLUMNS = `seq, id, action, actor_type, actor_id, resource_type, r
 
 export function eventHash(prevHash: string, r: ContentRow): string {
   const content = canonicalJson({
-    id: r.id, action: r.action, actor_type: r.actor_type, actor_id: r.actor_id, resource_type: r.resource_type,
-    resource_id: r.resource_id, details: r.details, request_id: r.request_id, ip_address: r.ip_address, created_at: r.created_at_text,
+    id: r.id,
+    action: r.action,
+    actor_type: r.actor_type,
+    actor_id: r.actor_id,
+    resource_type: r.resource_type,
+    resource_id: r.resource_id,
+    details: r.details,
+    request_id: r.request_id,
+    ip_address: r.ip_address,
+    created_at: r.created_at_text,
   });
   return createHash("sha256").update(prevHash, "utf8").update(content, "utf8").digest("hex");
 }
@@ -107,7 +115,14 @@ export async function verifyAuditChain(pool: Pool, pageSize = 5000): Promise<Aud
       checked += 1;
       const ok = BigInt(r.chain_seq) === expectedPos && r.prev_hash === prev && r.hash === eventHash(prev, r);
       if (!ok) {
-        return { chain_valid: false, events_verified: checked - 1, events_checked: checked, broken_at_event_id: r.id, events_unsealed: await unsealed(pool), scheme: AUDIT_SCHEME };
+        return {
+          chain_valid: false,
+          events_verified: checked - 1,
+          events_checked: checked,
+          broken_at_event_id: r.id,
+          events_unsealed: await unsealed(pool),
+          scheme: AUDIT_SCHEME,
+        };
       }
       prev = r.hash;
       expectedPos += 1n;
@@ -115,7 +130,14 @@ export async function verifyAuditChain(pool: Pool, pageSize = 5000): Promise<Aud
     }
     if (rows.length < pageSize) break;
   }
-  return { chain_valid: true, events_verified: checked, events_checked: checked, broken_at_event_id: null, events_unsealed: await unsealed(pool), scheme: AUDIT_SCHEME };
+  return {
+    chain_valid: true,
+    events_verified: checked,
+    events_checked: checked,
+    broken_at_event_id: null,
+    events_unsealed: await unsealed(pool),
+    scheme: AUDIT_SCHEME,
+  };
 }
 
 async function unsealed(pool: Pool): Promise<number> {
@@ -123,7 +145,11 @@ async function unsealed(pool: Pool): Promise<number> {
 }
 
 /** Seals on a short interval until stopped. */
-export function startAuditSealer(pool: Pool, intervalMs: number, onError: (err: unknown) => void): { stop(): Promise<void>; sealNow(): Promise<number> } {
+export function startAuditSealer(
+  pool: Pool,
+  intervalMs: number,
+  onError: (err: unknown) => void,
+): { stop(): Promise<void>; sealNow(): Promise<number> } {
   let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
   const tick = () => {

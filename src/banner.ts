@@ -19,21 +19,20 @@ const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 export function startBanner(opts: BannerOptions): string {
   const lines: string[] = [""];
   if (opts.generatedOperatorKey) {
-    lines.push(
-      "An operator API key was generated. It is shown only this once; store it now:",
-      "",
-      `  ${opts.generatedOperatorKey}`,
-      "",
-    );
+    lines.push("An operator API key was generated. It is shown only this once; store it now:", "", `  ${opts.generatedOperatorKey}`, "");
   }
   lines.push(`Intents service listening on ${opts.baseUrl}`);
-  const cli = opts.cli ? `cd ${sh(opts.cli.root)} && npm run -s cli -- api-keys create --db --data-dir ${sh(opts.cli.dataDir)} --name "demo-$(date +%s)"` : undefined;
+  const cli = opts.cli
+    ? `cd ${sh(opts.cli.root)} && npm run -s cli -- api-keys create --db --data-dir ${sh(opts.cli.dataDir)} --name "demo-$(date +%s)"`
+    : undefined;
   if (!opts.generatedOperatorKey) {
     lines.push(
       "",
       "Operator keys: the first one was printed once at the first start on this DATA_DIR (or is ADMIN_API_KEY).",
       "Make another with `intents api-keys create --name NAME` (an operator key) or, without one, " +
-        (opts.cli ? "`npm run -s cli -- api-keys create --db --name NAME` (straight in the database);" : "the same with `--db` and DATABASE_URL set;") +
+        (opts.cli
+          ? "`npm run -s cli -- api-keys create --db --name NAME` (straight in the database);"
+          : "the same with `--db` and DATABASE_URL set;") +
         " list and revoke them with `intents api-keys list|revoke`.",
     );
   }
@@ -47,9 +46,7 @@ export function startBanner(opts: BannerOptions): string {
       : "Try it (a new operator key named demo-<time>, then: create an agent, enable it, get a token, send 0.01 ETH on the local chain, read it back):",
     "",
     `BASE=${opts.baseUrl}`,
-    opts.generatedOperatorKey
-      ? `OP=${opts.generatedOperatorKey}`
-      : `OP=$(${cli} | ${json("api_key")})`,
+    opts.generatedOperatorKey ? `OP=${opts.generatedOperatorKey}` : `OP=$(${cli} | ${json("api_key")})`,
     `AGENT=$(${curl} -X POST "$BASE/v1/agents" -H "Authorization: Bearer $OP" -H 'Content-Type: application/json' -d '{"name":"demo-agent"}')`,
     `AGENT_ID=$(echo "$AGENT" | ${json("agent.id")}); AGENT_KEY=$(echo "$AGENT" | ${json("api_key")})`,
     `${curl} -X PATCH "$BASE/v1/agents/$AGENT_ID" -H "Authorization: Bearer $OP" -H 'Content-Type: application/json' -d '{"intents_api_enabled":true}' > /dev/null`,

@@ -13,20 +13,23 @@ const port = z.coerce
   .min(0, "must be between 0 and 65535")
   .max(65535, "must be between 0 and 65535");
 
-const postgresUrl = z
-  .string()
-  .refine((v) => {
-    try {
-      const u = new URL(v);
-      return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.hostname !== "";
-    } catch {
-      return false;
-    }
-  }, "must be a postgres:// or postgresql:// URL with a host");
+const postgresUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}, "must be a postgres:// or postgresql:// URL with a host");
 
 const urlList = z
   .string()
-  .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  )
   .refine((list) => list.length > 0, "must list at least one URL")
   .refine(
     (list) =>
@@ -85,7 +88,10 @@ const EnvSchema = z.object({
   TRUST_PROXY: z
     .string()
     .refine((v) => v !== "true", "'true' is not accepted: list the proxies' addresses or CIDRs (e.g. 10.0.0.5,10.1.0.0/16)")
-    .refine((v) => v === "false" || v === "true" || v.split(",").every((e) => isAddressOrCidr(e.trim())), "must be false or comma-separated proxy IP addresses/CIDRs")
+    .refine(
+      (v) => v === "false" || v === "true" || v.split(",").every((e) => isAddressOrCidr(e.trim())),
+      "must be false or comma-separated proxy IP addresses/CIDRs",
+    )
     .default("false"),
   AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(60),
   // Quotas (src/quotas.ts, src/auth/failures.ts, src/simulators/fair-queue.ts).
@@ -102,7 +108,10 @@ const EnvSchema = z.object({
   TRACKER: z.enum(["on", "off"]).default("on"),
   STUCK_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(60),
   GAP_FILL_AFTER_SECONDS: z.coerce.number().min(0.1).max(86_400).default(120),
-  MAX_FEE_PER_GAS_CAP_GWEI: z.string().regex(/^\d{1,12}(\.\d{1,9})?$/, "must be a number of gwei, e.g. 500 or 0.5").default("500"),
+  MAX_FEE_PER_GAS_CAP_GWEI: z
+    .string()
+    .regex(/^\d{1,12}(\.\d{1,9})?$/, "must be a number of gwei, e.g. 500 or 0.5")
+    .default("500"),
   BASE_FEE_MULTIPLE: z.coerce.number().min(1).max(1000).default(4),
   GAP_FILLS_PER_KEY_PER_DAY: z.coerce.number().int().min(0).max(10_000).default(16),
   // Test-only: SIGKILL the process right after a submit's COMMIT, before its broadcast (crash recovery tests).
@@ -191,7 +200,10 @@ export class ConfigError extends Error {
 /** Parse an environment (process.env by default). Throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset: `PORT= npm start` should mean the default, not an error.
-  const cleaned: Record<string, string> = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) as Record<string, string>;
+  const cleaned: Record<string, string> = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== "")) as Record<
+    string,
+    string
+  >;
   const problems: string[] = [];
   for (const name of FILE_VARIABLES) {
     const file = cleaned[`${name}_FILE`];

@@ -76,7 +76,8 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
       const t = Date.now();
       // Loaded only here: the production image leaves the embedded PostgreSQL out (DATABASE_URL is required there).
       const { startEmbeddedPostgres } = await import("./db/embedded.js").catch((err) => {
-        if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND") throw new Error("DATABASE_URL: required here (this installation has no embedded PostgreSQL)");
+        if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND")
+          throw new Error("DATABASE_URL: required here (this installation has no embedded PostgreSQL)");
         throw err;
       });
       const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.trace({ pg: line }) });
@@ -161,18 +162,39 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
 
     // Last: the chains are ready. Its first pass sends rows a crash left signed but unsent.
     // A reset local dev chain (anvil restarted empty) gets the local signer funded again.
-    const onChainReset = local && local.is_enabled && config.localChain === "anvil"
-      ? async (chain: string, address: string) => {
-          if (chain === LOCAL_CHAIN) await fundOnLocalChain(clients.get(chains.resolve(LOCAL_CHAIN)!), address, log);
-        }
-      : undefined;
+    const onChainReset =
+      local && local.is_enabled && config.localChain === "anvil"
+        ? async (chain: string, address: string) => {
+            if (chain === LOCAL_CHAIN) await fundOnLocalChain(clients.get(chains.resolve(LOCAL_CHAIN)!), address, log);
+          }
+        : undefined;
     const tracker = new Tracker({ pool, signer, chains, clients, log, metrics, onChainReset }, trackerOptions(config));
     if (config.trackerEnabled) {
       tracker.start();
       closers.push(() => tracker.stop());
     }
 
-    return { config, log, pool, databaseUrl, signer, chains, clients, auth, admission, commits, simulators, localChainUrl, generatedOperatorKey: generated, auditSealer, webhooks, metrics, liveness, tracker, close };
+    return {
+      config,
+      log,
+      pool,
+      databaseUrl,
+      signer,
+      chains,
+      clients,
+      auth,
+      admission,
+      commits,
+      simulators,
+      localChainUrl,
+      generatedOperatorKey: generated,
+      auditSealer,
+      webhooks,
+      metrics,
+      liveness,
+      tracker,
+      close,
+    };
   } catch (err) {
     await close();
     throw err;

@@ -25,7 +25,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
   const file = path.join(path.resolve(dataDir), "lock");
   // r+ (no truncation): the holder's pid stays readable until we own the lock.
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-  const r = spawnSync("flock", ["--exclusive", "--nonblock", "--conflict-exit-code", "75", "3"], { stdio: ["ignore", "ignore", "pipe", fd] });
+  const r = spawnSync("flock", ["--exclusive", "--nonblock", "--conflict-exit-code", "75", "3"], {
+    stdio: ["ignore", "ignore", "pipe", fd],
+  });
   if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT") return pidFileLock(dataDir, file, fd);
   if (r.error || (r.status !== 0 && r.status !== 75)) {
     fs.closeSync(fd);
@@ -36,7 +38,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     fs.closeSync(fd);
     throw new DataDirBusy(
       `${path.resolve(dataDir)} is in use by another intents service${/^\d+$/.test(holder) ? ` (pid ${holder})` : ""}. ` +
-        "Each process needs its own DATA_DIR: stop that one, or start this one with another DATA_DIR (see README, \"Several processes\").",
+        'Each process needs its own DATA_DIR: stop that one, or start this one with another DATA_DIR (see README, "Several processes").',
     );
   }
   fs.ftruncateSync(fd, 0);
@@ -71,7 +73,9 @@ function pidFileLock(dataDir: string, file: string, fd: number): DataDirLock {
   }
   if (alive) {
     fs.closeSync(fd);
-    throw new DataDirBusy(`${path.resolve(dataDir)} is in use by another intents service (pid ${holder}). Each process needs its own DATA_DIR.`);
+    throw new DataDirBusy(
+      `${path.resolve(dataDir)} is in use by another intents service (pid ${holder}). Each process needs its own DATA_DIR.`,
+    );
   }
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, `${process.pid}\n`, 0);
@@ -94,7 +98,13 @@ export async function assertPortFree(host: string, port: number): Promise<void> 
   await new Promise<void>((resolve, reject) => {
     const srv = net.createServer();
     srv.once("error", (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === "EADDRINUSE" ? `${host}:${port} is already in use (PORT/HOST); nothing was started` : `cannot listen on ${host}:${port}: ${err.message}`)),
+      reject(
+        new Error(
+          err.code === "EADDRINUSE"
+            ? `${host}:${port} is already in use (PORT/HOST); nothing was started`
+            : `cannot listen on ${host}:${port}: ${err.message}`,
+        ),
+      ),
     );
     srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve()));
   });

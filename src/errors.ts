@@ -41,10 +41,8 @@ export class ServiceError extends Error {
   }
 }
 
-export const badRequest = (detail: string, errors?: FieldError[]) =>
-  new ServiceError("invalid_request", 400, detail, { errors });
-export const unauthorized = (detail = "Missing, invalid, expired or revoked credentials.") =>
-  new ServiceError("unauthorized", 401, detail);
+export const badRequest = (detail: string, errors?: FieldError[]) => new ServiceError("invalid_request", 400, detail, { errors });
+export const unauthorized = (detail = "Missing, invalid, expired or revoked credentials.") => new ServiceError("unauthorized", 401, detail);
 export const forbidden = (detail: string, code = "forbidden") => new ServiceError(code, 403, detail);
 export const notFound = (detail: string) => new ServiceError("not_found", 404, detail);
 export const conflict = (detail: string, code = "conflict") => new ServiceError(code, 409, detail);
@@ -72,7 +70,8 @@ export const rpcUnavailable = (detail: string, cause: unknown) => badGateway(det
 export const gasEstimationFailed = (why: string) => unprocessable(`Gas estimation failed: ${why}`, "gas_estimation_failed");
 export const simulationFailed = (detail: string, extra: Record<string, unknown>) => unprocessable(detail, "simulation_failed", extra);
 /** A replacement's fee per gas would pass the chain's cap. */
-export const feeCapReached = (why: string) => unprocessable(`Cannot replace this transaction: ${why} (MAX_FEE_PER_GAS_CAP_GWEI).`, "fee_cap_reached");
+export const feeCapReached = (why: string) =>
+  unprocessable(`Cannot replace this transaction: ${why} (MAX_FEE_PER_GAS_CAP_GWEI).`, "fee_cap_reached");
 /** A replacement's worst-case fee would pass the agent's fee limits. */
 export const feeLimitReached = (why: string) => unprocessable(`Cannot replace this transaction: ${why}`, "fee_limit_reached");
 /** Another worker holds the transaction's lease (tracker/claim.ts LeaseBusy, mapped where it is caught). */
@@ -103,7 +102,10 @@ export function classifyDbError(err: unknown): ServiceError | undefined {
   if (typeof e?.code === "string" && (PG_UNAVAILABLE.has(e.code) || NET_UNAVAILABLE.has(e.code))) {
     return unavailable("The database is unavailable; retry shortly.", "database_unavailable", err, 2);
   }
-  if (typeof e?.message === "string" && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message)) {
+  if (
+    typeof e?.message === "string" &&
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message)
+  ) {
     return unavailable("The database is unavailable; retry shortly.", "database_unavailable", err, 2);
   }
   return undefined;

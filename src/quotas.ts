@@ -65,10 +65,15 @@ export class RequestBudget {
       const remote = others > 0 ? Math.ceil((o!.resetAt - t) / 1000) : 0;
       // Budget frees up when the first window that holds counts ends.
       const wait = Math.max(1, Math.min(...[local, remote].filter((x) => x > 0)));
-      throw new ServiceError("request_budget_exceeded", 429, `This agent's request budget (${budget} per minute) is spent; retry after ${wait} s.`, {
-        retryAfterSeconds: wait,
-        extra: { limit: budget, retry_after_seconds: wait },
-      });
+      throw new ServiceError(
+        "request_budget_exceeded",
+        429,
+        `This agent's request budget (${budget} per minute) is spent; retry after ${wait} s.`,
+        {
+          retryAfterSeconds: wait,
+          extra: { limit: budget, retry_after_seconds: wait },
+        },
+      );
     }
     this.counter.hit(agent.id);
   }

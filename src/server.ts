@@ -67,7 +67,9 @@ async function main(): Promise<void> {
       for (const h of handlers) h.call(app.server, req, res);
       return;
     }
-    const body = JSON.stringify(problem(503, "shutting_down", "The server is shutting down; retry the request (on another instance if there is one)."));
+    const body = JSON.stringify(
+      problem(503, "shutting_down", "The server is shutting down; retry the request (on another instance if there is one)."),
+    );
     res.writeHead(503, {
       "content-type": "application/problem+json; charset=utf-8",
       "content-length": Buffer.byteLength(body),

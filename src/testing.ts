@@ -17,7 +17,17 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { createPublicClient, encodeAbiParameters, encodeFunctionData, decodeFunctionResult, http, keccak256, pad, toHex, type Hex } from "viem";
+import {
+  createPublicClient,
+  encodeAbiParameters,
+  encodeFunctionData,
+  decodeFunctionResult,
+  http,
+  keccak256,
+  pad,
+  toHex,
+  type Hex,
+} from "viem";
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -128,7 +138,9 @@ export interface ServiceChild {
 
 /** The hash of what a bundle is built from: every file under src/, package.json and esbuild's version. */
 function sourceKey(esbuildVersion: string): string {
-  const h = createHash("sha256").update(esbuildVersion).update(fs.readFileSync(path.join(ROOT, "package.json")));
+  const h = createHash("sha256")
+    .update(esbuildVersion)
+    .update(fs.readFileSync(path.join(ROOT, "package.json")));
   const walk = (dir: string) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = path.join(dir, e.name);
@@ -164,18 +176,21 @@ async function serverBundle(): Promise<string | undefined> {
       target: "node20",
       packages: "external",
       logLevel: "silent",
-      plugins: [{
-        name: "source-locations",
-        setup(b) {
-          b.onLoad({ filter: /\.ts$/ }, (args) => {
-            if (!args.path.startsWith(srcDir)) return undefined;
-            const code = fs.readFileSync(args.path, "utf8")
-              .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href))
-              .replaceAll("import.meta.dirname", JSON.stringify(path.dirname(args.path)));
-            return { contents: code, loader: "ts" };
-          });
+      plugins: [
+        {
+          name: "source-locations",
+          setup(b) {
+            b.onLoad({ filter: /\.ts$/ }, (args) => {
+              if (!args.path.startsWith(srcDir)) return undefined;
+              const code = fs
+                .readFileSync(args.path, "utf8")
+                .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(args.path).href))
+                .replaceAll("import.meta.dirname", JSON.stringify(path.dirname(args.path)));
+              return { contents: code, loader: "ts" };
+            });
+          },
         },
-      }],
+      ],
     });
     fs.renameSync(tmp, out); // atomic: a concurrent start sees the whole file or none
     return out;
@@ -196,7 +211,9 @@ export function spawnServiceProcess(env: Record<string, string>, opts: { stdin?:
     stdio: [opts.stdin ?? "ignore", "pipe", "pipe"],
   });
   const output: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on("exit", (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.on("exit", (code, signal) => r({ code, signal })),
+  );
   const url = new Promise<string>((resolve, reject) => {
     let buf = "";
     proc.stdout!.on("data", (d) => {
@@ -214,7 +231,9 @@ export function spawnServiceProcess(env: Record<string, string>, opts: { stdin?:
       }
     });
     proc.stderr!.on("data", (d) => output.push(d.toString()));
-    void exited.then(({ code, signal }) => reject(new Error(`service exited (${code ?? signal}) before listening:\n${output.slice(-30).join("\n")}`)));
+    void exited.then(({ code, signal }) =>
+      reject(new Error(`service exited (${code ?? signal}) before listening:\n${output.slice(-30).join("\n")}`)),
+    );
   });
   url.catch(() => {}); // callers that never await it must not see an unhandled rejection
   return { proc, url, exited, output };
@@ -245,7 +264,10 @@ async function ensureTemplate(cacheDir: string): Promise<string> {
     const chainsFile = path.join(building, "chains.json");
     fs.writeFileSync(chainsFile, EMPTY_CHAINS);
     const dataDir = path.join(building, "data");
-    const child = spawnServiceProcess({ DATA_DIR: dataDir, CHAINS_FILE: chainsFile, LOCAL_CHAIN: "off", TRACKER: "off", ADMIN_API_KEY: newKey() }, { bundle: await serverBundle() });
+    const child = spawnServiceProcess(
+      { DATA_DIR: dataDir, CHAINS_FILE: chainsFile, LOCAL_CHAIN: "off", TRACKER: "off", ADMIN_API_KEY: newKey() },
+      { bundle: await serverBundle() },
+    );
     try {
       await child.url;
     } finally {
@@ -316,15 +338,18 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
     const chainsFile = path.join(dir, "chains.json");
     fs.writeFileSync(chainsFile, chainsFileFor(named));
     const operatorKey = newKey();
-    child = spawnServiceProcess({
-      LOG_LEVEL: "info",
-      ...opts.env,
-      DATA_DIR: dataDir,
-      CHAINS_FILE: chainsFile,
-      ADMIN_API_KEY: operatorKey,
-      LOCAL_CHAIN: named.length ? "off" : "anvil",
-      LOCAL_CHAIN_STATE_INTERVAL_SECONDS: "0",
-    }, { bundle: await serverBundle() });
+    child = spawnServiceProcess(
+      {
+        LOG_LEVEL: "info",
+        ...opts.env,
+        DATA_DIR: dataDir,
+        CHAINS_FILE: chainsFile,
+        ADMIN_API_KEY: operatorKey,
+        LOCAL_CHAIN: named.length ? "off" : "anvil",
+        LOCAL_CHAIN_STATE_INTERVAL_SECONDS: "0",
+      },
+      { bundle: await serverBundle() },
+    );
     const url = await child.url;
     const running = child;
     const request = async <T = any>(method: string, urlPath: string, body?: unknown, token = operatorKey): Promise<T> => {
@@ -363,14 +388,24 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
       request,
       fund,
       async createAgent(fields = {}) {
-        const created = await request<{ agent: { id: string }; api_key: string }>("POST", "/v1/agents", { name: "agent", intents_api_enabled: true, ...fields });
-        const tok = await request<{ access_token: string }>("POST", "/v1/auth/agent-token", { api_key: created.api_key, agent_id: created.agent.id });
+        const created = await request<{ agent: { id: string }; api_key: string }>("POST", "/v1/agents", {
+          name: "agent",
+          intents_api_enabled: true,
+          ...fields,
+        });
+        const tok = await request<{ access_token: string }>("POST", "/v1/auth/agent-token", {
+          api_key: created.api_key,
+          agent_id: created.agent.id,
+        });
         return { id: created.agent.id, apiKey: created.api_key, token: tok.access_token };
       },
       async createSigningKey(o) {
         const key = o.agentId
           ? await request<KitSigningKey>("POST", `/v1/agents/${o.agentId}/signing-keys`, { chain: o.chain })
-          : await request<KitSigningKey>("POST", "/v1/signing-keys", { path: o.path ?? `keys/kit-${randomBytes(4).toString("hex")}`, chain: o.chain });
+          : await request<KitSigningKey>("POST", "/v1/signing-keys", {
+              path: o.path ?? `keys/kit-${randomBytes(4).toString("hex")}`,
+              chain: o.chain,
+            });
         for (const agentId of o.grantTo ?? []) await request("POST", `/v1/signing-keys/${key.id}/grants`, { agent_id: agentId });
         if (o.fund !== undefined) await fund(key.address, o.fund, o.chain);
         return { id: key.id, path: key.path, address: key.address, chain: key.chain };
@@ -401,7 +436,15 @@ export async function startSigner(opts: StartSignerOptions = {}): Promise<Signer
   }
 }
 
-const BALANCE_OF = [{ type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ name: "a", type: "address" }], outputs: [{ type: "uint256" }] }] as const;
+const BALANCE_OF = [
+  {
+    type: "function",
+    name: "balanceOf",
+    stateMutability: "view",
+    inputs: [{ name: "a", type: "address" }],
+    outputs: [{ type: "uint256" }],
+  },
+] as const;
 /** How many storage slots are probed for the balance mapping. */
 const PROBE_SLOTS = 100;
 
@@ -417,8 +460,15 @@ export async function setTokenBalance(
   amount: bigint,
 ): Promise<{ slot: number; layout: "solidity" | "vyper" }> {
   const balanceOf = async () =>
-    decodeFunctionResult({ abi: BALANCE_OF, functionName: "balanceOf", data: (await client.call({ to: token, data: encodeFunctionData({ abi: BALANCE_OF, functionName: "balanceOf", args: [holder] }) })).data ?? "0x" });
-  const setStorage = (slot: Hex, value: Hex) => client.request({ method: "anvil_setStorageAt" as never, params: [token, slot, value] as never });
+    decodeFunctionResult({
+      abi: BALANCE_OF,
+      functionName: "balanceOf",
+      data:
+        (await client.call({ to: token, data: encodeFunctionData({ abi: BALANCE_OF, functionName: "balanceOf", args: [holder] }) })).data ??
+        "0x",
+    });
+  const setStorage = (slot: Hex, value: Hex) =>
+    client.request({ method: "anvil_setStorageAt" as never, params: [token, slot, value] as never });
   const marker = 0x1c1a1b1d1e1f0123456789n;
   for (let slot = 0; slot < PROBE_SLOTS; slot++) {
     for (const layout of ["solidity", "vyper"] as const) {
@@ -427,7 +477,7 @@ export async function setTokenBalance(
           ? encodeAbiParameters([{ type: "address" }, { type: "uint256" }], [holder, BigInt(slot)])
           : encodeAbiParameters([{ type: "uint256" }, { type: "address" }], [BigInt(slot), holder]),
       );
-      const before = await client.getStorageAt({ address: token, slot: key }) ?? pad("0x0");
+      const before = (await client.getStorageAt({ address: token, slot: key })) ?? pad("0x0");
       await setStorage(key, pad(toHex(marker)));
       const seen = await balanceOf().catch(() => undefined);
       if (seen === marker) {

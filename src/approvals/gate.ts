@@ -15,7 +15,15 @@ import { withTransaction, type Pool } from "../db/pool.js";
 import { badRequest, conflict, notFound, ServiceError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import { settleClaims, type Claim } from "../pipeline/idempotency.js";
-import { ALLOWLIST_MISSES, DEFAULT_EXPIRY_SECONDS, DEFAULT_MAX_PENDING, DEFAULT_QUORUM, matchRules, rulesOf, type GateFacts } from "./rules.js";
+import {
+  ALLOWLIST_MISSES,
+  DEFAULT_EXPIRY_SECONDS,
+  DEFAULT_MAX_PENDING,
+  DEFAULT_QUORUM,
+  matchRules,
+  rulesOf,
+  type GateFacts,
+} from "./rules.js";
 
 /** What the pipeline needs to know about the approval a request belongs to. */
 export interface ApprovalInput {
@@ -88,7 +96,12 @@ export async function approvalGate(
     await tx.query("SELECT pg_advisory_xact_lock(hashtext('pending_approvals'), hashtext($1))", [agent.id]);
     const max = rules.max_pending ?? DEFAULT_MAX_PENDING;
     if ((await countPendingFor(tx, agent.id)) >= max) {
-      throw new ServiceError("too_many_pending_approvals", 429, `This agent already has ${max} approvals waiting for operators (max_pending); retry once some are decided.`, { retryAfterSeconds: 60 });
+      throw new ServiceError(
+        "too_many_pending_approvals",
+        429,
+        `This agent already has ${max} approvals waiting for operators (max_pending); retry once some are decided.`,
+        { retryAfterSeconds: 60 },
+      );
     }
     const row = await insertApproval(tx, {
       id,
@@ -110,7 +123,15 @@ export async function approvalGate(
       actor: input.principal,
       resourceType: "approval",
       resourceId: id,
-      details: { agent_id: agent.id, action: approval.action, chain: summary.chain.name, reasons, required_approvals: row.required_approvals, expires_at: expiresAt.toISOString(), payload_hash: row.payload_hash },
+      details: {
+        agent_id: agent.id,
+        action: approval.action,
+        chain: summary.chain.name,
+        reasons,
+        required_approvals: row.required_approvals,
+        expires_at: expiresAt.toISOString(),
+        payload_hash: row.payload_hash,
+      },
       requestId: input.requestId,
       ip: input.ip,
     });
@@ -144,7 +165,8 @@ export function answerFromApproval(row: ApprovalRow): GateResult {
   const status = effectiveStatus(row);
   if (status === "executed" && row.result_body !== null) return { status: row.result_status ?? 200, body: row.result_body, approval: true };
   if (status === "pending" || status === "executing") return { status: 202, body: pendingBody(row), approval: true };
-  if (status === "failed") throw conflict(`The approved request failed when it was executed: ${row.failure_reason ?? "unknown reason"}`, "approval_failed");
+  if (status === "failed")
+    throw conflict(`The approved request failed when it was executed: ${row.failure_reason ?? "unknown reason"}`, "approval_failed");
   throw conflict(`The approval ${row.id} is ${status}; nothing was signed.`, `approval_${status}`);
 }
 
@@ -178,7 +200,8 @@ export async function withApprovals<I extends { principal: AgentPrincipal; body:
   const raw = input.body;
   if (raw !== null && typeof raw === "object" && !Array.isArray(raw) && "approval_id" in raw) {
     const { approval_id: approvalId, ...body } = raw as Record<string, unknown>;
-    if (typeof approvalId !== "string" || !UUID.test(approvalId)) throw badRequest("approval_id must be a UUID.", [{ field: "approval_id", message: "must be a UUID" }]);
+    if (typeof approvalId !== "string" || !UUID.test(approvalId))
+      throw badRequest("approval_id must be a UUID.", [{ field: "approval_id", message: "must be a UUID" }]);
     const row = await getApproval(deps.pool, approvalId);
     if (!row || row.agent_id !== agent.id) throw notFound("No such approval for this agent.");
     if (row.action !== action || row.payload_hash !== payloadHash(action, body)) {
@@ -190,15 +213,21 @@ export async function withApprovals<I extends { principal: AgentPrincipal; body:
   const heldAddresses: string[] = [];
   const heldDelegates: string[] = [];
   for (;;) {
-    const principal = heldAddresses.length + heldDelegates.length === 0 ? input.principal : withHeld(input.principal, heldAddresses, heldDelegates);
+    const principal =
+      heldAddresses.length + heldDelegates.length === 0 ? input.principal : withHeld(input.principal, heldAddresses, heldDelegates);
     try {
-      return await run({ ...input, principal, approval: { action, body: raw, heldAddresses: [...heldAddresses], heldDelegates: [...heldDelegates] } });
+      return await run({
+        ...input,
+        principal,
+        approval: { action, body: raw, heldAddresses: [...heldAddresses], heldDelegates: [...heldDelegates] },
+      });
     } catch (err) {
       const g = err instanceof ServiceError ? err.opts.guardrail : undefined;
       const list = g && rules?.allowlist_miss ? ALLOWLIST_MISSES[g.reason_code] : undefined;
       const address = typeof g?.attempted === "string" ? g.attempted.toLowerCase() : "";
       const held = list === "delegate" ? heldDelegates : heldAddresses;
-      if (!list || !/^0x[0-9a-f]{40}$/.test(address) || held.includes(address) || heldAddresses.length + heldDelegates.length >= MAX_HELD) throw err;
+      if (!list || !/^0x[0-9a-f]{40}$/.test(address) || held.includes(address) || heldAddresses.length + heldDelegates.length >= MAX_HELD)
+        throw err;
       held.push(address);
     }
   }
@@ -212,7 +241,9 @@ export function withHeld(p: AgentPrincipal, addresses: string[], delegates: stri
     agent: {
       ...p.agent,
       tx_to_allowlist: addresses.length ? union(p.agent.tx_to_allowlist, addresses) : p.agent.tx_to_allowlist,
-      eip7702_delegate_allowlist: delegates.length ? union(p.agent.eip7702_delegate_allowlist, delegates) : p.agent.eip7702_delegate_allowlist,
+      eip7702_delegate_allowlist: delegates.length
+        ? union(p.agent.eip7702_delegate_allowlist, delegates)
+        : p.agent.eip7702_delegate_allowlist,
     },
   };
 }

@@ -3,7 +3,10 @@
 import { z } from "zod";
 
 const uint = z.string().regex(/^\d{1,78}$/, "must be a non-negative integer in base units (wei or token units)");
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address").transform((s) => s.toLowerCase());
+const address = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address")
+  .transform((s) => s.toLowerCase());
 
 export const ApprovalRulesSchema = z.strictObject({
   /** Probation: every transaction and signature waits for operators. */
@@ -11,7 +14,10 @@ export const ApprovalRulesSchema = z.strictObject({
   /** Worst-case cost of a transaction (value + gas limit × max fee per gas), in wei, above which it waits. */
   cost_above_wei: uint.optional(),
   /** Per token contract: an amount moved or approved (base units) above which it waits. */
-  token_amount_above: z.record(address, uint).refine((r) => Object.keys(r).length <= 64, "at most 64 tokens").optional(),
+  token_amount_above: z
+    .record(address, uint)
+    .refine((r) => Object.keys(r).length <= 64, "at most 64 tokens")
+    .optional(),
   /**
    * A recipient, spender or EIP-7702 delegate outside the agent's allowlists waits for operators instead
    * of being denied; once approved it is allowed for that one execution only.
@@ -24,7 +30,12 @@ export const ApprovalRulesSchema = z.strictObject({
   /** Distinct operator keys needed (default 1). */
   quorum: z.number().int().min(1).max(20).optional(),
   /** How long an approval waits for its quorum (default 3600 s). */
-  expiry_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+  expiry_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .optional(),
   /** Approvals of this agent that may wait at once (default 20); beyond it a held request is a 429. */
   max_pending: z.number().int().min(1).max(1000).optional(),
 });
@@ -64,14 +75,20 @@ export function matchRules(rules: ApprovalRules | null | undefined, f: GateFacts
   }
   for (const t of f.tokens) {
     const limit = rules.token_amount_above?.[t.token];
-    if (limit !== undefined && t.amount > BigInt(limit)) out.push({ rule: "token_amount_above", detail: `${t.amount} of token ${t.token} is above ${limit}` });
+    if (limit !== undefined && t.amount > BigInt(limit))
+      out.push({ rule: "token_amount_above", detail: `${t.amount} of token ${t.token} is above ${limit}` });
   }
-  if (f.typedDataKind && rules.typed_data_kinds && (rules.typed_data_kinds.includes("*") || rules.typed_data_kinds.includes(f.typedDataKind))) {
+  if (
+    f.typedDataKind &&
+    rules.typed_data_kinds &&
+    (rules.typed_data_kinds.includes("*") || rules.typed_data_kinds.includes(f.typedDataKind))
+  ) {
     out.push({ rule: "typed_data_kinds", detail: `typed data of kind ${f.typedDataKind}` });
   }
   if (f.eip7702 && rules.eip7702) out.push({ rule: "eip7702", detail: "an EIP-7702 authorization delegates the key's account" });
   for (const a of f.heldAddresses) out.push({ rule: "allowlist_miss", detail: `${a} is not in the agent's tx_to_allowlist` });
-  for (const d of f.heldDelegates) out.push({ rule: "allowlist_miss", detail: `EIP-7702 delegate ${d} is not in the agent's eip7702_delegate_allowlist` });
+  for (const d of f.heldDelegates)
+    out.push({ rule: "allowlist_miss", detail: `EIP-7702 delegate ${d} is not in the agent's eip7702_delegate_allowlist` });
   return out;
 }
 

@@ -16,8 +16,16 @@
 import { randomUUID } from "node:crypto";
 import { appendAudit } from "../db/audit.js";
 import {
-  countPending, expireApprovals, insertVote, listVotes, lockApproval, orphanedExecutions, takeExecution, updateApproval,
-  type ApprovalRow, type VoteRow,
+  countPending,
+  expireApprovals,
+  insertVote,
+  listVotes,
+  lockApproval,
+  orphanedExecutions,
+  takeExecution,
+  updateApproval,
+  type ApprovalRow,
+  type VoteRow,
 } from "../db/approvals.js";
 import { getAgent } from "../db/agents.js";
 import { withTransaction } from "../db/pool.js";
@@ -38,7 +46,13 @@ type Operator = { type: "operator"; id: string };
 /** The idempotency key of an approval's execution; agents' keys are visible ASCII without spaces. */
 export const executionKey = (id: string) => `approval ${id}`;
 
-export async function castVote(deps: PipelineDeps, id: string, operator: Operator, v: VoteInput, meta: { requestId?: string; ip?: string } = {}): Promise<{ row: ApprovalRow; votes: VoteRow[] }> {
+export async function castVote(
+  deps: PipelineDeps,
+  id: string,
+  operator: Operator,
+  v: VoteInput,
+  meta: { requestId?: string; ip?: string } = {},
+): Promise<{ row: ApprovalRow; votes: VoteRow[] }> {
   const outcome = await withTransaction(deps.pool, async (tx) => {
     // Locks this approval's row until COMMIT: its vote count and status change one vote at a time.
     const row = await lockApproval(tx, id);
@@ -50,10 +64,21 @@ export async function castVote(deps: PipelineDeps, id: string, operator: Operato
     if (v.payload_hash.toLowerCase() !== row.payload_hash) {
       throw conflict("payload_hash is not this approval's: the vote must name the payload it was cast on.", "approval_payload_mismatch");
     }
-    const counted = await insertVote(tx, { id: randomUUID(), approval_id: id, operator_id: operator.id, decision: v.decision, reason: v.reason ?? null, payload_hash: row.payload_hash });
+    const counted = await insertVote(tx, {
+      id: randomUUID(),
+      approval_id: id,
+      operator_id: operator.id,
+      decision: v.decision,
+      reason: v.reason ?? null,
+      payload_hash: row.payload_hash,
+    });
     await appendAudit(tx, {
-      action: "approval.vote", actor: operator, resourceType: "approval", resourceId: id,
-      details: { agent_id: row.agent_id, decision: v.decision, reason: v.reason ?? null, payload_hash: row.payload_hash, counted }, ...meta,
+      action: "approval.vote",
+      actor: operator,
+      resourceType: "approval",
+      resourceId: id,
+      details: { agent_id: row.agent_id, decision: v.decision, reason: v.reason ?? null, payload_hash: row.payload_hash, counted },
+      ...meta,
     });
     if (!counted) return { row };
     if (v.decision === "reject") {
@@ -64,7 +89,12 @@ export async function castVote(deps: PipelineDeps, id: string, operator: Operato
     const n = row.current_approvals + 1;
     if (n < row.required_approvals) return { row: await updateApproval(tx, id, { current_approvals: n }) };
     // The quorum: this process executes it (after COMMIT, below).
-    const done = await updateApproval(tx, id, { current_approvals: n, status: "executing", decided_at: new Date(), executor_key: deps.liveness?.key ?? null });
+    const done = await updateApproval(tx, id, {
+      current_approvals: n,
+      status: "executing",
+      decided_at: new Date(),
+      executor_key: deps.liveness?.key ?? null,
+    });
     await decidedEvent(tx, done, operator, v.reason, meta);
     return { row: done, decided: "approved" as const };
   });
@@ -98,16 +128,34 @@ async function runExecution(deps: PipelineDeps, row: ApprovalRow): Promise<Appro
     if (!agent || !agent.is_active) throw forbidden("The agent is gone or inactive.", "agent_inactive");
     if (!agent.intents_api_enabled) throw forbidden("The Intents API is not enabled for this agent.", "intents_disabled");
     const principal = withHeld({ type: "agent", id: agent.id, agent, via: "api_key" }, row.held_addresses, row.held_delegates);
-    const approval: ApprovalInput = { action: row.action, body: row.action_payload, heldAddresses: row.held_addresses, heldDelegates: row.held_delegates, executing: row.id };
+    const approval: ApprovalInput = {
+      action: row.action,
+      body: row.action_payload,
+      heldAddresses: row.held_addresses,
+      heldDelegates: row.held_delegates,
+      executing: row.id,
+    };
     const common = { principal, body: row.action_payload, idempotencyKey: executionKey(row.id), approval };
-    const result = row.action === "sign_intent"
-      ? await signIntent(deps, common)
-      : await submitTransaction(deps, { ...common, mode: row.action === "transaction.sign" ? "sign" : "submit" });
-    ended = await finish(deps, row, { status: "executed", result_status: result.status, result_body: result.body, executed_at: new Date() });
+    const result =
+      row.action === "sign_intent"
+        ? await signIntent(deps, common)
+        : await submitTransaction(deps, { ...common, mode: row.action === "transaction.sign" ? "sign" : "submit" });
+    ended = await finish(deps, row, {
+      status: "executed",
+      result_status: result.status,
+      result_body: result.body,
+      executed_at: new Date(),
+    });
   } catch (err) {
-    const reason = err instanceof ServiceError ? `${err.opts.guardrail?.reason_code ?? err.code}: ${err.detail}` : "internal error while executing";
+    const reason =
+      err instanceof ServiceError ? `${err.opts.guardrail?.reason_code ?? err.code}: ${err.detail}` : "internal error while executing";
     if (!(err instanceof ServiceError)) deps.log.error({ err, approval_id: id }, "approval execution failed");
-    ended = await finish(deps, row, { status: "failed", failure_reason: reason, result_status: err instanceof ServiceError ? err.status : 500, executed_at: new Date() });
+    ended = await finish(deps, row, {
+      status: "failed",
+      failure_reason: reason,
+      result_status: err instanceof ServiceError ? err.status : 500,
+      executed_at: new Date(),
+    });
   }
   deps.metrics.approvalExecutions.inc({ result: ended.status });
   return ended;
@@ -118,25 +166,44 @@ async function finish(deps: PipelineDeps, row: ApprovalRow, set: Parameters<type
     const ended = await updateApproval(tx, row.id, set);
     const result = ended.result_body ? safeJson(ended.result_body) : null;
     await appendAudit(tx, {
-      action: "approval.executed", actor: { type: "system", id: "approvals" }, resourceType: "approval", resourceId: row.id,
+      action: "approval.executed",
+      actor: { type: "system", id: "approvals" },
+      resourceType: "approval",
+      resourceId: row.id,
       details: {
-        agent_id: row.agent_id, action: row.action, status: ended.status,
+        agent_id: row.agent_id,
+        action: row.action,
+        status: ended.status,
         ...(ended.failure_reason ? { failure_reason: ended.failure_reason } : {}),
-        ...(result && typeof result === "object" ? { result_id: (result as { id?: unknown }).id ?? null, tx_hash: (result as { tx_hash?: unknown }).tx_hash ?? null } : {}),
+        ...(result && typeof result === "object"
+          ? { result_id: (result as { id?: unknown }).id ?? null, tx_hash: (result as { tx_hash?: unknown }).tx_hash ?? null }
+          : {}),
       },
     });
     return ended;
   });
 }
 
-export async function cancelApproval(deps: PipelineDeps, id: string, actor: { type: "operator" | "agent"; id: string }, canCancel: (row: ApprovalRow) => void): Promise<ApprovalRow> {
+export async function cancelApproval(
+  deps: PipelineDeps,
+  id: string,
+  actor: { type: "operator" | "agent"; id: string },
+  canCancel: (row: ApprovalRow) => void,
+): Promise<ApprovalRow> {
   return withTransaction(deps.pool, async (tx) => {
     const row = await lockApproval(tx, id);
     if (!row) throw notFound("No such approval.");
     canCancel(row);
-    if (effectiveStatus(row) !== "pending") throw conflict(`The approval is ${effectiveStatus(row)}; it cannot be cancelled.`, "approval_not_pending");
+    if (effectiveStatus(row) !== "pending")
+      throw conflict(`The approval is ${effectiveStatus(row)}; it cannot be cancelled.`, "approval_not_pending");
     const done = await updateApproval(tx, id, { status: "cancelled", decided_at: new Date() });
-    await appendAudit(tx, { action: "approval.cancelled", actor: actor as Operator, resourceType: "approval", resourceId: id, details: { agent_id: row.agent_id } });
+    await appendAudit(tx, {
+      action: "approval.cancelled",
+      actor: actor as Operator,
+      resourceType: "approval",
+      resourceId: id,
+      details: { agent_id: row.agent_id },
+    });
     return done;
   });
 }
@@ -149,7 +216,13 @@ export async function sweepApprovals(deps: PipelineDeps): Promise<{ expired: num
   const expired = await withTransaction(deps.pool, async (tx) => {
     const rows = await expireApprovals(tx, 100);
     for (const r of rows) {
-      await appendAudit(tx, { action: "approval.expired", actor: { type: "system", id: "approvals" }, resourceType: "approval", resourceId: r.id, details: { agent_id: r.agent_id, action: r.action, status: "expired", expires_at: new Date(r.expires_at).toISOString() } });
+      await appendAudit(tx, {
+        action: "approval.expired",
+        actor: { type: "system", id: "approvals" },
+        resourceType: "approval",
+        resourceId: r.id,
+        details: { agent_id: r.agent_id, action: r.action, status: "expired", expires_at: new Date(r.expires_at).toISOString() },
+      });
     }
     return rows;
   });
@@ -162,14 +235,38 @@ export async function sweepApprovals(deps: PipelineDeps): Promise<{ expired: num
 
 async function recordExpiry(tx: Parameters<typeof appendAudit>[0], row: ApprovalRow): Promise<ApprovalRow> {
   const done = await updateApproval(tx, row.id, { status: "expired", decided_at: new Date() });
-  await appendAudit(tx, { action: "approval.expired", actor: { type: "system", id: "approvals" }, resourceType: "approval", resourceId: row.id, details: { agent_id: row.agent_id, action: row.action, status: "expired", expires_at: new Date(row.expires_at).toISOString() } });
+  await appendAudit(tx, {
+    action: "approval.expired",
+    actor: { type: "system", id: "approvals" },
+    resourceType: "approval",
+    resourceId: row.id,
+    details: { agent_id: row.agent_id, action: row.action, status: "expired", expires_at: new Date(row.expires_at).toISOString() },
+  });
   return done;
 }
 
-async function decidedEvent(tx: Parameters<typeof appendAudit>[0], row: ApprovalRow, operator: Operator, reason: string | undefined, meta: { requestId?: string; ip?: string }) {
+async function decidedEvent(
+  tx: Parameters<typeof appendAudit>[0],
+  row: ApprovalRow,
+  operator: Operator,
+  reason: string | undefined,
+  meta: { requestId?: string; ip?: string },
+) {
   await appendAudit(tx, {
-    action: "approval.decided", actor: operator, resourceType: "approval", resourceId: row.id,
-    details: { agent_id: row.agent_id, action: row.action, decision: row.status === "rejected" ? "rejected" : "approved", status: row.status, current_approvals: row.current_approvals, required_approvals: row.required_approvals, reason: reason ?? null }, ...meta,
+    action: "approval.decided",
+    actor: operator,
+    resourceType: "approval",
+    resourceId: row.id,
+    details: {
+      agent_id: row.agent_id,
+      action: row.action,
+      decision: row.status === "rejected" ? "rejected" : "approved",
+      status: row.status,
+      current_approvals: row.current_approvals,
+      required_approvals: row.required_approvals,
+      reason: reason ?? null,
+    },
+    ...meta,
   });
 }
 

@@ -30,9 +30,16 @@ const SWEEP_EVERY_MS = 60_000;
 const WWW_ALGS = `algs="${DPOP_ALGS.join(" ")}"`;
 
 /** A DPoP failure: 401 with a `WWW-Authenticate: DPoP` challenge on resource requests. */
-export function dpopError(detail: string, error: "invalid_dpop_proof" | "invalid_token" = "invalid_dpop_proof", status = 401): ServiceError {
+export function dpopError(
+  detail: string,
+  error: "invalid_dpop_proof" | "invalid_token" = "invalid_dpop_proof",
+  status = 401,
+): ServiceError {
   return new ServiceError(error, status, detail, {
-    headers: status === 401 ? { "www-authenticate": `DPoP error="${error}", error_description="${detail.replace(/"/g, "'")}", ${WWW_ALGS}` } : undefined,
+    headers:
+      status === 401
+        ? { "www-authenticate": `DPoP error="${error}", error_description="${detail.replace(/"/g, "'")}", ${WWW_ALGS}` }
+        : undefined,
   });
 }
 
@@ -92,7 +99,8 @@ export class DpopVerifier {
       throw fail("The DPoP proof is not a JWS.");
     }
     if (header.typ !== "dpop+jwt") throw fail('The DPoP proof\'s typ must be "dpop+jwt".');
-    if (!DPOP_ALGS.includes(header.alg as (typeof DPOP_ALGS)[number])) throw fail(`The DPoP proof's alg must be one of ${DPOP_ALGS.join(", ")}.`);
+    if (!DPOP_ALGS.includes(header.alg as (typeof DPOP_ALGS)[number]))
+      throw fail(`The DPoP proof's alg must be one of ${DPOP_ALGS.join(", ")}.`);
     if (!header.jwk || typeof header.jwk !== "object") throw fail("The DPoP proof carries no public jwk.");
     const jkt = await jwkThumbprint(header.jwk);
     if (!jkt) throw fail("The DPoP proof's jwk is not a public key.");
@@ -112,7 +120,8 @@ export class DpopVerifier {
     const nowS = Math.floor(this.now() / 1000);
     if (typeof payload.iat !== "number" || !Number.isFinite(payload.iat)) throw fail("The DPoP proof has no iat.");
     if (Math.abs(payload.iat - nowS) > DPOP_WINDOW_SECONDS) throw fail("The DPoP proof is too old or from the future.");
-    if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > MAX_JTI_CHARS) throw fail("The DPoP proof needs a jti of 1 to 256 characters.");
+    if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > MAX_JTI_CHARS)
+      throw fail("The DPoP proof needs a jti of 1 to 256 characters.");
     if (payload.ath !== undefined) {
       const expected = c.accessToken !== undefined ? createHash("sha256").update(c.accessToken, "ascii").digest("base64url") : undefined;
       if (payload.ath !== expected) throw fail("The DPoP proof's ath does not match the access token.");

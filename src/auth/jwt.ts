@@ -38,7 +38,9 @@ export class JwtService {
   ) {}
 
   static async load(db: Queryable): Promise<JwtService> {
-    let row = (await db.query<{ kid: string; private_jwk: JWK; public_jwk: JWK }>("SELECT * FROM jwt_keys ORDER BY created_at, kid LIMIT 1")).rows[0];
+    let row = (
+      await db.query<{ kid: string; private_jwk: JWK; public_jwk: JWK }>("SELECT * FROM jwt_keys ORDER BY created_at, kid LIMIT 1")
+    ).rows[0];
     if (!row) {
       const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
       const kid = randomUUID();
@@ -48,7 +50,8 @@ export class JwtService {
          SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM jwt_keys)`,
         [kid, await exportJWK(privateKey), await exportJWK(publicKey)],
       );
-      row = (await db.query<{ kid: string; private_jwk: JWK; public_jwk: JWK }>("SELECT * FROM jwt_keys ORDER BY created_at, kid LIMIT 1")).rows[0];
+      row = (await db.query<{ kid: string; private_jwk: JWK; public_jwk: JWK }>("SELECT * FROM jwt_keys ORDER BY created_at, kid LIMIT 1"))
+        .rows[0];
     }
     const priv = (await importJWK(row.private_jwk, "EdDSA")) as CryptoKey;
     const pub = (await importJWK(row.public_jwk, "EdDSA")) as CryptoKey;
@@ -100,7 +103,13 @@ export class JwtService {
       const issuedAtMs = typeof payload.iat_ms === "number" ? payload.iat_ms : (payload.iat ?? 0) * 1000;
       const cnf = payload.cnf as { jkt?: unknown } | undefined;
       if (cnf !== undefined && typeof cnf?.jkt !== "string") return undefined;
-      const claims: AgentTokenClaims = { agentId: m[2], role: m[1] as "agent" | "operator", jti: payload.jti, issuedAtMs, exp: payload.exp };
+      const claims: AgentTokenClaims = {
+        agentId: m[2],
+        role: m[1] as "agent" | "operator",
+        jti: payload.jti,
+        issuedAtMs,
+        exp: payload.exp,
+      };
       if (cnf) claims.jkt = cnf.jkt as string;
       return claims;
     } catch {

@@ -50,7 +50,10 @@ const info = (r: Row): OperatorKeyInfo => ({
   revoked_at: r.revoked_at?.toISOString() ?? null,
 });
 
-export async function createOperatorKey(pool: Pool, o: { name: string; expiresAt?: Date; actor: Actor } & Meta): Promise<{ key: OperatorKeyInfo; api_key: string }> {
+export async function createOperatorKey(
+  pool: Pool,
+  o: { name: string; expiresAt?: Date; actor: Actor } & Meta,
+): Promise<{ key: OperatorKeyInfo; api_key: string }> {
   const apiKey = generateApiKey(OPERATOR_KEY_PREFIX);
   const row = await withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<Row>(
@@ -58,9 +61,13 @@ export async function createOperatorKey(pool: Pool, o: { name: string; expiresAt
       [randomUUID(), o.name, hashApiKey(apiKey), keyPrefix(apiKey), o.expiresAt ?? null],
     );
     await appendAudit(tx, {
-      action: "operator_key.created", actor: o.actor, resourceType: "operator_key", resourceId: rows[0].id,
+      action: "operator_key.created",
+      actor: o.actor,
+      resourceType: "operator_key",
+      resourceId: rows[0].id,
       details: { name: o.name, key_prefix: rows[0].key_prefix, expires_at: rows[0].expires_at?.toISOString() ?? null },
-      requestId: o.requestId, ip: o.ip,
+      requestId: o.requestId,
+      ip: o.ip,
     });
     return rows[0];
   });
@@ -91,8 +98,13 @@ export async function revokeOperatorKey(pool: Pool, id: string, o: { actor: Acto
     }
     const { rows: done } = await tx.query<Row>(`UPDATE operator_keys SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id]);
     await appendAudit(tx, {
-      action: "operator_key.revoked", actor: o.actor, resourceType: "operator_key", resourceId: id,
-      details: { name: row.name, key_prefix: row.key_prefix }, requestId: o.requestId, ip: o.ip,
+      action: "operator_key.revoked",
+      actor: o.actor,
+      resourceType: "operator_key",
+      resourceId: id,
+      details: { name: row.name, key_prefix: row.key_prefix },
+      requestId: o.requestId,
+      ip: o.ip,
     });
     return info(done[0]);
   });

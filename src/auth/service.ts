@@ -68,7 +68,10 @@ export class AuthService {
   async createOperatorKey(name: string): Promise<string> {
     const key = generateApiKey(OPERATOR_KEY_PREFIX);
     await this.pool.query("INSERT INTO operator_keys (id, name, key_hash, key_prefix) VALUES ($1, $2, $3, $4)", [
-      randomUUID(), name, hashApiKey(key), keyPrefix(key),
+      randomUUID(),
+      name,
+      hashApiKey(key),
+      keyPrefix(key),
     ]);
     return key;
   }
@@ -161,7 +164,11 @@ export class AuthService {
   }
 
   /** POST /v1/auth/agent-token. With `jkt` (a verified DPoP proof's key) the token is bound to that key. */
-  async issueAgentToken(apiKey: string, agentId?: string, jkt?: string): Promise<{ access_token: string; token_type: "Bearer" | "DPoP"; expires_in: number; agent_id: string }> {
+  async issueAgentToken(
+    apiKey: string,
+    agentId?: string,
+    jkt?: string,
+  ): Promise<{ access_token: string; token_type: "Bearer" | "DPoP"; expires_in: number; agent_id: string }> {
     if (!apiKey.startsWith(AGENT_KEY_PREFIX)) throw unauthorized("Invalid API key.");
     const agent = await this.agentForKey(apiKey, agentId);
     const ttl = agent.token_ttl_seconds ?? this.defaultTtlSeconds;
@@ -174,7 +181,10 @@ export class AuthService {
    * POST /v1/auth/api-key-token: an operator `1ck_` key → a short-lived operator JWT carrying the key's
    * id. Every use checks the key again, so revoking the key ends its tokens at once.
    */
-  async issueOperatorToken(apiKey: string, jkt?: string): Promise<{ access_token: string; token_type: "Bearer" | "DPoP"; expires_in: number; operator_key_id: string }> {
+  async issueOperatorToken(
+    apiKey: string,
+    jkt?: string,
+  ): Promise<{ access_token: string; token_type: "Bearer" | "DPoP"; expires_in: number; operator_key_id: string }> {
     if (!apiKey.startsWith(OPERATOR_KEY_PREFIX)) throw unauthorized("Invalid API key.");
     const op = await this.operatorFromKey(apiKey);
     const ttl = Math.min(OPERATOR_TOKEN_TTL_SECONDS, this.defaultTtlSeconds);

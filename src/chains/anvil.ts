@@ -103,7 +103,9 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<AnvilNode> {
     startTimeout: 20_000,
     // Not in @viem/anvil's option types; passed through as --mixed-mining like any other option.
     ...(opts.sweepSeconds !== undefined && opts.blockTime === undefined ? { mixedMining: true } : {}),
-    ...(opts.statePath ? { state: opts.statePath, ...(opts.stateIntervalSeconds ? { stateInterval: opts.stateIntervalSeconds } : {}) } : {}),
+    ...(opts.statePath
+      ? { state: opts.statePath, ...(opts.stateIntervalSeconds ? { stateInterval: opts.stateIntervalSeconds } : {}) }
+      : {}),
     ...opts.extraArgs,
   });
   const off = anvil.on("message", (message: string) => {

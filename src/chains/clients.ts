@@ -9,7 +9,17 @@
 // Reads are idempotent and get up to three more rounds over the URLs that failed fast (refused, reset,
 // HTTP error; not one that timed out), within about one timeout; a send gets one round only (the same
 // signed bytes may go to each URL once; the tracker resends later when every URL failed).
-import { createPublicClient, createTransport, defineChain, http, HttpRequestError, RpcRequestError, type EIP1193RequestFn, type PublicClient, type Transport } from "viem";
+import {
+  createPublicClient,
+  createTransport,
+  defineChain,
+  http,
+  HttpRequestError,
+  RpcRequestError,
+  type EIP1193RequestFn,
+  type PublicClient,
+  type Transport,
+} from "viem";
 import type { Chain } from "./registry.js";
 
 export interface ChainClientOptions {
@@ -71,14 +81,21 @@ export class RpcHealth {
   rank(urls: string[]): number[] {
     const idx = urls.map((_, i) => i);
     const healthy = idx.filter((i) => this.healthy(urls[i]));
-    const demoted = idx.filter((i) => !this.healthy(urls[i])).sort((a, b) => this.state.get(urls[a])!.until - this.state.get(urls[b])!.until);
+    const demoted = idx
+      .filter((i) => !this.healthy(urls[i]))
+      .sort((a, b) => this.state.get(urls[a])!.until - this.state.get(urls[b])!.until);
     return [...healthy, ...demoted];
   }
 
   snapshot(urls: string[]): EndpointHealth[] {
     return urls.map((url) => {
       const s = this.state.get(url);
-      return { url, healthy: this.healthy(url), consecutive_failures: s?.failures ?? 0, ...(s?.lastError ? { last_error: s.lastError } : {}) };
+      return {
+        url,
+        healthy: this.healthy(url),
+        consecutive_failures: s?.failures ?? 0,
+        ...(s?.lastError ? { last_error: s.lastError } : {}),
+      };
     });
   }
 }

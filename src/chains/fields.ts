@@ -18,9 +18,18 @@ function urlWith(protocols: string[], opts: { noUserInfo?: boolean } = {}) {
   };
 }
 
-export const rpcUrl = z.string().max(2048).refine(urlWith(["http:", "https:", "ws:", "wss:"]), "must be an http(s) or ws(s) URL");
-export const wsUrl = z.string().max(2048).refine(urlWith(["ws:", "wss:"]), "must be a ws(s) URL");
-export const explorerUrl = z.string().max(2048).refine(urlWith(["http:", "https:"], { noUserInfo: true }), "must be an http(s) URL without credentials");
+export const rpcUrl = z
+  .string()
+  .max(2048)
+  .refine(urlWith(["http:", "https:", "ws:", "wss:"]), "must be an http(s) or ws(s) URL");
+export const wsUrl = z
+  .string()
+  .max(2048)
+  .refine(urlWith(["ws:", "wss:"]), "must be a ws(s) URL");
+export const explorerUrl = z
+  .string()
+  .max(2048)
+  .refine(urlWith(["http:", "https:"], { noUserInfo: true }), "must be an http(s) URL without credentials");
 // A name or alias made only of digits would never resolve (digits are read as a chain id).
 export const identifier = chainNameSchema.refine((v) => !/^\d+$/.test(v), "must not be only digits");
 export const displayName = z.string().trim().min(1).max(200);

@@ -30,24 +30,40 @@ export type NodeVerdict =
   /** Any other definitive refusal (bad signature, wrong chain id, oversized, …). */
   | "invalid";
 
-export type NodeAnswer =
-  | { kind: "no_answer"; message: string }
-  | { kind: "verdict"; verdict: NodeVerdict; message: string; code?: number };
+export type NodeAnswer = { kind: "no_answer"; message: string } | { kind: "verdict"; verdict: NodeVerdict; message: string; code?: number };
 
 // Order matters: the first matching rule wins ("replacement transaction underpriced" is not a plain
 // "underpriced"; "insufficient funds for gas * price + value" is not a fee rule).
 const RULES: ReadonlyArray<[NodeVerdict, RegExp]> = [
-  ["already_known", /already known|known transaction|already imported|transaction already exists|already in (the )?(mem)?pool|existing tx with same hash|\bAlreadyKnown\b/i],
-  ["nonce_occupied", /replacement transaction underpriced|replace(ment)? underpriced|insufficient gas price to replace|\bReplacementNotAllowed\b|could not replace existing tx/i],
-  ["nonce_too_low", /nonce too low|nonce is too low|nonce has already been used|already used nonce|invalid nonce.*lower|\bOldNonce\b|old nonce/i],
-  ["nonce_too_high", /nonce too high|nonce gap|\bNonceGap\b|NonceTooFarInFuture|nonce too far in (the )?future|future transaction tries to replace/i],
+  [
+    "already_known",
+    /already known|known transaction|already imported|transaction already exists|already in (the )?(mem)?pool|existing tx with same hash|\bAlreadyKnown\b/i,
+  ],
+  [
+    "nonce_occupied",
+    /replacement transaction underpriced|replace(ment)? underpriced|insufficient gas price to replace|\bReplacementNotAllowed\b|could not replace existing tx/i,
+  ],
+  [
+    "nonce_too_low",
+    /nonce too low|nonce is too low|nonce has already been used|already used nonce|invalid nonce.*lower|\bOldNonce\b|old nonce/i,
+  ],
+  [
+    "nonce_too_high",
+    /nonce too high|nonce gap|\bNonceGap\b|NonceTooFarInFuture|nonce too far in (the )?future|future transaction tries to replace/i,
+  ],
   ["insufficient_funds", /insufficient funds|\bInsufficientFunds\b|insufficient balance|not enough (funds|balance)|lack of funds/i],
   [
     "fee_too_low",
     /underpriced|fee cap (is )?(too )?low|feecap too low|less than (the )?block base fee|max fee per gas less than|fee too low|FeeTooLow|gas price too low|gas price supplied is too low|tip (is )?too low|priority fee too low|below (the )?(chain )?minimum|insufficient (max )?fee|below base fee/i,
   ],
-  ["gas_limit", /intrinsic gas too low|exceeds block gas limit|gas limit reached|GasLimitExceeded|gas limit (is )?too (high|low)|out of gas|gas required exceeds/i],
-  ["not_judged", /rate limit|limit exceeded|too many requests|request limit|capacity|try again later|service unavailable|not synced|syncing|txpool is full|pool is full|transaction pool is full/i],
+  [
+    "gas_limit",
+    /intrinsic gas too low|exceeds block gas limit|gas limit reached|GasLimitExceeded|gas limit (is )?too (high|low)|out of gas|gas required exceeds/i,
+  ],
+  [
+    "not_judged",
+    /rate limit|limit exceeded|too many requests|request limit|capacity|try again later|service unavailable|not synced|syncing|txpool is full|pool is full|transaction pool is full/i,
+  ],
 ];
 
 // JSON-RPC error codes that mean "not served", whatever the text: -32005 limit exceeded, 429 rate limited.

@@ -60,7 +60,15 @@ const ChainSeedSchema = z.object({
   explorer_url: explorerUrl.nullable().optional(),
   eip1559: z.boolean().default(true),
   confirmations: confirmations.default(1),
-  aliases: z.array(z.string().transform((a) => a.toLowerCase()).pipe(identifier)).max(32).default([]),
+  aliases: z
+    .array(
+      z
+        .string()
+        .transform((a) => a.toLowerCase())
+        .pipe(identifier),
+    )
+    .max(32)
+    .default([]),
   max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
   base_fee_multiple: baseFeeMultiple.nullable().optional(),
 });
@@ -160,7 +168,10 @@ export function redactRpcUrl(raw: string): string {
     .join("/");
   for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, "***");
   u.hash = "";
-  return u.toString().replace(/%2A%2A%2A/g, "***").replace(/^([a-z]+:\/\/)[^/]+/, (origin) => origin.replace(u.hostname, maskHost(u.hostname)));
+  return u
+    .toString()
+    .replace(/%2A%2A%2A/g, "***")
+    .replace(/^([a-z]+:\/\/)[^/]+/, (origin) => origin.replace(u.hostname, maskHost(u.hostname)));
 }
 
 /**

@@ -102,7 +102,10 @@ export function int(v: string | undefined, name: string): number | undefined {
 /** Comma-separated list; an empty string is the empty list. */
 export function list(v: string | undefined): string[] | undefined {
   if (v === undefined) return undefined;
-  return v.split(",").map((s) => s.trim()).filter(Boolean);
+  return v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** A nullable value: `none` (or `null`) clears it. */

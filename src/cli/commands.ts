@@ -4,7 +4,19 @@ import fs from "node:fs";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ApiClient, query } from "./api.js";
-import { allowOnly, bool, CommandFailed, int, list, nullable, parse, UsageError, type OptionName, type Parsed, type Values } from "./args.js";
+import {
+  allowOnly,
+  bool,
+  CommandFailed,
+  int,
+  list,
+  nullable,
+  parse,
+  UsageError,
+  type OptionName,
+  type Parsed,
+  type Values,
+} from "./args.js";
 import type { CliDatabase } from "./db.js";
 import { outputFormat, printJson, printList } from "./output.js";
 import { UUID } from "../uuid.js";
@@ -46,8 +58,20 @@ function uuidArg(v: string, what: string): string {
 }
 
 const AGENT_FIELDS: OptionName[] = [
-  "description", "intents-enabled", "max-value", "daily-limit", "max-per-day", "allowed-chains", "to-allowlist",
-  "token-allowlist", "simulate-required", "token-ttl", "max-fee", "daily-fee-budget", "max-gas-limit", "json",
+  "description",
+  "intents-enabled",
+  "max-value",
+  "daily-limit",
+  "max-per-day",
+  "allowed-chains",
+  "to-allowlist",
+  "token-allowlist",
+  "simulate-required",
+  "token-ttl",
+  "max-fee",
+  "daily-fee-budget",
+  "max-gas-limit",
+  "json",
 ];
 const TX_FILTERS: OptionName[] = ["agent-id", "status", "chain", "chain-status", "from", "to", "include-signed-tx"];
 
@@ -118,7 +142,16 @@ async function withDb<T>(r: Run, fn: (db: CliDatabase) => Promise<T>): Promise<T
   }
 }
 
-const AGENT_COLUMNS = ["id", "name", "is_active", "intents_api_enabled", "tx_max_value", "tx_daily_limit", "tx_max_per_day", "tx_allowed_chains"];
+const AGENT_COLUMNS = [
+  "id",
+  "name",
+  "is_active",
+  "intents_api_enabled",
+  "tx_max_value",
+  "tx_daily_limit",
+  "tx_max_per_day",
+  "tx_allowed_chains",
+];
 const TX_COLUMNS = ["id", "agent_id", "chain", "status", "chain_status", "value", "to", "nonce", "created_at"];
 
 export const COMMANDS: Record<string, Command> = {
@@ -142,7 +175,8 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   "agents update": {
-    usage: "agents update AGENT_ID [--name N] [--active true|false] [--intents-enabled true|false] [--max-value ETH|none] [--daily-limit ETH|none] [--max-per-day N|none] [--max-fee ETH|none] [--daily-fee-budget ETH|none] [--max-gas-limit N|none] [--allowed-chains a,b] [--to-allowlist 0x…,0x…] [--token-allowlist …] [--simulate-required true|false] [--token-ttl S|none] [--json '{…}']",
+    usage:
+      "agents update AGENT_ID [--name N] [--active true|false] [--intents-enabled true|false] [--max-value ETH|none] [--daily-limit ETH|none] [--max-per-day N|none] [--max-fee ETH|none] [--daily-fee-budget ETH|none] [--max-gas-limit N|none] [--allowed-chains a,b] [--to-allowlist 0x…,0x…] [--token-allowlist …] [--simulate-required true|false] [--token-ttl S|none] [--json '{…}']",
     summary: "change an agent's guardrails or settings (none clears a limit; an empty list allows any)",
     options: ["name", "active", ...AGENT_FIELDS],
     args: 1,
@@ -168,7 +202,11 @@ export const COMMANDS: Record<string, Command> = {
     options: ["path", "chain", "agent-id"],
     async run(r) {
       if (!r.v.path) throw new UsageError("--path is required");
-      const body = { path: r.v.path, ...(r.v.chain ? { chain: r.v.chain } : {}), ...(r.v["agent-id"] ? { agent_id: r.v["agent-id"] } : {}) };
+      const body = {
+        path: r.v.path,
+        ...(r.v.chain ? { chain: r.v.chain } : {}),
+        ...(r.v["agent-id"] ? { agent_id: r.v["agent-id"] } : {}),
+      };
       printJson(await r.api().json("POST", "/v1/signing-keys", body));
     },
   },
@@ -187,7 +225,11 @@ export const COMMANDS: Record<string, Command> = {
     options: [],
     args: 2,
     async run(r) {
-      printJson(await r.api().json("POST", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants`, { agent_id: uuidArg(r.args[1], "AGENT_ID") }));
+      printJson(
+        await r
+          .api()
+          .json("POST", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants`, { agent_id: uuidArg(r.args[1], "AGENT_ID") }),
+      );
     },
   },
   "keys revoke": {
@@ -206,7 +248,9 @@ export const COMMANDS: Record<string, Command> = {
     options: [],
     args: 1,
     async run(r) {
-      const body = await r.api().json<{ grants: Array<Record<string, unknown>> }>("GET", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants`);
+      const body = await r
+        .api()
+        .json<{ grants: Array<Record<string, unknown>> }>("GET", `/v1/signing-keys/${encodeURIComponent(r.args[0])}/grants`);
       printList(outputFormat(r.v.format), body, body.grants, ["path", "agent_id", "granted_by", "created_at"]);
     },
   },
@@ -227,16 +271,27 @@ export const COMMANDS: Record<string, Command> = {
     options: [],
     async run(r) {
       const body = await r.api().json<{ chains: Array<Record<string, unknown>> }>("GET", "/v1/admin/chains");
-      printList(outputFormat(r.v.format), body, body.chains, ["name", "chain_id", "display_name", "native_currency", "is_enabled", "is_testnet", "confirmations"]);
+      printList(outputFormat(r.v.format), body, body.chains, [
+        "name",
+        "chain_id",
+        "display_name",
+        "native_currency",
+        "is_enabled",
+        "is_testnet",
+        "confirmations",
+      ]);
     },
   },
   "tx list": {
-    usage: "tx list [--agent-id ID] [--status S] [--chain C] [--chain-status S] [--from ISO] [--to ISO] [--limit N] [--cursor C] [--include-signed-tx] [--format table]",
+    usage:
+      "tx list [--agent-id ID] [--status S] [--chain C] [--chain-status S] [--from ISO] [--to ISO] [--limit N] [--cursor C] [--include-signed-tx] [--format table]",
     summary: "every agent's transactions, newest first; next_cursor pages on",
     options: [...TX_FILTERS, "limit", "cursor"],
     async run(r) {
       const q = query({ ...txFilters(r.v), limit: int(r.v.limit, "limit"), cursor: r.v.cursor });
-      const body = await r.api().json<{ transactions: Array<Record<string, unknown>>; next_cursor: string | null }>("GET", `/v1/transactions${q}`);
+      const body = await r
+        .api()
+        .json<{ transactions: Array<Record<string, unknown>>; next_cursor: string | null }>("GET", `/v1/transactions${q}`);
       printList(outputFormat(r.v.format), body, body.transactions, TX_COLUMNS);
     },
   },
@@ -270,7 +325,8 @@ export const COMMANDS: Record<string, Command> = {
       const { ChainRegistry } = await import("../chains/registry.js");
       const { wantsSignedTx } = await import("../http/transactions.js");
       const parsed = ExportQuery.safeParse({ ...filters, format });
-      if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => `--${String(i.path[0]).replace(/_/g, "-")}: ${i.message}`).join("; "));
+      if (!parsed.success)
+        throw new UsageError(parsed.error.issues.map((i) => `--${String(i.path[0]).replace(/_/g, "-")}: ${i.message}`).join("; "));
       await withDb(r, async (db) => {
         const chains = new ChainRegistry(db.pool, {});
         await chains.refresh();
@@ -307,7 +363,15 @@ export const COMMANDS: Record<string, Command> = {
     options: [],
     async run(r) {
       const body = await r.api().json<{ keys: Array<Record<string, unknown>> }>("GET", "/v1/auth/api-keys");
-      printList(outputFormat(r.v.format), body, body.keys, ["id", "name", "key_prefix", "is_active", "created_at", "last_used_at", "revoked_at"]);
+      printList(outputFormat(r.v.format), body, body.keys, [
+        "id",
+        "name",
+        "key_prefix",
+        "is_active",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+      ]);
     },
   },
   "api-keys revoke": {
@@ -323,16 +387,29 @@ export const COMMANDS: Record<string, Command> = {
   },
   // Human approvals: requests the agents' approval rules hold for operators (src/approvals).
   "approvals list": {
-    usage: "approvals list [--agent-id ID] [--status pending|executing|executed|failed|rejected|expired|cancelled] [--chain C] [--limit N] [--offset N] [--format table]",
+    usage:
+      "approvals list [--agent-id ID] [--status pending|executing|executed|failed|rejected|expired|cancelled] [--chain C] [--limit N] [--offset N] [--format table]",
     summary: "list approvals, newest first (default: every status)",
     options: ["agent-id", "status", "chain", "limit", "offset"],
     async run(r) {
       const q = query({
         agent_id: r.v["agent-id"] !== undefined ? uuidArg(r.v["agent-id"], "--agent-id") : undefined,
-        status: r.v.status, chain: r.v.chain, limit: int(r.v.limit, "limit"), offset: int(r.v.offset, "offset"),
+        status: r.v.status,
+        chain: r.v.chain,
+        limit: int(r.v.limit, "limit"),
+        offset: int(r.v.offset, "offset"),
       });
       const body = await r.api().json<{ pending_approvals: Array<Record<string, unknown>> }>("GET", `/v1/pending-approvals${q}`);
-      printList(outputFormat(r.v.format), body, body.pending_approvals, ["id", "agent_id", "action", "chain", "status", "current_approvals", "required_approvals", "expires_at"]);
+      printList(outputFormat(r.v.format), body, body.pending_approvals, [
+        "id",
+        "agent_id",
+        "action",
+        "chain",
+        "status",
+        "current_approvals",
+        "required_approvals",
+        "expires_at",
+      ]);
     },
   },
   "approvals show": {
@@ -375,15 +452,23 @@ export const COMMANDS: Record<string, Command> = {
           [result.broken_at_event_id],
         );
         const e = ev.rows[0];
-        printJson({ ...result, broken_event: e ? { id: result.broken_at_event_id, action: e.action, chain_seq: Number(e.chain_seq), created_at: e.created_at.toISOString() } : null });
-        r.env.stderr(`audit chain BROKEN at event ${result.broken_at_event_id}${e ? ` (${e.action}, chain position ${e.chain_seq})` : ""}: ${result.events_verified} events before it verify`);
+        printJson({
+          ...result,
+          broken_event: e
+            ? { id: result.broken_at_event_id, action: e.action, chain_seq: Number(e.chain_seq), created_at: e.created_at.toISOString() }
+            : null,
+        });
+        r.env.stderr(
+          `audit chain BROKEN at event ${result.broken_at_event_id}${e ? ` (${e.action}, chain position ${e.chain_seq})` : ""}: ${result.events_verified} events before it verify`,
+        );
         return 1;
       });
     },
   },
   mcp: {
     usage: "mcp",
-    summary: "MCP server on stdin/stdout for an agent host: INTENTS_URL and the agent's INTENTS_AGENT_KEY (ocv_… or a JWT) from the environment",
+    summary:
+      "MCP server on stdin/stdout for an agent host: INTENTS_URL and the agent's INTENTS_AGENT_KEY (ocv_… or a JWT) from the environment",
     options: ["url"],
     run: async (r) => {
       const key = r.env.env.INTENTS_AGENT_KEY;
@@ -409,14 +494,20 @@ export const COMMANDS: Record<string, Command> = {
         const result = await verifyStoredTransaction(row);
         printJson(result);
         if (result.ok) return 0;
-        r.env.stderr(`verify-tx: MISMATCH for ${id}: ${result.checks.filter((c) => !c.ok).map((c) => c.check).join(", ")}`);
+        r.env.stderr(
+          `verify-tx: MISMATCH for ${id}: ${result.checks
+            .filter((c) => !c.ok)
+            .map((c) => c.check)
+            .join(", ")}`,
+        );
         return 1;
       });
     },
   },
   init: {
     usage: "init",
-    summary: "prepare everything the service needs (migrations, chains, HSM token, local signing key, operator key) and exit; configured by the service's environment",
+    summary:
+      "prepare everything the service needs (migrations, chains, HSM token, local signing key, operator key) and exit; configured by the service's environment",
     options: [],
     async run(r) {
       const { ConfigError, loadConfig } = await import("../config.js");
@@ -491,7 +582,9 @@ export async function runCli(argv: string[], env: CliEnv): Promise<number> {
   allowOnly(p, found.name, found.command.options);
   const want = found.command.args ?? 0;
   if (found.rest.length !== want) {
-    throw new UsageError(`'${found.name}' takes ${want === 0 ? "no arguments" : `${want} argument${want > 1 ? "s" : ""}`}: intents ${found.command.usage}`);
+    throw new UsageError(
+      `'${found.name}' takes ${want === 0 ? "no arguments" : `${want} argument${want > 1 ? "s" : ""}`}: intents ${found.command.usage}`,
+    );
   }
   const e = env.env;
   let client: ApiClient | undefined;
@@ -500,8 +593,17 @@ export async function runCli(argv: string[], env: CliEnv): Promise<number> {
     v: p.values,
     args: found.rest,
     env,
-    api: () => (client ??= new ApiClient({ url: p.values.url ?? e.INTENTS_URL ?? "http://127.0.0.1:8080", key: p.values.key ?? e.INTENTS_OPERATOR_KEY ?? e.ADMIN_API_KEY })),
-    db: async () => (await lazy.db()).openDatabase({ databaseUrl: p.values["database-url"] ?? (e.DATABASE_URL || undefined), dataDir: p.values["data-dir"] ?? (e.DATA_DIR || undefined), notice: env.stderr }),
+    api: () =>
+      (client ??= new ApiClient({
+        url: p.values.url ?? e.INTENTS_URL ?? "http://127.0.0.1:8080",
+        key: p.values.key ?? e.INTENTS_OPERATOR_KEY ?? e.ADMIN_API_KEY,
+      })),
+    db: async () =>
+      (await lazy.db()).openDatabase({
+        databaseUrl: p.values["database-url"] ?? (e.DATABASE_URL || undefined),
+        dataDir: p.values["data-dir"] ?? (e.DATA_DIR || undefined),
+        notice: env.stderr,
+      }),
   };
   return (await found.command.run(run)) ?? 0;
 }
@@ -511,5 +613,11 @@ async function castVote(r: Run, decision: "approve" | "reject"): Promise<void> {
   const id = uuidArg(r.args[0], "approval_id");
   const api = r.api();
   const current = await api.json<{ payload_hash: string }>("GET", `/v1/pending-approvals/${id}`);
-  printJson(await api.json("POST", `/v1/pending-approvals/${id}/approve`, { decision, payload_hash: current.payload_hash, ...(r.v.reason !== undefined ? { reason: r.v.reason } : {}) }));
+  printJson(
+    await api.json("POST", `/v1/pending-approvals/${id}/approve`, {
+      decision,
+      payload_hash: current.payload_hash,
+      ...(r.v.reason !== undefined ? { reason: r.v.reason } : {}),
+    }),
+  );
 }

@@ -44,7 +44,11 @@ export function runningEmbeddedUrl(dataDir: string): string | undefined {
   return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DB}`;
 }
 
-export async function openDatabase(opts: { databaseUrl?: string; dataDir?: string; notice?: (line: string) => void }): Promise<CliDatabase> {
+export async function openDatabase(opts: {
+  databaseUrl?: string;
+  dataDir?: string;
+  notice?: (line: string) => void;
+}): Promise<CliDatabase> {
   const connect = async (url: string, source: string, stop?: () => Promise<void>): Promise<CliDatabase> => {
     const pool = createPool(url, { max: 2, applicationName: "intents-cli" });
     try {

@@ -23,7 +23,8 @@ const hexData = (v: string | null | undefined) => (!v || v === "0x" ? "0x" : v.t
 
 export async function verifyStoredTransaction(row: TxRow): Promise<VerifyTxResult> {
   const checks: Check[] = [];
-  const add = (check: string, expected: string | null, actual: string | null) => checks.push({ check, ok: expected === actual, expected, actual });
+  const add = (check: string, expected: string | null, actual: string | null) =>
+    checks.push({ check, ok: expected === actual, expected, actual });
   const done = (signer: string | null): VerifyTxResult => ({ tx_id: row.id, ok: checks.every((c) => c.ok), signer, checks });
 
   if (!row.signed_tx) {
@@ -35,14 +36,24 @@ export async function verifyStoredTransaction(row: TxRow): Promise<VerifyTxResul
   try {
     parsed = parseTransaction(raw);
   } catch (err) {
-    checks.push({ check: "parse", ok: false, expected: "a serialized EVM transaction", actual: (err as { shortMessage?: string }).shortMessage ?? (err as Error).message });
+    checks.push({
+      check: "parse",
+      ok: false,
+      expected: "a serialized EVM transaction",
+      actual: (err as { shortMessage?: string }).shortMessage ?? (err as Error).message,
+    });
     return done(null);
   }
   let signer: string | null = null;
   try {
     signer = await recoverTransactionAddress({ serializedTransaction: raw as TransactionSerialized });
   } catch (err) {
-    checks.push({ check: "signature", ok: false, expected: lower(row.from_address), actual: `unrecoverable: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}` });
+    checks.push({
+      check: "signature",
+      ok: false,
+      expected: lower(row.from_address),
+      actual: `unrecoverable: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`,
+    });
     return done(null);
   }
   add("signer", lower(row.from_address), lower(signer));
@@ -54,7 +65,8 @@ export async function verifyStoredTransaction(row: TxRow): Promise<VerifyTxResul
   if (row.gas_limit !== null) add("gas_limit", num(row.gas_limit), num(parsed.gas));
   add("data", hexData(row.data), hexData(parsed.data));
   if (row.max_fee_per_gas !== null) add("max_fee_per_gas", num(row.max_fee_per_gas), num(parsed.maxFeePerGas));
-  if (row.max_priority_fee_per_gas !== null) add("max_priority_fee_per_gas", num(row.max_priority_fee_per_gas), num(parsed.maxPriorityFeePerGas));
+  if (row.max_priority_fee_per_gas !== null)
+    add("max_priority_fee_per_gas", num(row.max_priority_fee_per_gas), num(parsed.maxPriorityFeePerGas));
   if (row.gas_price !== null) add("gas_price", num(row.gas_price), num(parsed.gasPrice));
   return done(signer);
 }

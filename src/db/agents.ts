@@ -78,22 +78,72 @@ export async function listAgents(db: Queryable): Promise<AgentRow[]> {
 export type AgentWritable = Partial<
   Pick<
     AgentRow,
-    | "name" | "description" | "scopes" | "is_active" | "intents_api_enabled" | "api_key_expires_at" | "token_ttl_seconds"
-    | "tx_to_allowlist" | "tx_max_value_wei" | "tx_daily_limit_wei" | "tx_max_per_day" | "tx_allowed_chains"
-    | "tx_token_allowlist" | "simulate_required" | "expires_at" | "tx_unknown_calldata" | "tx_token_limits"
-    | "tx_unlimited_approval_allowlist" | "requests_per_minute" | "tx_max_data_bytes" | "tx_max_fee_wei" | "tx_daily_fee_budget_wei" | "tx_max_gas_limit" | "shared_signer"
-    | "typed_data_unknown" | "siwe_domain_allowlist" | "verifying_contract_allowlist" | "raw_signing_enabled"
-    | "eip7702_delegate_allowlist" | "eip7702_allow_chain_id_zero" | "sign_max_validity_seconds"
+    | "name"
+    | "description"
+    | "scopes"
+    | "is_active"
+    | "intents_api_enabled"
+    | "api_key_expires_at"
+    | "token_ttl_seconds"
+    | "tx_to_allowlist"
+    | "tx_max_value_wei"
+    | "tx_daily_limit_wei"
+    | "tx_max_per_day"
+    | "tx_allowed_chains"
+    | "tx_token_allowlist"
+    | "simulate_required"
+    | "expires_at"
+    | "tx_unknown_calldata"
+    | "tx_token_limits"
+    | "tx_unlimited_approval_allowlist"
+    | "requests_per_minute"
+    | "tx_max_data_bytes"
+    | "tx_max_fee_wei"
+    | "tx_daily_fee_budget_wei"
+    | "tx_max_gas_limit"
+    | "shared_signer"
+    | "typed_data_unknown"
+    | "siwe_domain_allowlist"
+    | "verifying_contract_allowlist"
+    | "raw_signing_enabled"
+    | "eip7702_delegate_allowlist"
+    | "eip7702_allow_chain_id_zero"
+    | "sign_max_validity_seconds"
   >
 >;
 
 const WRITABLE: Array<keyof AgentWritable> = [
-  "name", "description", "scopes", "is_active", "intents_api_enabled", "api_key_expires_at", "token_ttl_seconds",
-  "tx_to_allowlist", "tx_max_value_wei", "tx_daily_limit_wei", "tx_max_per_day", "tx_allowed_chains",
-  "tx_token_allowlist", "simulate_required", "expires_at", "tx_unknown_calldata", "tx_token_limits",
-  "tx_unlimited_approval_allowlist", "requests_per_minute", "tx_max_data_bytes", "tx_max_fee_wei", "tx_daily_fee_budget_wei", "tx_max_gas_limit", "shared_signer",
-  "typed_data_unknown", "siwe_domain_allowlist", "verifying_contract_allowlist", "raw_signing_enabled",
-  "eip7702_delegate_allowlist", "eip7702_allow_chain_id_zero", "sign_max_validity_seconds",
+  "name",
+  "description",
+  "scopes",
+  "is_active",
+  "intents_api_enabled",
+  "api_key_expires_at",
+  "token_ttl_seconds",
+  "tx_to_allowlist",
+  "tx_max_value_wei",
+  "tx_daily_limit_wei",
+  "tx_max_per_day",
+  "tx_allowed_chains",
+  "tx_token_allowlist",
+  "simulate_required",
+  "expires_at",
+  "tx_unknown_calldata",
+  "tx_token_limits",
+  "tx_unlimited_approval_allowlist",
+  "requests_per_minute",
+  "tx_max_data_bytes",
+  "tx_max_fee_wei",
+  "tx_daily_fee_budget_wei",
+  "tx_max_gas_limit",
+  "shared_signer",
+  "typed_data_unknown",
+  "siwe_domain_allowlist",
+  "verifying_contract_allowlist",
+  "raw_signing_enabled",
+  "eip7702_delegate_allowlist",
+  "eip7702_allow_chain_id_zero",
+  "sign_max_validity_seconds",
 ];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.

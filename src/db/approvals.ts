@@ -43,14 +43,40 @@ export interface VoteRow {
 
 export type NewApproval = Pick<
   ApprovalRow,
-  "id" | "agent_id" | "action" | "action_payload" | "payload_hash" | "reasons" | "held_addresses" | "held_delegates" | "summary" | "chain" | "chain_id" | "required_approvals" | "expires_at"
+  | "id"
+  | "agent_id"
+  | "action"
+  | "action_payload"
+  | "payload_hash"
+  | "reasons"
+  | "held_addresses"
+  | "held_delegates"
+  | "summary"
+  | "chain"
+  | "chain_id"
+  | "required_approvals"
+  | "expires_at"
 >;
 
 export async function insertApproval(db: Queryable, a: NewApproval): Promise<ApprovalRow> {
   const { rows } = await db.query<ApprovalRow>(
     `INSERT INTO pending_approvals (id, agent_id, action, action_payload, payload_hash, reasons, held_addresses, held_delegates, summary, chain, chain_id, status, required_approvals, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) RETURNING *`,
-    [a.id, a.agent_id, a.action, JSON.stringify(a.action_payload), a.payload_hash, JSON.stringify(a.reasons), a.held_addresses, a.held_delegates, JSON.stringify(a.summary), a.chain, a.chain_id, a.required_approvals, a.expires_at],
+    [
+      a.id,
+      a.agent_id,
+      a.action,
+      JSON.stringify(a.action_payload),
+      a.payload_hash,
+      JSON.stringify(a.reasons),
+      a.held_addresses,
+      a.held_delegates,
+      JSON.stringify(a.summary),
+      a.chain,
+      a.chain_id,
+      a.required_approvals,
+      a.expires_at,
+    ],
   );
   return rows[0];
 }
@@ -68,7 +94,9 @@ export async function lockApproval(db: Queryable, id: string): Promise<ApprovalR
 
 export async function listVotes(db: Queryable, ids: string[]): Promise<VoteRow[]> {
   if (ids.length === 0) return [];
-  const { rows } = await db.query<VoteRow>("SELECT * FROM approval_votes WHERE approval_id = ANY($1::uuid[]) ORDER BY created_at, id", [ids]);
+  const { rows } = await db.query<VoteRow>("SELECT * FROM approval_votes WHERE approval_id = ANY($1::uuid[]) ORDER BY created_at, id", [
+    ids,
+  ]);
   return rows;
 }
 
@@ -82,7 +110,16 @@ export async function insertVote(db: Queryable, v: Omit<VoteRow, "created_at">):
   return (r.rowCount ?? 0) > 0;
 }
 
-export async function updateApproval(db: Queryable, id: string, set: Partial<Pick<ApprovalRow, "status" | "current_approvals" | "decided_at" | "executor_key" | "result_status" | "result_body" | "failure_reason" | "executed_at">>): Promise<ApprovalRow> {
+export async function updateApproval(
+  db: Queryable,
+  id: string,
+  set: Partial<
+    Pick<
+      ApprovalRow,
+      "status" | "current_approvals" | "decided_at" | "executor_key" | "result_status" | "result_body" | "failure_reason" | "executed_at"
+    >
+  >,
+): Promise<ApprovalRow> {
   const cols = Object.keys(set);
   const { rows } = await db.query<ApprovalRow>(
     `UPDATE pending_approvals SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")}, updated_at = now() WHERE id = $1 RETURNING *`,
@@ -164,12 +201,18 @@ export async function countPending(db: Queryable): Promise<number> {
 
 /** Sets an agent's approval rules (null: none). Returns false when there is no such agent. */
 export async function setApprovalRules(db: Queryable, agentId: string, rules: unknown): Promise<boolean> {
-  const r = await db.query("UPDATE agents SET approval_rules = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL", [agentId, rules === null ? null : JSON.stringify(rules)]);
+  const r = await db.query("UPDATE agents SET approval_rules = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL", [
+    agentId,
+    rules === null ? null : JSON.stringify(rules),
+  ]);
   return (r.rowCount ?? 0) > 0;
 }
 
 /** An agent's approvals still waiting (not past their expiry). */
 export async function countPendingFor(db: Queryable, agentId: string): Promise<number> {
-  const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM pending_approvals WHERE agent_id = $1 AND status = 'pending' AND expires_at > now()", [agentId]);
+  const { rows } = await db.query<{ n: string }>(
+    "SELECT count(*) AS n FROM pending_approvals WHERE agent_id = $1 AND status = 'pending' AND expires_at > now()",
+    [agentId],
+  );
   return Number(rows[0].n);
 }

@@ -52,8 +52,19 @@ export async function insertAttempt(db: Queryable, a: NewAttempt): Promise<Attem
         max_fee_per_gas, max_priority_fee_per_gas, status)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      RETURNING *`,
-    [a.tx_id, a.kind, a.tx_hash, a.signed_tx, a.to_address, str(a.value_wei), str(a.gas_limit), str(a.gas_price),
-     str(a.max_fee_per_gas), str(a.max_priority_fee_per_gas), a.status],
+    [
+      a.tx_id,
+      a.kind,
+      a.tx_hash,
+      a.signed_tx,
+      a.to_address,
+      str(a.value_wei),
+      str(a.gas_limit),
+      str(a.gas_price),
+      str(a.max_fee_per_gas),
+      str(a.max_priority_fee_per_gas),
+      a.status,
+    ],
   );
   return rows[0];
 }
@@ -78,14 +89,28 @@ export async function recordAttempt(db: Queryable, row: TxRow, status: AttemptSt
 /** The history to show: the stored attempts, or the row's own signature while none is stored yet. */
 export function attemptsOrOriginal(row: TxRow, stored: AttemptRow[]): AttemptRow[] {
   if (stored.length > 0 || !row.signed_tx || !row.tx_hash || row.status === "sign_only") return stored;
-  return [{
-    id: "0", tx_id: row.id, kind: "original", tx_hash: row.tx_hash, signed_tx: row.signed_tx, to_address: row.to_address,
-    value_wei: row.value_wei, gas_limit: row.gas_limit, gas_price: row.gas_price, max_fee_per_gas: row.max_fee_per_gas,
-    max_priority_fee_per_gas: row.max_priority_fee_per_gas,
-    status: row.status === "failed" ? "failed" : row.block_number !== null ? "mined" : row.status === "broadcast" ? "sent" : "signed",
-    replaced_by: null, error_message: null, send_count: row.broadcast_attempts, last_sent_at: row.last_broadcast_at,
-    created_at: row.signed_at ?? row.created_at, updated_at: row.updated_at,
-  }];
+  return [
+    {
+      id: "0",
+      tx_id: row.id,
+      kind: "original",
+      tx_hash: row.tx_hash,
+      signed_tx: row.signed_tx,
+      to_address: row.to_address,
+      value_wei: row.value_wei,
+      gas_limit: row.gas_limit,
+      gas_price: row.gas_price,
+      max_fee_per_gas: row.max_fee_per_gas,
+      max_priority_fee_per_gas: row.max_priority_fee_per_gas,
+      status: row.status === "failed" ? "failed" : row.block_number !== null ? "mined" : row.status === "broadcast" ? "sent" : "signed",
+      replaced_by: null,
+      error_message: null,
+      send_count: row.broadcast_attempts,
+      last_sent_at: row.last_broadcast_at,
+      created_at: row.signed_at ?? row.created_at,
+      updated_at: row.updated_at,
+    },
+  ];
 }
 
 /** Oldest first. */

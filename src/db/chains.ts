@@ -34,8 +34,20 @@ export interface ChainRow extends Omit<ChainFields, "chain_id" | "max_fee_per_ga
 }
 
 const FIELDS = [
-  "name", "display_name", "chain_id", "native_currency", "is_testnet", "is_enabled", "rpc_urls",
-  "ws_url", "explorer_url", "eip1559", "confirmations", "aliases", "max_fee_per_gas_gwei", "base_fee_multiple",
+  "name",
+  "display_name",
+  "chain_id",
+  "native_currency",
+  "is_testnet",
+  "is_enabled",
+  "rpc_urls",
+  "ws_url",
+  "explorer_url",
+  "eip1559",
+  "confirmations",
+  "aliases",
+  "max_fee_per_gas_gwei",
+  "base_fee_multiple",
 ] as const satisfies ReadonlyArray<keyof ChainFields>;
 const COLUMNS = ["id", ...FIELDS, "managed_by", "created_at", "updated_at"].join(", ");
 
@@ -58,7 +70,9 @@ export async function upsertFileChain(db: Queryable, id: string, f: ChainFields)
   await db.query(
     `INSERT INTO chains (id, ${FIELDS.join(", ")}, managed_by)
      VALUES ($1, ${placeholders(2)}, 'file')
-     ON CONFLICT (name) DO UPDATE SET ${FIELDS.filter((c) => c !== "name").map((c) => `${c} = EXCLUDED.${c}`).join(", ")}, updated_at = now()
+     ON CONFLICT (name) DO UPDATE SET ${FIELDS.filter((c) => c !== "name")
+       .map((c) => `${c} = EXCLUDED.${c}`)
+       .join(", ")}, updated_at = now()
      WHERE chains.managed_by = 'file'`,
     [id, ...values(f)],
   );

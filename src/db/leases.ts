@@ -36,7 +36,9 @@ export async function claimOpenTransactions(pool: Pool, chainId: number, owner: 
      RETURNING t.*`,
     [chainId, owner, o.leaseMs / 1000, o.unsentGraceMs / 1000, o.limit, o.onlyUnsent === true],
   );
-  return rows.sort((a, b) => (a.from_address < b.from_address ? -1 : a.from_address > b.from_address ? 1 : Number(a.nonce) - Number(b.nonce)));
+  return rows.sort((a, b) =>
+    a.from_address < b.from_address ? -1 : a.from_address > b.from_address ? 1 : Number(a.nonce) - Number(b.nonce),
+  );
 }
 
 /**
@@ -73,14 +75,22 @@ export async function releaseLease(pool: Pool, id: string, owner: string): Promi
 
 /** Releases the leases of these rows that this owner still holds (the end of a tracker pass). */
 export async function releaseLeases(pool: Pool, ids: string[], owner: string): Promise<void> {
-  await pool.query("UPDATE transactions SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::uuid[]) AND lease_owner = $2", [ids, owner]);
+  await pool.query("UPDATE transactions SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::uuid[]) AND lease_owner = $2", [
+    ids,
+    owner,
+  ]);
 }
 
 /**
  * Runs `fn` in a database transaction with the row locked, if the lease is still ours; otherwise
  * returns undefined and writes nothing (another replica took over after our lease expired).
  */
-export async function withLease<T>(pool: Pool, id: string, owner: string, fn: (tx: PoolClient, row: TxRow) => Promise<T>): Promise<T | undefined> {
+export async function withLease<T>(
+  pool: Pool,
+  id: string,
+  owner: string,
+  fn: (tx: PoolClient, row: TxRow) => Promise<T>,
+): Promise<T | undefined> {
   return withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<TxRow>("SELECT * FROM transactions WHERE id = $1 AND lease_owner = $2 FOR UPDATE", [id, owner]);
     if (!rows[0]) return undefined;

@@ -37,9 +37,7 @@ export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<stri
       name       text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
-    const done = new Set(
-      (await client.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map((r) => r.version),
-    );
+    const done = new Set((await client.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map((r) => r.version));
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       try {

@@ -11,7 +11,10 @@ export async function chainsWithNonces(db: Queryable): Promise<number[]> {
 
 /** The next nonce this service would hand out for the address, read without a lock. */
 export async function trackedNextNonce(db: Queryable, chainId: number, address: string): Promise<bigint | undefined> {
-  const { rows } = await db.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2", [chainId, address]);
+  const { rows } = await db.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2", [
+    chainId,
+    address,
+  ]);
   return rows[0] ? BigInt(rows[0].next_nonce) : undefined;
 }
 
@@ -38,12 +41,20 @@ export async function lockNonceRow(
  */
 export async function resetNextNonce(tx: PoolClient, chainId: number, address: string, next: bigint): Promise<void> {
   await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3", [chainId, address, next.toString()]);
-  await tx.query("UPDATE nonces SET next_nonce = $3, updated_at = now() WHERE chain_id = $1 AND address = $2", [chainId, address, next.toString()]);
+  await tx.query("UPDATE nonces SET next_nonce = $3, updated_at = now() WHERE chain_id = $1 AND address = $2", [
+    chainId,
+    address,
+    next.toString(),
+  ]);
 }
 
 /** Released nonces below the chain's mined count can never be used again. */
 export async function dropReleasedBelow(db: Queryable, chainId: number, address: string, minedCount: bigint): Promise<void> {
-  await db.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce < $3", [chainId, address, minedCount.toString()]);
+  await db.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce < $3", [
+    chainId,
+    address,
+    minedCount.toString(),
+  ]);
 }
 
 /** One released nonce, now used (a gap fill took it). */
@@ -52,7 +63,13 @@ export async function dropReleased(db: Queryable, chainId: number, address: stri
 }
 
 /** Released nonces in [from, to), with when they were released. */
-export async function releasedNonces(db: Queryable, chainId: number, address: string, from: bigint, to: bigint): Promise<Array<{ nonce: bigint; at: number }>> {
+export async function releasedNonces(
+  db: Queryable,
+  chainId: number,
+  address: string,
+  from: bigint,
+  to: bigint,
+): Promise<Array<{ nonce: bigint; at: number }>> {
   const { rows } = await db.query<{ nonce: string; released_at: Date }>(
     "SELECT nonce, released_at FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce >= $3 AND nonce < $4",
     [chainId, address, from.toString(), to.toString()],

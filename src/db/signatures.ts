@@ -21,10 +21,21 @@ export interface SignatureRow {
   created_at?: Date;
 }
 
-export async function insertSignature(db: Queryable, row: SignatureRow, opts: { outflows: TokenOutflow[]; audit: Omit<AuditEvent, "details"> }): Promise<void> {
+export async function insertSignature(
+  db: Queryable,
+  row: SignatureRow,
+  opts: { outflows: TokenOutflow[]; audit: Omit<AuditEvent, "details"> },
+): Promise<void> {
   const details = {
-    intent_type: row.intent_type, kind: row.kind, chain: row.chain, chain_id: row.chain_id, from: row.signer_address,
-    signing_key_path: row.signing_key_path, digest: row.digest, valid_until: row.valid_until?.toISOString() ?? null, meaning: row.meaning,
+    intent_type: row.intent_type,
+    kind: row.kind,
+    chain: row.chain,
+    chain_id: row.chain_id,
+    from: row.signer_address,
+    signing_key_path: row.signing_key_path,
+    digest: row.digest,
+    valid_until: row.valid_until?.toISOString() ?? null,
+    meaning: row.meaning,
   };
   await db.query(
     `WITH sig AS (
@@ -36,8 +47,18 @@ export async function insertSignature(db: Queryable, row: SignatureRow, opts: { 
      )
      ${auditInsertSql("$14")}`,
     [
-      row.id, row.agent_id, row.intent_type, row.kind, row.chain, row.chain_id, row.signer_address, row.signing_key_path, row.digest, row.signature,
-      JSON.stringify(row.meaning), row.valid_until,
+      row.id,
+      row.agent_id,
+      row.intent_type,
+      row.kind,
+      row.chain,
+      row.chain_id,
+      row.signer_address,
+      row.signing_key_path,
+      row.digest,
+      row.signature,
+      JSON.stringify(row.meaning),
+      row.valid_until,
       JSON.stringify(opts.outflows.map((o) => ({ token: o.token, amount: o.amount.toString() }))),
       auditRecordset([{ ...opts.audit, details }]),
     ],

@@ -71,18 +71,28 @@ export async function setSigningKeyActive(tx: PoolClient, id: string, active: bo
 }
 
 export async function listGrants(db: Queryable, keyId: string): Promise<GrantRow[]> {
-  return (await db.query<GrantRow>(`SELECT ${GRANT_COLUMNS} FROM signing_key_grants WHERE key_id = $1 ORDER BY created_at, agent_id`, [keyId])).rows;
+  return (
+    await db.query<GrantRow>(`SELECT ${GRANT_COLUMNS} FROM signing_key_grants WHERE key_id = $1 ORDER BY created_at, agent_id`, [keyId])
+  ).rows;
 }
 
 /** Grants the key; granting again changes nothing (`created: false`, the existing grant). */
-export async function insertGrant(tx: PoolClient, keyId: string, agentId: string, grantedBy: string): Promise<{ grant: GrantRow; created: boolean }> {
+export async function insertGrant(
+  tx: PoolClient,
+  keyId: string,
+  agentId: string,
+  grantedBy: string,
+): Promise<{ grant: GrantRow; created: boolean }> {
   const ins = await tx.query<GrantRow>(
     `INSERT INTO signing_key_grants (key_id, agent_id, granted_by) VALUES ($1, $2, $3)
      ON CONFLICT (key_id, agent_id) DO NOTHING RETURNING ${GRANT_COLUMNS}`,
     [keyId, agentId, grantedBy],
   );
   if (ins.rows[0]) return { grant: ins.rows[0], created: true };
-  const { rows } = await tx.query<GrantRow>(`SELECT ${GRANT_COLUMNS} FROM signing_key_grants WHERE key_id = $1 AND agent_id = $2`, [keyId, agentId]);
+  const { rows } = await tx.query<GrantRow>(`SELECT ${GRANT_COLUMNS} FROM signing_key_grants WHERE key_id = $1 AND agent_id = $2`, [
+    keyId,
+    agentId,
+  ]);
   return { grant: rows[0]!, created: false };
 }
 

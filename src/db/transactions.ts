@@ -58,8 +58,20 @@ export interface TxRow {
 
 export type NewTx = Pick<
   TxRow,
-  | "id" | "agent_id" | "chain" | "from_address" | "to_address" | "data" | "tx_type" | "signing_key_path" | "status"
-  | "tx_hash" | "signed_tx" | "error_message" | "simulation_id" | "simulation_status"
+  | "id"
+  | "agent_id"
+  | "chain"
+  | "from_address"
+  | "to_address"
+  | "data"
+  | "tx_type"
+  | "signing_key_path"
+  | "status"
+  | "tx_hash"
+  | "signed_tx"
+  | "error_message"
+  | "simulation_id"
+  | "simulation_status"
 > & {
   chain_id: number;
   value_wei: bigint;
@@ -83,10 +95,31 @@ export async function insertTransaction(db: Queryable, t: NewTx): Promise<TxRow>
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
              coalesce($10::bigint, 0) * coalesce($12::numeric, $11::numeric, 0), $23)
      RETURNING *`,
-    [t.id, t.agent_id, t.chain, t.chain_id, t.from_address, t.to_address, t.value_wei.toString(), t.data, str(t.nonce),
-     str(t.gas_limit), str(t.gas_price), str(t.max_fee_per_gas), str(t.max_priority_fee_per_gas), t.tx_type,
-     t.signing_key_path, t.status, t.tx_hash, t.signed_tx, t.error_message, t.simulation_id, t.simulation_status, t.signed_at,
-     t.counts_toward_limits ?? true],
+    [
+      t.id,
+      t.agent_id,
+      t.chain,
+      t.chain_id,
+      t.from_address,
+      t.to_address,
+      t.value_wei.toString(),
+      t.data,
+      str(t.nonce),
+      str(t.gas_limit),
+      str(t.gas_price),
+      str(t.max_fee_per_gas),
+      str(t.max_priority_fee_per_gas),
+      t.tx_type,
+      t.signing_key_path,
+      t.status,
+      t.tx_hash,
+      t.signed_tx,
+      t.error_message,
+      t.simulation_id,
+      t.simulation_status,
+      t.signed_at,
+      t.counts_toward_limits ?? true,
+    ],
   );
   return rows[0];
 }
@@ -107,8 +140,12 @@ export interface GroupExtras {
 export async function insertTransactionGroup(db: Queryable, txs: NewTx[], audit: string, extras: GroupExtras): Promise<TxRow[]> {
   const rows = txs.map((t) => ({
     ...t,
-    value_wei: t.value_wei.toString(), nonce: str(t.nonce), gas_limit: str(t.gas_limit), gas_price: str(t.gas_price),
-    max_fee_per_gas: str(t.max_fee_per_gas), max_priority_fee_per_gas: str(t.max_priority_fee_per_gas),
+    value_wei: t.value_wei.toString(),
+    nonce: str(t.nonce),
+    gas_limit: str(t.gas_limit),
+    gas_price: str(t.gas_price),
+    max_fee_per_gas: str(t.max_fee_per_gas),
+    max_priority_fee_per_gas: str(t.max_priority_fee_per_gas),
   }));
   const { rows: inserted } = await db.query<TxRow>(
     `WITH inserted AS (

@@ -98,9 +98,7 @@ export async function ensureSoftHsmToken(opts: EnsureSoftHsmTokenOptions): Promi
   if (labels.includes(label)) {
     pin = opts.pin ?? (await readSecretFile(path.join(dir, "pin")));
     if (!pin) {
-      throw new Error(
-        `SoftHSM token "${label}" exists in ${tokenDir} but no PIN was given and ${path.join(dir, "pin")} is missing`,
-      );
+      throw new Error(`SoftHSM token "${label}" exists in ${tokenDir} but no PIN was given and ${path.join(dir, "pin")} is missing`);
     }
   } else {
     pin = opts.pin ?? (await readOrCreateSecret(path.join(dir, "pin")));
@@ -108,11 +106,10 @@ export async function ensureSoftHsmToken(opts: EnsureSoftHsmTokenOptions): Promi
     try {
       // execFile, never a shell: the PINs are arguments, not shell text. (softhsm2-util only takes
       // them on the command line; they are visible in the process list for the few ms it runs.)
-      await execFileAsync(
-        "softhsm2-util",
-        ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", soPin],
-        { env, timeout: 30_000 },
-      );
+      await execFileAsync("softhsm2-util", ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", soPin], {
+        env,
+        timeout: 30_000,
+      });
     } catch (err) {
       // Never echo the command line (it holds the PINs); stderr of softhsm2-util does not.
       const e = err as NodeJS.ErrnoException & { stderr?: string };

@@ -5,8 +5,16 @@ import { appendAudit } from "../db/audit.js";
 import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/keys.js";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import {
-  getAgent, insertAgent, listAgents, rotateAgentKey, softDeleteAgent, spendToday, tokenSpendToday, updateAgent,
-  type AgentRow, type AgentWritable,
+  getAgent,
+  insertAgent,
+  listAgents,
+  rotateAgentKey,
+  softDeleteAgent,
+  spendToday,
+  tokenSpendToday,
+  updateAgent,
+  type AgentRow,
+  type AgentWritable,
 } from "../db/agents.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
@@ -15,7 +23,6 @@ import { formatMajor, parseMajor } from "../units.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
 import { AgentParams, CreateAgentRequest, UpdateAgentRequest, type GuardrailInput } from "./schemas/agents.js";
-
 
 const agentOrNotFound = async (pool: Pool, id: string) => {
   const a = UUID.test(id) ? await getAgent(pool, id) : undefined;
@@ -45,7 +52,8 @@ function toWritable(b: GuardrailInput): AgentWritable {
     tx_allowed_chains: b.tx_allowed_chains,
     tx_token_allowlist: b.tx_token_allowlist,
     token_ttl_seconds: b.token_ttl_seconds,
-    api_key_expires_at: b.api_key_expires_at === undefined ? undefined : b.api_key_expires_at === null ? null : new Date(b.api_key_expires_at),
+    api_key_expires_at:
+      b.api_key_expires_at === undefined ? undefined : b.api_key_expires_at === null ? null : new Date(b.api_key_expires_at),
     expires_at: b.expires_at === undefined ? undefined : b.expires_at === null ? null : new Date(b.expires_at),
     simulate_required: b.simulate_required,
     tx_unknown_calldata: b.tx_unknown_calldata,
@@ -54,7 +62,12 @@ function toWritable(b: GuardrailInput): AgentWritable {
     requests_per_minute: b.requests_per_minute,
     tx_max_data_bytes: b.tx_max_data_bytes,
     tx_max_fee_wei: b.tx_max_fee === undefined ? undefined : b.tx_max_fee === null ? null : parseMajor(b.tx_max_fee)!.toString(),
-    tx_daily_fee_budget_wei: b.tx_daily_fee_budget === undefined ? undefined : b.tx_daily_fee_budget === null ? null : parseMajor(b.tx_daily_fee_budget)!.toString(),
+    tx_daily_fee_budget_wei:
+      b.tx_daily_fee_budget === undefined
+        ? undefined
+        : b.tx_daily_fee_budget === null
+          ? null
+          : parseMajor(b.tx_daily_fee_budget)!.toString(),
     tx_max_gas_limit: b.tx_max_gas_limit === undefined ? undefined : b.tx_max_gas_limit === null ? null : String(b.tx_max_gas_limit),
     shared_signer: b.shared_signer,
     typed_data_unknown: b.typed_data_unknown,
@@ -71,7 +84,12 @@ function toWritable(b: GuardrailInput): AgentWritable {
 export async function agentResponse(pool: Pool, a: AgentRow) {
   const [spent, tokenSpent] = await Promise.all([spendToday(pool, a.id), tokenSpendToday(pool, a.id)]);
   const decimals = new Map(
-    (await pool.query<{ address: string; decimals: number }>("SELECT DISTINCT ON (address) address, decimals FROM token_metadata WHERE address = ANY($1)", [[...tokenSpent.keys()]])).rows.map((r) => [r.address, r.decimals]),
+    (
+      await pool.query<{ address: string; decimals: number }>(
+        "SELECT DISTINCT ON (address) address, decimals FROM token_metadata WHERE address = ANY($1)",
+        [[...tokenSpent.keys()]],
+      )
+    ).rows.map((r) => [r.address, r.decimals]),
   );
   const { rows } = await pool.query<{ chain: string }>(
     "SELECT DISTINCT chain FROM signing_keys WHERE agent_id = $1 AND chain IS NOT NULL AND is_active ORDER BY chain",
@@ -116,7 +134,9 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     tx_max_data_bytes: a.tx_max_data_bytes,
     shared_signer: a.shared_signer,
     // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
-    tx_token_spent_today: Object.fromEntries([...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()])),
+    tx_token_spent_today: Object.fromEntries(
+      [...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()]),
+    ),
     typed_data_unknown: a.typed_data_unknown,
     siwe_domain_allowlist: a.siwe_domain_allowlist,
     verifying_contract_allowlist: a.verifying_contract_allowlist,
@@ -144,18 +164,30 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const fields = { ...toWritable(req.body), name: req.body.name };
       const agent = await withTransaction(pool, async (tx) => {
         const a = await insertAgent(tx, id, hashApiKey(apiKey), fields);
-        await appendAudit(tx, { action: "agent.create", actor: op, resourceType: "agent", resourceId: id, details: { name: a.name, intents_api_enabled: a.intents_api_enabled }, requestId: req.id, ip: req.ip });
+        await appendAudit(tx, {
+          action: "agent.create",
+          actor: op,
+          resourceType: "agent",
+          resourceId: id,
+          details: { name: a.name, intents_api_enabled: a.intents_api_enabled },
+          requestId: req.id,
+          ip: req.ip,
+        });
         return a;
       });
       return reply.code(201).send({ agent: await agentResponse(pool, agent), api_key: apiKey });
     },
   );
 
-  app.get("/v1/agents", { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "List agents (operators)" } }, async (req) => {
-    requireOperator(req);
-    const agents = await listAgents(pool);
-    return { agents: await Promise.all(agents.map((a) => agentResponse(pool, a))) };
-  });
+  app.get(
+    "/v1/agents",
+    { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "List agents (operators)" } },
+    async (req) => {
+      requireOperator(req);
+      const agents = await listAgents(pool);
+      return { agents: await Promise.all(agents.map((a) => agentResponse(pool, a))) };
+    },
+  );
 
   app.get("/v1/agents/me", { schema: { tags: ["Agents"], summary: "The calling agent" } }, async (req) => {
     const p = requirePrincipal(req);
@@ -174,7 +206,15 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
 
   app.patch(
     "/v1/agents/:agent_id",
-    { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "Update an agent and its guardrails (operators)", params: AgentParams, body: UpdateAgentRequest } },
+    {
+      config: { operatorOnly: true },
+      schema: {
+        tags: ["Agents"],
+        summary: "Update an agent and its guardrails (operators)",
+        params: AgentParams,
+        body: UpdateAgentRequest,
+      },
+    },
     async (req) => {
       const op = requireOperator(req);
       const w = toWritable(req.body); // undefined leaves a column alone; null clears it
@@ -182,26 +222,48 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const agent = await withTransaction(pool, async (tx) => {
         const a = await updateAgent(tx, req.params.agent_id, w);
         if (!a) throw notFound("Agent not found.");
-        await appendAudit(tx, { action: "agent.update", actor: op, resourceType: "agent", resourceId: a.id, details: { fields: Object.keys(req.body).sort() }, requestId: req.id, ip: req.ip });
+        await appendAudit(tx, {
+          action: "agent.update",
+          actor: op,
+          resourceType: "agent",
+          resourceId: a.id,
+          details: { fields: Object.keys(req.body).sort() },
+          requestId: req.id,
+          ip: req.ip,
+        });
         return a;
       });
       return agentResponse(pool, agent);
     },
   );
 
-  app.delete("/v1/agents/:agent_id", { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "Delete an agent (operators)", params: AgentParams } }, async (req, reply) => {
-    const op = requireOperator(req);
-    await agentOrNotFound(pool, req.params.agent_id);
-    await withTransaction(pool, async (tx) => {
-      if (!(await softDeleteAgent(tx, req.params.agent_id))) throw notFound("Agent not found.");
-      await appendAudit(tx, { action: "agent.delete", actor: op, resourceType: "agent", resourceId: req.params.agent_id, requestId: req.id, ip: req.ip });
-    });
-    return reply.code(204).send();
-  });
+  app.delete(
+    "/v1/agents/:agent_id",
+    { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "Delete an agent (operators)", params: AgentParams } },
+    async (req, reply) => {
+      const op = requireOperator(req);
+      await agentOrNotFound(pool, req.params.agent_id);
+      await withTransaction(pool, async (tx) => {
+        if (!(await softDeleteAgent(tx, req.params.agent_id))) throw notFound("Agent not found.");
+        await appendAudit(tx, {
+          action: "agent.delete",
+          actor: op,
+          resourceType: "agent",
+          resourceId: req.params.agent_id,
+          requestId: req.id,
+          ip: req.ip,
+        });
+      });
+      return reply.code(204).send();
+    },
+  );
 
   app.post(
     "/v1/agents/:agent_id/rotate-key",
-    { config: { operatorOnly: true }, schema: { tags: ["Agents"], summary: "Replace the agent's API key and revoke its tokens (operators)", params: AgentParams } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Agents"], summary: "Replace the agent's API key and revoke its tokens (operators)", params: AgentParams },
+    },
     async (req) => {
       const op = requireOperator(req);
       await agentOrNotFound(pool, req.params.agent_id);
@@ -209,7 +271,14 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       await withTransaction(pool, async (tx) => {
         const a = await rotateAgentKey(tx, req.params.agent_id, hashApiKey(apiKey));
         if (!a) throw notFound("Agent not found.");
-        await appendAudit(tx, { action: "agent.rotate_key", actor: op, resourceType: "agent", resourceId: a.id, requestId: req.id, ip: req.ip });
+        await appendAudit(tx, {
+          action: "agent.rotate_key",
+          actor: op,
+          resourceType: "agent",
+          resourceId: a.id,
+          requestId: req.id,
+          ip: req.ip,
+        });
       });
       return { api_key: apiKey, agent_id: req.params.agent_id };
     },

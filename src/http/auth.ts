@@ -63,7 +63,12 @@ export function authenticateLimited(
   ip: string,
   binding?: RequestBinding,
 ) {
-  return withFailureLimits(failures, () => credentialKey(authorization), ip, () => auth.authenticate(authorization, binding));
+  return withFailureLimits(
+    failures,
+    () => credentialKey(authorization),
+    ip,
+    () => auth.authenticate(authorization, binding),
+  );
 }
 
 /**
@@ -71,7 +76,12 @@ export function authenticateLimited(
  * credential's hash is computed only when some credential failed lately or this one fails: the
  * common case (no failures anywhere) costs nothing.
  */
-async function withFailureLimits<T>(failures: AuthFailureLimiter, credentialOf: () => string | undefined, ip: string, fn: () => Promise<T>): Promise<T> {
+async function withFailureLimits<T>(
+  failures: AuthFailureLimiter,
+  credentialOf: () => string | undefined,
+  ip: string,
+  fn: () => Promise<T>,
+): Promise<T> {
   let credential: string | undefined;
   if (failures.anyCredentialFailures) {
     credential = credentialOf();
@@ -84,7 +94,8 @@ async function withFailureLimits<T>(failures: AuthFailureLimiter, credentialOf: 
     if (!(err instanceof ServiceError) || err.status !== 401) throw err;
     credential ??= credentialOf();
     const after = failures.recordFailure(ip, credential);
-    if (after > 0) throw tooManyFailures(failures.credentialBlockedFor(credential) > 0 ? "with this credential" : "from this address", after);
+    if (after > 0)
+      throw tooManyFailures(failures.credentialBlockedFor(credential) > 0 ? "with this credential" : "from this address", after);
     throw err;
   }
 }
@@ -111,14 +122,19 @@ export async function authorizeMetrics(
 }
 
 function isLoopback(address: string): boolean {
-  return address === "localhost" || address === "::1" || address === "[::1]" || address.startsWith("127.") || address.startsWith("::ffff:127.");
+  return (
+    address === "localhost" || address === "::1" || address === "[::1]" || address.startsWith("127.") || address.startsWith("::ffff:127.")
+  );
 }
 
 /** The exchange's rate-limit subject: the presented key's hash (never the key itself). */
-const exchangeKey = (body: unknown) => credentialKey(`Bearer ${String((body as { api_key?: unknown } | undefined)?.api_key ?? "")}`) ?? "none";
+const exchangeKey = (body: unknown) =>
+  credentialKey(`Bearer ${String((body as { api_key?: unknown } | undefined)?.api_key ?? "")}`) ?? "none";
 
 const tooManyFailures = (what: string, wait: number) =>
-  new ServiceError("too_many_failed_authentications", 429, `Too many failed authentications ${what}; retry later.`, { retryAfterSeconds: wait });
+  new ServiceError("too_many_failed_authentications", 429, `Too many failed authentications ${what}; retry later.`, {
+    retryAfterSeconds: wait,
+  });
 
 /**
  * At a token endpoint a DPoP proof, when sent, binds the new token to its key (RFC 9449 §5); a bad
@@ -145,13 +161,18 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
       // 30 exchanges a minute per key (after the body is read: the key is the limit's subject), so one
       // busy agent behind a shared address cannot use up the others' exchanges; wrong keys are failed
       // authentications, limited per key and per address like any other.
-      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) } },
+      config: {
+        public: true,
+        rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) },
+      },
       schema: { tags: ["Auth"], summary: "Exchange an agent API key for a JWT", body: AgentTokenRequest, response: { 200: TokenResponse } },
     },
     async (req) => {
       const jkt = await tokenBinding(deps.auth, req, req.body.dpop_jwk as JWK | undefined);
       const issue = () => deps.auth.issueAgentToken(req.body.api_key, req.body.agent_id, jkt);
-      const out = deps.failures ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
+      const out = deps.failures
+        ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue)
+        : await issue();
       await appendAudit(deps.pool, {
         action: "agent.token_issued",
         actor: { type: "agent", id: out.agent_id } as never,
@@ -168,7 +189,10 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
   app.post(
     "/v1/auth/api-key-token",
     {
-      config: { public: true, rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) } },
+      config: {
+        public: true,
+        rateLimit: { max: 30, timeWindow: "1 minute", hook: "preHandler", keyGenerator: (req) => exchangeKey(req.body) },
+      },
       schema: {
         tags: ["Auth"],
         summary: "Exchange an operator API key (1ck_) for a short-lived operator JWT",
@@ -179,7 +203,9 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
     async (req) => {
       const jkt = await tokenBinding(deps.auth, req, undefined);
       const issue = () => deps.auth.issueOperatorToken(req.body.api_key, jkt);
-      const out = deps.failures ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue) : await issue();
+      const out = deps.failures
+        ? await withFailureLimits(deps.failures, () => credentialKey(`Bearer ${req.body.api_key}`), req.ip, issue)
+        : await issue();
       await appendAudit(deps.pool, {
         action: "operator.token_issued",
         actor: { type: "operator", id: out.operator_key_id },
@@ -193,15 +219,18 @@ export async function authRoutes(app: App, deps: { auth: AuthService; pool: Pool
     },
   );
 
-  app.delete(
-    "/v1/auth/token",
-    { schema: { tags: ["Auth"], summary: "Revoke the presented access token" } },
-    async (req, reply) => {
-      const p = requirePrincipal(req);
-      await deps.auth.revoke(p);
-      const action = p.type === "agent" ? "agent.token_revoked" : "operator.token_revoked";
-      await appendAudit(deps.pool, { action, actor: p, resourceType: p.type === "agent" ? "agent" : "operator_key", resourceId: p.id, requestId: req.id, ip: req.ip });
-      return reply.code(204).send();
-    },
-  );
+  app.delete("/v1/auth/token", { schema: { tags: ["Auth"], summary: "Revoke the presented access token" } }, async (req, reply) => {
+    const p = requirePrincipal(req);
+    await deps.auth.revoke(p);
+    const action = p.type === "agent" ? "agent.token_revoked" : "operator.token_revoked";
+    await appendAudit(deps.pool, {
+      action,
+      actor: p,
+      resourceType: p.type === "agent" ? "agent" : "operator_key",
+      resourceId: p.id,
+      requestId: req.id,
+      ip: req.ip,
+    });
+    return reply.code(204).send();
+  });
 }

@@ -28,7 +28,10 @@ const reason = (err: unknown) => ((err as Error).message === "timeout" ? "no ans
 export async function chainHealthRoutes(app: App, deps: { pool: Pool; chains: ChainRegistry; clients: ChainClients }): Promise<void> {
   app.get(
     "/v1/admin/chains/health",
-    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Whether each enabled chain's RPC answers, with its latest block (operators)" } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Chains"], summary: "Whether each enabled chain's RPC answers, with its latest block (operators)" },
+    },
     async (req) => {
       requireOperator(req);
       const chains = deps.chains.list();
@@ -36,7 +39,12 @@ export async function chainHealthRoutes(app: App, deps: { pool: Pool; chains: Ch
         chains: await Promise.all(
           chains.map(async (c) => {
             const endpoints = deps.clients.endpointHealth(c);
-            const base = { name: c.name, chain_id: c.chain_id, endpoints: endpoints.length, healthy_endpoints: endpoints.filter((e) => e.healthy).length };
+            const base = {
+              name: c.name,
+              chain_id: c.chain_id,
+              endpoints: endpoints.length,
+              healthy_endpoints: endpoints.filter((e) => e.healthy).length,
+            };
             try {
               const block = await within(deps.clients.get(c).getBlockNumber(), RPC_PROBE_TIMEOUT_MS);
               return { ...base, ok: true, block_number: Number(block) };
@@ -51,7 +59,10 @@ export async function chainHealthRoutes(app: App, deps: { pool: Pool; chains: Ch
 
   app.get(
     "/v1/admin/signing-keys/balances",
-    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "Native balance of each active signing key bound to a chain (operators)" } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Signing Keys"], summary: "Native balance of each active signing key bound to a chain (operators)" },
+    },
     async (req) => {
       requireOperator(req);
       // Oldest first, bounded: one RPC read per key.

@@ -132,7 +132,10 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.get(
     "/v1/admin/chains",
-    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Chains"], summary: "List all chains, disabled ones included (operators)", response: { 200: ChainListResponse } },
+    },
     async (req) => {
       requireOperator(req);
       return { chains: chains.list({ includeDisabled: true }).map((c) => chainResponse(c, { admin: true })) };
@@ -141,7 +144,10 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.post(
     "/v1/admin/chains",
-    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Add a chain (operators)", body: CreateChainRequest, response: { 201: ChainResponse } } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Chains"], summary: "Add a chain (operators)", body: CreateChainRequest, response: { 201: ChainResponse } },
+    },
     async (req, reply) => {
       const op = requireOperator(req);
       const b = req.body;
@@ -152,15 +158,30 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
           await lockChainWrites(tx);
           await assertIdentifiersFree(tx, [b.name, ...aliasList], null);
           await insertAdminChain(tx, id, {
-            name: b.name, display_name: b.display_name, chain_id: b.chain_id, native_currency: b.native_currency,
-            is_testnet: b.is_testnet, is_enabled: b.is_enabled, rpc_urls: mergeRpcUrls(b.rpc_url, b.rpc_urls) ?? [],
-            ws_url: b.ws_url ?? null, explorer_url: b.explorer_url ?? null, eip1559: b.eip1559,
-            confirmations: b.confirmations, aliases: aliasList, max_fee_per_gas_gwei: null, base_fee_multiple: null,
+            name: b.name,
+            display_name: b.display_name,
+            chain_id: b.chain_id,
+            native_currency: b.native_currency,
+            is_testnet: b.is_testnet,
+            is_enabled: b.is_enabled,
+            rpc_urls: mergeRpcUrls(b.rpc_url, b.rpc_urls) ?? [],
+            ws_url: b.ws_url ?? null,
+            explorer_url: b.explorer_url ?? null,
+            eip1559: b.eip1559,
+            confirmations: b.confirmations,
+            aliases: aliasList,
+            max_fee_per_gas_gwei: null,
+            base_fee_multiple: null,
           });
           // No URLs in the audit trail: an admin-supplied RPC URL may carry an API key.
           await appendAudit(tx, {
-            action: "chain.create", actor: op, resourceType: "chain", resourceId: id,
-            details: { name: b.name, chain_id: b.chain_id, is_enabled: b.is_enabled }, requestId: req.id, ip: req.ip,
+            action: "chain.create",
+            actor: op,
+            resourceType: "chain",
+            resourceId: id,
+            details: { name: b.name, chain_id: b.chain_id, is_enabled: b.is_enabled },
+            requestId: req.id,
+            ip: req.ip,
           });
         });
       } catch (err) {
@@ -195,8 +216,13 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
         if (newAliases) await assertIdentifiersFree(tx, newAliases, row.id);
         await updateAdminChain(tx, row.id, cols);
         await appendAudit(tx, {
-          action: "chain.update", actor: op, resourceType: "chain", resourceId: row.id,
-          details: { name: row.name, chain_id: Number(row.chain_id), fields: Object.keys(req.body).sort() }, requestId: req.id, ip: req.ip,
+          action: "chain.update",
+          actor: op,
+          resourceType: "chain",
+          resourceId: row.id,
+          details: { name: row.name, chain_id: Number(row.chain_id), fields: Object.keys(req.body).sort() },
+          requestId: req.id,
+          ip: req.ip,
         });
         return row.name;
       });
@@ -207,7 +233,10 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
 
   app.delete(
     "/v1/admin/chains/:chain_id",
-    { config: { operatorOnly: true }, schema: { tags: ["Chains"], summary: "Remove a chain (operators); its transactions keep the chain name", params: AdminParams } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Chains"], summary: "Remove a chain (operators); its transactions keep the chain name", params: AdminParams },
+    },
     async (req, reply) => {
       const op = requireOperator(req);
       await withTransaction(pool, async (tx) => {
@@ -216,8 +245,13 @@ export async function chainRoutes(app: App, deps: { pool: Pool; chains: ChainReg
         if (!row) throw notFound(`No chain '${req.params.chain_id}'.`);
         await deleteChain(tx, row);
         await appendAudit(tx, {
-          action: "chain.delete", actor: op, resourceType: "chain", resourceId: row.id,
-          details: { name: row.name, chain_id: Number(row.chain_id) }, requestId: req.id, ip: req.ip,
+          action: "chain.delete",
+          actor: op,
+          resourceType: "chain",
+          resourceId: row.id,
+          details: { name: row.name, chain_id: Number(row.chain_id) },
+          requestId: req.id,
+          ip: req.ip,
         });
       });
       await chains.refresh();

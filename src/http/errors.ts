@@ -49,7 +49,10 @@ export function problem(status: number, code: string, detail: string, extra: Rec
   };
 }
 
-function fieldErrors(err: { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>; validationContext?: string }): FieldError[] {
+function fieldErrors(err: {
+  validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>;
+  validationContext?: string;
+}): FieldError[] {
   return (err.validation ?? []).map((v) => {
     const path = (v.instancePath ?? "").replace(/^\//, "").replace(/\//g, ".");
     const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty;
@@ -77,14 +80,22 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
   const sqlstate = (err as { code?: unknown; severity?: unknown })?.severity !== undefined ? (err as { code?: unknown }).code : undefined;
   if (sqlstate === "22021" || sqlstate === "22P05") {
     const detail = "The request contains a character that cannot be stored (such as U+0000).";
-    return { status: 400, body: problem(400, "invalid_request", detail, { errors: [{ field: "body", message: detail }] }), headers, internal: false };
+    return {
+      status: 400,
+      body: problem(400, "invalid_request", detail, { errors: [{ field: "body", message: detail }] }),
+      headers,
+      internal: false,
+    };
   }
 
   const fe = err as FastifyError & { validation?: unknown[] };
   if (hasZodFastifySchemaValidationErrors(err) || (fe && Array.isArray(fe.validation))) {
     const errors = fieldErrors(fe as never);
     const detail = errors.length
-      ? `Invalid request: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`
+      ? `Invalid request: ${errors
+          .slice(0, 5)
+          .map((e) => `${e.field}: ${e.message}`)
+          .join("; ")}`
       : "Invalid request.";
     return { status: 400, body: problem(400, "invalid_request", detail, { errors }), headers, internal: false };
   }
@@ -102,7 +113,14 @@ export function toProblem(err: unknown): { status: number; body: ProblemBody; he
     let detail = messages[fe.code] ?? (status === 400 && fe.message?.includes("JSON") ? "The body is not valid JSON." : fe.message);
     if (fe instanceof SyntaxError) detail = "The body is not valid JSON.";
     if (status === 429) headers["retry-after"] = String((fe as { retryAfter?: number }).retryAfter ?? 1);
-    const code = status === 413 ? "payload_too_large" : status === 429 ? "rate_limited" : status === 415 ? "unsupported_media_type" : "invalid_request";
+    const code =
+      status === 413
+        ? "payload_too_large"
+        : status === 429
+          ? "rate_limited"
+          : status === 415
+            ? "unsupported_media_type"
+            : "invalid_request";
     const extra = status === 400 ? { errors: [{ field: "body", message: detail ?? "invalid" }] } : {};
     return { status, body: problem(status, code, detail ?? "Invalid request.", extra), headers, internal: false };
   }

@@ -22,7 +22,10 @@ export const EXPORT_PAGE_SIZE = 500;
 export type HistoryFilter = TxFilter;
 
 /** The query's filters, with the chain resolved (unknown chain → 400) and the cursor decoded. */
-export function toHistoryFilter(chains: ChainRegistry, q: Omit<HistoryQuery, "limit" | "cursor"> & { limit?: number; cursor?: string }): HistoryFilter {
+export function toHistoryFilter(
+  chains: ChainRegistry,
+  q: Omit<HistoryQuery, "limit" | "cursor"> & { limit?: number; cursor?: string },
+): HistoryFilter {
   return toFilter(chains, { ...q, limit: q.limit ?? EXPORT_PAGE_SIZE }, q.agent_id?.toLowerCase());
 }
 
@@ -30,9 +33,31 @@ export function toHistoryFilter(chains: ChainRegistry, q: Omit<HistoryQuery, "li
 
 /** CSV columns, in order: the response fields; `signed_tx` is appended only when asked for. */
 export const CSV_COLUMNS = [
-  "id", "agent_id", "chain", "chain_id", "from", "to", "value", "value_wei", "nonce", "gas_limit", "gas_price",
-  "max_fee_per_gas", "max_priority_fee_per_gas", "status", "tx_hash", "error_message", "created_at", "signed_at",
-  "simulation_id", "simulation_status", "chain_status", "block_number", "confirmations", "replaced_by", "signing_key_path",
+  "id",
+  "agent_id",
+  "chain",
+  "chain_id",
+  "from",
+  "to",
+  "value",
+  "value_wei",
+  "nonce",
+  "gas_limit",
+  "gas_price",
+  "max_fee_per_gas",
+  "max_priority_fee_per_gas",
+  "status",
+  "tx_hash",
+  "error_message",
+  "created_at",
+  "signed_at",
+  "simulation_id",
+  "simulation_status",
+  "chain_status",
+  "block_number",
+  "confirmations",
+  "replaced_by",
+  "signing_key_path",
 ] as const satisfies ReadonlyArray<keyof TransactionResponse>;
 
 export function csvColumns(includeSignedTx: boolean): string[] {
@@ -127,7 +152,10 @@ export async function historyRoutes(app: App, deps: { pool: Pool; chains: ChainR
       const { format } = req.query;
       const { limit: _limit, ...filter } = toHistoryFilter(chains, req.query);
       const lines = await openExport(pool, filter, { format, includeSignedTx: wantsSignedTx(req.query.include_signed_tx) });
-      const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+      const stamp = new Date()
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
       return reply
         .header("content-type", EXPORT_CONTENT_TYPES[format])
         .header("content-disposition", `attachment; filename="transactions-${stamp}.${format}"`)

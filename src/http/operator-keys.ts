@@ -35,7 +35,11 @@ export async function operatorKeyRoutes(app: App, deps: { pool: Pool }): Promise
     "/v1/auth/api-keys",
     {
       config: { operatorOnly: true },
-      schema: { tags: ["Auth"], summary: "List operator keys (prefix, name, created, last used; never the key)", response: { 200: ApiKeyListResponse } },
+      schema: {
+        tags: ["Auth"],
+        summary: "List operator keys (prefix, name, created, last used; never the key)",
+        response: { 200: ApiKeyListResponse },
+      },
     },
     async (req) => {
       requireOperator(req);

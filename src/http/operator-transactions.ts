@@ -60,7 +60,11 @@ export async function operatorTransactionRoutes(app: App, deps: { pool: Pool; tr
       async (req) => {
         const op = requireOperator(req);
         const r = await tracker().replace(txId(req.params.tx_id), kind, op, req.id);
-        return { transaction: toTransactionResponse(r.row, { includeSignedTx: false }), attempt: attemptResponse(r.attempt), result: r.result };
+        return {
+          transaction: toTransactionResponse(r.row, { includeSignedTx: false }),
+          attempt: attemptResponse(r.attempt),
+          result: r.result,
+        };
       },
     );
   }
@@ -69,7 +73,11 @@ export async function operatorTransactionRoutes(app: App, deps: { pool: Pool; tr
     "/v1/transactions/:tx_id/attempts",
     {
       config: { operatorOnly: true },
-      schema: { tags: ["Transactions"], summary: "Every signed attempt of a transaction, oldest first: its hash history (operators)", params: TxParams },
+      schema: {
+        tags: ["Transactions"],
+        summary: "Every signed attempt of a transaction, oldest first: its hash history (operators)",
+        params: TxParams,
+      },
     },
     async (req) => {
       requireOperator(req);

@@ -39,7 +39,20 @@ export function toSignatureResponse(r: ListedSignature, includeSignature: boolea
   };
 }
 
-const CSV_COLUMNS = ["id", "agent_id", "intent_type", "kind", "chain", "chain_id", "from", "signing_key_path", "digest", "valid_until", "created_at", "meaning"];
+const CSV_COLUMNS = [
+  "id",
+  "agent_id",
+  "intent_type",
+  "kind",
+  "chain",
+  "chain_id",
+  "from",
+  "signing_key_path",
+  "digest",
+  "valid_until",
+  "created_at",
+  "meaning",
+];
 
 function filterOf(q: z.infer<typeof Filters> & { limit?: number; cursor?: string }, agentId?: string): SignatureFilter {
   return {
@@ -70,7 +83,8 @@ async function* exportLines(db: Queryable, filter: SignatureFilter, format: "jso
     let out = "";
     for (const r of rows) {
       const s = toSignatureResponse(r, include) as Record<string, unknown>;
-      out += format === "jsonl" ? JSON.stringify(s) + "\n" : csvRecord(columns.map((c) => (c === "meaning" ? JSON.stringify(s.meaning) : s[c])));
+      out +=
+        format === "jsonl" ? JSON.stringify(s) + "\n" : csvRecord(columns.map((c) => (c === "meaning" ? JSON.stringify(s.meaning) : s[c])));
     }
     if (out) yield out;
     if (rows.length < EXPORT_PAGE_SIZE) return;
@@ -84,7 +98,8 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
     {
       schema: {
         tags: ["Signing"],
-        summary: "Sign a message (EIP-191/SIWE), EIP-712 typed data, a digest or a transaction (types 0, 1, 2, 4) under the agent's guardrails",
+        summary:
+          "Sign a message (EIP-191/SIWE), EIP-712 typed data, a digest or a transaction (types 0, 1, 2, 4) under the agent's guardrails",
         params: AgentParams,
         headers: IdempotencyHeaders,
         body: SignIntentRequestSchema,
@@ -95,7 +110,12 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
     async (req, reply) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);
       // Approval rules may hold it for operators (202 + Location), src/approvals/gate.ts.
-      const result = await withApprovals(deps, { principal, body: req.body, idempotencyKey: idempotencyKey(req), requestId: req.id, ip: req.ip }, "sign_intent", (input) => signIntent(deps, input));
+      const result = await withApprovals(
+        deps,
+        { principal, body: req.body, idempotencyKey: idempotencyKey(req), requestId: req.id, ip: req.ip },
+        "sign_intent",
+        (input) => signIntent(deps, input),
+      );
       if (result.status === 202) void reply.header("location", approvalLocation(result.body));
       return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
     },
@@ -103,7 +123,14 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
 
   app.get(
     "/v1/agents/:agent_id/signatures",
-    { schema: { tags: ["Signing"], summary: "The agent's message, typed-data and digest signatures, newest first", params: AgentParams, querystring: ListQuery } },
+    {
+      schema: {
+        tags: ["Signing"],
+        summary: "The agent's message, typed-data and digest signatures, newest first",
+        params: AgentParams,
+        querystring: ListQuery,
+      },
+    },
     async (req) => {
       requireReader(req, req.params.agent_id, { intents: true });
       if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
@@ -114,7 +141,14 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
 
   app.get(
     "/v1/signatures",
-    { config: { operatorOnly: true }, schema: { tags: ["Signing"], summary: "Every agent's message, typed-data and digest signatures, newest first (operators)", querystring: HistoryQuery } },
+    {
+      config: { operatorOnly: true },
+      schema: {
+        tags: ["Signing"],
+        summary: "Every agent's message, typed-data and digest signatures, newest first (operators)",
+        querystring: HistoryQuery,
+      },
+    },
     async (req) => {
       requireOperator(req);
       const rows = await listSignatures(deps.pool, filterOf(req.query, req.query.agent_id?.toLowerCase()));
@@ -124,12 +158,23 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
 
   app.get(
     "/v1/signatures/export",
-    { config: { operatorOnly: true }, schema: { tags: ["Signing"], summary: "Export signatures as JSON lines or CSV, streamed (operators)", querystring: ExportQuery } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Signing"], summary: "Export signatures as JSON lines or CSV, streamed (operators)", querystring: ExportQuery },
+    },
     async (req, reply) => {
       requireOperator(req);
       const { format } = req.query;
-      const lines = exportLines(deps.pool, filterOf(req.query, req.query.agent_id?.toLowerCase()), format, wants(req.query.include_signature));
-      const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+      const lines = exportLines(
+        deps.pool,
+        filterOf(req.query, req.query.agent_id?.toLowerCase()),
+        format,
+        wants(req.query.include_signature),
+      );
+      const stamp = new Date()
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
       return reply
         .header("content-type", EXPORT_CONTENT_TYPES[format])
         .header("content-disposition", `attachment; filename="signatures-${stamp}.${format}"`)

@@ -51,7 +51,11 @@ const EVM_FAMILY = "ethereum";
 const NON_EVM_FAMILIES = new Set(["bitcoin", "solana", "xrp", "cardano", "tron"]);
 
 const grantResponse = (key: SigningKeyRow, g: GrantRow) => ({
-  key_id: key.id, path: key.path, agent_id: g.agent_id, granted_by: g.granted_by, created_at: g.created_at.toISOString(),
+  key_id: key.id,
+  path: key.path,
+  agent_id: g.agent_id,
+  granted_by: g.granted_by,
+  created_at: g.created_at.toISOString(),
 });
 
 /** The key named by a route's {key}: its id, or its path (URL-encoded). 404 when there is none. */
@@ -95,8 +99,13 @@ async function createSigningKey(
     const key = await deps.signer.createKey(path);
     const row = await recordSigningKey(tx, key, meta);
     await appendAudit(tx, {
-      action: "signing_key.create", actor, resourceType: "signing_key", resourceId: row.id,
-      details: { path, address: key.address, chain: meta.chain, agent_id: meta.agentId }, requestId: req.id, ip: req.ip,
+      action: "signing_key.create",
+      actor,
+      resourceType: "signing_key",
+      resourceId: row.id,
+      details: { path, address: key.address, chain: meta.chain, agent_id: meta.agentId },
+      requestId: req.id,
+      ip: req.ip,
     });
     return row;
   });
@@ -126,13 +135,18 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
       let chain: string | null = null;
       if (req.body.chain !== undefined) {
         const c = chains.resolve(req.body.chain);
-        if (!c) throw badRequest(`Unknown chain '${req.body.chain}'.`, [{ field: "chain", message: "is not a configured chain name, alias or id" }]);
+        if (!c)
+          throw badRequest(`Unknown chain '${req.body.chain}'.`, [
+            { field: "chain", message: "is not a configured chain name, alias or id" },
+          ]);
         chain = c.name;
       }
       // A key under agents/{id}/ belongs to that agent; an explicit agent_id must agree with it.
       const pathAgent = path.startsWith("agents/") ? path.slice(7, 43).toLowerCase() : null;
       if (pathAgent && req.body.agent_id !== undefined && req.body.agent_id !== pathAgent) {
-        throw badRequest("agent_id does not match the agent in the path.", [{ field: "agent_id", message: "differs from the path's agent id" }]);
+        throw badRequest("agent_id does not match the agent in the path.", [
+          { field: "agent_id", message: "differs from the path's agent id" },
+        ]);
       }
       const agentId = req.body.agent_id ?? pathAgent;
       if (agentId) await requireAgent(pool, agentId);
@@ -143,7 +157,10 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     "/v1/signing-keys",
-    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "List signing keys (operators)", response: { 200: SigningKeyListResponse } } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Signing Keys"], summary: "List signing keys (operators)", response: { 200: SigningKeyListResponse } },
+    },
     async (req) => {
       requireOperator(req);
       return { keys: (await listSigningKeys(pool)).map(signingKeyResponse) };
@@ -169,12 +186,17 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
       const ref = req.body.chain.trim().toLowerCase();
       let chain: string;
       if (NON_EVM_FAMILIES.has(ref)) {
-        throw badRequest(`Chain family '${ref}' is not supported; this service signs for EVM chains.`, [{ field: "chain", message: "only EVM chains are supported" }]);
+        throw badRequest(`Chain family '${ref}' is not supported; this service signs for EVM chains.`, [
+          { field: "chain", message: "only EVM chains are supported" },
+        ]);
       }
       const c = chains.resolve(ref);
       if (c) chain = c.name;
       else if (ref === EVM_FAMILY) chain = EVM_FAMILY;
-      else throw badRequest(`Unknown chain '${req.body.chain}'.`, [{ field: "chain", message: "is not a configured chain name, alias or id, nor 'ethereum'" }]);
+      else
+        throw badRequest(`Unknown chain '${req.body.chain}'.`, [
+          { field: "chain", message: "is not a configured chain name, alias or id, nor 'ethereum'" },
+        ]);
       const row = await createSigningKey(deps, op, req, `agents/${agentId}/chains/${chain}`, { chain, agentId });
       return reply.code(201).send(signingKeyResponse(row));
     },
@@ -182,7 +204,14 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     "/v1/agents/:agent_id/signing-keys",
-    { schema: { tags: ["Signing Keys"], summary: "List an agent's signing keys", params: AgentParams, response: { 200: SigningKeyListResponse } } },
+    {
+      schema: {
+        tags: ["Signing Keys"],
+        summary: "List an agent's signing keys",
+        params: AgentParams,
+        response: { 200: SigningKeyListResponse },
+      },
+    },
     async (req) => {
       requireReader(req, req.params.agent_id);
       await requireAgent(pool, req.params.agent_id);
@@ -215,7 +244,10 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
       } catch (err) {
         // viem's errors quote the RPC URL, which may carry an API key: log only the short reason, and
         // pass no cause on (the error handler logs causes of 5xx answers).
-        req.log.warn({ chain: chain.name, reason: (err as { shortMessage?: string }).shortMessage ?? (err as Error).name }, "balance read failed");
+        req.log.warn(
+          { chain: chain.name, reason: (err as { shortMessage?: string }).shortMessage ?? (err as Error).name },
+          "balance read failed",
+        );
         throw badGateway(`Could not read the balance from chain ${chain.name}'s RPC endpoints.`, "rpc_unavailable");
       }
       return { chain: chain.name, address: key.address, balance_wei: wei.toString(), balance_display: formatMajor(wei) };
@@ -241,8 +273,13 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
         const key = await findKey(tx, req.params.key, true);
         const updated = await setSigningKeyActive(tx, key.id, req.body.is_active);
         await appendAudit(tx, {
-          action: "signing_key.update", actor: op, resourceType: "signing_key", resourceId: key.id,
-          details: { path: key.path, is_active: { from: key.is_active, to: req.body.is_active } }, requestId: req.id, ip: req.ip,
+          action: "signing_key.update",
+          actor: op,
+          resourceType: "signing_key",
+          resourceId: key.id,
+          details: { path: key.path, is_active: { from: key.is_active, to: req.body.is_active } },
+          requestId: req.id,
+          ip: req.ip,
         });
         return signingKeyResponse(updated);
       });
@@ -251,7 +288,15 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.get(
     "/v1/signing-keys/:key/grants",
-    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "List the agents a signing key is granted to (operators)", params: KeyParams, response: { 200: GrantListResponse } } },
+    {
+      config: { operatorOnly: true },
+      schema: {
+        tags: ["Signing Keys"],
+        summary: "List the agents a signing key is granted to (operators)",
+        params: KeyParams,
+        response: { 200: GrantListResponse },
+      },
+    },
     async (req) => {
       requireOperator(req);
       const key = await findKey(pool, req.params.key);
@@ -278,13 +323,20 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
       const { grant, created, key } = await withTransaction(pool, async (tx) => {
         const key = await findKey(tx, req.params.key);
         if (key.path.startsWith("agents/")) {
-          throw badRequest("A key under agents/{agent_id}/ belongs to that agent and cannot be granted to another.", [{ field: "key", message: "is a per-agent key" }]);
+          throw badRequest("A key under agents/{agent_id}/ belongs to that agent and cannot be granted to another.", [
+            { field: "key", message: "is a per-agent key" },
+          ]);
         }
         const { grant, created } = await insertGrant(tx, key.id, agentId, `${op.type}:${op.id}`);
         if (!created) return { grant, created, key };
         await appendAudit(tx, {
-          action: "signing_key.grant", actor: op, resourceType: "signing_key", resourceId: key.id,
-          details: { path: key.path, address: key.address, agent_id: agentId }, requestId: req.id, ip: req.ip,
+          action: "signing_key.grant",
+          actor: op,
+          resourceType: "signing_key",
+          resourceId: key.id,
+          details: { path: key.path, address: key.address, agent_id: agentId },
+          requestId: req.id,
+          ip: req.ip,
         });
         return { grant, created, key };
       });
@@ -294,7 +346,10 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
 
   app.delete(
     "/v1/signing-keys/:key/grants/:agent_id",
-    { config: { operatorOnly: true }, schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Signing Keys"], summary: "Revoke an agent's grant of a signing key (operators)", params: GrantParams },
+    },
     async (req, reply) => {
       const op = requireOperator(req);
       const agentId = req.params.agent_id.toLowerCase();
@@ -303,8 +358,13 @@ export async function signingKeyRoutes(app: App, deps: Deps): Promise<void> {
         const key = await findKey(tx, req.params.key);
         if (!(await deleteGrant(tx, key.id, agentId))) throw notFound("Grant not found.");
         await appendAudit(tx, {
-          action: "signing_key.revoke", actor: op, resourceType: "signing_key", resourceId: key.id,
-          details: { path: key.path, address: key.address, agent_id: agentId }, requestId: req.id, ip: req.ip,
+          action: "signing_key.revoke",
+          actor: op,
+          resourceType: "signing_key",
+          resourceId: key.id,
+          details: { path: key.path, address: key.address, agent_id: agentId },
+          requestId: req.id,
+          ip: req.ip,
         });
       });
       return reply.code(204).send();

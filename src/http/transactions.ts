@@ -23,7 +23,6 @@ import type { FastifyRequest } from "fastify";
 import { UUID } from "../uuid.js";
 import { AgentParams, IdempotencyHeaders, ListQuery, SignedTxQuery, TxParams } from "./schemas/transactions.js";
 
-
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
 
@@ -104,14 +103,19 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       async (req, reply) => {
         const principal = requireIntentsAgent(req, req.params.agent_id);
         // Approval rules may hold it for operators (202 + Location), src/approvals/gate.ts.
-        const result = await withApprovals(deps, {
-          principal,
-          body: req.body,
-          mode,
-          idempotencyKey: idempotencyKey(req),
-          requestId: req.id,
-          ip: req.ip,
-        }, mode === "sign" ? "transaction.sign" : "transaction.submit", (input) => submitTransaction(deps, input));
+        const result = await withApprovals(
+          deps,
+          {
+            principal,
+            body: req.body,
+            mode,
+            idempotencyKey: idempotencyKey(req),
+            requestId: req.id,
+            ip: req.ip,
+          },
+          mode === "sign" ? "transaction.sign" : "transaction.submit",
+          (input) => submitTransaction(deps, input),
+        );
         if (result.status === 202) void reply.header("location", approvalLocation(result.body));
         return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
       },
@@ -120,7 +124,14 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
 
   app.get(
     "/v1/agents/:agent_id/transactions",
-    { schema: { tags: ["Transactions"], summary: "List the agent's transactions, newest first", params: AgentParams, querystring: ListQuery } },
+    {
+      schema: {
+        tags: ["Transactions"],
+        summary: "List the agent's transactions, newest first",
+        params: AgentParams,
+        querystring: ListQuery,
+      },
+    },
     async (req) => {
       requireReader(req, req.params.agent_id, { intents: true });
       if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
@@ -156,7 +167,14 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
   // `status: "error"`); 400/403/404 like submit.
   const simulationDeps = () => {
     if (!deps.simulators) throw simulationNotAvailable();
-    return { pool: deps.pool, signer: deps.signer, chains: deps.chains, simulators: deps.simulators, log: deps.log, maxDataBytes: deps.config?.maxDataBytes };
+    return {
+      pool: deps.pool,
+      signer: deps.signer,
+      chains: deps.chains,
+      simulators: deps.simulators,
+      log: deps.log,
+      maxDataBytes: deps.config?.maxDataBytes,
+    };
   };
   app.post(
     "/v1/agents/:agent_id/transactions/simulate",

@@ -72,16 +72,35 @@ export async function webhookRoutes(app: App, deps: { pool: Pool; fetch?: typeof
 
   app.post(
     "/v1/webhooks",
-    { config: { operatorOnly: true }, schema: { tags: ["Webhooks"], summary: "Register a webhook endpoint (operators); the secret is shown only here", body: CreateWebhookRequest } },
+    {
+      config: { operatorOnly: true },
+      schema: {
+        tags: ["Webhooks"],
+        summary: "Register a webhook endpoint (operators); the secret is shown only here",
+        body: CreateWebhookRequest,
+      },
+    },
     async (req, reply) => {
       const op = requireOperator(req);
       const id = randomUUID();
       const secret = generateWebhookSecret();
       const row = await withTransaction(pool, async (tx) => {
-        const row = await insertEndpoint(tx, { id, url: req.body.url, description: req.body.description ?? null, secret, events: req.body.events, createdBy: op.id });
+        const row = await insertEndpoint(tx, {
+          id,
+          url: req.body.url,
+          description: req.body.description ?? null,
+          secret,
+          events: req.body.events,
+          createdBy: op.id,
+        });
         await appendAudit(tx, {
-          action: "webhook.create", actor: op, resourceType: "webhook", resourceId: id,
-          details: { url_origin: origin(req.body.url), events: req.body.events }, requestId: req.id, ip: req.ip,
+          action: "webhook.create",
+          actor: op,
+          resourceType: "webhook",
+          resourceId: id,
+          details: { url_origin: origin(req.body.url), events: req.body.events },
+          requestId: req.id,
+          ip: req.ip,
         });
         return row;
       });
@@ -100,14 +119,24 @@ export async function webhookRoutes(app: App, deps: { pool: Pool; fetch?: typeof
 
   app.delete(
     "/v1/webhooks/:id",
-    { config: { operatorOnly: true }, schema: { tags: ["Webhooks"], summary: "Deactivate a webhook endpoint (operators)", params: WebhookParams } },
+    {
+      config: { operatorOnly: true },
+      schema: { tags: ["Webhooks"], summary: "Deactivate a webhook endpoint (operators)", params: WebhookParams },
+    },
     async (req, reply) => {
       const op = requireOperator(req);
       await endpointOrNotFound(req.params.id);
       await withTransaction(pool, async (tx) => {
         // What was still queued will not be sent.
         if (!(await deactivateEndpoint(tx, req.params.id))) throw notFound("Webhook not found.");
-        await appendAudit(tx, { action: "webhook.delete", actor: op, resourceType: "webhook", resourceId: req.params.id, requestId: req.id, ip: req.ip });
+        await appendAudit(tx, {
+          action: "webhook.delete",
+          actor: op,
+          resourceType: "webhook",
+          resourceId: req.params.id,
+          requestId: req.id,
+          ip: req.ip,
+        });
       });
       return reply.code(204).send();
     },
@@ -115,7 +144,15 @@ export async function webhookRoutes(app: App, deps: { pool: Pool; fetch?: typeof
 
   app.get(
     "/v1/webhooks/:id/deliveries",
-    { config: { operatorOnly: true }, schema: { tags: ["Webhooks"], summary: "Recent deliveries of a webhook endpoint (operators)", params: WebhookParams, querystring: DeliveriesQuery } },
+    {
+      config: { operatorOnly: true },
+      schema: {
+        tags: ["Webhooks"],
+        summary: "Recent deliveries of a webhook endpoint (operators)",
+        params: WebhookParams,
+        querystring: DeliveriesQuery,
+      },
+    },
     async (req) => {
       requireOperator(req);
       await endpointOrNotFound(req.params.id);
@@ -126,7 +163,14 @@ export async function webhookRoutes(app: App, deps: { pool: Pool; fetch?: typeof
 
   app.post(
     "/v1/webhooks/:id/test",
-    { config: { operatorOnly: true }, schema: { tags: ["Webhooks"], summary: "Send a signed `webhook.test` event now, once, and report the answer (operators)", params: WebhookParams } },
+    {
+      config: { operatorOnly: true },
+      schema: {
+        tags: ["Webhooks"],
+        summary: "Send a signed `webhook.test` event now, once, and report the answer (operators)",
+        params: WebhookParams,
+      },
+    },
     async (req) => {
       requireOperator(req);
       const ep = await endpointOrNotFound(req.params.id);
@@ -135,7 +179,10 @@ export async function webhookRoutes(app: App, deps: { pool: Pool; fetch?: typeof
       if (!target) throw notFound("Webhook not found.");
       const id = randomUUID();
       const payload = { id, type: "webhook.test", created_at: new Date().toISOString(), data: { webhook_id: ep.id } };
-      const out = await attemptDelivery({ id, payload, url: target.url, secret: target.secret }, { timeoutMs: DEFAULT_TIMEOUT_MS, fetch: deps.fetch ?? fetch });
+      const out = await attemptDelivery(
+        { id, payload, url: target.url, secret: target.secret },
+        { timeoutMs: DEFAULT_TIMEOUT_MS, fetch: deps.fetch ?? fetch },
+      );
       return { id, delivered: out.ok, status_code: out.statusCode, error: out.error };
     },
   );

@@ -126,7 +126,8 @@ export async function mcpRoutes(app: App): Promise<void> {
     const principal = agentOf(req);
     // One message per POST: a JSON-RPC batch would run many tool calls on one request of the agent's
     // budget (protocol revision 2025-06-18 dropped batching).
-    if (Array.isArray(req.body)) return reply.code(400).send(jsonRpcError(-32600, "JSON-RPC batches are not accepted: send one message per request"));
+    if (Array.isArray(req.body))
+      return reply.code(400).send(jsonRpcError(-32600, "JSON-RPC batches are not accepted: send one message per request"));
     const sid = req.headers["mcp-session-id"];
     let session: Session | undefined;
     if (typeof sid === "string") {

@@ -34,7 +34,13 @@ export function httpCaller(opts: { url: string; credential: string; timeoutMs?: 
     } catch (err) {
       // An unknown outcome: the host may retry the call (same request id, same Idempotency-Key).
       const c = (err as { cause?: { code?: string } }).cause;
-      return { status: 503, body: { title: "Service unreachable", detail: `Cannot reach the service (${c?.code ?? (err as Error).name}); retrying the same call is safe.` } };
+      return {
+        status: 503,
+        body: {
+          title: "Service unreachable",
+          detail: `Cannot reach the service (${c?.code ?? (err as Error).name}); retrying the same call is safe.`,
+        },
+      };
     }
     const text = await res.text();
     let parsed: unknown;
@@ -52,7 +58,9 @@ export function httpCaller(opts: { url: string; credential: string; timeoutMs?: 
       const id = (me.body as { id?: unknown } | undefined)?.id;
       if (me.status !== 200 || typeof id !== "string") {
         const detail = (me.body as { detail?: string } | undefined)?.detail ?? `HTTP ${me.status}`;
-        throw new Error(`Cannot identify the agent (${me.status}): ${detail}${me.status === 401 ? " The agent's credential is missing, expired or revoked." : ""}`);
+        throw new Error(
+          `Cannot identify the agent (${me.status}): ${detail}${me.status === 401 ? " The agent's credential is missing, expired or revoked." : ""}`,
+        );
       }
       return (agentId = id);
     },

@@ -11,7 +11,12 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { VERSION } from "../version.js";
 import { SignIntentRequestSchema } from "../http/schemas/signatures.js";
-import { ListQuery, SimulateBundleRequestSchema, SimulateTransactionRequestSchema, TransactionRequestSchema } from "../http/schemas/transactions.js";
+import {
+  ListQuery,
+  SimulateBundleRequestSchema,
+  SimulateTransactionRequestSchema,
+  TransactionRequestSchema,
+} from "../http/schemas/transactions.js";
 
 export interface ServiceRequest {
   method: "GET" | "POST";
@@ -48,18 +53,24 @@ export interface ToolContext {
  * twice; another call, or the same id in another session, is a new request.
  */
 export function idempotencyKeyFor(tool: string, c: ToolContext): string {
-  return "mcp-" + createHash("sha256").update(`${c.sessionId}\n${typeof c.requestId}:${c.requestId}\n${tool}`).digest("hex").slice(0, 48);
+  return (
+    "mcp-" +
+    createHash("sha256")
+      .update(`${c.sessionId}\n${typeof c.requestId}:${c.requestId}\n${tool}`)
+      .digest("hex")
+      .slice(0, 48)
+  );
 }
 
 const TX_ID = z.uuid().describe("A transaction id (uuid) returned by submit_transaction or list_transactions");
 const CHAIN = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a chain name, alias or numeric id")
-  .describe("Chain name, alias or numeric chain id (see list_chains), e.g. \"base\", \"8453\"");
+  .describe('Chain name, alias or numeric chain id (see list_chains), e.g. "base", "8453"');
 const S = SignIntentRequestSchema.shape;
 
 const UNITS =
-  "`value` is a decimal string in the chain's native unit (ETH on Ethereum: \"0.01\" is 0.01 ETH), never wei. " +
+  '`value` is a decimal string in the chain\'s native unit (ETH on Ethereum: "0.01" is 0.01 ETH), never wei. ' +
   "`gas_price`, `max_fee_per_gas`, `max_priority_fee_per_gas` are wei as decimal strings; omit them and `gas_limit` to let the service estimate.";
 
 /** The agent's limits and what is left of them in the rolling 24 h window, from GET /v1/agents/me. */
@@ -71,16 +82,38 @@ export function guardrailsOf(me: Record<string, unknown>): Record<string, unknow
     return fromWei(a > b ? a - b : 0n);
   };
   const keys = [
-    "intents_api_enabled", "tx_to_allowlist", "tx_max_value", "tx_daily_limit", "tx_spent_today", "tx_count_today", "tx_max_per_day",
-    "tx_max_fee", "tx_daily_fee_budget", "tx_fees_spent_today", "tx_max_gas_limit", "tx_allowed_chains", "tx_token_allowlist",
-    "tx_token_limits", "tx_token_spent_today", "tx_unknown_calldata", "tx_unlimited_approval_allowlist", "simulate_required",
-    "requests_per_minute", "tx_max_data_bytes", "signing_chains", "sign_max_validity_seconds", "raw_signing_enabled",
+    "intents_api_enabled",
+    "tx_to_allowlist",
+    "tx_max_value",
+    "tx_daily_limit",
+    "tx_spent_today",
+    "tx_count_today",
+    "tx_max_per_day",
+    "tx_max_fee",
+    "tx_daily_fee_budget",
+    "tx_fees_spent_today",
+    "tx_max_gas_limit",
+    "tx_allowed_chains",
+    "tx_token_allowlist",
+    "tx_token_limits",
+    "tx_token_spent_today",
+    "tx_unknown_calldata",
+    "tx_unlimited_approval_allowlist",
+    "simulate_required",
+    "requests_per_minute",
+    "tx_max_data_bytes",
+    "signing_chains",
+    "sign_max_validity_seconds",
+    "raw_signing_enabled",
   ];
   const out: Record<string, unknown> = Object.fromEntries(keys.filter((k) => k in me).map((k) => [k, me[k]]));
   out.remaining_today = {
     value: remaining(me.tx_daily_limit, me.tx_spent_today),
     fees: remaining(me.tx_daily_fee_budget, me.tx_fees_spent_today),
-    transactions: typeof me.tx_max_per_day === "number" && typeof me.tx_count_today === "number" ? Math.max(0, me.tx_max_per_day - me.tx_count_today) : null,
+    transactions:
+      typeof me.tx_max_per_day === "number" && typeof me.tx_count_today === "number"
+        ? Math.max(0, me.tx_max_per_day - me.tx_count_today)
+        : null,
   };
   return out;
 }
@@ -102,11 +135,14 @@ export function toToolResult(tool: string, r: ServiceResponse, describe: (body: 
     const votes = body.required_approvals != null ? `, ${body.current_approvals ?? 0} of ${body.required_approvals} approval(s)` : "";
     const until = typeof body.expires_at === "string" ? `, expires ${body.expires_at}` : "";
     return {
-      content: [{
-        type: "text",
-        text: `Waiting for human approval (HTTP 202, pending approval ${String(id)}${votes}${until}); nothing was signed yet. ` +
-          `Check it with get_approval_status { "approval_id": "${String(id)}" }; once approved, retrying this same call returns the result.`,
-      }],
+      content: [
+        {
+          type: "text",
+          text:
+            `Waiting for human approval (HTTP 202, pending approval ${String(id)}${votes}${until}); nothing was signed yet. ` +
+            `Check it with get_approval_status { "approval_id": "${String(id)}" }; once approved, retrying this same call returns the result.`,
+        },
+      ],
       structuredContent: body,
     };
   }
@@ -120,10 +156,19 @@ function problemText(tool: string, status: number, p: Record<string, unknown>): 
   const parts = [`${tool} failed (${status}${typeof p.code === "string" ? " " + p.code : ""}): ${detail}`];
   if (g) {
     const remaining = typeof g.limit === "string" && typeof g.current === "string" ? remainingOf(g.limit, g.current) : undefined;
-    parts.push(`Denied by guardrail rule ${g.reason_code}: limit ${fmt(g.limit)}, used ${fmt(g.current)}, attempted ${fmt(g.attempted)}${remaining !== undefined ? `, remaining ${remaining}` : ""}.`);
+    parts.push(
+      `Denied by guardrail rule ${g.reason_code}: limit ${fmt(g.limit)}, used ${fmt(g.current)}, attempted ${fmt(g.attempted)}${remaining !== undefined ? `, remaining ${remaining}` : ""}.`,
+    );
   }
-  if (status === 401) parts.push("Authentication failed: the agent's credential is missing, expired or revoked; an operator must issue a new one.");
-  if (Array.isArray(p.errors)) parts.push(`Fields: ${(p.errors as Array<{ field?: string; message?: string }>).slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`);
+  if (status === 401)
+    parts.push("Authentication failed: the agent's credential is missing, expired or revoked; an operator must issue a new one.");
+  if (Array.isArray(p.errors))
+    parts.push(
+      `Fields: ${(p.errors as Array<{ field?: string; message?: string }>)
+        .slice(0, 5)
+        .map((e) => `${e.field}: ${e.message}`)
+        .join("; ")}`,
+    );
   return parts.join(" ");
 }
 const fmt = (v: unknown) => (v === undefined || v === null ? "none" : typeof v === "string" ? v : JSON.stringify(v));
@@ -167,12 +212,24 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       title: "Sign and broadcast a transaction",
       description:
         "Signs an EVM transaction with the agent's HSM-held key under its guardrails and broadcasts it. IRREVERSIBLE once broadcast: funds move. " +
-        UNITS + " Simulates first by default (simulate_first: true). A guardrail denial names the rule, the limit and what remains. " +
+        UNITS +
+        " Simulates first by default (simulate_first: true). A guardrail denial names the rule, the limit and what remains. " +
         "Returns the transaction (id, tx_hash, status); follow it with get_transaction. Retrying the same call (same request id) never signs twice.",
       inputSchema: txInput,
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
-    async (args, extra) => run(extra, "submit_transaction", { method: "POST", path: await agentPath(extra, "/transactions"), body: args, idempotencyKey: idempotencyKeyFor("submit_transaction", ctxOf(extra)) }, txLine),
+    async (args, extra) =>
+      run(
+        extra,
+        "submit_transaction",
+        {
+          method: "POST",
+          path: await agentPath(extra, "/transactions"),
+          body: args,
+          idempotencyKey: idempotencyKeyFor("submit_transaction", ctxOf(extra)),
+        },
+        txLine,
+      ),
   );
   server.registerTool(
     "sign_transaction",
@@ -180,87 +237,156 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       title: "Sign a transaction without broadcasting it",
       description:
         "Signs an EVM transaction under the agent's guardrails and returns the signed bytes (signed_tx) without broadcasting. " +
-        "The signature counts against the limits as if sent: anyone holding signed_tx can broadcast it. " + UNITS + " Simulates first by default.",
+        "The signature counts against the limits as if sent: anyone holding signed_tx can broadcast it. " +
+        UNITS +
+        " Simulates first by default.",
       inputSchema: txInput,
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
-    async (args, extra) => run(extra, "sign_transaction", { method: "POST", path: await agentPath(extra, "/transactions/sign"), body: args, idempotencyKey: idempotencyKeyFor("sign_transaction", ctxOf(extra)) }, txLine),
+    async (args, extra) =>
+      run(
+        extra,
+        "sign_transaction",
+        {
+          method: "POST",
+          path: await agentPath(extra, "/transactions/sign"),
+          body: args,
+          idempotencyKey: idempotencyKeyFor("sign_transaction", ctxOf(extra)),
+        },
+        txLine,
+      ),
   );
   server.registerTool(
     "simulate_transaction",
     {
       title: "Simulate a transaction",
-      description: "Runs the transaction against the chain's current state without signing it: status (success, reverted, error), gas used and balance changes (major units, ETH and tokens). Nothing is signed or sent. " + UNITS,
+      description:
+        "Runs the transaction against the chain's current state without signing it: status (success, reverted, error), gas used and balance changes (major units, ETH and tokens). Nothing is signed or sent. " +
+        UNITS,
       inputSchema: SimulateTransactionRequestSchema,
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
-    async (args, extra) => run(extra, "simulate_transaction", { method: "POST", path: await agentPath(extra, "/transactions/simulate"), body: args }, simLine),
+    async (args, extra) =>
+      run(extra, "simulate_transaction", { method: "POST", path: await agentPath(extra, "/transactions/simulate"), body: args }, simLine),
   );
   server.registerTool(
     "simulate_bundle",
     {
       title: "Simulate transactions in order",
-      description: "Simulates up to 20 transactions in order, each seeing the state the previous ones left (e.g. approve then swap). Nothing is signed or sent. " + UNITS,
+      description:
+        "Simulates up to 20 transactions in order, each seeing the state the previous ones left (e.g. approve then swap). Nothing is signed or sent. " +
+        UNITS,
       inputSchema: SimulateBundleRequestSchema,
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
     async (args, extra) =>
       run(extra, "simulate_bundle", { method: "POST", path: await agentPath(extra, "/transactions/simulate-bundle"), body: args }, (b) =>
-        Array.isArray(b.simulations) ? `Bundle: ${(b.simulations as Array<Record<string, unknown>>).map((s, i) => `#${i + 1} ${s.status}`).join(", ")}.` : "Bundle simulated.",
+        Array.isArray(b.simulations)
+          ? `Bundle: ${(b.simulations as Array<Record<string, unknown>>).map((s, i) => `#${i + 1} ${s.status}`).join(", ")}.`
+          : "Bundle simulated.",
       ),
   );
   server.registerTool(
     "sign_message",
     {
       title: "Sign a message (EIP-191 personal_sign)",
-      description: "Signs a message with the agent's key (EIP-191 personal_sign; Sign-In with Ethereum messages are checked against the agent's SIWE rules). A signature can authorize actions elsewhere: sign only what you mean.",
-      inputSchema: z.strictObject({ chain: S.chain, message: S.message.unwrap().describe("The message, UTF-8 text or 0x-prefixed hex bytes"), signing_key_path: S.signing_key_path }),
+      description:
+        "Signs a message with the agent's key (EIP-191 personal_sign; Sign-In with Ethereum messages are checked against the agent's SIWE rules). A signature can authorize actions elsewhere: sign only what you mean.",
+      inputSchema: z.strictObject({
+        chain: S.chain,
+        message: S.message.unwrap().describe("The message, UTF-8 text or 0x-prefixed hex bytes"),
+        signing_key_path: S.signing_key_path,
+      }),
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     async (args, extra) =>
-      run(extra, "sign_message", { method: "POST", path: await agentPath(extra, "/sign"), body: { intent_type: "personal_sign", ...args }, idempotencyKey: idempotencyKeyFor("sign_message", ctxOf(extra)) }, (b) => `Signed by ${b.from ?? b.address ?? "the agent's key"}: ${b.signature}.`),
+      run(
+        extra,
+        "sign_message",
+        {
+          method: "POST",
+          path: await agentPath(extra, "/sign"),
+          body: { intent_type: "personal_sign", ...args },
+          idempotencyKey: idempotencyKeyFor("sign_message", ctxOf(extra)),
+        },
+        (b) => `Signed by ${b.from ?? b.address ?? "the agent's key"}: ${b.signature}.`,
+      ),
   );
   server.registerTool(
     "sign_typed_data",
     {
       title: "Sign EIP-712 typed data",
-      description: "Signs EIP-712 typed data (types, primaryType, domain, message) with the agent's key. Permits, Permit2 and EIP-3009 authorizations move tokens: they count against the agent's token limits and are IRREVERSIBLE once someone submits them.",
+      description:
+        "Signs EIP-712 typed data (types, primaryType, domain, message) with the agent's key. Permits, Permit2 and EIP-3009 authorizations move tokens: they count against the agent's token limits and are IRREVERSIBLE once someone submits them.",
       inputSchema: z.strictObject({
         chain: S.chain,
         typed_data: z
-          .object({ types: z.record(z.string(), z.unknown()), primaryType: z.string(), domain: z.record(z.string(), z.unknown()), message: z.record(z.string(), z.unknown()) })
+          .object({
+            types: z.record(z.string(), z.unknown()),
+            primaryType: z.string(),
+            domain: z.record(z.string(), z.unknown()),
+            message: z.record(z.string(), z.unknown()),
+          })
           .describe("EIP-712 typed data: { types, primaryType, domain, message }"),
         signing_key_path: S.signing_key_path,
       }),
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     async (args, extra) =>
-      run(extra, "sign_typed_data", { method: "POST", path: await agentPath(extra, "/sign"), body: { intent_type: "typed_data", ...args }, idempotencyKey: idempotencyKeyFor("sign_typed_data", ctxOf(extra)) }, (b) => `Signed (${b.kind ?? "typed data"}): ${b.signature}.`),
+      run(
+        extra,
+        "sign_typed_data",
+        {
+          method: "POST",
+          path: await agentPath(extra, "/sign"),
+          body: { intent_type: "typed_data", ...args },
+          idempotencyKey: idempotencyKeyFor("sign_typed_data", ctxOf(extra)),
+        },
+        (b) => `Signed (${b.kind ?? "typed data"}): ${b.signature}.`,
+      ),
   );
   server.registerTool(
     "get_transaction",
     {
       title: "Get a transaction",
-      description: "One of the agent's transactions: status, tx_hash, chain_status (unconfirmed, confirmed, reverted, replaced, dropped), block_number, confirmations.",
+      description:
+        "One of the agent's transactions: status, tx_hash, chain_status (unconfirmed, confirmed, reverted, replaced, dropped), block_number, confirmations.",
       inputSchema: z.strictObject({ tx_id: TX_ID }),
       annotations: { readOnlyHint: true },
     },
-    async (args, extra) => run(extra, "get_transaction", { method: "GET", path: await agentPath(extra, `/transactions/${encodeURIComponent(args.tx_id)}`) }, txLine),
+    async (args, extra) =>
+      run(
+        extra,
+        "get_transaction",
+        { method: "GET", path: await agentPath(extra, `/transactions/${encodeURIComponent(args.tx_id)}`) },
+        txLine,
+      ),
   );
-  const listInput = ListQuery.omit({ include_signed_tx: true, limit: true }).extend({ limit: z.number().int().min(1).max(500).optional().describe("Page size (default 50)") });
+  const listInput = ListQuery.omit({ include_signed_tx: true, limit: true }).extend({
+    limit: z.number().int().min(1).max(500).optional().describe("Page size (default 50)"),
+  });
   server.registerTool(
     "list_transactions",
     {
       title: "List the agent's transactions",
-      description: "The agent's transactions, newest first, with optional filters (status, chain, chain_status, from/to as ISO times) and paging (limit, cursor from next_cursor).",
+      description:
+        "The agent's transactions, newest first, with optional filters (status, chain, chain_status, from/to as ISO times) and paging (limit, cursor from next_cursor).",
       inputSchema: listInput,
       annotations: { readOnlyHint: true },
     },
     async (args, extra) => {
-      const q = new URLSearchParams(Object.entries(args).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)]));
+      const q = new URLSearchParams(
+        Object.entries(args)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]): [string, string] => [k, String(v)]),
+      );
       const qs = q.toString();
-      return run(extra, "list_transactions", { method: "GET", path: await agentPath(extra, `/transactions${qs ? "?" + qs : ""}`) }, (b) =>
-        `${Array.isArray(b.transactions) ? b.transactions.length : 0} transaction(s)${b.next_cursor ? "; more with cursor " + b.next_cursor : ""}.`,
+      return run(
+        extra,
+        "list_transactions",
+        { method: "GET", path: await agentPath(extra, `/transactions${qs ? "?" + qs : ""}`) },
+        (b) =>
+          `${Array.isArray(b.transactions) ? b.transactions.length : 0} transaction(s)${b.next_cursor ? "; more with cursor " + b.next_cursor : ""}.`,
       );
     },
   );
@@ -268,11 +394,18 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
     "get_balance",
     {
       title: "Native balance of the agent's signing address",
-      description: "The native balance (e.g. ETH) of the address the agent signs with by default on a chain: balance_display in major units, balance_wei in wei.",
+      description:
+        "The native balance (e.g. ETH) of the address the agent signs with by default on a chain: balance_display in major units, balance_wei in wei.",
       inputSchema: z.strictObject({ chain: CHAIN }),
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
-    async (args, extra) => run(extra, "get_balance", { method: "GET", path: await agentPath(extra, `/signing-keys/${encodeURIComponent(args.chain)}/balance`) }, (b) => `${b.address} holds ${b.balance_display} on ${b.chain} (${b.balance_wei} wei).`),
+    async (args, extra) =>
+      run(
+        extra,
+        "get_balance",
+        { method: "GET", path: await agentPath(extra, `/signing-keys/${encodeURIComponent(args.chain)}/balance`) },
+        (b) => `${b.address} holds ${b.balance_display} on ${b.chain} (${b.balance_wei} wei).`,
+      ),
   );
   server.registerTool(
     "list_chains",
@@ -282,13 +415,20 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       inputSchema: z.strictObject({}),
       annotations: { readOnlyHint: true },
     },
-    async (_args, extra) => run(extra, "list_chains", { method: "GET", path: "/v1/chains" }, (b) => `${Array.isArray(b.chains) ? (b.chains as Array<{ name?: string }>).map((c) => c.name).join(", ") : "chains"}.`),
+    async (_args, extra) =>
+      run(
+        extra,
+        "list_chains",
+        { method: "GET", path: "/v1/chains" },
+        (b) => `${Array.isArray(b.chains) ? (b.chains as Array<{ name?: string }>).map((c) => c.name).join(", ") : "chains"}.`,
+      ),
   );
   server.registerTool(
     "get_guardrails",
     {
       title: "The agent's own limits and what is left today",
-      description: "The agent's guardrails (allowlists, per-transaction and daily limits in major units, fee limits, allowed chains, token limits) and what remains of the daily limits in the rolling 24 h window. Read-only: only an operator can change them.",
+      description:
+        "The agent's guardrails (allowlists, per-transaction and daily limits in major units, fee limits, allowed chains, token limits) and what remains of the daily limits in the rolling 24 h window. Read-only: only an operator can change them.",
       inputSchema: z.strictObject({}),
       annotations: { readOnlyHint: true },
     },
@@ -297,8 +437,11 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       if (r.status !== 200) return toToolResult("get_guardrails", r, () => "");
       const g = guardrailsOf(r.body as Record<string, unknown>);
       const rem = g.remaining_today as Record<string, unknown>;
-      return toToolResult("get_guardrails", { status: 200, body: g }, () =>
-        `Remaining today: value ${rem.value ?? "unlimited"}, fees ${rem.fees ?? "unlimited"}, transactions ${rem.transactions ?? "unlimited"}.`,
+      return toToolResult(
+        "get_guardrails",
+        { status: 200, body: g },
+        () =>
+          `Remaining today: value ${rem.value ?? "unlimited"}, fees ${rem.fees ?? "unlimited"}, transactions ${rem.transactions ?? "unlimited"}.`,
       );
     },
   );
@@ -312,7 +455,13 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       inputSchema: z.strictObject({ approval_id: z.uuid().describe("The pending_approval_id of a held request") }),
       annotations: { readOnlyHint: true },
     },
-    async (args, extra) => run(extra, "get_approval_status", { method: "GET", path: `/v1/pending-approvals/${encodeURIComponent(args.approval_id)}` }, approvalLine),
+    async (args, extra) =>
+      run(
+        extra,
+        "get_approval_status",
+        { method: "GET", path: `/v1/pending-approvals/${encodeURIComponent(args.approval_id)}` },
+        approvalLine,
+      ),
   );
   return server;
 }

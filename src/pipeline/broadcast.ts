@@ -83,7 +83,12 @@ export interface BroadcastMeta {
  * too low" for bytes that are themselves mined (an earlier send whose answer was lost) counts as
  * already known; when that cannot be checked, the outcome is unknown rather than a failure.
  */
-export async function sendSigned(deps: Pick<BroadcastDeps, "clients" | "metrics">, chain: Chain, signedTx: string, hash: string): Promise<BroadcastOutcome> {
+export async function sendSigned(
+  deps: Pick<BroadcastDeps, "clients" | "metrics">,
+  chain: Chain,
+  signedTx: string,
+  hash: string,
+): Promise<BroadcastOutcome> {
   const client = deps.clients.get(chain);
   let outcome: BroadcastOutcome;
   try {
@@ -92,9 +97,13 @@ export async function sendSigned(deps: Pick<BroadcastDeps, "clients" | "metrics"
   } catch (err) {
     outcome = broadcastOutcomeOf(err);
     if (outcome.kind === "nonce_used") {
-      const receipt = await client.request({ method: "eth_getTransactionReceipt", params: [hash as Hex] }).then((r) => (r ? "mined" : "absent"), () => "unknown");
+      const receipt = await client.request({ method: "eth_getTransactionReceipt", params: [hash as Hex] }).then(
+        (r) => (r ? "mined" : "absent"),
+        () => "unknown",
+      );
       if (receipt === "mined") outcome = { kind: "already_known" };
-      else if (receipt === "unknown") outcome = { kind: "unknown", message: `${outcome.message}; whether it was mined could not be checked` };
+      else if (receipt === "unknown")
+        outcome = { kind: "unknown", message: `${outcome.message}; whether it was mined could not be checked` };
     }
   }
   deps.metrics?.broadcastResults.inc({ chain: chain.name, outcome: outcome.kind });
@@ -102,13 +111,20 @@ export async function sendSigned(deps: Pick<BroadcastDeps, "clients" | "metrics"
 }
 
 /** Records the node's answer to the first send of a row (status, counters, attempt, audit, nonce). */
-export async function recordBroadcastOutcome(deps: BroadcastDeps, row: TxRow, outcome: BroadcastOutcome, meta: BroadcastMeta = {}): Promise<TxRow> {
+export async function recordBroadcastOutcome(
+  deps: BroadcastDeps,
+  row: TxRow,
+  outcome: BroadcastOutcome,
+  meta: BroadcastMeta = {},
+): Promise<TxRow> {
   const actor = meta.principal ?? meta.actor ?? { type: "system" as const, id: "broadcaster" };
   switch (outcome.kind) {
     case "accepted":
     case "already_known":
       // The same statement records a whole commit group's accepted sends (markBroadcastGroup).
-      return (await markBroadcastGroup(deps.pool, [row.id], [row.tx_hash!], auditRecordset([broadcastEvent(row, actor, meta.requestId)])))[0];
+      return (
+        await markBroadcastGroup(deps.pool, [row.id], [row.tx_hash!], auditRecordset([broadcastEvent(row, actor, meta.requestId)]))
+      )[0];
     case "rejected":
     case "nonce_used":
       return withTransaction(deps.pool, async (tx) => {
@@ -116,8 +132,16 @@ export async function recordBroadcastOutcome(deps: BroadcastDeps, row: TxRow, ou
         await markAttemptFailed(tx, row.tx_hash!, outcome.message);
         // The node refused this signature, so the nonce is still free on chain, unless the refusal
         // says another transaction already holds it.
-        if (outcome.kind === "rejected" && row.nonce !== null) await releaseNonce(tx, Number(row.chain_id), row.from_address, BigInt(row.nonce));
-        await appendAudit(tx, { action: "transaction.failed", actor, resourceType: "transaction", resourceId: row.id, details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce), reason: outcome.message }, requestId: meta.requestId });
+        if (outcome.kind === "rejected" && row.nonce !== null)
+          await releaseNonce(tx, Number(row.chain_id), row.from_address, BigInt(row.nonce));
+        await appendAudit(tx, {
+          action: "transaction.failed",
+          actor,
+          resourceType: "transaction",
+          resourceId: row.id,
+          details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce), reason: outcome.message },
+          requestId: meta.requestId,
+        });
         return updated;
       });
     case "unknown":
@@ -129,7 +153,14 @@ export async function recordBroadcastOutcome(deps: BroadcastDeps, row: TxRow, ou
 
 /** The audit event of an accepted first send. */
 export function broadcastEvent(row: TxRow, actor: NonNullable<AuditEvent["actor"]>, requestId?: string): AuditEvent {
-  return { action: "transaction.broadcast", actor, resourceType: "transaction", resourceId: row.id, details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce) }, requestId };
+  return {
+    action: "transaction.broadcast",
+    actor,
+    resourceType: "transaction",
+    resourceId: row.id,
+    details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce) },
+    requestId,
+  };
 }
 
 /** Sends a stored signed transaction and records the node's answer. */

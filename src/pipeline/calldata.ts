@@ -58,7 +58,14 @@ const PERMIT2_ABI = parseAbi([
 
 export type TokenEffect =
   /** Moves `amount` of `token` to `recipient` (from `from`, or the caller when absent). */
-  | { type: "transfer"; token: string; standard: "erc20" | "erc721" | "erc1155" | "erc777" | "permit2"; from?: string; recipient: string; amount: bigint }
+  | {
+      type: "transfer";
+      token: string;
+      standard: "erc20" | "erc721" | "erc1155" | "erc777" | "permit2";
+      from?: string;
+      recipient: string;
+      amount: bigint;
+    }
   /**
    * Lets `spender` move `token`: `set` replaces the allowance, `increase` adds to it, `decrease` lowers
    * it, `operator` is an approval for everything the owner holds (amount MAX_UINT256).
@@ -106,11 +113,26 @@ export function decodeCall(to: string, data: string | undefined): DecodedCall {
 }
 
 function tokenEffects(token: string, fn: Fn, a: readonly unknown[]): TokenEffect[] {
-  const transfer = (standard: "erc20" | "erc721" | "erc1155" | "erc777", recipient: unknown, amount: bigint, from?: unknown): TokenEffect => ({
-    type: "transfer", token, standard, recipient: lower(recipient), amount, ...(from !== undefined ? { from: lower(from) } : {}),
+  const transfer = (
+    standard: "erc20" | "erc721" | "erc1155" | "erc777",
+    recipient: unknown,
+    amount: bigint,
+    from?: unknown,
+  ): TokenEffect => ({
+    type: "transfer",
+    token,
+    standard,
+    recipient: lower(recipient),
+    amount,
+    ...(from !== undefined ? { from: lower(from) } : {}),
   });
   const approve = (spender: unknown, amount: bigint, mode: "set" | "increase" | "decrease" | "operator", owner?: unknown): TokenEffect => ({
-    type: "approve", token, spender: lower(spender), amount, mode, ...(owner !== undefined ? { owner: lower(owner) } : {}),
+    type: "approve",
+    token,
+    spender: lower(spender),
+    amount,
+    mode,
+    ...(owner !== undefined ? { owner: lower(owner) } : {}),
   });
   const n = fn.inputs.length;
   switch (fn.name) {
@@ -128,7 +150,14 @@ function tokenEffects(token: string, fn: Fn, a: readonly unknown[]): TokenEffect
     case "safeTransferFrom":
       return n === 5 ? [transfer("erc1155", a[1], a[3] as bigint, a[0])] : [transfer("erc721", a[1], 1n, a[0])];
     case "safeBatchTransferFrom":
-      return [transfer("erc1155", a[1], (a[3] as readonly bigint[]).reduce((x, y) => x + y, 0n), a[0])];
+      return [
+        transfer(
+          "erc1155",
+          a[1],
+          (a[3] as readonly bigint[]).reduce((x, y) => x + y, 0n),
+          a[0],
+        ),
+      ];
     case "approve":
     case "approveAndCall":
       return [approve(a[0], a[1] as bigint, "set")];
@@ -158,10 +187,20 @@ interface PermitDetails {
 
 function permit2Effects(fn: Fn, a: readonly unknown[]): TokenEffect[] {
   const approve = (token: unknown, spender: unknown, amount: bigint, owner?: unknown): TokenEffect => ({
-    type: "approve", token: lower(token), spender: lower(spender), amount, mode: "set", ...(owner !== undefined ? { owner: lower(owner) } : {}),
+    type: "approve",
+    token: lower(token),
+    spender: lower(spender),
+    amount,
+    mode: "set",
+    ...(owner !== undefined ? { owner: lower(owner) } : {}),
   });
   const transfer = (from: unknown, to: unknown, amount: bigint, token: unknown): TokenEffect => ({
-    type: "transfer", token: lower(token), standard: "permit2", from: lower(from), recipient: lower(to), amount,
+    type: "transfer",
+    token: lower(token),
+    standard: "permit2",
+    from: lower(from),
+    recipient: lower(to),
+    amount,
   });
   switch (fn.name) {
     case "approve":
@@ -173,7 +212,9 @@ function permit2Effects(fn: Fn, a: readonly unknown[]): TokenEffect[] {
     }
     case "transferFrom":
       if (fn.inputs.length === 4) return [transfer(a[0], a[1], a[2] as bigint, a[3])];
-      return (a[0] as ReadonlyArray<{ from: string; to: string; amount: bigint; token: string }>).map((t) => transfer(t.from, t.to, t.amount, t.token));
+      return (a[0] as ReadonlyArray<{ from: string; to: string; amount: bigint; token: string }>).map((t) =>
+        transfer(t.from, t.to, t.amount, t.token),
+      );
   }
   return [];
 }

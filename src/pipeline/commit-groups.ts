@@ -57,8 +57,13 @@ export class CommitGroups {
         const taken = group.queue.splice(0, n);
         const prepared = group.prepared;
         // Items left over (past maxGroup, or after a solo one) keep what was started for them.
-        group.prepared = new Map(group.queue.flatMap((w) => (prepared.has(w.prepareKey) ? [[w.prepareKey, prepared.get(w.prepareKey)!] as const] : [])));
-        await run(taken.map((w) => w.item), prepared).catch(() => {}); // `run` settles its items, errors included
+        group.prepared = new Map(
+          group.queue.flatMap((w) => (prepared.has(w.prepareKey) ? [[w.prepareKey, prepared.get(w.prepareKey)!] as const] : [])),
+        );
+        await run(
+          taken.map((w) => w.item),
+          prepared,
+        ).catch(() => {}); // `run` settles its items, errors included
       }
       this.groups.delete(key);
     })();
@@ -83,5 +88,4 @@ export class CommitGroups {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
-
 }

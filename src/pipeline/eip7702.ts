@@ -26,21 +26,27 @@ export function checkAuthorizations(
       return {
         reason_code: "eip7702_delegate_not_allowlisted",
         detail: `Delegating this key's account to ${a.delegate} is not allowed: it is not in this agent's eip7702_delegate_allowlist.`,
-        limit: allow, current: null, attempted: a.delegate,
+        limit: allow,
+        current: null,
+        attempted: a.delegate,
       };
     }
     if (a.chainId === 0 && !agent.eip7702_allow_chain_id_zero) {
       return {
         reason_code: "eip7702_chain_id_zero",
         detail: "An authorization for chain id 0 is valid on every chain; this agent may not sign one (eip7702_allow_chain_id_zero).",
-        limit: chain.chain_id, current: null, attempted: 0,
+        limit: chain.chain_id,
+        current: null,
+        attempted: 0,
       };
     }
     if (a.chainId !== undefined && a.chainId !== 0 && a.chainId !== chain.chain_id) {
       return {
         reason_code: "eip7702_chain_mismatch",
         detail: `An authorization for chain id ${a.chainId} cannot be signed in a transaction on ${chain.name} (${chain.chain_id}).`,
-        limit: chain.chain_id, current: null, attempted: a.chainId,
+        limit: chain.chain_id,
+        current: null,
+        attempted: a.chainId,
       };
     }
   }
@@ -48,7 +54,13 @@ export function checkAuthorizations(
 }
 
 /** Signs the intent's authorizations for a transaction with nonce `txNonce`, in order. */
-export async function signAuthorizations(signer: Signer, path: string, chain: Chain, intent: Intent, txNonce: bigint): Promise<SignedAuthorizationList | undefined> {
+export async function signAuthorizations(
+  signer: Signer,
+  path: string,
+  chain: Chain,
+  intent: Intent,
+  txNonce: bigint,
+): Promise<SignedAuthorizationList | undefined> {
   if (!intent.authorizations?.length) return undefined;
   const out: SignedAuthorization[] = [];
   for (const [i, a] of intent.authorizations.entries()) {

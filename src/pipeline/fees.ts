@@ -8,9 +8,7 @@ import { gasEstimationFailed } from "../errors.js";
 import { rpcFailure } from "../chains/node-errors.js";
 import type { Intent } from "./request.js";
 
-export type Fees =
-  | { type: "legacy"; gasPrice: bigint }
-  | { type: "eip1559"; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
+export type Fees = { type: "legacy"; gasPrice: bigint } | { type: "eip1559"; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint };
 
 /** The fee fields of a viem transaction for these fees: type 0 (gasPrice) or type 2 (EIP-1559). */
 export function feeFields(fees: Fees) {
@@ -60,7 +58,10 @@ export function readFeeMarket(chain: Chain, client: PublicClient): Promise<FeeMa
   const market = (async (): Promise<FeeMarket> => {
     try {
       if (chain.eip1559) {
-        const [block, f] = await Promise.all([client.getBlock({ blockTag: "latest" }), client.estimateFeesPerGas({ type: "eip1559", chain: client.chain })]);
+        const [block, f] = await Promise.all([
+          client.getBlock({ blockTag: "latest" }),
+          client.estimateFeesPerGas({ type: "eip1559", chain: client.chain }),
+        ]);
         const estimate: Fees = { type: "eip1559", maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas };
         return { estimate, price: (block.baseFeePerGas ?? 0n) + f.maxPriorityFeePerGas, blockGasLimit: block.gasLimit };
       }
@@ -132,13 +133,25 @@ export async function resolveGasLimit(
     try {
       estimate = intent.authorizations?.length
         ? await estimateSetCodeGas(client, intent, from)
-        : await client.estimateGas({ account: from, to: intent.to, value: intent.valueWei, data: intent.data, accessList: intent.accessList });
+        : await client.estimateGas({
+            account: from,
+            to: intent.to,
+            value: intent.valueWei,
+            data: intent.data,
+            accessList: intent.accessList,
+          });
     } catch (err) {
       const failure = rpcFailure(err, `estimate gas on ${chain.name}`);
       if (failure.status >= 500) throw failure;
       // The node cannot estimate (the call reverts, the sender cannot pay): a caller's own limit is still
       // signed, as the node decides, but only up to a small bound; its worst case is counted as usual.
-      if (intent.gasLimit !== undefined) return boundGas(intent.gasLimit, GAS_LIMIT_WITHOUT_ESTIMATE, "the bound for calls the node cannot estimate", await opts.blockGasLimit());
+      if (intent.gasLimit !== undefined)
+        return boundGas(
+          intent.gasLimit,
+          GAS_LIMIT_WITHOUT_ESTIMATE,
+          "the bound for calls the node cannot estimate",
+          await opts.blockGasLimit(),
+        );
       throw gasEstimationFailed(failure.detail);
     }
     if (intent.gasLimit === undefined) return { gas: estimate };
@@ -148,8 +161,14 @@ export async function resolveGasLimit(
   return boundGas(intent.gasLimit, opts.maxGasLimit, "tx_max_gas_limit", await opts.blockGasLimit());
 }
 
-function boundGas(gas: bigint, allowed: bigint, why: string, blockGasLimit: bigint): { gas: bigint; exceeds?: { limit: bigint; why: string } } {
-  if (blockGasLimit > 0n && gas > blockGasLimit && allowed >= blockGasLimit) return { gas, exceeds: { limit: blockGasLimit, why: "the block gas limit" } };
+function boundGas(
+  gas: bigint,
+  allowed: bigint,
+  why: string,
+  blockGasLimit: bigint,
+): { gas: bigint; exceeds?: { limit: bigint; why: string } } {
+  if (blockGasLimit > 0n && gas > blockGasLimit && allowed >= blockGasLimit)
+    return { gas, exceeds: { limit: blockGasLimit, why: "the block gas limit" } };
   if (gas > allowed) return { gas, exceeds: { limit: allowed, why } };
   return { gas };
 }
@@ -167,7 +186,11 @@ async function estimateSetCodeGas(client: PublicClient, intent: Intent, from: `0
   const delegate = auths[auths.length - 1].delegate;
   const code = /^0x0{40}$/.test(delegate) ? undefined : await client.getCode({ address: delegate });
   const gas = await client.estimateGas({
-    account: from, to: intent.to, value: intent.valueWei, data: intent.data, accessList: intent.accessList,
+    account: from,
+    to: intent.to,
+    value: intent.valueWei,
+    data: intent.data,
+    accessList: intent.accessList,
     stateOverride: code ? [{ address: from, code }] : undefined,
   });
   return gas + AUTHORIZATION_GAS * BigInt(auths.length);

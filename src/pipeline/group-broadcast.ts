@@ -32,16 +32,32 @@ export async function finishGroup(deps: PipelineDeps, committed: Committed[]): P
       const sent = toSend.filter((_, i) => reachedNode(outcomes[i]));
       if (sent.length > 0) {
         const audit = auditRecordset(sent.map((c) => broadcastEvent(c.row, c.item.input.principal, c.item.input.requestId)));
-        for (const row of await markBroadcastGroup(deps.pool, sent.map((c) => c.row.id), sent.map((c) => c.row.tx_hash!), audit)) finals.set(row.id, row);
+        for (const row of await markBroadcastGroup(
+          deps.pool,
+          sent.map((c) => c.row.id),
+          sent.map((c) => c.row.tx_hash!),
+          audit,
+        ))
+          finals.set(row.id, row);
       }
       // The rest one by one: a rejection releases its nonce; an unknown outcome stays `signed`.
       for (let i = 0; i < toSend.length; i++) {
         const { item, row } = toSend[i];
         if (reachedNode(outcomes[i])) continue;
-        finals.set(row.id, await recordBroadcastOutcome(deps, row, outcomes[i], { requestId: item.input.requestId, principal: item.input.principal, beforeAnswer: true }));
+        finals.set(
+          row.id,
+          await recordBroadcastOutcome(deps, row, outcomes[i], {
+            requestId: item.input.requestId,
+            principal: item.input.principal,
+            beforeAnswer: true,
+          }),
+        );
       }
     } catch (err) {
-      deps.log.warn({ err: (err as Error)?.message, count: toSend.length }, "could not record a broadcast outcome; the tracker will resend");
+      deps.log.warn(
+        { err: (err as Error)?.message, count: toSend.length },
+        "could not record a broadcast outcome; the tracker will resend",
+      );
     }
     endBroadcast();
   }
@@ -50,13 +66,22 @@ export async function finishGroup(deps: PipelineDeps, committed: Committed[]): P
   const answers = committed.map(({ item, row }) => {
     const final = finals.get(row.id)!;
     deps.metrics.submissions.inc({ mode: item.input.mode, status: final.status });
-    return { item, final, status: item.input.mode === "sign" ? 200 : 201, body: JSON.stringify(toTransactionResponse(final, { includeSignedTx: true })) };
+    return {
+      item,
+      final,
+      status: item.input.mode === "sign" ? 200 : 201,
+      body: JSON.stringify(toTransactionResponse(final, { includeSignedTx: true })),
+    };
   });
   await settleClaims(
     deps.pool,
-    answers.filter((a) => a.item.claim && a.final.status !== "failed").map((a) => ({ claim: a.item.claim!, status: a.status, body: a.body })),
+    answers
+      .filter((a) => a.item.claim && a.final.status !== "failed")
+      .map((a) => ({ claim: a.item.claim!, status: a.status, body: a.body })),
     answers.filter((a) => a.item.claim && a.final.status === "failed").map((a) => a.item.claim!),
-  ).catch((err) => deps.log.warn({ err: (err as Error)?.message }, "could not store idempotent answers; a retry is answered from the stored row"));
+  ).catch((err) =>
+    deps.log.warn({ err: (err as Error)?.message }, "could not store idempotent answers; a retry is answered from the stored row"),
+  );
   for (const a of answers) a.item.resolve({ status: a.status, body: a.body });
 }
 

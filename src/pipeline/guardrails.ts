@@ -103,7 +103,11 @@ export function checkFeeGuardrail(policy: GuardrailPolicy, feeWei: bigint): Deni
 }
 
 /** Checks against what the agent already signed: rolling 24 h value and transactions today. */
-export function checkRollingGuardrails(policy: GuardrailPolicy, input: Pick<GuardrailInput, "valueWei"> & { feeWei?: bigint }, spent: Spent): Denial | null {
+export function checkRollingGuardrails(
+  policy: GuardrailPolicy,
+  input: Pick<GuardrailInput, "valueWei"> & { feeWei?: bigint },
+  spent: Spent,
+): Denial | null {
   if (policy.maxPerDay !== null && spent.countToday + 1 > policy.maxPerDay) {
     return {
       reason_code: "max_per_day_exceeded",

@@ -38,7 +38,13 @@ export function requestFingerprint(operation: string, body: unknown): Buffer {
   return createHash("sha256").update(canonicalJson({ operation, body }), "utf8").digest();
 }
 
-export async function claimIdempotencyKey(db: Queryable, agentId: string, key: string, fingerprint: Buffer, ownerKey?: number): Promise<ClaimResult> {
+export async function claimIdempotencyKey(
+  db: Queryable,
+  agentId: string,
+  key: string,
+  fingerprint: Buffer,
+  ownerKey?: number,
+): Promise<ClaimResult> {
   const keyHash = hashIdempotencyKey(agentId, key);
   const owner = ownerKey ?? null;
   // One statement for the two common cases: a new key is inserted; a key seen before is only read,
@@ -123,10 +129,11 @@ async function takeOver(db: Queryable, agentId: string, keyHash: Buffer, fingerp
   );
   if (claimed.rowCount) return { kind: "claimed", claim: { agentId, keyHash, ownerKey } };
 
-  const { rows } = await db.query<KeyRow>(
-    `SELECT ${keyState("$3")} FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2`,
-    [agentId, keyHash, STALE_CLAIM_SECONDS],
-  );
+  const { rows } = await db.query<KeyRow>(`SELECT ${keyState("$3")} FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2`, [
+    agentId,
+    keyHash,
+    STALE_CLAIM_SECONDS,
+  ]);
   if (!rows[0]) return takeOver(db, agentId, keyHash, fingerprint, ownerKey); // released between our two statements
   return decide(rows[0], agentId, keyHash, fingerprint, ownerKey);
 }
@@ -139,7 +146,11 @@ export async function completeClaim(db: Queryable, claim: Claim, status: number,
  * The answers of a commit group in one statement: each claim stores its response, or is released
  * (failed requests are not cached).
  */
-export async function settleClaims(db: Queryable, done: Array<{ claim: Claim; status: number; body: string }>, released: Claim[]): Promise<void> {
+export async function settleClaims(
+  db: Queryable,
+  done: Array<{ claim: Claim; status: number; body: string }>,
+  released: Claim[],
+): Promise<void> {
   if (done.length === 0 && released.length === 0) return;
   await db.query(
     `WITH done AS (
@@ -153,7 +164,9 @@ export async function settleClaims(db: Queryable, done: Array<{ claim: Claim; st
         -- never release a claim another process took over meanwhile
         AND (r.owner_key IS NULL OR k.owner_key IS NOT DISTINCT FROM r.owner_key)`,
     [
-      JSON.stringify(done.map((d) => ({ agent_id: d.claim.agentId, key_hash: d.claim.keyHash.toString("hex"), status: d.status, body: d.body }))),
+      JSON.stringify(
+        done.map((d) => ({ agent_id: d.claim.agentId, key_hash: d.claim.keyHash.toString("hex"), status: d.status, body: d.body })),
+      ),
       JSON.stringify(released.map((c) => ({ agent_id: c.agentId, key_hash: c.keyHash.toString("hex"), owner_key: c.ownerKey ?? null }))),
     ],
   );

@@ -15,8 +15,13 @@ import type { Queued } from "./types.js";
  * submissions across addresses and replicas; then the requests are checked in arrival order, each
  * seeing what those before it in the group will spend. Denied requests leave the group.
  */
-export async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
-  const agentIds = [...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id))].sort();
+export async function checkGroupLimits(
+  tx: PoolClient,
+  items: Queued[],
+): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
+  const agentIds = [
+    ...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id)),
+  ].sort();
   if (agentIds.length === 0) return { accepted: items, denied: [] };
   await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
 
@@ -24,7 +29,12 @@ export async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise
   for (const id of agentIds) {
     const s = await spendToday(tx, id);
     const needsTokens = items.some((i) => i.tokenLimited && i.input.principal.agent.id === id);
-    spent.set(id, { wei: s.spent_wei, fees: s.fees_wei, count: s.count_today, tokens: needsTokens ? await tokenSpendToday(tx, id) : undefined });
+    spent.set(id, {
+      wei: s.spent_wei,
+      fees: s.fees_wei,
+      count: s.count_today,
+      tokens: needsTokens ? await tokenSpendToday(tx, id) : undefined,
+    });
   }
   const accepted: Queued[] = [];
   const denied: Array<{ item: Queued; denial: Denial }> = [];
@@ -33,8 +43,14 @@ export async function checkGroupLimits(tx: PoolClient, items: Queued[]): Promise
     const s = spent.get(item.input.principal.agent.id);
     if (s) {
       const denial =
-        checkRollingGuardrails(item.policy, { valueWei: item.intent.valueWei, feeWei: item.feeWei }, { spentWei: s.wei, countToday: s.count, feesWei: s.fees }) ??
-        (item.tokenLimited ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n) : null) ??
+        checkRollingGuardrails(
+          item.policy,
+          { valueWei: item.intent.valueWei, feeWei: item.feeWei },
+          { spentWei: s.wei, countToday: s.count, feesWei: s.fees },
+        ) ??
+        (item.tokenLimited
+          ? checkTokenOutflows(calldataPolicyOf(item.input.principal.agent), item.outflows, (t) => s.tokens?.get(t) ?? 0n)
+          : null) ??
         (item.recheck ? await approvals.check(item.recheck) : null);
       if (denial) {
         denied.push({ item, denial });

@@ -72,18 +72,28 @@ export async function reserveExplicitNonce(
   nonce: bigint,
 ): Promise<{ ok: true; nonce: bigint } | { ok: false; why: string; window: [bigint, bigint] }> {
   // The row lock every allocation takes: what is held at this nonce cannot change until COMMIT.
-  const locked = await tx.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE", [chainId, address]);
+  const locked = await tx.query<{ next_nonce: string }>("SELECT next_nonce FROM nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE", [
+    chainId,
+    address,
+  ]);
   const next = locked.rows[0] ? BigInt(locked.rows[0].next_nonce) : 0n;
   const window: [bigint, bigint] = [counts.latest, next];
-  if (nonce < counts.latest) return { ok: false, why: `nonce ${nonce} is already mined on this key (its next unmined nonce is ${counts.latest})`, window };
-  if (nonce >= next) return { ok: false, why: `nonce ${nonce} is beyond the nonces this service reserved on this key (next: ${next}); omit nonce to get the next one`, window };
+  if (nonce < counts.latest)
+    return { ok: false, why: `nonce ${nonce} is already mined on this key (its next unmined nonce is ${counts.latest})`, window };
+  if (nonce >= next)
+    return {
+      ok: false,
+      why: `nonce ${nonce} is beyond the nonces this service reserved on this key (next: ${next}); omit nonce to get the next one`,
+      window,
+    };
   const { rows } = await tx.query<{ agent_id: string }>(
     `SELECT agent_id FROM transactions
       WHERE chain_id = $1 AND from_address = $2 AND nonce = $3 AND block_number IS NULL
         AND status IN ('signed', 'broadcast', 'sign_only') AND chain_status IS DISTINCT FROM 'dropped'`,
     [chainId, address, nonce.toString()],
   );
-  if (rows.some((r) => r.agent_id !== agentId)) return { ok: false, why: `nonce ${nonce} is held by another transaction on this key`, window };
+  if (rows.some((r) => r.agent_id !== agentId))
+    return { ok: false, why: `nonce ${nonce} is held by another transaction on this key`, window };
   await tx.query("DELETE FROM released_nonces WHERE chain_id = $1 AND address = $2 AND nonce = $3", [chainId, address, nonce.toString()]);
   return { ok: true, nonce };
 }

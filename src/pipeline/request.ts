@@ -36,7 +36,10 @@ export function toIntent(r: TransactionRequest): Intent {
     maxPriorityFeePerGas: r.max_priority_fee_per_gas !== undefined ? BigInt(r.max_priority_fee_per_gas) : undefined,
     simulateFirst: r.simulate_first ?? false,
     txType: (r.tx_type ?? (r.authorization_list ? 4 : undefined)) as Intent["txType"],
-    accessList: r.access_list?.map((e) => ({ address: e.address.toLowerCase() as `0x${string}`, storageKeys: e.storage_keys.map((k) => k.toLowerCase() as `0x${string}`) })),
+    accessList: r.access_list?.map((e) => ({
+      address: e.address.toLowerCase() as `0x${string}`,
+      storageKeys: e.storage_keys.map((k) => k.toLowerCase() as `0x${string}`),
+    })),
     authorizations: r.authorization_list?.map((a) => ({ delegate: a.address.toLowerCase() as `0x${string}`, chainId: a.chain_id })),
   };
 }

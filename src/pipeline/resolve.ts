@@ -82,5 +82,7 @@ export async function resolveSigningKey(
     if (key) return key;
   }
   if (requested !== undefined) throw noKey();
-  throw notFound(`No signing key for chain ${chain.name} that this agent may use: create '${candidates[0]}' (or '${candidates[1]}', shared by agents allowed to use it).`);
+  throw notFound(
+    `No signing key for chain ${chain.name} that this agent may use: create '${candidates[0]}' (or '${candidates[1]}', shared by agents allowed to use it).`,
+  );
 }

@@ -51,7 +51,9 @@ export function signedRow(r: {
  * The fee columns of a request that was never signed (no fees were resolved): the caller's own fields,
  * typed by which of them it sent.
  */
-export function requestedFeeColumns(intent: Pick<Intent, "gasPrice" | "maxFeePerGas" | "maxPriorityFeePerGas">): Pick<NewTx, "tx_type" | "gas_price" | "max_fee_per_gas" | "max_priority_fee_per_gas"> {
+export function requestedFeeColumns(
+  intent: Pick<Intent, "gasPrice" | "maxFeePerGas" | "maxPriorityFeePerGas">,
+): Pick<NewTx, "tx_type" | "gas_price" | "max_fee_per_gas" | "max_priority_fee_per_gas"> {
   return {
     tx_type: intent.gasPrice !== undefined ? "legacy" : intent.maxFeePerGas !== undefined ? "eip1559" : null,
     gas_price: intent.gasPrice ?? null,
@@ -61,8 +63,23 @@ export function requestedFeeColumns(intent: Pick<Intent, "gasPrice" | "maxFeePer
 }
 
 /** The transaction to sign for an intent at a nonce, with the resolved gas and fees. */
-export function buildTransaction(chain: Chain, intent: Pick<Intent, "to" | "valueWei" | "data" | "txType" | "accessList">, nonce: bigint, gas: bigint, fees: Fees, authorizationList?: SignedAuthorizationList): TransactionSerializable {
-  const tx = { chainId: chain.chain_id, nonce: Number(nonce), to: intent.to, value: intent.valueWei, data: intent.data, gas, ...feeFields(fees) };
+export function buildTransaction(
+  chain: Chain,
+  intent: Pick<Intent, "to" | "valueWei" | "data" | "txType" | "accessList">,
+  nonce: bigint,
+  gas: bigint,
+  fees: Fees,
+  authorizationList?: SignedAuthorizationList,
+): TransactionSerializable {
+  const tx = {
+    chainId: chain.chain_id,
+    nonce: Number(nonce),
+    to: intent.to,
+    value: intent.valueWei,
+    data: intent.data,
+    gas,
+    ...feeFields(fees),
+  };
   // Types 1 and 4 (and an access list on type 2) are chosen by the request; fees decide 0 and 2.
   if (authorizationList) return { ...tx, type: "eip7702", authorizationList, accessList: intent.accessList } as TransactionSerializable;
   if (intent.txType === 1) return { ...tx, type: "eip2930", accessList: intent.accessList ?? [] } as TransactionSerializable;
@@ -77,7 +94,13 @@ export function auditDetails(row: NewTx, intent?: Intent, extra: Record<string, 
     ...(intent?.accessList ? { access_list_entries: intent.accessList.length } : {}),
     // What a type-4 transaction hands over: the key's whole account, to these delegates.
     ...(intent?.authorizations
-      ? { authorizations: intent.authorizations.map((a, i) => ({ delegate: a.delegate, chain_id: a.chainId ?? row.chain_id, nonce: row.nonce === null ? null : Number(row.nonce) + 1 + i })) }
+      ? {
+          authorizations: intent.authorizations.map((a, i) => ({
+            delegate: a.delegate,
+            chain_id: a.chainId ?? row.chain_id,
+            nonce: row.nonce === null ? null : Number(row.nonce) + 1 + i,
+          })),
+        }
       : {}),
     chain: row.chain,
     chain_id: row.chain_id,

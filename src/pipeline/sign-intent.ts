@@ -48,7 +48,8 @@ import { MAX_MESSAGE_BYTES, SignIntentRequestSchema, TX_FIELDS, type SignIntentR
 const MAX_TYPED_DATA_CHARS = 64 * 1024;
 
 const typedDataShape = z.strictObject({
-  types: z.record(z.string().max(64), z.array(z.strictObject({ name: z.string().min(1).max(64), type: z.string().min(1).max(96) })).max(64))
+  types: z
+    .record(z.string().max(64), z.array(z.strictObject({ name: z.string().min(1).max(64), type: z.string().min(1).max(96) })).max(64))
     .refine((t) => Object.keys(t).length <= 64, "at most 64 types"),
   primaryType: z.string().min(1).max(64),
   domain: z.record(z.string(), z.unknown()),
@@ -82,7 +83,13 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   const parsed = SignIntentRequestSchema.safeParse(input.body);
   if (!parsed.success) {
     const errors = fieldErrors(parsed.error.issues);
-    throw badRequest(`Invalid signing request: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);
+    throw badRequest(
+      `Invalid signing request: ${errors
+        .slice(0, 5)
+        .map((e) => `${e.field}: ${e.message}`)
+        .join("; ")}`,
+      errors,
+    );
   }
   const req = parsed.data;
   if (req.intent_type === "transaction") return signTransactionIntent(deps, input, req);
@@ -90,11 +97,18 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   const agent = input.principal.agent;
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint("sign_intent", input.body), deps.liveness?.key);
+    const claimed = await claimIdempotencyKey(
+      deps.pool,
+      agent.id,
+      input.idempotencyKey,
+      requestFingerprint("sign_intent", input.body),
+      deps.liveness?.key,
+    );
     if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     // A signature's answer is stored in the transaction that records it, so no claim is ever orphaned
     // with a signature behind it; an orphaned claim here belongs to a transaction request.
-    if (claimed.kind === "orphaned") throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
+    if (claimed.kind === "orphaned")
+      throw unprocessable("This Idempotency-Key was already used with a different request.", "idempotency_key_reused");
     claim = claimed.claim;
   }
   try {
@@ -105,9 +119,32 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
     const decoded = await decode(deps, agent, chain, key, req);
     if ("reason_code" in decoded) throw await deny(deps, input, req, chain, decoded);
     // Approval rules (src/approvals): past every guardrail, before the signature, it may wait for operators.
-    const held = await approvalGate(deps, { ...input, mode: "sign_intent", approval: input.approval ?? { action: "sign_intent", body: input.body, heldAddresses: [], heldDelegates: [] } }, claim, {
-      tokens: decoded.outflows, typedDataKind: req.intent_type === "typed_data" ? decoded.kind : undefined, eip7702: false,
-    }, { chain, from: key.address, details: { intent_type: req.intent_type, kind: decoded.kind, meaning: decoded.meaning, digest: decoded.digest, valid_until: decoded.validUntil?.toISOString() ?? null, signing_key_path: key.path } });
+    const held = await approvalGate(
+      deps,
+      {
+        ...input,
+        mode: "sign_intent",
+        approval: input.approval ?? { action: "sign_intent", body: input.body, heldAddresses: [], heldDelegates: [] },
+      },
+      claim,
+      {
+        tokens: decoded.outflows,
+        typedDataKind: req.intent_type === "typed_data" ? decoded.kind : undefined,
+        eip7702: false,
+      },
+      {
+        chain,
+        from: key.address,
+        details: {
+          intent_type: req.intent_type,
+          kind: decoded.kind,
+          meaning: decoded.meaning,
+          digest: decoded.digest,
+          valid_until: decoded.validUntil?.toISOString() ?? null,
+          signing_key_path: key.path,
+        },
+      },
+    );
     if (held) return held;
     return await commitSignature(deps, input, req, chain, key, decoded, claim);
   } catch (err) {
@@ -116,23 +153,50 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   }
 }
 
-async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: SigningKeyInfo, req: SignIntentRequest): Promise<Decoded | Denial> {
+async function decode(
+  deps: PipelineDeps,
+  agent: AgentRow,
+  chain: Chain,
+  key: SigningKeyInfo,
+  req: SignIntentRequest,
+): Promise<Decoded | Denial> {
   const now = BigInt(Math.floor(Date.now() / 1000));
   const cap = BigInt(agent.sign_max_validity_seconds);
   const tooLong = (field: string, at: bigint): Denial | null =>
     at === 0n || at - now > cap
-      ? { reason_code: "validity_too_long", detail: `The signature's ${field} ${at === 0n ? "never ends" : `is ${at - now} s away`}; this agent's sign_max_validity_seconds is ${cap}.`, limit: Number(cap), current: null, attempted: at === 0n ? "unbounded" : (at - now).toString() }
+      ? {
+          reason_code: "validity_too_long",
+          detail: `The signature's ${field} ${at === 0n ? "never ends" : `is ${at - now} s away`}; this agent's sign_max_validity_seconds is ${cap}.`,
+          limit: Number(cap),
+          current: null,
+          attempted: at === 0n ? "unbounded" : (at - now).toString(),
+        }
       : null;
 
   if (req.intent_type === "eip712_digest") {
-    if (!agent.raw_signing_enabled) return { reason_code: "raw_signing_disabled", detail: "Signing a bare digest (blind signing) needs raw_signing_enabled on this agent.", limit: null, current: null, attempted: "eip712_digest" };
-    return { kind: "blind_digest", digest: req.hash!.toLowerCase() as Hex, meaning: { blind: true, digest: req.hash!.toLowerCase() }, validUntil: null, outflows: [] };
+    if (!agent.raw_signing_enabled)
+      return {
+        reason_code: "raw_signing_disabled",
+        detail: "Signing a bare digest (blind signing) needs raw_signing_enabled on this agent.",
+        limit: null,
+        current: null,
+        attempted: "eip712_digest",
+      };
+    return {
+      kind: "blind_digest",
+      digest: req.hash!.toLowerCase() as Hex,
+      meaning: { blind: true, digest: req.hash!.toLowerCase() },
+      validUntil: null,
+      outflows: [],
+    };
   }
 
   if (req.intent_type === "personal_sign") {
     // The reference takes hex bytes; the official SDK also sends UTF-8 text.
-    const bytes = isHex(req.message!, { strict: true }) && req.message!.length % 2 === 0 ? hexToBytes(req.message as Hex) : stringToBytes(req.message!);
-    if (bytes.length > MAX_MESSAGE_BYTES) throw badRequest(`message is over ${MAX_MESSAGE_BYTES} bytes.`, [{ field: "message", message: "too large" }]);
+    const bytes =
+      isHex(req.message!, { strict: true }) && req.message!.length % 2 === 0 ? hexToBytes(req.message as Hex) : stringToBytes(req.message!);
+    if (bytes.length > MAX_MESSAGE_BYTES)
+      throw badRequest(`message is over ${MAX_MESSAGE_BYTES} bytes.`, [{ field: "message", message: "too large" }]);
     const digest = hashMessage({ raw: bytes });
     let text: string | null = null;
     try {
@@ -141,63 +205,142 @@ async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: Si
       text = null;
     }
     if (text === null || bytes.length === 0 || /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text)) {
-      if (!agent.raw_signing_enabled) return { reason_code: "raw_signing_disabled", detail: "The message is not printable text (it could be a hash or a transaction): signing it is blind signing, which needs raw_signing_enabled.", limit: null, current: null, attempted: "personal_sign" };
+      if (!agent.raw_signing_enabled)
+        return {
+          reason_code: "raw_signing_disabled",
+          detail:
+            "The message is not printable text (it could be a hash or a transaction): signing it is blind signing, which needs raw_signing_enabled.",
+          limit: null,
+          current: null,
+          attempted: "personal_sign",
+        };
       return { kind: "blind_message", digest, meaning: { blind: true, bytes: bytes.length }, validUntil: null, outflows: [] };
     }
     // Anything that mentions the SIWE header is held to the SIWE rules: a near-miss is refused, not
     // signed as plain text.
     if (!/wants you to sign in with your Ethereum account/i.test(text)) {
-      return { kind: "message", digest, meaning: { text: text.length > 512 ? text.slice(0, 512) + "…" : text, bytes: bytes.length }, validUntil: null, outflows: [] };
+      return {
+        kind: "message",
+        digest,
+        meaning: { text: text.length > 512 ? text.slice(0, 512) + "…" : text, bytes: bytes.length },
+        validUntil: null,
+        outflows: [],
+      };
     }
     const siwe = parseSiweMessage(text);
-    const bad = (detail: string, reason = "siwe_invalid", limit: Denial["limit"] = null, attempted: Denial["attempted"] = null): Denial => ({ reason_code: reason, detail, limit, current: null, attempted });
+    const bad = (
+      detail: string,
+      reason = "siwe_invalid",
+      limit: Denial["limit"] = null,
+      attempted: Denial["attempted"] = null,
+    ): Denial => ({ reason_code: reason, detail, limit, current: null, attempted });
     if (!siwe.domain || !siwe.address || !siwe.uri || siwe.version !== "1" || siwe.chainId === undefined || !siwe.nonce || !siwe.issuedAt) {
-      return bad("The message reads as Sign-In with Ethereum (EIP-4361) but lacks a required field (domain, address, uri, version 1, chain id, nonce, issued at).");
+      return bad(
+        "The message reads as Sign-In with Ethereum (EIP-4361) but lacks a required field (domain, address, uri, version 1, chain id, nonce, issued at).",
+      );
     }
-    if (siwe.address.toLowerCase() !== key.address.toLowerCase()) return bad(`The SIWE address ${siwe.address} is not this key's address.`, "siwe_address_mismatch", key.address, siwe.address);
-    if (siwe.chainId !== chain.chain_id) return bad(`The SIWE chain id ${siwe.chainId} is not ${chain.name}'s (${chain.chain_id}).`, "siwe_chain_mismatch", chain.chain_id, siwe.chainId);
+    if (siwe.address.toLowerCase() !== key.address.toLowerCase())
+      return bad(`The SIWE address ${siwe.address} is not this key's address.`, "siwe_address_mismatch", key.address, siwe.address);
+    if (siwe.chainId !== chain.chain_id)
+      return bad(
+        `The SIWE chain id ${siwe.chainId} is not ${chain.name}'s (${chain.chain_id}).`,
+        "siwe_chain_mismatch",
+        chain.chain_id,
+        siwe.chainId,
+      );
     const domain = siwe.domain.toLowerCase();
     if (agent.siwe_domain_allowlist.length > 0 && !agent.siwe_domain_allowlist.includes(domain)) {
-      return bad(`Signing in to ${domain} is not allowed: it is not in this agent's siwe_domain_allowlist.`, "siwe_domain_not_allowlisted", agent.siwe_domain_allowlist, domain);
+      return bad(
+        `Signing in to ${domain} is not allowed: it is not in this agent's siwe_domain_allowlist.`,
+        "siwe_domain_not_allowlisted",
+        agent.siwe_domain_allowlist,
+        domain,
+      );
     }
     if (!siwe.expirationTime) return bad("A SIWE message must carry an Expiration Time.", "siwe_expiry_missing");
     const expiry = BigInt(Math.floor(siwe.expirationTime.getTime() / 1000));
     const long = tooLong("expirationTime", expiry);
     if (long) return long;
     return {
-      kind: "siwe", digest, validUntil: siwe.expirationTime, outflows: [],
-      meaning: { domain, uri: siwe.uri, address: siwe.address.toLowerCase(), chain_id: siwe.chainId, nonce: siwe.nonce, issued_at: siwe.issuedAt.toISOString(), expiration_time: siwe.expirationTime.toISOString(), ...(siwe.statement ? { statement: siwe.statement } : {}) },
+      kind: "siwe",
+      digest,
+      validUntil: siwe.expirationTime,
+      outflows: [],
+      meaning: {
+        domain,
+        uri: siwe.uri,
+        address: siwe.address.toLowerCase(),
+        chain_id: siwe.chainId,
+        nonce: siwe.nonce,
+        issued_at: siwe.issuedAt.toISOString(),
+        expiration_time: siwe.expirationTime.toISOString(),
+        ...(siwe.statement ? { statement: siwe.statement } : {}),
+      },
     };
   }
 
   // typed_data
   const shape = typedDataShape.safeParse(req.typed_data);
-  if (!shape.success) throw badRequest("typed_data is not EIP-712 JSON ({ types, primaryType, domain, message }).", fieldErrors(shape.error.issues).map((e) => ({ ...e, field: `typed_data.${e.field}` })));
-  if (JSON.stringify(req.typed_data).length > MAX_TYPED_DATA_CHARS) throw badRequest("typed_data is too large.", [{ field: "typed_data", message: "too large" }]);
+  if (!shape.success)
+    throw badRequest(
+      "typed_data is not EIP-712 JSON ({ types, primaryType, domain, message }).",
+      fieldErrors(shape.error.issues).map((e) => ({ ...e, field: `typed_data.${e.field}` })),
+    );
+  if (JSON.stringify(req.typed_data).length > MAX_TYPED_DATA_CHARS)
+    throw badRequest("typed_data is too large.", [{ field: "typed_data", message: "too large" }]);
   let td;
   try {
     td = normalizeTypedData(shape.data);
   } catch (err) {
-    if (err instanceof TypedDataError) throw badRequest(`Invalid typed_data: ${err.message}`, [{ field: "typed_data", message: err.message }]);
+    if (err instanceof TypedDataError)
+      throw badRequest(`Invalid typed_data: ${err.message}`, [{ field: "typed_data", message: err.message }]);
     throw err;
   }
   if (td.domain.chainId === undefined || td.domain.chainId !== BigInt(chain.chain_id)) {
-    return { reason_code: "typed_data_chain_mismatch", detail: `The typed data's domain chainId (${td.domain.chainId ?? "none"}) must be ${chain.name}'s (${chain.chain_id}).`, limit: chain.chain_id, current: null, attempted: td.domain.chainId?.toString() ?? null };
+    return {
+      reason_code: "typed_data_chain_mismatch",
+      detail: `The typed data's domain chainId (${td.domain.chainId ?? "none"}) must be ${chain.name}'s (${chain.chain_id}).`,
+      limit: chain.chain_id,
+      current: null,
+      attempted: td.domain.chainId?.toString() ?? null,
+    };
   }
   const vc = td.domain.verifyingContract;
   if (agent.verifying_contract_allowlist.length > 0 && (!vc || !agent.verifying_contract_allowlist.includes(vc))) {
-    return { reason_code: "verifying_contract_not_allowlisted", detail: `The typed data's verifyingContract ${vc ?? "(none)"} is not in this agent's verifying_contract_allowlist.`, limit: agent.verifying_contract_allowlist, current: null, attempted: vc ?? null };
+    return {
+      reason_code: "verifying_contract_not_allowlisted",
+      detail: `The typed data's verifyingContract ${vc ?? "(none)"} is not in this agent's verifying_contract_allowlist.`,
+      limit: agent.verifying_contract_allowlist,
+      current: null,
+      attempted: vc ?? null,
+    };
   }
   const meaning = decodeTypedData(td);
-  const common = { primary_type: td.primaryType, domain: { ...td.domain, chainId: td.domain.chainId.toString() }, message: meaning.details };
+  const common = {
+    primary_type: td.primaryType,
+    domain: { ...td.domain, chainId: td.domain.chainId.toString() },
+    message: meaning.details,
+  };
   if (meaning.kind === "typed_data_unknown") {
     if (unknownTypedDataPolicy(agent) === "deny") {
-      return { reason_code: "typed_data_unknown", detail: `Typed data of type ${td.primaryType} is not a kind this service understands and this agent's policy denies it (typed_data_unknown).`, limit: "deny", current: null, attempted: td.primaryType };
+      return {
+        reason_code: "typed_data_unknown",
+        detail: `Typed data of type ${td.primaryType} is not a kind this service understands and this agent's policy denies it (typed_data_unknown).`,
+        limit: "deny",
+        current: null,
+        attempted: td.primaryType,
+      };
     }
     return { kind: meaning.kind, digest: td.hash, meaning: common, validUntil: null, outflows: [] };
   }
   if (meaning.owner !== undefined && meaning.owner !== key.address.toLowerCase()) {
-    return { reason_code: "typed_data_owner_mismatch", detail: `The typed data speaks for ${meaning.owner}, not for this key's address.`, limit: key.address.toLowerCase(), current: null, attempted: meaning.owner };
+    return {
+      reason_code: "typed_data_owner_mismatch",
+      detail: `The typed data speaks for ${meaning.owner}, not for this key's address.`,
+      limit: key.address.toLowerCase(),
+      current: null,
+      attempted: meaning.owner,
+    };
   }
   const checked = await checkTokenMeaning(deps, agent, chain, meaning);
   if ("reason_code" in checked) return checked;
@@ -208,7 +351,9 @@ async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: Si
     if (e.at > validUntil) validUntil = e.at;
   }
   return {
-    kind: meaning.kind, digest: td.hash, outflows: checked,
+    kind: meaning.kind,
+    digest: td.hash,
+    outflows: checked,
     validUntil: new Date(Number(validUntil) * 1000),
     meaning: {
       ...common,
@@ -220,9 +365,12 @@ async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: Si
 }
 
 /** typed_data_unknown, or its default: deny when the agent has recipient or token rules. */
-export function unknownTypedDataPolicy(agent: Pick<AgentRow, "typed_data_unknown" | "tx_to_allowlist" | "tx_token_allowlist" | "tx_token_limits">): "allow" | "deny" {
+export function unknownTypedDataPolicy(
+  agent: Pick<AgentRow, "typed_data_unknown" | "tx_to_allowlist" | "tx_token_allowlist" | "tx_token_limits">,
+): "allow" | "deny" {
   if (agent.typed_data_unknown) return agent.typed_data_unknown;
-  const rules = agent.tx_to_allowlist.length > 0 || agent.tx_token_allowlist.length > 0 || Object.keys(agent.tx_token_limits ?? {}).length > 0;
+  const rules =
+    agent.tx_to_allowlist.length > 0 || agent.tx_token_allowlist.length > 0 || Object.keys(agent.tx_token_limits ?? {}).length > 0;
   return rules ? "deny" : "allow";
 }
 
@@ -234,11 +382,19 @@ export function unknownTypedDataPolicy(agent: Pick<AgentRow, "typed_data_unknown
 async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Chain, m: TypedMeaning): Promise<TokenOutflow[] | Denial> {
   const policy = calldataPolicyOf(agent);
   const outflows: TokenOutflow[] = [];
-  const decimalsOf = (token: string) => (policy.tokenLimits[token] !== undefined ? tokenDecimals(deps.pool, deps.clients.get(chain), chain.chain_id, token) : Promise.resolve(undefined));
+  const decimalsOf = (token: string) =>
+    policy.tokenLimits[token] !== undefined
+      ? tokenDecimals(deps.pool, deps.clients.get(chain), chain.chain_id, token)
+      : Promise.resolve(undefined);
   for (const a of m.approvals) {
     const decimals = await decimalsOf(a.token);
     // A signed permit sets the allowance (it does not add to it): judged by its own amount.
-    const call: DecodedCall = { kind: "token", selector: "0x", fn: m.kind, effects: [{ type: "approve", token: a.token, spender: a.spender, amount: a.amount, mode: "set" }] };
+    const call: DecodedCall = {
+      kind: "token",
+      selector: "0x",
+      fn: m.kind,
+      effects: [{ type: "approve", token: a.token, spender: a.spender, amount: a.amount, mode: "set" }],
+    };
     const denial = checkCalldata(policy, call, { decimals: () => decimals, allowance: () => 0n });
     if (denial && denial !== "simulate") return denial;
     // What a signed approval lets the spender take counts as if sent now: it needs no further signature.
@@ -246,7 +402,12 @@ async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Cha
   }
   for (const t of m.transfers) {
     const decimals = await decimalsOf(t.token);
-    const call: DecodedCall = { kind: "token", selector: "0x", fn: m.kind, effects: [{ type: "transfer", token: t.token, standard: "erc20", recipient: t.recipient, amount: t.amount }] };
+    const call: DecodedCall = {
+      kind: "token",
+      selector: "0x",
+      fn: m.kind,
+      effects: [{ type: "transfer", token: t.token, standard: "erc20", recipient: t.recipient, amount: t.amount }],
+    };
     const denial = checkCalldata(policy, call, { decimals: () => decimals, allowance: () => 0n });
     if (denial && denial !== "simulate") return denial;
     outflows.push({ token: t.token, amount: t.amount, decimals: decimals ?? 0 });
@@ -254,7 +415,15 @@ async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Cha
   return outflows;
 }
 
-async function commitSignature(deps: PipelineDeps, input: SignInput, req: SignIntentRequest, chain: Chain, key: SigningKeyInfo, d: Decoded, claim: Claim | undefined): Promise<SubmitResult> {
+async function commitSignature(
+  deps: PipelineDeps,
+  input: SignInput,
+  req: SignIntentRequest,
+  chain: Chain,
+  key: SigningKeyInfo,
+  d: Decoded,
+  claim: Claim | undefined,
+): Promise<SubmitResult> {
   const agent = input.principal.agent;
   const policy = calldataPolicyOf(agent);
   const tokenLimited = d.outflows.some((o) => policy.tokenLimits[o.token] !== undefined);
@@ -271,27 +440,46 @@ async function commitSignature(deps: PipelineDeps, input: SignInput, req: SignIn
     const sig = await deps.metrics.time("sign", () => deps.signer.signDigest(key.path, d.digest));
     const signature = serializeSignature(sig);
     const row: SignatureRow = {
-      id, agent_id: agent.id, intent_type: req.intent_type as SignatureRow["intent_type"], kind: d.kind, chain: chain.name, chain_id: chain.chain_id,
-      signer_address: key.address.toLowerCase(), signing_key_path: key.path, digest: d.digest, signature, meaning: d.meaning, valid_until: d.validUntil,
-    };
-    const body = JSON.stringify(withoutNulls({
       id,
-      intent_type: req.intent_type,
+      agent_id: agent.id,
+      intent_type: req.intent_type as SignatureRow["intent_type"],
+      kind: d.kind,
       chain: chain.name,
       chain_id: chain.chain_id,
-      from: key.address,
+      signer_address: key.address.toLowerCase(),
+      signing_key_path: key.path,
+      digest: d.digest,
       signature,
-      signed_tx: null,
-      tx_hash: null,
-      message_hash: req.intent_type === "personal_sign" ? d.digest : null,
-      typed_data_hash: req.intent_type === "personal_sign" ? null : d.digest,
-      tx_type: null,
-      kind: d.kind,
       meaning: d.meaning,
-    }));
+      valid_until: d.validUntil,
+    };
+    const body = JSON.stringify(
+      withoutNulls({
+        id,
+        intent_type: req.intent_type,
+        chain: chain.name,
+        chain_id: chain.chain_id,
+        from: key.address,
+        signature,
+        signed_tx: null,
+        tx_hash: null,
+        message_hash: req.intent_type === "personal_sign" ? d.digest : null,
+        typed_data_hash: req.intent_type === "personal_sign" ? null : d.digest,
+        tx_type: null,
+        kind: d.kind,
+        meaning: d.meaning,
+      }),
+    );
     await insertSignature(tx, row, {
       outflows: d.outflows,
-      audit: { action: "signature.create", actor: input.principal, resourceType: "signature", resourceId: id, requestId: input.requestId, ip: input.ip },
+      audit: {
+        action: "signature.create",
+        actor: input.principal,
+        resourceType: "signature",
+        resourceId: id,
+        requestId: input.requestId,
+        ip: input.ip,
+      },
     });
     if (claim) await settleClaims(tx, [{ claim, status: 200, body }], []);
     return { status: 200, body };
@@ -344,22 +532,24 @@ async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: 
   const txType = typeof raw.tx_type === "number" ? raw.tx_type : Number.isNaN(typeByte) ? null : typeByte >= 0xc0 ? 0 : typeByte;
   return {
     status: 200,
-    body: JSON.stringify(withoutNulls({
-      id: tx.id,
-      intent_type: "transaction",
-      chain: tx.chain,
-      chain_id: tx.chain_id,
-      from: tx.from,
-      signature: null,
-      signed_tx: signed,
-      tx_hash: tx.tx_hash ?? null,
-      message_hash: null,
-      typed_data_hash: null,
-      tx_type: txType,
-      status: tx.status,
-      nonce: tx.nonce,
-      ...(tx.error_message ? { error_message: tx.error_message } : {}),
-    })),
+    body: JSON.stringify(
+      withoutNulls({
+        id: tx.id,
+        intent_type: "transaction",
+        chain: tx.chain,
+        chain_id: tx.chain_id,
+        from: tx.from,
+        signature: null,
+        signed_tx: signed,
+        tx_hash: tx.tx_hash ?? null,
+        message_hash: null,
+        typed_data_hash: null,
+        tx_type: txType,
+        status: tx.status,
+        nonce: tx.nonce,
+        ...(tx.error_message ? { error_message: tx.error_message } : {}),
+      }),
+    ),
   };
 }
 

@@ -69,13 +69,17 @@ export async function simulateTransactionRequest(deps: SimulationDeps, input: Si
 
 export async function simulateBundleRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<BundleSimulationResponse> {
   const txs = (input.body as { transactions?: unknown } | null)?.transactions;
-  if (Array.isArray(txs)) txs.slice(0, MAX_BUNDLE).forEach((t, i) => checkDataSize((t as { data?: unknown } | null)?.data, dataLimit(deps, input.principal), `transactions.${i}.data`));
+  if (Array.isArray(txs))
+    txs
+      .slice(0, MAX_BUNDLE)
+      .forEach((t, i) => checkDataSize((t as { data?: unknown } | null)?.data, dataLimit(deps, input.principal), `transactions.${i}.data`));
   const req = parse(SimulateBundleRequestSchema, input.body, "bundle simulation request");
   const { chain, calls } = await prepare(deps, input.principal, req.transactions);
   return { simulations: await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate_bundle" }) };
 }
 
-const dataLimit = (deps: SimulationDeps, principal: AgentPrincipal) => dataLimitOf(principal.agent, deps.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
+const dataLimit = (deps: SimulationDeps, principal: AgentPrincipal) =>
+  dataLimitOf(principal.agent, deps.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
 
 interface PreparedCall {
   call: SimCall;
@@ -83,11 +87,17 @@ interface PreparedCall {
 }
 
 /** Resolves chain and keys as submit does (400 unknown chain, 403 disallowed chain or path, 404 no key). */
-async function prepare(deps: SimulationDeps, principal: AgentPrincipal, reqs: SimulateTransactionRequest[]): Promise<{ chain: Chain; calls: PreparedCall[] }> {
+async function prepare(
+  deps: SimulationDeps,
+  principal: AgentPrincipal,
+  reqs: SimulateTransactionRequest[],
+): Promise<{ chain: Chain; calls: PreparedCall[] }> {
   const chain = resolveChain(deps.chains, reqs[0]!.chain);
   reqs.forEach((r, i) => {
     if (i > 0 && deps.chains.resolve(r.chain)?.name !== chain.name) {
-      throw badRequest("All transactions of a bundle must be on one chain.", [{ field: `transactions.${i}.chain`, message: `must be the same chain as transactions.0 (${chain.name})` }]);
+      throw badRequest("All transactions of a bundle must be on one chain.", [
+        { field: `transactions.${i}.chain`, message: `must be the same chain as transactions.0 (${chain.name})` },
+      ]);
     }
   });
   const policy = policyOf(principal.agent);
@@ -123,7 +133,13 @@ function parse<S extends z.ZodType>(schema: S, body: unknown, what: string): z.o
     field: i.path.join(".") || ((i as { keys?: string[] }).keys?.join(", ") ?? "body"),
     message: i.code === "unrecognized_keys" ? `unknown field(s): ${(i as unknown as { keys: string[] }).keys.join(", ")}` : i.message,
   }));
-  throw badRequest(`Invalid ${what}: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);
+  throw badRequest(
+    `Invalid ${what}: ${errors
+      .slice(0, 5)
+      .map((e) => `${e.field}: ${e.message}`)
+      .join("; ")}`,
+    errors,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -155,7 +171,12 @@ async function executeNow(deps: SimulationDeps, chain: Chain, calls: SimCall[]):
     results = await simulator.simulate(chain, calls);
   } catch (err) {
     deps.log.error({ err, chain: chain.name, simulator: simulator.kind }, "simulator failed");
-    results = calls.map(() => ({ id: randomUUID(), status: "error" as const, balanceChanges: [], error: "The simulator failed unexpectedly." }));
+    results = calls.map(() => ({
+      id: randomUUID(),
+      status: "error" as const,
+      balanceChanges: [],
+      error: "The simulator failed unexpectedly.",
+    }));
   }
   const simulatedAt = new Date().toISOString();
   return { kind: simulator.kind, results, responses: results.map((r) => toSimulationResponse(r, simulatedAt)), ms: performance.now() - t };
@@ -174,7 +195,14 @@ export function toSimulationResponse(r: SimResult, simulatedAt: string): Simulat
   return out;
 }
 
-function auditDetails(chain: Chain, c: PreparedCall, res: SimulationResponse, kind: SimulatorKind, mode: Mode, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function auditDetails(
+  chain: Chain,
+  c: PreparedCall,
+  res: SimulationResponse,
+  kind: SimulatorKind,
+  mode: Mode,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     mode,
     simulator: kind,
@@ -197,7 +225,12 @@ async function simulateAndAudit(
   deps: SimulationDeps,
   args: { principal: AgentPrincipal; chain: Chain; calls: PreparedCall[]; mode: Mode; requestId?: string; ip?: string },
 ): Promise<SimulationResponse[]> {
-  const ran = await execute(deps, args.principal.agent.id, args.chain, args.calls.map((c) => c.call));
+  const ran = await execute(
+    deps,
+    args.principal.agent.id,
+    args.chain,
+    args.calls.map((c) => c.call),
+  );
   deps.log.debug({ chain: args.chain.name, simulator: ran.kind, calls: args.calls.length, ms: Math.round(ran.ms) }, "simulated");
   await withTransaction(deps.pool, async (tx) => {
     for (const [i, c] of args.calls.entries()) {
@@ -207,7 +240,14 @@ async function simulateAndAudit(
         actor: args.principal,
         resourceType: "simulation",
         resourceId: res.simulation_id,
-        details: auditDetails(args.chain, c, res, ran.kind, args.mode, args.calls.length > 1 ? { bundle_index: i, bundle_size: args.calls.length } : {}),
+        details: auditDetails(
+          args.chain,
+          c,
+          res,
+          ran.kind,
+          args.mode,
+          args.calls.length > 1 ? { bundle_index: i, bundle_size: args.calls.length } : {},
+        ),
         requestId: args.requestId,
         ip: args.ip,
       });

@@ -35,7 +35,16 @@ import { getTransaction, insertTransactionGroup, SIGNED_BY_MODE } from "../db/tr
 import { badRequest, guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
-import { feePerGasCeiling, readFeeMarket, resolveFees, resolveGasLimit, worstCaseFee, type FeeBounds, type FeeMarket, type Fees } from "./fees.js";
+import {
+  feePerGasCeiling,
+  readFeeMarket,
+  resolveFees,
+  resolveGasLimit,
+  worstCaseFee,
+  type FeeBounds,
+  type FeeMarket,
+  type Fees,
+} from "./fees.js";
 import { finishGroup } from "./group-broadcast.js";
 import { checkFeeGuardrail, checkStaticGuardrails, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
@@ -63,7 +72,13 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   // 2. Idempotency: claim the key, or replay what it already produced.
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(deps.pool, agent.id, input.idempotencyKey, requestFingerprint(input.operation ?? input.mode, input.body), deps.liveness?.key);
+    const claimed = await claimIdempotencyKey(
+      deps.pool,
+      agent.id,
+      input.idempotencyKey,
+      requestFingerprint(input.operation ?? input.mode, input.body),
+      deps.liveness?.key,
+    );
     if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId, claimed.finish);
     claim = claimed.claim;
@@ -107,7 +122,14 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       const logDenial = simulation.logs
         ? checkSimulatedLogs({ toAllowlist }, key.address, simulation.logs)
         : toAllowlist.length > 0
-          ? { reason_code: "simulation_logs_unavailable", detail: "This chain's simulator does not report logs, so the parties of undecodable calldata cannot be checked against tx_to_allowlist.", limit: toAllowlist, current: null, attempted: null }
+          ? {
+              reason_code: "simulation_logs_unavailable",
+              detail:
+                "This chain's simulator does not report logs, so the parties of undecodable calldata cannot be checked against tx_to_allowlist.",
+              limit: toAllowlist,
+              current: null,
+              attempted: null,
+            }
           : null;
       if (logDenial) throw await deny(deps, input, intent, chain, logDenial);
     }
@@ -127,7 +149,10 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
       //    The fee market (base fee, block gas limit) comes with the fee read, cached per second.
       const [gasLimit, { fees, market }] = await deps.metrics.time("chain_read", () =>
         Promise.all([
-          resolveGasLimit(chain, client, intent, key.address, { maxGasLimit: policy.maxGasLimit, blockGasLimit: () => readFeeMarket(chain, client).then((m) => m.blockGasLimit) }),
+          resolveGasLimit(chain, client, intent, key.address, {
+            maxGasLimit: policy.maxGasLimit,
+            blockGasLimit: () => readFeeMarket(chain, client).then((m) => m.blockGasLimit),
+          }),
           resolveFees(chain, client, intent),
         ]),
       );
@@ -143,16 +168,57 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
 
       // 6c. Approval rules (src/approvals): past every guardrail, before any nonce, the request may
       //     wait for operators (202). The approved run comes back here and goes on.
-      const held = await approvalGate(deps, input, claim, {
-        costWei: intent.valueWei + feeWei, tokens: outflows, eip7702: (intent.authorizations?.length ?? 0) > 0,
-      }, { chain, from: key.address, details: { to: intent.to, value_wei: intent.valueWei.toString(), fee_wei: feeWei.toString(), gas_limit: gas.toString(), data_bytes: intent.data ? (intent.data.length - 2) / 2 : 0, selector: intent.data && intent.data.length >= 10 ? intent.data.slice(0, 10) : null, tokens: outflows.map((o) => ({ token: o.token, amount: o.amount.toString() })), authorizations: intent.authorizations ?? [], balance_changes: simulation?.balanceChanges ?? null, signing_key_path: key.path, mode: input.mode } });
+      const held = await approvalGate(
+        deps,
+        input,
+        claim,
+        {
+          costWei: intent.valueWei + feeWei,
+          tokens: outflows,
+          eip7702: (intent.authorizations?.length ?? 0) > 0,
+        },
+        {
+          chain,
+          from: key.address,
+          details: {
+            to: intent.to,
+            value_wei: intent.valueWei.toString(),
+            fee_wei: feeWei.toString(),
+            gas_limit: gas.toString(),
+            data_bytes: intent.data ? (intent.data.length - 2) / 2 : 0,
+            selector: intent.data && intent.data.length >= 10 ? intent.data.slice(0, 10) : null,
+            tokens: outflows.map((o) => ({ token: o.token, amount: o.amount.toString() })),
+            authorizations: intent.authorizations ?? [],
+            balance_changes: simulation?.balanceChanges ?? null,
+            signing_key_path: key.path,
+            mode: input.mode,
+          },
+        },
+      );
       if (held) return held;
 
       // 7–9. The chain's next commit group signs, commits, broadcasts and answers (commitGroup below).
       //      A caller-chosen nonce is committed in a group of its own.
       return await new Promise<SubmitResult>((resolve, reject) => {
         const queued = deps.metrics.stageDuration.startTimer({ stage: "queue_wait" });
-        const item: Queued = { input, intent, policy, chain, key, gas, fees, feeWei, simulation, outflows, tokenLimited, recheck: calldata.recheck, claim, queued, resolve, reject };
+        const item: Queued = {
+          input,
+          intent,
+          policy,
+          chain,
+          key,
+          gas,
+          fees,
+          feeWei,
+          simulation,
+          outflows,
+          tokenLimited,
+          recheck: calldata.recheck,
+          claim,
+          queued,
+          resolve,
+          reject,
+        };
         deps.commits.enqueue(
           String(chain.chain_id),
           item,
@@ -206,12 +272,17 @@ async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<stri
 
   // Test-only crash point (INTENTS_TEST_CRASH_AFTER_COMMIT=1 via src/config.ts): die as kill -9 would,
   // after COMMIT and before the broadcast, so tests can show the tracker sends the row once and never signs it twice.
-  if (deps.config?.testCrashAfterCommit && outcome.committed.some((c) => c.item.input.mode === "submit")) process.kill(process.pid, "SIGKILL");
+  if (deps.config?.testCrashAfterCommit && outcome.committed.some((c) => c.item.input.mode === "submit"))
+    process.kill(process.pid, "SIGKILL");
 
   void finishGroup(deps, outcome.committed);
 }
 
-async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<string, ChainCounts>): Promise<{ committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> }> {
+async function signAndCommit(
+  deps: PipelineDeps,
+  items: Queued[],
+  counts: Map<string, ChainCounts>,
+): Promise<{ committed: Committed[]; denied: Array<{ item: Queued; denial: Denial }> }> {
   const { chain } = items[0];
   const explicitNonce = items[0].intent.nonce; // only ever in a group of one
 
@@ -229,17 +300,34 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
     let nonces: bigint[];
     if (explicitNonce !== undefined) {
       const item = accepted[0];
-      const r = await reserveExplicitNonce(tx, chain.chain_id, fromOf(item), item.input.principal.agent.id, counts.get(fromOf(item))!, BigInt(explicitNonce));
+      const r = await reserveExplicitNonce(
+        tx,
+        chain.chain_id,
+        fromOf(item),
+        item.input.principal.agent.id,
+        counts.get(fromOf(item))!,
+        BigInt(explicitNonce),
+      );
       if (!r.ok) {
         endLockWait();
-        const denial: Denial = { reason_code: "nonce_not_allowed", detail: `Explicit nonce refused: ${r.why}.`, limit: `${r.window[0]}..${r.window[1]}`, current: Number(r.window[1]), attempted: explicitNonce };
+        const denial: Denial = {
+          reason_code: "nonce_not_allowed",
+          detail: `Explicit nonce refused: ${r.why}.`,
+          limit: `${r.window[0]}..${r.window[1]}`,
+          current: Number(r.window[1]),
+          attempted: explicitNonce,
+        };
         return { committed: [], denied: [...denied, { item, denial }] };
       }
       nonces = [r.nonce];
     } else {
       const perAddress = new Map<string, number>();
       for (const item of accepted) perAddress.set(fromOf(item), (perAddress.get(fromOf(item)) ?? 0) + 1);
-      const runs = await reserveNonceRuns(tx, chain.chain_id, [...perAddress].map(([address, count]) => ({ address, count, counts: counts.get(address)! })));
+      const runs = await reserveNonceRuns(
+        tx,
+        chain.chain_id,
+        [...perAddress].map(([address, count]) => ({ address, count, counts: counts.get(address)! })),
+      );
       const next = new Map([...runs].map(([address, list]) => [address, list.values()]));
       nonces = accepted.map((item) => next.get(fromOf(item))!.next().value!);
     }
@@ -247,30 +335,58 @@ async function signAndCommit(deps: PipelineDeps, items: Queued[], counts: Map<st
 
     // 7d. Signatures, in parallel over the HSM's session pool.
     const signed = await Promise.all(
-      accepted.map((item, i) => deps.metrics.time("sign", async () => {
-        const authorizationList = await signAuthorizations(deps.signer, item.key.path, chain, item.intent, nonces[i]);
-        return deps.signer.signTransaction(item.key.path, buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees, authorizationList));
-      })),
+      accepted.map((item, i) =>
+        deps.metrics.time("sign", async () => {
+          const authorizationList = await signAuthorizations(deps.signer, item.key.path, chain, item.intent, nonces[i]);
+          return deps.signer.signTransaction(
+            item.key.path,
+            buildTransaction(chain, item.intent, nonces[i], item.gas, item.fees, authorizationList),
+          );
+        }),
+      ),
     );
 
     // 7e. Rows, audit events, token spend and idempotency links: one statement, then COMMIT.
     endCommit = deps.metrics.stageDuration.startTimer({ stage: "commit" });
-    const txs = accepted.map((item, i) => signedRow({
-      agentId: item.input.principal.agent.id, chain, from: fromOf(item), intent: item.intent, nonce: nonces[i], gas: item.gas, fees: item.fees,
-      keyPath: item.key.path, status: SIGNED_BY_MODE[item.input.mode].status, signedTx: signed[i], simulation: item.simulation,
-    }));
-    const audit = auditRecordset(txs.map((t, i) => ({
-      action: SIGNED_BY_MODE[accepted[i].input.mode].action,
-      actor: accepted[i].input.principal,
-      resourceType: "transaction",
-      resourceId: t.id,
-      details: auditDetails(t, accepted[i].intent),
-      requestId: accepted[i].input.requestId,
-      ip: accepted[i].input.ip,
-    })));
+    const txs = accepted.map((item, i) =>
+      signedRow({
+        agentId: item.input.principal.agent.id,
+        chain,
+        from: fromOf(item),
+        intent: item.intent,
+        nonce: nonces[i],
+        gas: item.gas,
+        fees: item.fees,
+        keyPath: item.key.path,
+        status: SIGNED_BY_MODE[item.input.mode].status,
+        signedTx: signed[i],
+        simulation: item.simulation,
+      }),
+    );
+    const audit = auditRecordset(
+      txs.map((t, i) => ({
+        action: SIGNED_BY_MODE[accepted[i].input.mode].action,
+        actor: accepted[i].input.principal,
+        resourceType: "transaction",
+        resourceId: t.id,
+        details: auditDetails(t, accepted[i].intent),
+        requestId: accepted[i].input.requestId,
+        ip: accepted[i].input.ip,
+      })),
+    );
     const rows = await insertTransactionGroup(tx, txs, audit, {
-      links: accepted.flatMap((item, i) => item.claim ? [{ agent_id: item.claim.agentId, key_hash: item.claim.keyHash.toString("hex"), tx_id: txs[i].id }] : []),
-      tokenSpend: accepted.flatMap((item, i) => item.outflows.map((o) => ({ agent_id: item.input.principal.agent.id, chain_id: chain.chain_id, token: o.token, amount: o.amount, tx_id: txs[i].id }))),
+      links: accepted.flatMap((item, i) =>
+        item.claim ? [{ agent_id: item.claim.agentId, key_hash: item.claim.keyHash.toString("hex"), tx_id: txs[i].id }] : [],
+      ),
+      tokenSpend: accepted.flatMap((item, i) =>
+        item.outflows.map((o) => ({
+          agent_id: item.input.principal.agent.id,
+          chain_id: chain.chain_id,
+          token: o.token,
+          amount: o.amount,
+          tx_id: txs[i].id,
+        })),
+      ),
     });
     return { committed: accepted.map((item, i) => ({ item, row: rows[i] })), denied };
   });
@@ -324,7 +440,13 @@ function validate(body: unknown): Intent {
       field: i.path.join(".") || ((i as { keys?: string[] }).keys?.join(", ") ?? "body"),
       message: i.code === "unrecognized_keys" ? `unknown field(s): ${(i as { keys: string[] }).keys.join(", ")}` : i.message,
     }));
-    throw badRequest(`Invalid transaction request: ${errors.slice(0, 5).map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors);
+    throw badRequest(
+      `Invalid transaction request: ${errors
+        .slice(0, 5)
+        .map((e) => `${e.field}: ${e.message}`)
+        .join("; ")}`,
+      errors,
+    );
   }
   return toIntent(parsed.data);
 }

@@ -73,7 +73,9 @@ export const allowanceKey = (token: string, spender: string) => `${token.toLower
 /** The approvals of a call whose resulting allowance depends on the current on-chain one. */
 export function allowancesNeeded(call: DecodedCall): Array<{ token: string; spender: string }> {
   if (call.kind !== "token") return [];
-  return call.effects.flatMap((e) => (e.type === "approve" && e.mode === "increase" && e.amount > 0n ? [{ token: e.token, spender: e.spender }] : []));
+  return call.effects.flatMap((e) =>
+    e.type === "approve" && e.mode === "increase" && e.amount > 0n ? [{ token: e.token, spender: e.spender }] : [],
+  );
 }
 
 /** Tokens of a call's effects. */
@@ -93,11 +95,23 @@ export function tokensOf(call: DecodedCall): string[] {
 export function checkCalldata(policy: CalldataPolicy, call: DecodedCall, facts: CalldataFacts): Denial | "simulate" | null {
   if (call.kind === "none") return null;
   if (call.kind === "malformed") {
-    return { reason_code: "malformed_calldata", detail: `Calldata for ${call.fn} (${call.selector}) is not the canonical ABI encoding (high bits in an address, a bool other than 0 or 1, an out-of-range integer, or extra bytes); it is refused rather than guessed at.`, limit: null, current: null, attempted: call.selector };
+    return {
+      reason_code: "malformed_calldata",
+      detail: `Calldata for ${call.fn} (${call.selector}) is not the canonical ABI encoding (high bits in an address, a bool other than 0 or 1, an out-of-range integer, or extra bytes); it is refused rather than guessed at.`,
+      limit: null,
+      current: null,
+      attempted: call.selector,
+    };
   }
   if (call.kind === "unknown") {
     if (policy.unknownCalldata === "deny") {
-      return { reason_code: "unknown_calldata", detail: `Calldata with selector ${call.selector} cannot be decoded and this agent's policy denies it.`, limit: "deny", current: null, attempted: call.selector };
+      return {
+        reason_code: "unknown_calldata",
+        detail: `Calldata with selector ${call.selector} cannot be decoded and this agent's policy denies it.`,
+        limit: "deny",
+        current: null,
+        attempted: call.selector,
+      };
     }
     return policy.unknownCalldata === "simulate" ? "simulate" : null;
   }
@@ -111,18 +125,36 @@ export function checkCalldata(policy: CalldataPolicy, call: DecodedCall, facts: 
 function checkEffect(policy: CalldataPolicy, e: TokenEffect, facts: CalldataFacts): Denial | null {
   const token = e.token;
   if (policy.tokenAllowlist.length > 0 && !policy.tokenAllowlist.includes(token)) {
-    return { reason_code: "token_not_allowlisted", detail: `Token contract ${token} is not in this agent's tx_token_allowlist.`, limit: policy.tokenAllowlist, current: null, attempted: token };
+    return {
+      reason_code: "token_not_allowlisted",
+      detail: `Token contract ${token} is not in this agent's tx_token_allowlist.`,
+      limit: policy.tokenAllowlist,
+      current: null,
+      attempted: token,
+    };
   }
   const limit = tokenLimitFor(policy, token);
   const decimals = facts.decimals(token);
   if (e.type === "transfer") {
     if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(e.recipient)) {
-      return { reason_code: "token_recipient_not_allowlisted", detail: `Token recipient ${e.recipient} is not in this agent's tx_to_allowlist.`, limit: policy.toAllowlist, current: null, attempted: e.recipient };
+      return {
+        reason_code: "token_recipient_not_allowlisted",
+        detail: `Token recipient ${e.recipient} is not in this agent's tx_to_allowlist.`,
+        limit: policy.toAllowlist,
+        current: null,
+        attempted: e.recipient,
+      };
     }
     if (limit?.max_per_tx !== undefined && decimals !== undefined) {
       const max = toBaseUnits(limit.max_per_tx, decimals)!;
       if (e.amount > max) {
-        return { reason_code: "token_max_per_tx_exceeded", detail: `Transfer of ${formatMajor(e.amount, decimals)} exceeds this agent's per-transaction limit of ${limit.max_per_tx} for token ${token}.`, limit: limit.max_per_tx, current: null, attempted: formatMajor(e.amount, decimals) };
+        return {
+          reason_code: "token_max_per_tx_exceeded",
+          detail: `Transfer of ${formatMajor(e.amount, decimals)} exceeds this agent's per-transaction limit of ${limit.max_per_tx} for token ${token}.`,
+          limit: limit.max_per_tx,
+          current: null,
+          attempted: formatMajor(e.amount, decimals),
+        };
       }
     }
     return null;
@@ -130,7 +162,13 @@ function checkEffect(policy: CalldataPolicy, e: TokenEffect, facts: CalldataFact
   // Approvals. Revoking and lowering never give anything away.
   if (e.amount === 0n || e.mode === "decrease") return null;
   if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(e.spender)) {
-    return { reason_code: "spender_not_allowlisted", detail: `Spender ${e.spender} is not in this agent's tx_to_allowlist.`, limit: policy.toAllowlist, current: null, attempted: e.spender };
+    return {
+      reason_code: "spender_not_allowlisted",
+      detail: `Spender ${e.spender} is not in this agent's tx_to_allowlist.`,
+      limit: policy.toAllowlist,
+      current: null,
+      attempted: e.spender,
+    };
   }
   if (policy.unlimitedApprovalAllowlist.includes(e.spender)) return null;
   const current = e.mode === "increase" ? facts.allowance(token, e.spender) : 0n;
@@ -139,10 +177,22 @@ function checkEffect(policy: CalldataPolicy, e: TokenEffect, facts: CalldataFact
   const shown = (v: bigint) => (decimals !== undefined && v <= UNLIMITED_APPROVAL ? formatMajor(v, decimals) : v.toString());
   const fn = e.mode === "operator" ? "operator approval" : e.mode === "increase" ? "allowance increase" : "approval";
   if (resulting > UNLIMITED_APPROVAL && (cap === null || resulting > cap)) {
-    return { reason_code: "unlimited_approval", detail: `An unlimited ${fn} of token ${token} to ${e.spender} is not allowed for this agent.`, limit: cap !== null ? limit!.approval_cap! : null, current: e.mode === "increase" ? shown(current) : null, attempted: shown(resulting) };
+    return {
+      reason_code: "unlimited_approval",
+      detail: `An unlimited ${fn} of token ${token} to ${e.spender} is not allowed for this agent.`,
+      limit: cap !== null ? limit!.approval_cap! : null,
+      current: e.mode === "increase" ? shown(current) : null,
+      attempted: shown(resulting),
+    };
   }
   if (cap !== null && resulting > cap) {
-    return { reason_code: "approval_cap_exceeded", detail: `An ${fn} leaving ${shown(resulting)} to ${e.spender} exceeds this agent's cap of ${limit!.approval_cap} for token ${token}.`, limit: limit!.approval_cap!, current: e.mode === "increase" ? shown(current) : null, attempted: shown(resulting) };
+    return {
+      reason_code: "approval_cap_exceeded",
+      detail: `An ${fn} leaving ${shown(resulting)} to ${e.spender} exceeds this agent's cap of ${limit!.approval_cap} for token ${token}.`,
+      limit: limit!.approval_cap!,
+      current: e.mode === "increase" ? shown(current) : null,
+      attempted: shown(resulting),
+    };
   }
   return null;
 }
@@ -152,7 +202,9 @@ export function calldataOutflows(call: DecodedCall, sender: string, decimals: (t
   if (call.kind !== "token") return [];
   const from = sender.toLowerCase();
   return call.effects.flatMap((e) =>
-    e.type === "transfer" && (e.from === undefined || e.from === from) ? [{ token: e.token, amount: e.amount, decimals: decimals(e.token) ?? 0 }] : [],
+    e.type === "transfer" && (e.from === undefined || e.from === from)
+      ? [{ token: e.token, amount: e.amount, decimals: decimals(e.token) ?? 0 }]
+      : [],
   );
 }
 
@@ -170,12 +222,24 @@ export function checkTokenOutflows(policy: CalldataPolicy, outflows: TokenOutflo
     if (!limit) continue;
     const max = toBaseUnits(limit.max_per_tx, o.decimals);
     if (max !== null && o.amount > max) {
-      return { reason_code: "token_max_per_tx_exceeded", detail: `Moving ${formatMajor(o.amount, o.decimals)} of token ${o.token} exceeds this agent's per-transaction limit of ${limit.max_per_tx}.`, limit: limit.max_per_tx!, current: null, attempted: formatMajor(o.amount, o.decimals) };
+      return {
+        reason_code: "token_max_per_tx_exceeded",
+        detail: `Moving ${formatMajor(o.amount, o.decimals)} of token ${o.token} exceeds this agent's per-transaction limit of ${limit.max_per_tx}.`,
+        limit: limit.max_per_tx!,
+        current: null,
+        attempted: formatMajor(o.amount, o.decimals),
+      };
     }
     const daily = toBaseUnits(limit.daily_limit, o.decimals);
     const before = spent(o.token);
     if (daily !== null && before + o.amount > daily) {
-      return { reason_code: "token_daily_limit_exceeded", detail: `Moving ${formatMajor(o.amount, o.decimals)} of token ${o.token} on top of ${formatMajor(before, o.decimals)} in the last 24 h exceeds this agent's daily limit of ${limit.daily_limit}.`, limit: limit.daily_limit!, current: formatMajor(before, o.decimals), attempted: formatMajor(o.amount, o.decimals) };
+      return {
+        reason_code: "token_daily_limit_exceeded",
+        detail: `Moving ${formatMajor(o.amount, o.decimals)} of token ${o.token} on top of ${formatMajor(before, o.decimals)} in the last 24 h exceeds this agent's daily limit of ${limit.daily_limit}.`,
+        limit: limit.daily_limit!,
+        current: formatMajor(before, o.decimals),
+        attempted: formatMajor(o.amount, o.decimals),
+      };
     }
   }
   return null;
@@ -237,7 +301,11 @@ export function checkSimulatedLogs(policy: Pick<CalldataPolicy, "toAllowlist">, 
     if (!ev || l.topics.length <= ev.index) continue;
     const party = topicAddress(l.topics[ev.index]);
     // A revocation: ERC-20 Approval of 0, ERC-721 approval of the zero address, ApprovalForAll(false).
-    if (ev.what !== "recipient" && (party === "0x0000000000000000000000000000000000000000" || (ev.index === 2 && l.topics.length === 3 && ZERO_WORD.test(l.data)))) continue;
+    if (
+      ev.what !== "recipient" &&
+      (party === "0x0000000000000000000000000000000000000000" || (ev.index === 2 && l.topics.length === 3 && ZERO_WORD.test(l.data)))
+    )
+      continue;
     if (party === self) continue;
     if (party !== undefined && policy.toAllowlist.includes(party)) continue;
     const who = party ?? (l.topics[ev.index] as Hex);

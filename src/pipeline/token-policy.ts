@@ -53,7 +53,13 @@ const decimalsCache = new Map<string, number>();
 function isContractAnswer(err: unknown): boolean {
   return (
     err instanceof BaseError &&
-    err.walk((e) => e instanceof ContractFunctionRevertedError || e instanceof ContractFunctionZeroDataError || e instanceof AbiDecodingZeroDataError || e instanceof AbiDecodingDataSizeTooSmallError) !== null
+    err.walk(
+      (e) =>
+        e instanceof ContractFunctionRevertedError ||
+        e instanceof ContractFunctionZeroDataError ||
+        e instanceof AbiDecodingZeroDataError ||
+        e instanceof AbiDecodingDataSizeTooSmallError,
+    ) !== null
   );
 }
 
@@ -67,7 +73,9 @@ export async function tokenDecimals(db: Queryable, client: PublicClient, chainId
   const key = `${chainId}:${token}`;
   const hit = decimalsCache.get(key);
   if (hit !== undefined) return hit;
-  const row = (await db.query<{ decimals: number }>("SELECT decimals FROM token_metadata WHERE chain_id = $1 AND address = $2", [chainId, token])).rows[0];
+  const row = (
+    await db.query<{ decimals: number }>("SELECT decimals FROM token_metadata WHERE chain_id = $1 AND address = $2", [chainId, token])
+  ).rows[0];
   let decimals = row?.decimals;
   if (decimals === undefined) {
     let symbol: string | null = null;
@@ -79,10 +87,12 @@ export async function tokenDecimals(db: Queryable, client: PublicClient, chainId
       throw badGateway(`Could not read the decimals of token ${token} from the chain's RPC endpoints.`, "rpc_unavailable");
     }
     if (!(decimals >= 0 && decimals <= 77)) decimals = 0;
-    await db.query(
-      "INSERT INTO token_metadata (chain_id, address, decimals, symbol) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-      [chainId, token, decimals, symbol?.slice(0, 32) ?? null],
-    );
+    await db.query("INSERT INTO token_metadata (chain_id, address, decimals, symbol) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", [
+      chainId,
+      token,
+      decimals,
+      symbol?.slice(0, 32) ?? null,
+    ]);
   }
   decimalsCache.set(key, decimals);
   return decimals;
@@ -98,7 +108,12 @@ async function readAllowance(client: PublicClient, token: string, owner: string,
   try {
     const [allowance, mined] = await Promise.all([
       client
-        .readContract({ address: token as `0x${string}`, abi: ALLOWANCE_ABI, functionName: "allowance", args: [owner as `0x${string}`, spender as `0x${string}`] })
+        .readContract({
+          address: token as `0x${string}`,
+          abi: ALLOWANCE_ABI,
+          functionName: "allowance",
+          args: [owner as `0x${string}`, spender as `0x${string}`],
+        })
         // A token without allowance() cannot be told apart from one that hides it: assume the worst.
         .catch((err) => (isContractAnswer(err) ? UNLIMITED_APPROVAL : Promise.reject(err))),
       client.getTransactionCount({ address: owner as `0x${string}`, blockTag: "latest" }),
@@ -174,7 +189,10 @@ export class ApprovalLedger {
       const extra = this.accepted.filter((a) => a.chainId === r.chainId && a.from === r.from && a.token === token).map((a) => a.data);
       allowances.set(key, await allowanceAfterUnmined(this.db, r.chainId, r.from, token, spender, read, extra));
     }
-    const verdict = checkCalldata(r.policy, r.call, { decimals: (t) => r.decimals.get(t), allowance: (t, sp) => allowances.get(allowanceKey(t, sp)) ?? 0n });
+    const verdict = checkCalldata(r.policy, r.call, {
+      decimals: (t) => r.decimals.get(t),
+      allowance: (t, sp) => allowances.get(allowanceKey(t, sp)) ?? 0n,
+    });
     return verdict === "simulate" ? null : verdict;
   }
 
@@ -225,7 +243,10 @@ export async function checkIntentCalldata(
     allowance: (t, s) => allowances.get(allowanceKey(t, s)) ?? 0n,
   });
   const outflows = calldataOutflows(call, from, (t) => decimals.get(t));
-  const recheck = reads.size > 0 && data ? { policy, chainId: chain.chain_id, from: owner, token: to.toLowerCase(), data, call, decimals, reads } : undefined;
+  const recheck =
+    reads.size > 0 && data
+      ? { policy, chainId: chain.chain_id, from: owner, token: to.toLowerCase(), data, call, decimals, reads }
+      : undefined;
   return { call, outflows, simulate: verdict === "simulate", denial: verdict === "simulate" ? null : verdict, recheck };
 }
 

@@ -26,7 +26,13 @@ export class TypedDataError extends Error {}
 
 const MAX_DEPTH = 8;
 const MAX_ARRAY = 256;
-const DOMAIN_FIELDS: Record<string, string> = { name: "string", version: "string", chainId: "uint256", verifyingContract: "address", salt: "bytes32" };
+const DOMAIN_FIELDS: Record<string, string> = {
+  name: "string",
+  version: "string",
+  chainId: "uint256",
+  verifyingContract: "address",
+  salt: "bytes32",
+};
 
 function parseInteger(v: unknown, where: string): bigint {
   if (typeof v === "number") {
@@ -57,8 +63,10 @@ function normalizeValue(types: TypedDataJson["types"], type: string, v: unknown,
     return n;
   }
   if (type === "address") {
-    if (typeof v !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(v) || !isAddress(v, { strict: false })) throw new TypedDataError(`${where}: must be an address`);
-    if (v !== v.toLowerCase() && v.slice(2) !== v.slice(2).toUpperCase() && getAddress(v) !== v) throw new TypedDataError(`${where}: has an invalid EIP-55 checksum`);
+    if (typeof v !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(v) || !isAddress(v, { strict: false }))
+      throw new TypedDataError(`${where}: must be an address`);
+    if (v !== v.toLowerCase() && v.slice(2) !== v.slice(2).toUpperCase() && getAddress(v) !== v)
+      throw new TypedDataError(`${where}: has an invalid EIP-55 checksum`);
     return v.toLowerCase();
   }
   if (type === "bool") {
@@ -120,11 +128,18 @@ export function normalizeTypedData(input: TypedDataJson): NormalizedTypedData {
   const unknownDomain = Object.keys(domainIn).filter((k) => !(k in DOMAIN_FIELDS));
   if (unknownDomain.length) throw new TypedDataError(`domain: unknown member(s) ${unknownDomain.join(", ")}`);
   const domain: Record<string, unknown> = {};
-  for (const [k, t] of Object.entries(DOMAIN_FIELDS)) if (domainIn[k] !== undefined) domain[k] = normalizeValue({}, t, domainIn[k], `domain.${k}`, 0);
+  for (const [k, t] of Object.entries(DOMAIN_FIELDS))
+    if (domainIn[k] !== undefined) domain[k] = normalizeValue({}, t, domainIn[k], `domain.${k}`, 0);
   // The domain's type is implied by its members (as viem builds it); a declared one must say the same.
   const implied = getTypesForEIP712Domain({ domain: domain as never });
-  if (declaredDomain && JSON.stringify(declaredDomain.map((f) => [f.name, f.type])) !== JSON.stringify(implied.map((f: { name: string; type: string }) => [f.name, f.type]))) {
-    throw new TypedDataError("types.EIP712Domain does not match the domain's members (order: name, version, chainId, verifyingContract, salt)");
+  if (
+    declaredDomain &&
+    JSON.stringify(declaredDomain.map((f) => [f.name, f.type])) !==
+      JSON.stringify(implied.map((f: { name: string; type: string }) => [f.name, f.type]))
+  ) {
+    throw new TypedDataError(
+      "types.EIP712Domain does not match the domain's members (order: name, version, chainId, verifyingContract, salt)",
+    );
   }
   const message = normalizeStruct(types, input.primaryType, input.message, "message", 0);
   const def = { domain, types, primaryType: input.primaryType, message } as unknown as TypedDataDefinition;
@@ -132,25 +147,130 @@ export function normalizeTypedData(input: TypedDataJson): NormalizedTypedData {
     validateTypedData(def);
     return { types, primaryType: input.primaryType, domain: domain as NormalizedTypedData["domain"], message, hash: hashTypedData(def) };
   } catch (err) {
-    throw new TypedDataError(`typed data is not valid EIP-712: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`);
+    throw new TypedDataError(
+      `typed data is not valid EIP-712: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`,
+    );
   }
 }
 
 // ---- Known kinds ----------------------------------------------------------------------------------
 
 type Fields = Array<[string, string]>;
-const PERMIT_DETAILS: Fields = [["token", "address"], ["amount", "uint160"], ["expiration", "uint48"], ["nonce", "uint48"]];
-const TOKEN_PERMISSIONS: Fields = [["token", "address"], ["amount", "uint256"]];
-const AUTHORIZATION: Fields = [["from", "address"], ["to", "address"], ["value", "uint256"], ["validAfter", "uint256"], ["validBefore", "uint256"], ["nonce", "bytes32"]];
+const PERMIT_DETAILS: Fields = [
+  ["token", "address"],
+  ["amount", "uint160"],
+  ["expiration", "uint48"],
+  ["nonce", "uint48"],
+];
+const TOKEN_PERMISSIONS: Fields = [
+  ["token", "address"],
+  ["amount", "uint256"],
+];
+const AUTHORIZATION: Fields = [
+  ["from", "address"],
+  ["to", "address"],
+  ["value", "uint256"],
+  ["validAfter", "uint256"],
+  ["validBefore", "uint256"],
+  ["nonce", "bytes32"],
+];
 
 const KNOWN: Array<{ kind: string; primaryType: string; types: Record<string, Fields>; permit2?: boolean; witness?: boolean }> = [
-  { kind: "permit", primaryType: "Permit", types: { Permit: [["owner", "address"], ["spender", "address"], ["value", "uint256"], ["nonce", "uint256"], ["deadline", "uint256"]] } },
-  { kind: "dai_permit", primaryType: "Permit", types: { Permit: [["holder", "address"], ["spender", "address"], ["nonce", "uint256"], ["expiry", "uint256"], ["allowed", "bool"]] } },
-  { kind: "permit2_single", primaryType: "PermitSingle", permit2: true, types: { PermitSingle: [["details", "PermitDetails"], ["spender", "address"], ["sigDeadline", "uint256"]], PermitDetails: PERMIT_DETAILS } },
-  { kind: "permit2_batch", primaryType: "PermitBatch", permit2: true, types: { PermitBatch: [["details", "PermitDetails[]"], ["spender", "address"], ["sigDeadline", "uint256"]], PermitDetails: PERMIT_DETAILS } },
-  { kind: "permit2_transfer", primaryType: "PermitTransferFrom", permit2: true, types: { PermitTransferFrom: [["permitted", "TokenPermissions"], ["spender", "address"], ["nonce", "uint256"], ["deadline", "uint256"]], TokenPermissions: TOKEN_PERMISSIONS } },
-  { kind: "permit2_batch_transfer", primaryType: "PermitBatchTransferFrom", permit2: true, types: { PermitBatchTransferFrom: [["permitted", "TokenPermissions[]"], ["spender", "address"], ["nonce", "uint256"], ["deadline", "uint256"]], TokenPermissions: TOKEN_PERMISSIONS } },
-  { kind: "permit2_witness_transfer", primaryType: "PermitWitnessTransferFrom", permit2: true, witness: true, types: { PermitWitnessTransferFrom: [["permitted", "TokenPermissions"], ["spender", "address"], ["nonce", "uint256"], ["deadline", "uint256"]], TokenPermissions: TOKEN_PERMISSIONS } },
+  {
+    kind: "permit",
+    primaryType: "Permit",
+    types: {
+      Permit: [
+        ["owner", "address"],
+        ["spender", "address"],
+        ["value", "uint256"],
+        ["nonce", "uint256"],
+        ["deadline", "uint256"],
+      ],
+    },
+  },
+  {
+    kind: "dai_permit",
+    primaryType: "Permit",
+    types: {
+      Permit: [
+        ["holder", "address"],
+        ["spender", "address"],
+        ["nonce", "uint256"],
+        ["expiry", "uint256"],
+        ["allowed", "bool"],
+      ],
+    },
+  },
+  {
+    kind: "permit2_single",
+    primaryType: "PermitSingle",
+    permit2: true,
+    types: {
+      PermitSingle: [
+        ["details", "PermitDetails"],
+        ["spender", "address"],
+        ["sigDeadline", "uint256"],
+      ],
+      PermitDetails: PERMIT_DETAILS,
+    },
+  },
+  {
+    kind: "permit2_batch",
+    primaryType: "PermitBatch",
+    permit2: true,
+    types: {
+      PermitBatch: [
+        ["details", "PermitDetails[]"],
+        ["spender", "address"],
+        ["sigDeadline", "uint256"],
+      ],
+      PermitDetails: PERMIT_DETAILS,
+    },
+  },
+  {
+    kind: "permit2_transfer",
+    primaryType: "PermitTransferFrom",
+    permit2: true,
+    types: {
+      PermitTransferFrom: [
+        ["permitted", "TokenPermissions"],
+        ["spender", "address"],
+        ["nonce", "uint256"],
+        ["deadline", "uint256"],
+      ],
+      TokenPermissions: TOKEN_PERMISSIONS,
+    },
+  },
+  {
+    kind: "permit2_batch_transfer",
+    primaryType: "PermitBatchTransferFrom",
+    permit2: true,
+    types: {
+      PermitBatchTransferFrom: [
+        ["permitted", "TokenPermissions[]"],
+        ["spender", "address"],
+        ["nonce", "uint256"],
+        ["deadline", "uint256"],
+      ],
+      TokenPermissions: TOKEN_PERMISSIONS,
+    },
+  },
+  {
+    kind: "permit2_witness_transfer",
+    primaryType: "PermitWitnessTransferFrom",
+    permit2: true,
+    witness: true,
+    types: {
+      PermitWitnessTransferFrom: [
+        ["permitted", "TokenPermissions"],
+        ["spender", "address"],
+        ["nonce", "uint256"],
+        ["deadline", "uint256"],
+      ],
+      TokenPermissions: TOKEN_PERMISSIONS,
+    },
+  },
   { kind: "transfer_with_authorization", primaryType: "TransferWithAuthorization", types: { TransferWithAuthorization: AUTHORIZATION } },
   { kind: "receive_with_authorization", primaryType: "ReceiveWithAuthorization", types: { ReceiveWithAuthorization: AUTHORIZATION } },
 ];
@@ -164,7 +284,14 @@ function matches(td: NormalizedTypedData, k: (typeof KNOWN)[number]): boolean {
     if (name === k.primaryType && k.witness) {
       // Permit2's witness transfer: the four fixed members, then `witness` of a struct type the caller defines.
       const t = td.types[name];
-      if (!t || t.length !== 5 || !sameFields(t.slice(0, 4), fields) || t[4].name !== "witness" || !td.types[t[4].type.replace(/\[\d*\]$/, "")]) return false;
+      if (
+        !t ||
+        t.length !== 5 ||
+        !sameFields(t.slice(0, 4), fields) ||
+        t[4].name !== "witness" ||
+        !td.types[t[4].type.replace(/\[\d*\]$/, "")]
+      )
+        return false;
       continue;
     }
     if (!sameFields(td.types[name], fields)) return false;
@@ -188,7 +315,13 @@ export interface TypedMeaning {
 
 const U160_MAX = (1n << 160n) - 1n;
 const asJson = (v: unknown): unknown =>
-  typeof v === "bigint" ? v.toString() : Array.isArray(v) ? v.map(asJson) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asJson(x)])) : v;
+  typeof v === "bigint"
+    ? v.toString()
+    : Array.isArray(v)
+      ? v.map(asJson)
+      : v && typeof v === "object"
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asJson(x)]))
+        : v;
 
 export function decodeTypedData(td: NormalizedTypedData): TypedMeaning {
   const k = KNOWN.find((c) => matches(td, c));
@@ -200,27 +333,74 @@ export function decodeTypedData(td: NormalizedTypedData): TypedMeaning {
   const p2amount = (a: bigint) => (a === U160_MAX ? MAX_UINT256 : a);
   switch (k.kind) {
     case "permit":
-      return { kind: k.kind, owner: m.owner, approvals: [{ token, spender: m.spender, amount: m.value }], transfers: [], expiries: [{ field: "deadline", at: m.deadline }], ...base };
+      return {
+        kind: k.kind,
+        owner: m.owner,
+        approvals: [{ token, spender: m.spender, amount: m.value }],
+        transfers: [],
+        expiries: [{ field: "deadline", at: m.deadline }],
+        ...base,
+      };
     case "dai_permit":
-      return { kind: k.kind, owner: m.holder, approvals: [{ token, spender: m.spender, amount: m.allowed ? MAX_UINT256 : 0n }], transfers: [], expiries: [{ field: "expiry", at: m.expiry }], ...base };
+      return {
+        kind: k.kind,
+        owner: m.holder,
+        approvals: [{ token, spender: m.spender, amount: m.allowed ? MAX_UINT256 : 0n }],
+        transfers: [],
+        expiries: [{ field: "expiry", at: m.expiry }],
+        ...base,
+      };
     case "permit2_single":
       return {
-        kind: k.kind, approvals: [{ token: m.details.token, spender: m.spender, amount: p2amount(m.details.amount) }], transfers: [],
-        expiries: [{ field: "sigDeadline", at: m.sigDeadline }, ...(m.details.expiration === 0n ? [] : [{ field: "details.expiration", at: m.details.expiration }])], ...base,
+        kind: k.kind,
+        approvals: [{ token: m.details.token, spender: m.spender, amount: p2amount(m.details.amount) }],
+        transfers: [],
+        expiries: [
+          { field: "sigDeadline", at: m.sigDeadline },
+          ...(m.details.expiration === 0n ? [] : [{ field: "details.expiration", at: m.details.expiration }]),
+        ],
+        ...base,
       };
     case "permit2_batch":
       return {
-        kind: k.kind, approvals: m.details.map((d: any) => ({ token: d.token, spender: m.spender, amount: p2amount(d.amount) })), transfers: [],
-        expiries: [{ field: "sigDeadline", at: m.sigDeadline }, ...m.details.filter((d: any) => d.expiration !== 0n).map((d: any, i: number) => ({ field: `details[${i}].expiration`, at: d.expiration }))], ...base,
+        kind: k.kind,
+        approvals: m.details.map((d: any) => ({ token: d.token, spender: m.spender, amount: p2amount(d.amount) })),
+        transfers: [],
+        expiries: [
+          { field: "sigDeadline", at: m.sigDeadline },
+          ...m.details
+            .filter((d: any) => d.expiration !== 0n)
+            .map((d: any, i: number) => ({ field: `details[${i}].expiration`, at: d.expiration })),
+        ],
+        ...base,
       };
     case "permit2_transfer":
     case "permit2_witness_transfer":
       // The spender chooses the recipient when it calls Permit2: the spender is who receives.
-      return { kind: k.kind, approvals: [], transfers: [{ token: m.permitted.token, recipient: m.spender, amount: m.permitted.amount }], expiries: [{ field: "deadline", at: m.deadline }], ...base };
+      return {
+        kind: k.kind,
+        approvals: [],
+        transfers: [{ token: m.permitted.token, recipient: m.spender, amount: m.permitted.amount }],
+        expiries: [{ field: "deadline", at: m.deadline }],
+        ...base,
+      };
     case "permit2_batch_transfer":
-      return { kind: k.kind, approvals: [], transfers: m.permitted.map((p: any) => ({ token: p.token, recipient: m.spender, amount: p.amount })), expiries: [{ field: "deadline", at: m.deadline }], ...base };
+      return {
+        kind: k.kind,
+        approvals: [],
+        transfers: m.permitted.map((p: any) => ({ token: p.token, recipient: m.spender, amount: p.amount })),
+        expiries: [{ field: "deadline", at: m.deadline }],
+        ...base,
+      };
     default:
       // EIP-3009: `to` receives `value` of the token, valid until validBefore.
-      return { kind: k.kind, owner: m.from, approvals: [], transfers: [{ token, recipient: m.to, amount: m.value }], expiries: [{ field: "validBefore", at: m.validBefore }], ...base };
+      return {
+        kind: k.kind,
+        owner: m.from,
+        approvals: [],
+        transfers: [{ token, recipient: m.to, amount: m.value }],
+        expiries: [{ field: "validBefore", at: m.validBefore }],
+        ...base,
+      };
   }
 }

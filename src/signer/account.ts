@@ -4,7 +4,14 @@
  * Raw-hash `sign` and EIP-7702 `signAuthorization` are deliberately left out: either can be used to
  * sign something that moves funds without the service's guardrails seeing a transaction.
  */
-import { hashMessage, hashTypedData, serializeSignature, type LocalAccount, type SerializeTransactionFn, type TransactionSerializable } from "viem";
+import {
+  hashMessage,
+  hashTypedData,
+  serializeSignature,
+  type LocalAccount,
+  type SerializeTransactionFn,
+  type TransactionSerializable,
+} from "viem";
 import { toAccount } from "viem/accounts";
 import type { Signer, SigningKeyInfo } from "./signer.js";
 

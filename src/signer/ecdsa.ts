@@ -45,10 +45,7 @@ const prepared = new Map<string, PreparedPublicKey>();
  * Parses an uncompressed (65-byte, 0x04…) or compressed public key (validated: on the curve, not
  * infinity). Cached per key. `eager`: build the precompute tables now (for keys known to be hot).
  */
-export function preparePublicKey(
-  publicKey: Uint8Array | string | PreparedPublicKey,
-  opts: { eager?: boolean } = {},
-): PreparedPublicKey {
+export function preparePublicKey(publicKey: Uint8Array | string | PreparedPublicKey, opts: { eager?: boolean } = {}): PreparedPublicKey {
   let p: PreparedPublicKey | undefined;
   if (typeof publicKey === "object" && "point" in publicKey) {
     p = publicKey;
@@ -126,10 +123,7 @@ export function recoverYParityJs(digestBytes: Uint8Array, r: bigint, s: bigint, 
   // With tables for both G (noble's default) and Q, two table-driven multiplications beat the
   // joint Strauss–Shamir walk (mulAddUnsafe), which cannot use them; without tables for Q, the
   // joint walk is the faster one.
-  const R =
-    key.uses >= PRECOMPUTE_AFTER
-      ? Point.BASE.multiplyUnsafe(u1).add(Q.multiplyUnsafe(u2))
-      : Point.BASE.mulAddUnsafe(u1, Q, u2);
+  const R = key.uses >= PRECOMPUTE_AFTER ? Point.BASE.multiplyUnsafe(u1).add(Q.multiplyUnsafe(u2)) : Point.BASE.mulAddUnsafe(u1, Q, u2);
   if (R.is0()) throw new Error("invalid signature: R is the point at infinity");
   const { x, y } = R.toAffine();
   if (Fn.create(x) !== r) throw new Error("invalid signature: does not verify against the public key");

@@ -431,7 +431,13 @@ export class Pkcs11Signer implements Signer {
     // One creation per path at a time in this process, so the exists-check and C_GenerateKeyPair
     // can't interleave. (Across processes sharing a token, the check is best effort.)
     for (let pending = this.creating.get(path); pending; pending = this.creating.get(path)) {
-      if (await pending.then(() => true, () => false)) throw new HsmError("key_exists", `key already exists: ${path}`);
+      if (
+        await pending.then(
+          () => true,
+          () => false,
+        )
+      )
+        throw new HsmError("key_exists", `key already exists: ${path}`);
     }
     const p = this.createKeyUnlocked(path);
     this.creating.set(path, p);

@@ -107,7 +107,14 @@ export class AnvilForkSimulator implements Simulator {
     this.closed = true;
     const forks = [...this.forks.values()];
     this.forks.clear();
-    await Promise.all(forks.map((f) => f.then((x) => x.node.stop(), () => {})));
+    await Promise.all(
+      forks.map((f) =>
+        f.then(
+          (x) => x.node.stop(),
+          () => {},
+        ),
+      ),
+    );
   }
 
   /** Runs `fn` after every earlier simulation on the same chain has finished. */
@@ -139,9 +146,14 @@ export class AnvilForkSimulator implements Simulator {
       } catch (err) {
         await this.dispose(chain.name);
         const retry = attempt === 0 && fork !== undefined && isTransportError(err);
-        this.opts.log.warn({ chain: chain.name, retry, err: safeMessage(String((err as Error)?.message ?? err)) }, "simulation fork unavailable");
+        this.opts.log.warn(
+          { chain: chain.name, retry, err: safeMessage(String((err as Error)?.message ?? err)) },
+          "simulation fork unavailable",
+        );
         if (!retry) {
-          return fail(`Could not fork ${chain.name} for simulation: ${err instanceof ForkUnavailable ? err.message : describeRpcError(err, "the chain's RPC")}.`);
+          return fail(
+            `Could not fork ${chain.name} for simulation: ${err instanceof ForkUnavailable ? err.message : describeRpcError(err, "the chain's RPC")}.`,
+          );
         }
         fork = undefined;
       }
@@ -197,10 +209,12 @@ export class AnvilForkSimulator implements Simulator {
     // Independent reads of the mined transaction, in parallel (each is a round trip to the fork).
     const [receipt, diff, coinbase] = await Promise.all([
       rpc<Receipt | null>(fork, "eth_getTransactionReceipt", [hash]),
-      rpc<PrestateDiff>(fork, "debug_traceTransaction", [hash, { tracer: "prestateTracer", tracerConfig: { diffMode: true } }]).catch((err) => {
-        if (isTransportError(err)) throw err;
-        return undefined; // not mined: answered below
-      }),
+      rpc<PrestateDiff>(fork, "debug_traceTransaction", [hash, { tracer: "prestateTracer", tracerConfig: { diffMode: true } }]).catch(
+        (err) => {
+          if (isTransportError(err)) throw err;
+          return undefined; // not mined: answered below
+        },
+      ),
       this.coinbase(fork),
     ]);
     if (!receipt || !diff) {
@@ -259,7 +273,10 @@ export class AnvilForkSimulator implements Simulator {
       const rows = await Promise.all(
         [...holders].map(async (holder) => {
           try {
-            const [before, after] = await Promise.all([readBalanceOf(call, token, holder, block - 1n), readBalanceOf(call, token, holder, block)]);
+            const [before, after] = await Promise.all([
+              readBalanceOf(call, token, holder, block - 1n),
+              readBalanceOf(call, token, holder, block),
+            ]);
             return balanceChange(holder, { token, symbol: meta.symbol, decimals: meta.decimals }, before, after);
           } catch (err) {
             if (isTransportError(err)) throw err;
@@ -295,7 +312,10 @@ export class AnvilForkSimulator implements Simulator {
 
   private async startFork(chain: Chain, urlsKey: string): Promise<Fork> {
     if (chain.rpc_urls.length === 0) throw new ForkUnavailable(`chain ${chain.name} has no RPC URL`);
-    const head = await this.opts.clients.get(chain).getBlockNumber().catch(() => undefined);
+    const head = await this.opts.clients
+      .get(chain)
+      .getBlockNumber()
+      .catch(() => undefined);
     let lastErr: unknown;
     for (const url of chain.rpc_urls) {
       const t = Date.now();
@@ -310,7 +330,9 @@ export class AnvilForkSimulator implements Simulator {
           accounts: 0,
           extraArgs: { noStorageCaching: true },
         });
-        const client = createPublicClient({ transport: http(node.url, { timeout: this.opts.rpcTimeoutMs ?? 30_000, retryCount: 0 }) }) as PublicClient;
+        const client = createPublicClient({
+          transport: http(node.url, { timeout: this.opts.rpcTimeoutMs ?? 30_000, retryCount: 0 }),
+        }) as PublicClient;
         const fork: Fork = { urlsKey, node, client, upstream: url, block: 0n, refreshedAt: Date.now() };
         fork.block = head ?? BigInt(await rpc<Hex>(fork, "eth_blockNumber", []));
         this.opts.log.info({ chain: chain.name, block: fork.block.toString(), ms: Date.now() - t }, "simulation fork started");
@@ -330,7 +352,10 @@ export class AnvilForkSimulator implements Simulator {
   /** Moves the fork to the chain's newest block when the head moved (or the fork is old). */
   private async refresh(chain: Chain, fork: Fork): Promise<void> {
     const age = Date.now() - fork.refreshedAt;
-    const head = await this.opts.clients.get(chain).getBlockNumber().catch(() => undefined);
+    const head = await this.opts.clients
+      .get(chain)
+      .getBlockNumber()
+      .catch(() => undefined);
     if (head === undefined) return; // the chain's RPC is down: simulate on the state we have
     const moved = head !== fork.block;
     if (!((moved && age >= (this.opts.minRefreshMs ?? 0)) || age >= (this.opts.maxAgeMs ?? 60_000))) return;
@@ -343,7 +368,11 @@ export class AnvilForkSimulator implements Simulator {
   private async dispose(chainName: string): Promise<void> {
     const f = this.forks.get(chainName);
     this.forks.delete(chainName);
-    if (f) await f.then((x) => x.node.stop(), () => {});
+    if (f)
+      await f.then(
+        (x) => x.node.stop(),
+        () => {},
+      );
   }
 }
 

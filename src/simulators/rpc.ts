@@ -84,7 +84,9 @@ export class RpcSimulator implements Simulator {
       return await this.bundle(chain, client, calls);
     } catch (err) {
       if (!isTransportError(err)) throw err;
-      return calls.map(() => errorResult(randomUUID(), `Could not simulate on ${chain.name}: ${describeRpcError(err, "the chain's RPC")}.`));
+      return calls.map(() =>
+        errorResult(randomUUID(), `Could not simulate on ${chain.name}: ${describeRpcError(err, "the chain's RPC")}.`),
+      );
     }
   }
 
@@ -106,7 +108,11 @@ export class RpcSimulator implements Simulator {
     const withGas = gas !== undefined ? { ...tx, gas: hex(gas) } : tx;
 
     // Outcome and revert data: the callTracer where the node has it, else eth_call.
-    const trace = await this.optional<CallFrame>(chain, client, "debug_traceCall", [withGas, "latest", { tracer: "callTracer", tracerConfig: { withLog: true } }]);
+    const trace = await this.optional<CallFrame>(chain, client, "debug_traceCall", [
+      withGas,
+      "latest",
+      { tracer: "callTracer", tracerConfig: { withLog: true } },
+    ]);
     let reverted: boolean;
     let revertReason: string | undefined;
     let gasUsed: bigint | undefined = gas;
@@ -136,12 +142,29 @@ export class RpcSimulator implements Simulator {
     const logs = trace ? successfulLogs(trace) : [];
     const tokens = await this.tokenChanges(chain, client, [logs], new Map()).then((r) => r[0]!);
     // Without a call tracer the logs are unknown (undefined), not empty.
-    return { id, status: "success", gasUsed: used, balanceChanges: orderChanges([...native, ...tokens], call.from), ...(trace ? { logs } : {}) };
+    return {
+      id,
+      status: "success",
+      gasUsed: used,
+      balanceChanges: orderChanges([...native, ...tokens], call.from),
+      ...(trace ? { logs } : {}),
+    };
   }
 
-  private async nativeChangesSingle(chain: Chain, client: PublicClient, call: SimCall, tx: Record<string, Hex>, price: bigint, gasUsed: bigint): Promise<BalanceChange[]> {
+  private async nativeChangesSingle(
+    chain: Chain,
+    client: PublicClient,
+    call: SimCall,
+    tx: Record<string, Hex>,
+    price: bigint,
+    gasUsed: bigint,
+  ): Promise<BalanceChange[]> {
     const asset = nativeAsset(chain);
-    const diff = await this.optional<PrestateDiff>(chain, client, "debug_traceCall", [{ ...tx, gasPrice: hex(price), maxFeePerGas: undefined, maxPriorityFeePerGas: undefined }, "latest", { tracer: "prestateTracer", tracerConfig: { diffMode: true } }]);
+    const diff = await this.optional<PrestateDiff>(chain, client, "debug_traceCall", [
+      { ...tx, gasPrice: hex(price), maxFeePerGas: undefined, maxPriorityFeePerGas: undefined },
+      "latest",
+      { tracer: "prestateTracer", tracerConfig: { diffMode: true } },
+    ]);
     if (diff) {
       const miner = ((await client.getBlock({ blockTag: "latest" })).miner ?? "").toLowerCase();
       const out: BalanceChange[] = [];
@@ -166,7 +189,11 @@ export class RpcSimulator implements Simulator {
     let blocks: Array<{ calls: SimulateV1Call[] }> | undefined;
     try {
       blocks = await this.optional(chain, client, "eth_simulateV1", [
-        { blockStateCalls: [{ calls: calls.map((c) => ({ ...txObject(c), ...(c.gas !== undefined ? { gas: hex(c.gas) } : {}) })) }], traceTransfers: true, validation: false },
+        {
+          blockStateCalls: [{ calls: calls.map((c) => ({ ...txObject(c), ...(c.gas !== undefined ? { gas: hex(c.gas) } : {}) })) }],
+          traceTransfers: true,
+          validation: false,
+        },
         "latest",
       ]);
     } catch (err) {
@@ -218,7 +245,12 @@ export class RpcSimulator implements Simulator {
   }
 
   /** ETH changes for a sequence of per-call deltas, with balances read once at the latest block. */
-  private async applyNative(chain: Chain, client: PublicClient, deltas: Array<Map<string, bigint>>, running: Map<string, bigint>): Promise<BalanceChange[][]> {
+  private async applyNative(
+    chain: Chain,
+    client: PublicClient,
+    deltas: Array<Map<string, bigint>>,
+    running: Map<string, bigint>,
+  ): Promise<BalanceChange[][]> {
     const asset = nativeAsset(chain);
     const addrs = new Set(deltas.flatMap((d) => [...d.keys()]));
     await Promise.all(
@@ -238,8 +270,14 @@ export class RpcSimulator implements Simulator {
   }
 
   /** ERC-20 changes for a sequence of per-call logs: balanceOf at the latest block, then the deltas. */
-  private async tokenChanges(chain: Chain, client: PublicClient, logsPerCall: RawLog[][], running: Map<string, bigint>): Promise<BalanceChange[][]> {
-    const call: EthCall = (to, data, block) => rpc<Hex>(client, "eth_call", [{ to, data }, block === undefined || block === "latest" ? "latest" : hex(block)]);
+  private async tokenChanges(
+    chain: Chain,
+    client: PublicClient,
+    logsPerCall: RawLog[][],
+    running: Map<string, bigint>,
+  ): Promise<BalanceChange[][]> {
+    const call: EthCall = (to, data, block) =>
+      rpc<Hex>(client, "eth_call", [{ to, data }, block === undefined || block === "latest" ? "latest" : hex(block)]);
     const out: BalanceChange[][] = [];
     for (const logs of logsPerCall) {
       const changes: BalanceChange[] = [];

@@ -5,15 +5,7 @@
 // answers one result per call. It never touches the real chain and never signs. Failures of the
 // simulation itself (a revert, an unreachable simulator) are results, not exceptions: `simulate`
 // throws only on programming errors, and the pipeline turns even those into `status: "error"`.
-import {
-  checksumAddress,
-  decodeAbiParameters,
-  decodeFunctionResult,
-  encodeFunctionData,
-  hexToString,
-  type Address,
-  type Hex,
-} from "viem";
+import { checksumAddress, decodeAbiParameters, decodeFunctionResult, encodeFunctionData, hexToString, type Address, type Hex } from "viem";
 import type { Chain } from "../chains/registry.js";
 import { safeMessage } from "../chains/node-errors.js";
 import { formatMajor } from "../units.js";

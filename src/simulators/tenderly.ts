@@ -149,7 +149,7 @@ export class TenderlySimulator implements Simulator {
       return fail(`Tenderly answered HTTP ${res.status}${detail}`);
     }
     const results: Array<TenderlyResult | undefined> = bundle
-      ? (json as { simulation_results?: TenderlyResult[] } | undefined)?.simulation_results ?? []
+      ? ((json as { simulation_results?: TenderlyResult[] } | undefined)?.simulation_results ?? [])
       : json && typeof json === "object"
         ? [json as TenderlyResult]
         : [];
@@ -193,12 +193,19 @@ export class TenderlySimulator implements Simulator {
     try {
       result.balanceChanges = orderChanges(await this.balanceChanges(chain, tx?.transaction_info, tokenBalances), call.from);
     } catch (err) {
-      this.opts.log.warn({ chain: chain.name, err: safeMessage(String((err as Error)?.message ?? err)) }, "could not read Tenderly's balance changes");
+      this.opts.log.warn(
+        { chain: chain.name, err: safeMessage(String((err as Error)?.message ?? err)) },
+        "could not read Tenderly's balance changes",
+      );
     }
     return result;
   }
 
-  private async balanceChanges(chain: Chain, info: NonNullable<TenderlyResult["transaction"]>["transaction_info"], tokenBalances: Map<string, bigint>): Promise<BalanceChange[]> {
+  private async balanceChanges(
+    chain: Chain,
+    info: NonNullable<TenderlyResult["transaction"]>["transaction_info"],
+    tokenBalances: Map<string, bigint>,
+  ): Promise<BalanceChange[]> {
     const out: BalanceChange[] = [];
     const native = nativeAsset(chain);
     const assets = info?.asset_changes ?? [];
@@ -234,7 +241,13 @@ export class TenderlySimulator implements Simulator {
       const add = (holder: string | undefined, d: bigint) => {
         if (!holder || /^0x0{40}$/i.test(holder)) return;
         const k = `${token}|${holder.toLowerCase()}`;
-        const e = tokens.get(k) ?? { token, holder: holder.toLowerCase(), symbol: a.token_info?.symbol ?? "UNKNOWN", decimals: a.token_info?.decimals ?? 0, delta: 0n };
+        const e = tokens.get(k) ?? {
+          token,
+          holder: holder.toLowerCase(),
+          symbol: a.token_info?.symbol ?? "UNKNOWN",
+          decimals: a.token_info?.decimals ?? 0,
+          delta: 0n,
+        };
         e.delta += d;
         tokens.set(k, e);
       };
@@ -245,7 +258,13 @@ export class TenderlySimulator implements Simulator {
       let before = tokenBalances.get(k);
       if (before === undefined) before = await this.readTokenBalance(chain, t.token as Address, t.holder as Address);
       if (before !== undefined) tokenBalances.set(k, before + t.delta);
-      const c = balanceChange(t.holder, { token: t.token, symbol: t.symbol, decimals: t.decimals }, before, before !== undefined ? before + t.delta : undefined, t.delta);
+      const c = balanceChange(
+        t.holder,
+        { token: t.token, symbol: t.symbol, decimals: t.decimals },
+        before,
+        before !== undefined ? before + t.delta : undefined,
+        t.delta,
+      );
       if (c) out.push(c);
     }
     return out;
@@ -279,4 +298,3 @@ function toBig(v: string | number | undefined | null): bigint | undefined {
   if (/^-?\d+$/.test(s) || /^0x[0-9a-fA-F]+$/.test(s)) return BigInt(s);
   return undefined;
 }
-

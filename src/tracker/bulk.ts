@@ -13,7 +13,12 @@ import type { TxRow } from "../db/transactions.js";
 import { confirmedEvent, type Receipt } from "./receipts.js";
 import type { ChainView, StepContext } from "./types.js";
 
-export async function settleFinalReceipts(sc: StepContext, rows: TxRow[], view: ChainView, suspects: Map<string, number>): Promise<Set<string>> {
+export async function settleFinalReceipts(
+  sc: StepContext,
+  rows: TxRow[],
+  view: ChainView,
+  suspects: Map<string, number>,
+): Promise<Set<string>> {
   const candidates = rows.filter((r) => r.status === "broadcast" && r.block_number === null && r.tx_hash !== null && !suspects.has(r.id));
   if (candidates.length === 0) return new Set();
   const receipts = await Promise.all(
@@ -33,7 +38,11 @@ export async function settleFinalReceipts(sc: StepContext, rows: TxRow[], view: 
   if (final.length === 0) return new Set();
 
   const mined = final.map(({ row, r, confirmations }) => ({
-    id: row.id, block_number: BigInt(r.blockNumber).toString(), block_hash: r.blockHash, confirmations, success: r.status === "0x1",
+    id: row.id,
+    block_number: BigInt(r.blockNumber).toString(),
+    block_hash: r.blockHash,
+    confirmations,
+    success: r.status === "0x1",
   }));
   const events = final.map(({ row, r, confirmations }) =>
     confirmedEvent(row, row.tx_hash, r, confirmations, r.status === "0x1" ? "confirmed" : "reverted", "original"),
@@ -67,7 +76,10 @@ export async function settleFinalReceipts(sc: StepContext, rows: TxRow[], view: 
   for (const { row, r } of final) {
     if (!ids.has(row.id)) continue;
     suspects.delete(`reorg:${row.id}`);
-    sc.deps.log.info({ tx_id: row.id, chain: row.chain, tx_hash: row.tx_hash, chain_status: r.status === "0x1" ? "confirmed" : "reverted", attempts: 1 }, "transaction final on chain");
+    sc.deps.log.info(
+      { tx_id: row.id, chain: row.chain, tx_hash: row.tx_hash, chain_status: r.status === "0x1" ? "confirmed" : "reverted", attempts: 1 },
+      "transaction final on chain",
+    );
   }
   return ids;
 }

@@ -62,14 +62,17 @@ export async function detectChainReset(sc: StepContext, suspects: ResetSuspects,
       const address = r.address as `0x${string}`;
       const [count, block] = await Promise.all([
         sc.client.getTransactionCount({ address, blockTag: "latest" }).then(BigInt),
-        r.block_number === null ? Promise.resolve(undefined) : sc.client.getBlock({ blockNumber: BigInt(r.block_number) }).catch((err) => {
-          if (/not found|could not be found/i.test(String((err as Error)?.message))) return null;
-          throw err;
-        }),
+        r.block_number === null
+          ? Promise.resolve(undefined)
+          : sc.client.getBlock({ blockNumber: BigInt(r.block_number) }).catch((err) => {
+              if (/not found|could not be found/i.test(String((err as Error)?.message))) return null;
+              throw err;
+            }),
       ]);
       let seen: Observation | undefined;
       if (count <= BigInt(r.nonce)) seen = { kind: "nonce", at: count };
-      else if (r.block_number !== null && (block === null || (block && block.hash !== r.block_hash))) seen = { kind: "block", at: BigInt(r.block_number) };
+      else if (r.block_number !== null && (block === null || (block && block.hash !== r.block_hash)))
+        seen = { kind: "block", at: BigInt(r.block_number) };
       const before = suspects.get(key);
       if (!seen) return void suspects.delete(key);
       if (!before || before.kind !== seen.kind) return void suspects.set(key, seen);
@@ -95,7 +98,13 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
       sc.client.getTransactionCount({ address: addr, blockTag: "pending" }).then(BigInt),
     ]);
     if (latest > BigInt(confirmedNonce)) return undefined; // the chain caught up meanwhile: not a reset
-    const marked = await tx.query<{ id: string; nonce: string; tx_hash: string | null; chain_status: string | null; block_number: string | null }>(
+    const marked = await tx.query<{
+      id: string;
+      nonce: string;
+      tx_hash: string | null;
+      chain_status: string | null;
+      block_number: string | null;
+    }>(
       `UPDATE transactions t
           SET chain_status = 'chain_reset', confirmations = 0, lease_owner = NULL, lease_until = NULL, updated_at = now()
          FROM (SELECT id, chain_status AS old_status FROM transactions
@@ -108,17 +117,39 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
     );
     await resetNextNonce(tx, chainId, address, pending);
     await appendAudit(tx, {
-      action: "chain.reset_detected", actor: TRACKER_ACTOR, resourceType: "chain", resourceId: String(chainId),
+      action: "chain.reset_detected",
+      actor: TRACKER_ACTOR,
+      resourceType: "chain",
+      resourceId: String(chainId),
       details: {
-        chain: sc.chain.name, chain_id: chainId, address, kind: "nonce_went_back", chain_nonce: Number(latest), confirmed_nonce: Number(confirmedNonce),
-        next_nonce_before: Number(locked.next), next_nonce_after: Number(pending), transactions_marked: marked.rows.length,
+        chain: sc.chain.name,
+        chain_id: chainId,
+        address,
+        kind: "nonce_went_back",
+        chain_nonce: Number(latest),
+        confirmed_nonce: Number(confirmedNonce),
+        next_nonce_before: Number(locked.next),
+        next_nonce_after: Number(pending),
+        transactions_marked: marked.rows.length,
       },
     });
     for (const m of marked.rows) {
       await appendAudit(tx, {
-        action: "transaction.chain_reset", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: m.id,
-        details: { chain: sc.chain.name, chain_id: chainId, from: address, nonce: Number(m.nonce), tx_hash: m.tx_hash, chain_status: "chain_reset",
-          reason: `chain reset: ${sc.chain.name} no longer holds this transaction (its mined count for the sender went back to ${latest})`, previous_chain_status: m.chain_status, old_block_number: m.block_number === null ? null : Number(m.block_number) },
+        action: "transaction.chain_reset",
+        actor: TRACKER_ACTOR,
+        resourceType: "transaction",
+        resourceId: m.id,
+        details: {
+          chain: sc.chain.name,
+          chain_id: chainId,
+          from: address,
+          nonce: Number(m.nonce),
+          tx_hash: m.tx_hash,
+          chain_status: "chain_reset",
+          reason: `chain reset: ${sc.chain.name} no longer holds this transaction (its mined count for the sender went back to ${latest})`,
+          previous_chain_status: m.chain_status,
+          old_block_number: m.block_number === null ? null : Number(m.block_number),
+        },
       });
     }
     return { latest, pending, marked: marked.rows.length, before: locked.next.toString() };
@@ -126,7 +157,14 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
   if (!out) return;
   metrics?.chainResets.inc({ chain: sc.chain.name });
   log.warn(
-    { chain: sc.chain.name, address, chain_nonce: Number(out.latest), confirmed_nonce: Number(confirmedNonce), transactions_marked: out.marked, next_nonce: Number(out.pending) },
+    {
+      chain: sc.chain.name,
+      address,
+      chain_nonce: Number(out.latest),
+      confirmed_nonce: Number(confirmedNonce),
+      transactions_marked: out.marked,
+      next_nonce: Number(out.pending),
+    },
     "chain reset detected: the chain no longer holds transactions recorded as confirmed; marked them chain_reset and resynchronised the nonce",
   );
   await hooks.onChainReset?.(sc.chain.name, address).catch((err) => log.warn({ err: (err as Error).message }, "chain reset hook failed"));
@@ -148,11 +186,24 @@ async function recordBlockLoss(sc: StepContext, address: string, fromBlock: bigi
       [rows.map((r) => r.id)],
     );
     await appendAudit(tx, {
-      action: "chain.reset_detected", actor: TRACKER_ACTOR, resourceType: "chain", resourceId: String(chainId),
-      details: { chain: sc.chain.name, chain_id: chainId, address, kind: "block_gone", block_number: Number(fromBlock), transactions_followed_again: rows.length },
+      action: "chain.reset_detected",
+      actor: TRACKER_ACTOR,
+      resourceType: "chain",
+      resourceId: String(chainId),
+      details: {
+        chain: sc.chain.name,
+        chain_id: chainId,
+        address,
+        kind: "block_gone",
+        block_number: Number(fromBlock),
+        transactions_followed_again: rows.length,
+      },
     });
     return rows.length;
   });
   metrics?.chainResets.inc({ chain: sc.chain.name });
-  log.warn({ chain: sc.chain.name, address, block_number: Number(fromBlock), transactions: n }, "chain reset detected: a block holding confirmed transactions is gone; following them again");
+  log.warn(
+    { chain: sc.chain.name, address, block_number: Number(fromBlock), transactions: n },
+    "chain reset detected: a block holding confirmed transactions is gone; following them again",
+  );
 }

@@ -17,14 +17,19 @@ export type BumpResult = { ok: true; fees: Fees } | { ok: false; reason: string 
 export function bumpFees(previous: Fees, estimate: Fees | undefined, cap: bigint): BumpResult {
   if (previous.type === "legacy") {
     const min = bumped(previous.gasPrice);
-    if (min > cap) return { ok: false, reason: `a replacement needs a gas price of at least ${min} wei, above the configured maximum of ${cap} wei` };
+    if (min > cap)
+      return { ok: false, reason: `a replacement needs a gas price of at least ${min} wei, above the configured maximum of ${cap} wei` };
     const est = estimate?.type === "legacy" ? estimate.gasPrice : estimate?.type === "eip1559" ? estimate.maxFeePerGas : 0n;
     const gasPrice = max(min, est);
     return { ok: true, fees: { type: "legacy", gasPrice: gasPrice > cap ? cap : gasPrice } };
   }
   const minTip = bumped(previous.maxPriorityFeePerGas);
   const minFee = bumped(previous.maxFeePerGas);
-  if (minFee > cap) return { ok: false, reason: `a replacement needs a max fee per gas of at least ${minFee} wei, above the configured maximum of ${cap} wei` };
+  if (minFee > cap)
+    return {
+      ok: false,
+      reason: `a replacement needs a max fee per gas of at least ${minFee} wei, above the configured maximum of ${cap} wei`,
+    };
   let tip = minTip;
   let fee = minFee;
   if (estimate?.type === "eip1559") {

@@ -51,7 +51,9 @@ async function bump(sc: StepContext, row: TxRow, reason: string): Promise<void> 
     // Nothing more can be done within the configured cap or the agent's fee limits: say so on the row, once.
     const note = `Stuck: ${err.detail}`;
     if (row.error_message !== note) {
-      await withLease(sc.deps.pool, row.id, sc.owner, (tx) => tx.query("UPDATE transactions SET error_message = $2, updated_at = now() WHERE id = $1", [row.id, note]));
+      await withLease(sc.deps.pool, row.id, sc.owner, (tx) =>
+        tx.query("UPDATE transactions SET error_message = $2, updated_at = now() WHERE id = $1", [row.id, note]),
+      );
     }
     sc.deps.log.warn({ tx_id: row.id, chain: row.chain }, note);
   }

@@ -113,7 +113,9 @@ export async function repairGaps(sc: StepContext): Promise<void> {
     [sc.chain.chain_id, bound],
   );
   for (const { address } of rows) {
-    await repairAddress(sc, address).catch((err) => sc.deps.log.warn({ err, chain: sc.chain.name, address }, "nonce gap repair failed; will retry"));
+    await repairAddress(sc, address).catch((err) =>
+      sc.deps.log.warn({ err, chain: sc.chain.name, address }, "nonce gap repair failed; will retry"),
+    );
   }
 }
 
@@ -170,7 +172,10 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
 
     if (plan.reconcileTo !== undefined) {
       await resetNextNonce(tx, chainId, address, plan.reconcileTo);
-      log.warn({ chain: sc.chain.name, address, from: next.toString(), to: plan.reconcileTo.toString() }, "tracked nonce was ahead of the chain; reconciled");
+      log.warn(
+        { chain: sc.chain.name, address, from: next.toString(), to: plan.reconcileTo.toString() },
+        "tracked nonce was ahead of the chain; reconciled",
+      );
     }
     if (plan.fill.length === 0 || !fees || !keyPath) return [];
     const allowed = plan.fill.slice(0, Math.min(MAX_FILLS_PER_KEY_PER_PASS, fillsLeft));
@@ -183,14 +188,26 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
       const fill = { to: address as Hex, valueWei: 0n };
       const signedTx = await sc.deps.signer.signTransaction(keyPath, buildTransaction(sc.chain, fill, nonce, FILL_GAS, fees));
       const fillRow = signedRow({
-        agentId: SYSTEM_AGENT_ID, chain: sc.chain, from: address, intent: fill, nonce, gas: FILL_GAS, fees, keyPath,
-        status: "signed", signedTx, countsTowardLimits: false,
+        agentId: SYSTEM_AGENT_ID,
+        chain: sc.chain,
+        from: address,
+        intent: fill,
+        nonce,
+        gas: FILL_GAS,
+        fees,
+        keyPath,
+        status: "signed",
+        signedTx,
+        countsTowardLimits: false,
       });
       const row = await insertTransaction(tx, fillRow);
       await recordAttempt(tx, row);
       await dropReleased(tx, chainId, address, nonce);
       await appendAudit(tx, {
-        action: "transaction.submit", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
+        action: "transaction.submit",
+        actor: TRACKER_ACTOR,
+        resourceType: "transaction",
+        resourceId: row.id,
         details: auditDetails(fillRow, undefined, { reason: "gap_fill" }),
       });
       rows.push(row);
@@ -205,17 +222,36 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
 }
 
 /** The key's gap-fill bound is reached: say so (metric, audit, webhook), at most every ALERT_EVERY_MS per key and process. */
-async function gapAlert(sc: StepContext, tx: PoolClient, address: string, d: { gaps: number[]; fillsToday: number; limit: number }): Promise<void> {
+async function gapAlert(
+  sc: StepContext,
+  tx: PoolClient,
+  address: string,
+  d: { gaps: number[]; fillsToday: number; limit: number },
+): Promise<void> {
   const key = `${sc.chain.chain_id}:${address}`;
   const now = Date.now();
   if (now - (lastAlert.get(key) ?? 0) < ALERT_EVERY_MS) return;
   lastAlert.set(key, now);
   sc.deps.metrics?.nonceGapAlerts.inc({ chain: sc.chain.name });
   await appendAudit(tx, {
-    action: "nonce.gap_alert", actor: TRACKER_ACTOR, resourceType: "signing_key", resourceId: address,
-    details: { chain: sc.chain.name, chain_id: sc.chain.chain_id, from: address, gaps: d.gaps, fills_today: d.fillsToday, limit: d.limit, reason: "gap-fill bound reached; the gaps stay open until an operator acts" },
+    action: "nonce.gap_alert",
+    actor: TRACKER_ACTOR,
+    resourceType: "signing_key",
+    resourceId: address,
+    details: {
+      chain: sc.chain.name,
+      chain_id: sc.chain.chain_id,
+      from: address,
+      gaps: d.gaps,
+      fills_today: d.fillsToday,
+      limit: d.limit,
+      reason: "gap-fill bound reached; the gaps stay open until an operator acts",
+    },
   });
-  sc.deps.log.error({ chain: sc.chain.name, address, gaps: d.gaps, fills_today: d.fillsToday }, "nonce gaps left open: the key's gap-fill bound is reached");
+  sc.deps.log.error(
+    { chain: sc.chain.name, address, gaps: d.gaps, fills_today: d.fillsToday },
+    "nonce gaps left open: the key's gap-fill bound is reached",
+  );
 }
 
 /** The HSM key that signs for this address: the one its latest transaction used, else the registered one. */
@@ -225,6 +261,9 @@ async function signingKeyPath(sc: StepContext, address: string): Promise<string 
     [sc.chain.chain_id, address],
   );
   if (rows[0]) return rows[0].path;
-  const keys = await sc.deps.pool.query<{ path: string }>("SELECT path FROM signing_keys WHERE address = $1 AND is_active ORDER BY created_at LIMIT 1", [address]);
+  const keys = await sc.deps.pool.query<{ path: string }>(
+    "SELECT path FROM signing_keys WHERE address = $1 AND is_active ORDER BY created_at LIMIT 1",
+    [address],
+  );
   return keys.rows[0]?.path;
 }

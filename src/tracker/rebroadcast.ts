@@ -71,12 +71,29 @@ export async function sendAttempt(
       const lost = meta.missing === true && outcome.kind === "accepted";
       if (lost) {
         await appendAudit(sc.deps.pool, {
-          action: "transaction.dropped", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-          details: { chain: row.chain, tx_hash: attempt.tx_hash, nonce: Number(row.nonce), reason: "missing from the node's mempool and not mined; the stored signature was sent again", final: false },
+          action: "transaction.dropped",
+          actor: TRACKER_ACTOR,
+          resourceType: "transaction",
+          resourceId: row.id,
+          details: {
+            chain: row.chain,
+            tx_hash: attempt.tx_hash,
+            nonce: Number(row.nonce),
+            reason: "missing from the node's mempool and not mined; the stored signature was sent again",
+            final: false,
+          },
         });
-        sc.deps.log.info({ tx_id: row.id, chain: row.chain, tx_hash: attempt.tx_hash }, "transaction was missing from the mempool; sent again");
+        sc.deps.log.info(
+          { tx_id: row.id, chain: row.chain, tx_hash: attempt.tx_hash },
+          "transaction was missing from the mempool; sent again",
+        );
       }
-      await promoteAttempt(sc, row, attempt, { rebroadcast: meta.rebroadcast, actor, requestId: meta.requestId, audit: lost || attempt.status !== "sent" });
+      await promoteAttempt(sc, row, attempt, {
+        rebroadcast: meta.rebroadcast,
+        actor,
+        requestId: meta.requestId,
+        audit: lost || attempt.status !== "sent",
+      });
       return "sent";
     }
     case "nonce_used":
@@ -128,12 +145,31 @@ export async function promoteAttempt(
               max_priority_fee_per_gas = CASE WHEN $2 THEN $8::numeric ELSE max_priority_fee_per_gas END,
               updated_at = now()
         WHERE id = $1`,
-      [row.id, adopt, attempt.tx_hash, attempt.signed_tx, attempt.gas_limit, attempt.gas_price, attempt.max_fee_per_gas, attempt.max_priority_fee_per_gas],
+      [
+        row.id,
+        adopt,
+        attempt.tx_hash,
+        attempt.signed_tx,
+        attempt.gas_limit,
+        attempt.gas_price,
+        attempt.max_fee_per_gas,
+        attempt.max_priority_fee_per_gas,
+      ],
     );
     if (meta.audit) {
       await appendAudit(tx, {
-        action: "transaction.broadcast", actor: meta.actor, resourceType: "transaction", resourceId: row.id, requestId: meta.requestId,
-        details: { chain: row.chain, tx_hash: attempt.tx_hash, nonce: Number(row.nonce), attempt_kind: attempt.kind, rebroadcast: meta.rebroadcast },
+        action: "transaction.broadcast",
+        actor: meta.actor,
+        resourceType: "transaction",
+        resourceId: row.id,
+        requestId: meta.requestId,
+        details: {
+          chain: row.chain,
+          tx_hash: attempt.tx_hash,
+          nonce: Number(row.nonce),
+          attempt_kind: attempt.kind,
+          rebroadcast: meta.rebroadcast,
+        },
       });
     }
   });
@@ -142,12 +178,21 @@ export async function promoteAttempt(
 /** The network refuses the transaction for good: `dropped`, its nonce released for the next submission or the gap filler. */
 async function dropTransaction(sc: StepContext, row: TxRow, attempt: AttemptRow, message: string): Promise<void> {
   await withLease(sc.deps.pool, row.id, sc.owner, async (tx) => {
-    await tx.query("UPDATE transactions SET chain_status = 'dropped', error_message = $2, updated_at = now() WHERE id = $1", [row.id, `Dropped: the node refused it: ${message}`]);
+    await tx.query("UPDATE transactions SET chain_status = 'dropped', error_message = $2, updated_at = now() WHERE id = $1", [
+      row.id,
+      `Dropped: the node refused it: ${message}`,
+    ]);
     await markAttemptFailed(tx, attempt.tx_hash, message);
-    await tx.query("UPDATE transaction_attempts SET status = 'dropped', updated_at = now() WHERE tx_id = $1 AND status IN ('signed', 'sent')", [row.id]);
+    await tx.query(
+      "UPDATE transaction_attempts SET status = 'dropped', updated_at = now() WHERE tx_id = $1 AND status IN ('signed', 'sent')",
+      [row.id],
+    );
     await releaseNonce(tx, Number(row.chain_id), row.from_address, BigInt(row.nonce!));
     await appendAudit(tx, {
-      action: "transaction.dropped", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
+      action: "transaction.dropped",
+      actor: TRACKER_ACTOR,
+      resourceType: "transaction",
+      resourceId: row.id,
       details: { chain: row.chain, tx_hash: attempt.tx_hash, nonce: Number(row.nonce), reason: message, final: true },
     });
   });

@@ -33,26 +33,61 @@ export interface Receipt {
 
 /** What every event about a mined row says: the row, and the signature that is (or was) in a block. */
 function eventBase(row: TxRow, txHash: string | null) {
-  return { chain: row.chain, chain_id: Number(row.chain_id), from: row.from_address, to: row.to_address, value_wei: row.value_wei, nonce: Number(row.nonce), tx_hash: txHash };
-}
-
-/** The `transaction.confirmed` event of a row final on chain (also written in bulk: bulk.ts). */
-export function confirmedEvent(row: TxRow, txHash: string | null, r: Receipt, confirmations: number, chainStatus: string, attemptKind: string): AuditEvent {
-  const success = r.status === "0x1";
   return {
-    action: "transaction.confirmed", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-    details: { ...eventBase(row, txHash), chain_status: chainStatus, receipt_status: success ? "success" : "reverted", block_number: Number(BigInt(r.blockNumber)), block_hash: r.blockHash, confirmations, gas_used: BigInt(r.gasUsed).toString(), attempt_kind: attemptKind },
+    chain: row.chain,
+    chain_id: Number(row.chain_id),
+    from: row.from_address,
+    to: row.to_address,
+    value_wei: row.value_wei,
+    nonce: Number(row.nonce),
+    tx_hash: txHash,
   };
 }
 
-export async function checkReceipts(sc: StepContext, row: TxRow, attempts: AttemptRow[], view: ChainView, suspects: Map<string, number>): Promise<ReceiptCheck> {
+/** The `transaction.confirmed` event of a row final on chain (also written in bulk: bulk.ts). */
+export function confirmedEvent(
+  row: TxRow,
+  txHash: string | null,
+  r: Receipt,
+  confirmations: number,
+  chainStatus: string,
+  attemptKind: string,
+): AuditEvent {
+  const success = r.status === "0x1";
+  return {
+    action: "transaction.confirmed",
+    actor: TRACKER_ACTOR,
+    resourceType: "transaction",
+    resourceId: row.id,
+    details: {
+      ...eventBase(row, txHash),
+      chain_status: chainStatus,
+      receipt_status: success ? "success" : "reverted",
+      block_number: Number(BigInt(r.blockNumber)),
+      block_hash: r.blockHash,
+      confirmations,
+      gas_used: BigInt(r.gasUsed).toString(),
+      attempt_kind: attemptKind,
+    },
+  };
+}
+
+export async function checkReceipts(
+  sc: StepContext,
+  row: TxRow,
+  attempts: AttemptRow[],
+  view: ChainView,
+  suspects: Map<string, number>,
+): Promise<ReceiptCheck> {
   const nonce = BigInt(row.nonce!);
   // Read before the receipts: a count past our nonce with none of our receipts then really means
   // someone else's transaction (ours would have a receipt by the time we ask).
   const latestCount = await view.latestCount(row.from_address);
   const candidates = minableAttempts(attempts);
   const receipts = await Promise.all(
-    candidates.map((a) => sc.client.request({ method: "eth_getTransactionReceipt", params: [a.tx_hash as Hex] }) as Promise<Receipt | null>),
+    candidates.map(
+      (a) => sc.client.request({ method: "eth_getTransactionReceipt", params: [a.tx_hash as Hex] }) as Promise<Receipt | null>,
+    ),
   );
   const i = receipts.findIndex((r) => r !== null);
   if (i >= 0) {
@@ -87,7 +122,14 @@ export async function checkReceipts(sc: StepContext, row: TxRow, attempts: Attem
   return { kind: "pending", latestCount };
 }
 
-async function recordMined(sc: StepContext, row: TxRow, attempts: AttemptRow[], mined: AttemptRow, r: Receipt, view: ChainView): Promise<void> {
+async function recordMined(
+  sc: StepContext,
+  row: TxRow,
+  attempts: AttemptRow[],
+  mined: AttemptRow,
+  r: Receipt,
+  view: ChainView,
+): Promise<void> {
   const block = BigInt(r.blockNumber);
   const confirmations = view.head >= block ? Number(view.head - block + 1n) : 1;
   const final = confirmations >= Math.max(1, sc.chain.confirmations);
@@ -95,8 +137,13 @@ async function recordMined(sc: StepContext, row: TxRow, attempts: AttemptRow[], 
   const cancelled = mined.kind === "cancel";
   const moved = row.block_hash !== null && row.block_hash !== r.blockHash;
   const unchanged =
-    !final && !moved && row.block_hash === r.blockHash && row.confirmations === confirmations && row.status === "broadcast" &&
-    mined.status === "mined" && (cancelled || row.tx_hash === mined.tx_hash);
+    !final &&
+    !moved &&
+    row.block_hash === r.blockHash &&
+    row.confirmations === confirmations &&
+    row.status === "broadcast" &&
+    mined.status === "mined" &&
+    (cancelled || row.tx_hash === mined.tx_hash);
   if (unchanged) return;
 
   const chainStatus = !final ? "unconfirmed" : cancelled ? "replaced" : success ? "confirmed" : "reverted";
@@ -116,9 +163,18 @@ async function recordMined(sc: StepContext, row: TxRow, attempts: AttemptRow[], 
               error_message = $14, updated_at = now()
         WHERE id = $1`,
       [
-        row.id, chainStatus, block.toString(), r.blockHash, confirmations,
+        row.id,
+        chainStatus,
+        block.toString(),
+        r.blockHash,
+        confirmations,
         cancelled ? mined.tx_hash : null,
-        !cancelled, mined.tx_hash, mined.signed_tx, mined.gas_price, mined.max_fee_per_gas, mined.max_priority_fee_per_gas,
+        !cancelled,
+        mined.tx_hash,
+        mined.signed_tx,
+        mined.gas_price,
+        mined.max_fee_per_gas,
+        mined.max_priority_fee_per_gas,
         cancelled && final,
         final && !success && !cancelled ? "Reverted on chain" : null,
       ],
@@ -136,29 +192,58 @@ async function recordMined(sc: StepContext, row: TxRow, attempts: AttemptRow[], 
     const base = eventBase(row, mined.tx_hash);
     if (row.status === "signed") {
       // A send whose answer was lost reached a node after all: the broadcast is known from its receipt.
-      await appendAudit(tx, { action: "transaction.broadcast", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id, details: { ...base, seen: "mined" } });
+      await appendAudit(tx, {
+        action: "transaction.broadcast",
+        actor: TRACKER_ACTOR,
+        resourceType: "transaction",
+        resourceId: row.id,
+        details: { ...base, seen: "mined" },
+      });
     }
     if (moved) {
       await appendAudit(tx, {
-        action: "transaction.reorged", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-        details: { ...base, reason: "mined again in another block", old_block_number: Number(row.block_number), old_block_hash: row.block_hash, block_number: Number(block), block_hash: r.blockHash },
+        action: "transaction.reorged",
+        actor: TRACKER_ACTOR,
+        resourceType: "transaction",
+        resourceId: row.id,
+        details: {
+          ...base,
+          reason: "mined again in another block",
+          old_block_number: Number(row.block_number),
+          old_block_hash: row.block_hash,
+          block_number: Number(block),
+          block_hash: r.blockHash,
+        },
       });
     }
     if (final) {
       await appendAudit(tx, confirmedEvent(row, mined.tx_hash, r, confirmations, chainStatus, mined.kind));
     }
   });
-  if (final) sc.deps.log.info({ tx_id: row.id, chain: row.chain, tx_hash: mined.tx_hash, chain_status: chainStatus, attempts: attempts.length }, "transaction final on chain");
+  if (final)
+    sc.deps.log.info(
+      { tx_id: row.id, chain: row.chain, tx_hash: mined.tx_hash, chain_status: chainStatus, attempts: attempts.length },
+      "transaction final on chain",
+    );
 }
 
 /** The nonce was mined by a transaction that is none of this row's attempts: this row can never be mined. */
 async function recordNonceTaken(sc: StepContext, row: TxRow): Promise<void> {
   const message = `Nonce ${row.nonce} was used on chain by another transaction`;
   await withLease(sc.deps.pool, row.id, sc.owner, async (tx) => {
-    await tx.query("UPDATE transactions SET chain_status = 'dropped', error_message = $2, updated_at = now() WHERE id = $1", [row.id, message]);
-    await tx.query("UPDATE transaction_attempts SET status = 'dropped', updated_at = now() WHERE tx_id = $1 AND status IN ('signed', 'sent', 'mined')", [row.id]);
+    await tx.query("UPDATE transactions SET chain_status = 'dropped', error_message = $2, updated_at = now() WHERE id = $1", [
+      row.id,
+      message,
+    ]);
+    await tx.query(
+      "UPDATE transaction_attempts SET status = 'dropped', updated_at = now() WHERE tx_id = $1 AND status IN ('signed', 'sent', 'mined')",
+      [row.id],
+    );
     await appendAudit(tx, {
-      action: "transaction.dropped", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
+      action: "transaction.dropped",
+      actor: TRACKER_ACTOR,
+      resourceType: "transaction",
+      resourceId: row.id,
       details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce), reason: message, final: true },
     });
   });

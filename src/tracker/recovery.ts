@@ -22,8 +22,9 @@ export async function recoverUnsent(
   for (const r of rows) {
     const chain = deps.chains.resolve(Number(r.chain_id));
     if (!chain || chain.rpc_urls.length === 0) continue;
-    total += await runChain(chain, { onlyUnsent: true })
-      .catch((err) => (deps.log.warn({ err, chain: chain.name }, "startup recovery failed on a chain; the tracker will retry"), 0));
+    total += await runChain(chain, { onlyUnsent: true }).catch(
+      (err) => (deps.log.warn({ err, chain: chain.name }, "startup recovery failed on a chain; the tracker will retry"), 0),
+    );
   }
   return total;
 }

@@ -20,8 +20,19 @@ export async function recordReorg(sc: StepContext, row: TxRow, reason: string): 
     );
     await tx.query("UPDATE transaction_attempts SET status = 'sent', updated_at = now() WHERE tx_id = $1 AND status = 'mined'", [row.id]);
     await appendAudit(tx, {
-      action: "transaction.reorged", actor: TRACKER_ACTOR, resourceType: "transaction", resourceId: row.id,
-      details: { chain: row.chain, chain_id: Number(row.chain_id), tx_hash: row.tx_hash, nonce: Number(row.nonce), reason, old_block_number: Number(row.block_number), old_block_hash: row.block_hash },
+      action: "transaction.reorged",
+      actor: TRACKER_ACTOR,
+      resourceType: "transaction",
+      resourceId: row.id,
+      details: {
+        chain: row.chain,
+        chain_id: Number(row.chain_id),
+        tx_hash: row.tx_hash,
+        nonce: Number(row.nonce),
+        reason,
+        old_block_number: Number(row.block_number),
+        old_block_hash: row.block_hash,
+      },
     });
   });
   sc.deps.log.warn({ tx_id: row.id, chain: row.chain, block_number: row.block_number }, "transaction reorged out; following it again");

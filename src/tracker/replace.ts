@@ -62,8 +62,15 @@ export async function replaceTransaction(
   const from = row.from_address as Hex;
   const call = cancel
     ? { to: from, value: 0n, data: undefined, gas: await cancelGas(sc, from) }
-    : { to: row.to_address as Hex, value: BigInt(row.value_wei), data: (row.data ?? undefined) as Hex | undefined, gas: BigInt(row.gas_limit!) };
-  const unsigned = cancel ? build(sc.chain.chain_id, Number(row.nonce), call, bump.fees) : keepLists(build(sc.chain.chain_id, Number(row.nonce), call, bump.fees), row.signed_tx!);
+    : {
+        to: row.to_address as Hex,
+        value: BigInt(row.value_wei),
+        data: (row.data ?? undefined) as Hex | undefined,
+        gas: BigInt(row.gas_limit!),
+      };
+  const unsigned = cancel
+    ? build(sc.chain.chain_id, Number(row.nonce), call, bump.fees)
+    : keepLists(build(sc.chain.chain_id, Number(row.nonce), call, bump.fees), row.signed_tx!);
   const signedTx = await sc.deps.signer.signTransaction(row.signing_key_path, unsigned);
   const hash = keccak256(signedTx);
   const previous = currentAttempt(attempts);
@@ -88,16 +95,28 @@ export async function replaceTransaction(
       status: "signed",
     });
     await appendAudit(tx, {
-      action: "transaction.replaced", actor: meta.actor, resourceType: "transaction", resourceId: row.id, requestId: meta.requestId,
+      action: "transaction.replaced",
+      actor: meta.actor,
+      resourceType: "transaction",
+      resourceId: row.id,
+      requestId: meta.requestId,
       details: {
-        chain: row.chain, nonce: Number(row.nonce), kind, reason: meta.reason,
-        replaced_tx_hash: previous?.tx_hash ?? row.tx_hash, tx_hash: hash, ...feeDetails(bump.fees),
+        chain: row.chain,
+        nonce: Number(row.nonce),
+        kind,
+        reason: meta.reason,
+        replaced_tx_hash: previous?.tx_hash ?? row.tx_hash,
+        tx_hash: hash,
+        ...feeDetails(bump.fees),
       },
     });
     return a;
   });
   if (!attempt) throw conflict("This transaction was taken over by another process; retry.", "transaction_busy");
-  sc.deps.log.info({ tx_id: row.id, chain: row.chain, kind, old: previous?.tx_hash, new: hash, reason: meta.reason }, "transaction replaced");
+  sc.deps.log.info(
+    { tx_id: row.id, chain: row.chain, kind, old: previous?.tx_hash, new: hash, reason: meta.reason },
+    "transaction replaced",
+  );
 
   const sent = await sendAttempt(sc, row, attempt, { rebroadcast: false, actor: meta.actor, requestId: meta.requestId });
   const result = sent === "sent" ? "sent" : sent === "unknown" ? "unknown" : "failed";
@@ -123,7 +142,11 @@ async function chargeReplacement(tx: PoolClient, row: TxRow, feeWei: bigint): Pr
         // Locked: the agent's spend row, so this charge and the agent's submissions see each other.
         await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [row.agent_id]);
         const spent = await spendToday(tx, row.agent_id);
-        const over = checkRollingGuardrails({ ...policy, dailyLimitWei: null, maxPerDay: null }, { valueWei: 0n, feeWei: increase }, { spentWei: 0n, countToday: 0, feesWei: spent.fees_wei });
+        const over = checkRollingGuardrails(
+          { ...policy, dailyLimitWei: null, maxPerDay: null },
+          { valueWei: 0n, feeWei: increase },
+          { spentWei: 0n, countToday: 0, feesWei: spent.fees_wei },
+        );
         if (over) throw feeLimitReached(over.detail);
       }
     }
@@ -131,7 +154,12 @@ async function chargeReplacement(tx: PoolClient, row: TxRow, feeWei: bigint): Pr
   if (increase > 0n) await tx.query("UPDATE transactions SET fee_wei = $2 WHERE id = $1", [row.id, feeWei.toString()]);
 }
 
-function build(chainId: number, nonce: number, call: { to: Hex; value: bigint; data?: Hex; gas: bigint }, fees: Fees): TransactionSerializable {
+function build(
+  chainId: number,
+  nonce: number,
+  call: { to: Hex; value: bigint; data?: Hex; gas: bigint },
+  fees: Fees,
+): TransactionSerializable {
   return { chainId, nonce, to: call.to, value: call.value, data: call.data, gas: call.gas, ...feeFields(fees) };
 }
 
@@ -142,7 +170,8 @@ function build(chainId: number, nonce: number, call: { to: Hex; value: bigint; d
  */
 function keepLists(tx: TransactionSerializable, firstSigned: string): TransactionSerializable {
   const first = parseTransaction(firstSigned as Hex);
-  if (first.type === "eip7702") return { ...tx, type: "eip7702", authorizationList: first.authorizationList, accessList: first.accessList } as TransactionSerializable;
+  if (first.type === "eip7702")
+    return { ...tx, type: "eip7702", authorizationList: first.authorizationList, accessList: first.accessList } as TransactionSerializable;
   if (first.type === "eip2930") return { ...tx, type: "eip2930", accessList: first.accessList ?? [] } as TransactionSerializable;
   if (first.accessList?.length) return { ...tx, accessList: first.accessList } as TransactionSerializable;
   return tx;
@@ -155,5 +184,7 @@ async function cancelGas(sc: StepContext, from: Hex): Promise<bigint> {
 }
 
 function feeDetails(f: Fees): Record<string, string> {
-  return f.type === "legacy" ? { gas_price: f.gasPrice.toString() } : { max_fee_per_gas: f.maxFeePerGas.toString(), max_priority_fee_per_gas: f.maxPriorityFeePerGas.toString() };
+  return f.type === "legacy"
+    ? { gas_price: f.gasPrice.toString() }
+    : { max_fee_per_gas: f.maxFeePerGas.toString(), max_priority_fee_per_gas: f.maxPriorityFeePerGas.toString() };
 }

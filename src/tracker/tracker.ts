@@ -31,7 +31,8 @@ export function trackerOptions(config: Config): TrackerOptions {
     stuckAfterMs: config.stuckAfterSeconds * 1000,
     // The local anvil mines at once, so a transaction next in line and unmined for a few seconds is
     // stuck; and under concurrent sends anvil can keep one in its pool for good (it takes a replacement).
-    stuckAfterMsByChain: config.localChain === "anvil" ? { local: Math.min(config.localChainStuckAfterSeconds, config.stuckAfterSeconds) * 1000 } : {},
+    stuckAfterMsByChain:
+      config.localChain === "anvil" ? { local: Math.min(config.localChainStuckAfterSeconds, config.stuckAfterSeconds) * 1000 } : {},
     gapFillAfterMs: config.gapFillAfterSeconds * 1000,
     gapFillsPerKeyPerDay: config.gapFillsPerKeyPerDay,
     maxFeePerGasWei: config.maxFeePerGasCapWei,
@@ -68,7 +69,9 @@ export class Tracker {
       if (!this.stopped) this.timer = setTimeout(() => void (this.loopDone = loop()), this.opts.intervalMs);
     };
     this.loopDone = (async () => {
-      const n = await recoverUnsent(this.deps, (chain, o) => this.runChain(chain, o)).catch((err) => (this.deps.log.warn({ err }, "startup recovery failed; the tracker will retry"), 0));
+      const n = await recoverUnsent(this.deps, (chain, o) => this.runChain(chain, o)).catch(
+        (err) => (this.deps.log.warn({ err }, "startup recovery failed; the tracker will retry"), 0),
+      );
       if (n) this.deps.log.info({ transactions: n }, "startup recovery: sent transactions left signed but unsent");
       await loop();
     })();
@@ -141,7 +144,10 @@ export class Tracker {
             try {
               await followTransaction(sc, row, view, this.suspects);
             } catch (err) {
-              this.deps.log.warn({ err: errText(err), tx_id: row.id, chain: chain.name }, "could not follow a transaction this pass; will retry");
+              this.deps.log.warn(
+                { err: errText(err), tx_id: row.id, chain: chain.name },
+                "could not follow a transaction this pass; will retry",
+              );
             } finally {
               await releaseLease(this.deps.pool, row.id, this.owner).catch(() => {});
             }
@@ -151,7 +157,11 @@ export class Tracker {
       }
     } finally {
       if (rows.length) {
-        await releaseLeases(this.deps.pool, rows.map((r) => r.id), this.owner).catch(() => {});
+        await releaseLeases(
+          this.deps.pool,
+          rows.map((r) => r.id),
+          this.owner,
+        ).catch(() => {});
       }
     }
     if (o.gaps) await repairGaps(sc);

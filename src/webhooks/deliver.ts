@@ -61,7 +61,10 @@ function describeFailure(err: unknown, timeoutMs: number): string {
 }
 
 /** One POST of one delivery. Never throws. */
-export async function attemptDelivery(d: Pick<ClaimedDelivery, "id" | "payload" | "url" | "secret">, opts: { timeoutMs: number; fetch: typeof fetch; signal?: AbortSignal }): Promise<AttemptOutcome> {
+export async function attemptDelivery(
+  d: Pick<ClaimedDelivery, "id" | "payload" | "url" | "secret">,
+  opts: { timeoutMs: number; fetch: typeof fetch; signal?: AbortSignal },
+): Promise<AttemptOutcome> {
   const body = JSON.stringify(d.payload);
   const timestamp = Math.floor(Date.now() / 1000);
   const timeout = AbortSignal.timeout(opts.timeoutMs);
@@ -90,7 +93,12 @@ export async function attemptDelivery(d: Pick<ClaimedDelivery, "id" | "payload" 
 }
 
 /** Records one attempt: delivered, retried later with backoff, or given up. */
-export async function recordAttempt(pool: Pool, d: Pick<ClaimedDelivery, "id" | "attempts">, out: AttemptOutcome, opts: Pick<DeliverOptions, "backoffBaseMs" | "backoffCapMs" | "maxAttempts">): Promise<"delivered" | "pending" | "failed"> {
+export async function recordAttempt(
+  pool: Pool,
+  d: Pick<ClaimedDelivery, "id" | "attempts">,
+  out: AttemptOutcome,
+  opts: Pick<DeliverOptions, "backoffBaseMs" | "backoffCapMs" | "maxAttempts">,
+): Promise<"delivered" | "pending" | "failed"> {
   if (out.aborted) {
     await releaseDelivery(pool, d.id);
     return "pending";
@@ -114,19 +122,32 @@ export interface DeliverResult {
 }
 
 /** POSTs one claimed delivery and records the result. Never throws. */
-export async function deliverClaimed(pool: Pool, d: ClaimedDelivery, opts: DeliverOptions): Promise<"delivered" | "pending" | "failed" | "unrecorded"> {
+export async function deliverClaimed(
+  pool: Pool,
+  d: ClaimedDelivery,
+  opts: DeliverOptions,
+): Promise<"delivered" | "pending" | "failed" | "unrecorded"> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const out = await attemptDelivery(d, { timeoutMs, fetch: opts.fetch ?? fetch, signal: opts.signal });
   try {
     const state = await recordAttempt(pool, d, out, opts);
-    const fields = { delivery_id: d.id, endpoint_id: d.endpoint_id, event_type: d.event_type, attempt: d.attempts + 1, status_code: out.statusCode ?? undefined };
+    const fields = {
+      delivery_id: d.id,
+      endpoint_id: d.endpoint_id,
+      event_type: d.event_type,
+      attempt: d.attempts + 1,
+      status_code: out.statusCode ?? undefined,
+    };
     if (state === "failed") opts.log?.warn({ ...fields, error: out.error }, "webhook delivery given up");
     else if (!out.ok && !out.aborted) opts.log?.debug({ ...fields, error: out.error }, "webhook delivery attempt failed; will retry");
     else if (out.ok) opts.log?.debug(fields, "webhook delivered");
     return state;
   } catch (err) {
     // The lease expires and the delivery is sent again: at-least-once.
-    opts.log?.warn({ delivery_id: d.id, err: { message: (err as Error).message } }, "could not record a webhook attempt; it will be retried");
+    opts.log?.warn(
+      { delivery_id: d.id, err: { message: (err as Error).message } },
+      "could not record a webhook attempt; it will be retried",
+    );
     return "unrecorded";
   }
 }
@@ -142,6 +163,9 @@ export function tally(states: Array<Awaited<ReturnType<typeof deliverClaimed>>>)
 
 /** Claims due deliveries, POSTs them concurrently, records the results, and returns when all are done. */
 export async function deliverDue(pool: Pool, opts: DeliverOptions): Promise<DeliverResult> {
-  const claimed = await claimDueDeliveries(pool, { batch: opts.batch ?? 25, leaseMs: opts.leaseMs ?? (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) + 30_000 });
+  const claimed = await claimDueDeliveries(pool, {
+    batch: opts.batch ?? 25,
+    leaseMs: opts.leaseMs ?? (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) + 30_000,
+  });
   return tally(await Promise.all(claimed.map((d) => deliverClaimed(pool, d, opts))));
 }

@@ -39,7 +39,9 @@ export const ACTION_TO_EVENT: Readonly<Record<string, WebhookEventType>> = {
 
 /** The audit actions that feed the given event types. */
 export function actionsFor(events: readonly string[]): string[] {
-  return Object.entries(ACTION_TO_EVENT).filter(([, t]) => events.includes(t)).map(([a]) => a);
+  return Object.entries(ACTION_TO_EVENT)
+    .filter(([, t]) => events.includes(t))
+    .map(([a]) => a);
 }
 
 export const WEBHOOK_SECRET_PREFIX = "whsec_";

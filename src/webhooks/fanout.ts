@@ -32,8 +32,22 @@ interface EventRow {
 /** The columns of a transaction row an event's payload shows. */
 type TxSnapshot = Pick<
   TxRow,
-  | "id" | "agent_id" | "chain" | "chain_id" | "from_address" | "to_address" | "value_wei" | "nonce" | "tx_hash" | "status"
-  | "chain_status" | "block_number" | "block_hash" | "confirmations" | "error_message" | "signed_at"
+  | "id"
+  | "agent_id"
+  | "chain"
+  | "chain_id"
+  | "from_address"
+  | "to_address"
+  | "value_wei"
+  | "nonce"
+  | "tx_hash"
+  | "status"
+  | "chain_status"
+  | "block_number"
+  | "block_hash"
+  | "confirmations"
+  | "error_message"
+  | "signed_at"
 >;
 
 export interface FanoutResult {
@@ -143,12 +157,14 @@ async function fanoutEndpoint(tx: PoolClient, endpointId: string, batch: number)
   if (events.length > 0) {
     const txIds = [...new Set(events.map((e) => e.resource_id).filter((id): id is string => !!id && UUID.test(id)))];
     const txRows = txIds.length
-      ? (await tx.query<TxSnapshot>(
-          `SELECT id, agent_id, chain, chain_id, from_address, to_address, value_wei, nonce, tx_hash, status, chain_status,
+      ? (
+          await tx.query<TxSnapshot>(
+            `SELECT id, agent_id, chain, chain_id, from_address, to_address, value_wei, nonce, tx_hash, status, chain_status,
                   block_number, block_hash, confirmations, error_message, signed_at
              FROM transactions WHERE id = ANY($1::uuid[])`,
-          [txIds],
-        )).rows
+            [txIds],
+          )
+        ).rows
       : [];
     const byId = new Map(txRows.map((t) => [t.id, t]));
     const ids: string[] = [];
@@ -161,12 +177,14 @@ async function fanoutEndpoint(tx: PoolClient, endpointId: string, batch: number)
       ids.push(id);
       eventIds.push(ev.id);
       types.push(type);
-      payloads.push(JSON.stringify({
-        id,
-        type,
-        created_at: ev.created_at.toISOString(),
-        data: eventData(ev, ev.resource_id ? byId.get(ev.resource_id) : undefined),
-      }));
+      payloads.push(
+        JSON.stringify({
+          id,
+          type,
+          created_at: ev.created_at.toISOString(),
+          data: eventData(ev, ev.resource_id ? byId.get(ev.resource_id) : undefined),
+        }),
+      );
     }
     const r = await tx.query(
       `INSERT INTO webhook_deliveries (id, endpoint_id, audit_event_id, event_type, payload)

@@ -59,7 +59,12 @@ export function startWebhookWorker(opts: WebhookWorkerOptions): WebhookWorker {
     const fanout = await fanoutWebhookEvents(opts.pool);
     const free = maxInFlight - inflight.size;
     if (free <= 0 || stopped) return { fanout, started: [] };
-    const claimed = await claimDueDeliveries(opts.pool, { batch: free, leaseMs: opts.leaseMs ?? timeoutMs + 30_000, perEndpoint: perEndpointCap, busy: perEndpoint });
+    const claimed = await claimDueDeliveries(opts.pool, {
+      batch: free,
+      leaseMs: opts.leaseMs ?? timeoutMs + 30_000,
+      perEndpoint: perEndpointCap,
+      busy: perEndpoint,
+    });
     // Some endpoint may have more due than it was given room for: claim again as soon as a slot frees.
     const more = claimed.length > 0;
     const started = claimed.map((d) => {
@@ -93,7 +98,11 @@ export function startWebhookWorker(opts: WebhookWorkerOptions): WebhookWorker {
       try {
         await pass();
       } catch (err) {
-        if (!stopped) opts.log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, "webhook pass failed; will retry");
+        if (!stopped)
+          opts.log.warn(
+            { err: { message: (err as Error).message, code: (err as { code?: string }).code } },
+            "webhook pass failed; will retry",
+          );
       }
     });
   };

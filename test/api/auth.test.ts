@@ -20,7 +20,13 @@ describe("auth", () => {
     expect(r.status).toBe(201);
     assertMatchesReference("AgentCreatedResponse", r.body);
     expect(r.body.api_key).toMatch(/^ocv_[A-Za-z0-9_-]{43}$/);
-    expect(r.body.agent).toMatchObject({ intents_api_enabled: false, tx_max_value: "1.5", tx_max_value_eth: "1.5", tx_daily_limit: "3", tx_count_today: 0 });
+    expect(r.body.agent).toMatchObject({
+      intents_api_enabled: false,
+      tx_max_value: "1.5",
+      tx_max_value_eth: "1.5",
+      tx_daily_limit: "3",
+      tx_count_today: 0,
+    });
     const stored = await svc.ctx.pool.query("SELECT * FROM agents WHERE id = $1", [r.body.agent.id]);
     expect(JSON.stringify(stored.rows[0])).not.toContain(r.body.api_key);
     const get = await call(svc.app, "GET", `/v1/agents/${r.body.agent.id}`, { token: op });
@@ -30,7 +36,9 @@ describe("auth", () => {
     assertMatchesReference("AgentListResponse", list.body);
     expect((await call(svc.app, "POST", "/v1/agents", { token: svc.agent.token, body: { name: "x" } })).status).toBe(403);
     expect((await call(svc.app, "POST", "/v1/agents", { body: { name: "x" } })).status).toBe(401);
-    expect((await call(svc.app, "POST", "/v1/agents", { token: op, body: { name: "x", tx_max_value: "1", tx_max_value_eth: "2" } })).status).toBe(400);
+    expect(
+      (await call(svc.app, "POST", "/v1/agents", { token: op, body: { name: "x", tx_max_value: "1", tx_max_value_eth: "2" } })).status,
+    ).toBe(400);
   });
 
   it("exchanges an agent key for an EdDSA JWT with the agent id and expiry", async () => {
@@ -38,7 +46,10 @@ describe("auth", () => {
     expect(r.status).toBe(200);
     assertMatchesReference("TokenResponse", r.body);
     expect(r.body).toMatchObject({ token_type: "Bearer", expires_in: 600, agent_id: svc.agent.id });
-    const [header, payload] = r.body.access_token.split(".").slice(0, 2).map((p: string) => JSON.parse(Buffer.from(p, "base64url").toString()));
+    const [header, payload] = r.body.access_token
+      .split(".")
+      .slice(0, 2)
+      .map((p: string) => JSON.parse(Buffer.from(p, "base64url").toString()));
     expect(header.alg).toBe("EdDSA");
     expect(payload.sub).toBe(`agent:${svc.agent.id}`);
     expect(typeof payload.jti).toBe("string");
@@ -46,7 +57,9 @@ describe("auth", () => {
     const bad = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: "ocv_" + "x".repeat(43) } });
     expect(bad.status).toBe(401);
     assertMatchesReference("ProblemDetails", bad.body);
-    const wrongId = await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: svc.agent.apiKey, agent_id: "00000000-0000-4000-8000-000000000000" } });
+    const wrongId = await call(svc.app, "POST", "/v1/auth/agent-token", {
+      body: { api_key: svc.agent.apiKey, agent_id: "00000000-0000-4000-8000-000000000000" },
+    });
     expect(wrongId.status).toBe(401);
   });
 
@@ -61,7 +74,14 @@ describe("auth", () => {
     const disabled = await createAgent(svc.app, op, { intents_api_enabled: false });
     // A JWT signed by a different key, and an expired one signed by ours.
     const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: "EdDSA" }).setSubject(`agent:${svc.agent.id}`).setIssuer("intents-signer").setAudience("intents-api").setJti("x").setExpirationTime("1h").sign(privateKey);
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: "EdDSA" })
+      .setSubject(`agent:${svc.agent.id}`)
+      .setIssuer("intents-signer")
+      .setAudience("intents-api")
+      .setJti("x")
+      .setExpirationTime("1h")
+      .sign(privateKey);
     const expired = (await svc.ctx.auth.jwt.issue(svc.agent.id, -10)).token;
 
     const cases: Array<[string, string | undefined, string, number]> = [
@@ -83,7 +103,10 @@ describe("auth", () => {
       expect(typeof r.body.detail, name).toBe("string");
     }
     // A malformed Authorization scheme is 401 too.
-    const basic = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { headers: { authorization: "Basic abc" }, body: TX });
+    const basic = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+      headers: { authorization: "Basic abc" },
+      body: TX,
+    });
     expect(basic.status).toBe(401);
     expect(await txCount()).toBe(before);
   });
@@ -116,20 +139,31 @@ describe("auth", () => {
     expect((await submitAs(fresh.body.access_token, a.id)).status).toBe(201);
     // Agents cannot rotate keys or change their own guardrails.
     expect((await call(svc.app, "POST", `/v1/agents/${a.id}/rotate-key`, { token: fresh.body.access_token })).status).toBe(403);
-    expect((await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: fresh.body.access_token, body: { tx_max_value: "100" } })).status).toBe(403);
+    expect(
+      (await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: fresh.body.access_token, body: { tx_max_value: "100" } })).status,
+    ).toBe(403);
   });
 
   it("operators update guardrails (aliases included) and deactivate agents", async () => {
     const a = await createAgent(svc.app, op);
-    const r = await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body: { tx_daily_limit_eth: "2", tx_to_allowlist: ["0x000000000000000000000000000000000000DEAD"], tx_max_per_day: 5 } });
+    const r = await call(svc.app, "PATCH", `/v1/agents/${a.id}`, {
+      token: op,
+      body: { tx_daily_limit_eth: "2", tx_to_allowlist: ["0x000000000000000000000000000000000000DEAD"], tx_max_per_day: 5 },
+    });
     expect(r.status).toBe(200);
     assertMatchesReference("AgentResponse", r.body);
-    expect(r.body).toMatchObject({ tx_daily_limit: "2", tx_to_allowlist: ["0x000000000000000000000000000000000000dead"], tx_max_per_day: 5 });
+    expect(r.body).toMatchObject({
+      tx_daily_limit: "2",
+      tx_to_allowlist: ["0x000000000000000000000000000000000000dead"],
+      tx_max_per_day: 5,
+    });
     const cleared = await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body: { tx_daily_limit: null } });
     expect(cleared.body.tx_daily_limit).toBeUndefined();
     await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body: { is_active: false } });
     expect((await submitAs(a.token, a.id)).status).toBe(401);
-    expect((await call(svc.app, "PATCH", `/v1/agents/00000000-0000-4000-8000-000000000000`, { token: op, body: { name: "x" } })).status).toBe(404);
+    expect(
+      (await call(svc.app, "PATCH", `/v1/agents/00000000-0000-4000-8000-000000000000`, { token: op, body: { name: "x" } })).status,
+    ).toBe(404);
     expect((await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body: { bogus: 1 } })).status).toBe(400);
   });
 

@@ -28,7 +28,11 @@ function assertNoSecrets(body: string) {
   for (const s of SECRETS) expect(body).not.toContain(s);
 }
 
-async function call(method: "GET" | "POST" | "PUT" | "DELETE", url: string, opts: { headers?: Record<string, string>; body?: unknown } = {}) {
+async function call(
+  method: "GET" | "POST" | "PUT" | "DELETE",
+  url: string,
+  opts: { headers?: Record<string, string>; body?: unknown } = {},
+) {
   const res = await svc.app.inject({ method, url, headers: opts.headers, payload: opts.body as never });
   if (url.includes("chains")) assertNoSecrets(res.body);
   return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined, headers: res.headers };
@@ -73,8 +77,15 @@ describe("public chains", () => {
     const byName = await call("GET", "/v1/chains/ethereum");
     expect(byName.status).toBe(200);
     expect(byName.body).toMatchObject({
-      name: "ethereum", display_name: "Ethereum", chain_id: 1, native_currency: "ETH", is_testnet: false,
-      is_enabled: true, explorer_url: "https://etherscan.io", eip1559: true, confirmations: 12,
+      name: "ethereum",
+      display_name: "Ethereum",
+      chain_id: 1,
+      native_currency: "ETH",
+      is_testnet: false,
+      is_enabled: true,
+      explorer_url: "https://etherscan.io",
+      eip1559: true,
+      confirmations: 12,
     });
     expect(byName.body.aliases).toEqual(expect.arrayContaining(["eth", "mainnet"]));
     expect(byName.body.rpc_url).toBe(byName.body.rpc_urls[0]);
@@ -155,17 +166,30 @@ describe("admin chains: CRUD", () => {
     const res = await call("POST", "/v1/admin/chains", {
       headers: op(),
       body: {
-        name: "testnet-x", display_name: "Testnet X", chain_id: 990001,
+        name: "testnet-x",
+        display_name: "Testnet X",
+        chain_id: 990001,
         rpc_url: "https://rpc.testnet-x.example/key/Zz9Yy8Xx7Ww6Vv5Uu4",
         rpc_urls: ["https://backup.testnet-x.example"],
-        ws_url: "wss://ws.testnet-x.example/?token=hidden", explorer_url: "https://explorer.testnet-x.example",
-        is_testnet: true, confirmations: 2, aliases: ["tx-net"],
+        ws_url: "wss://ws.testnet-x.example/?token=hidden",
+        explorer_url: "https://explorer.testnet-x.example",
+        is_testnet: true,
+        confirmations: 2,
+        aliases: ["tx-net"],
       },
     });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({
-      name: "testnet-x", display_name: "Testnet X", chain_id: 990001, native_currency: "ETH", is_testnet: true,
-      is_enabled: true, eip1559: true, confirmations: 2, aliases: ["tx-net"], explorer_url: "https://explorer.testnet-x.example",
+      name: "testnet-x",
+      display_name: "Testnet X",
+      chain_id: 990001,
+      native_currency: "ETH",
+      is_testnet: true,
+      is_enabled: true,
+      eip1559: true,
+      confirmations: 2,
+      aliases: ["tx-net"],
+      explorer_url: "https://explorer.testnet-x.example",
     });
     expect(res.body.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.body.rpc_urls).toHaveLength(2);
@@ -178,7 +202,10 @@ describe("admin chains: CRUD", () => {
     const { rows } = await svc.ctx.pool.query("SELECT managed_by, rpc_urls FROM chains WHERE name = 'testnet-x'");
     expect(rows[0].managed_by).toBe("admin");
     expect(rows[0].rpc_urls[0]).toBe("https://rpc.testnet-x.example/key/Zz9Yy8Xx7Ww6Vv5Uu4"); // stored as given
-    const audit = await svc.ctx.pool.query("SELECT actor_type, details FROM audit_events WHERE action = 'chain.create' AND resource_id = $1", [res.body.id]);
+    const audit = await svc.ctx.pool.query(
+      "SELECT actor_type, details FROM audit_events WHERE action = 'chain.create' AND resource_id = $1",
+      [res.body.id],
+    );
     expect(audit.rows).toHaveLength(1);
     expect(audit.rows[0].actor_type).toBe("operator");
     expect(JSON.stringify(audit.rows[0].details)).not.toContain("Zz9Yy8Xx7Ww6Vv5Uu4");
@@ -190,13 +217,21 @@ describe("admin chains: CRUD", () => {
     const dupId = await call("POST", "/v1/admin/chains", { headers: op(), body: { name: "other-x", display_name: "O", chain_id: 8453 } });
     expect(dupId.status).toBe(409);
     expect(dupId.body.detail).not.toMatch(/duplicate key|constraint|INSERT/i);
-    const dupAlias = await call("POST", "/v1/admin/chains", { headers: op(), body: { name: "other-y", display_name: "O", chain_id: 990003, aliases: ["eth"] } });
+    const dupAlias = await call("POST", "/v1/admin/chains", {
+      headers: op(),
+      body: { name: "other-y", display_name: "O", chain_id: 990003, aliases: ["eth"] },
+    });
     expect(dupAlias.status).toBe(409);
-    const nameIsAlias = await call("POST", "/v1/admin/chains", { headers: op(), body: { name: "mainnet", display_name: "O", chain_id: 990004 } });
+    const nameIsAlias = await call("POST", "/v1/admin/chains", {
+      headers: op(),
+      body: { name: "mainnet", display_name: "O", chain_id: 990004 },
+    });
     expect(nameIsAlias.status).toBe(409);
     const aliasClash = await call("PUT", "/v1/admin/chains/testnet-x", { headers: op(), body: { aliases: ["arb"] } });
     expect(aliasClash.status).toBe(409);
-    expect((await call("GET", "/v1/admin/chains", { headers: op() })).body.chains.filter((c: { name: string }) => c.name.startsWith("other-"))).toEqual([]);
+    expect(
+      (await call("GET", "/v1/admin/chains", { headers: op() })).body.chains.filter((c: { name: string }) => c.name.startsWith("other-")),
+    ).toEqual([]);
   });
 
   it("400 for bad fields, with field errors", async () => {
@@ -227,7 +262,13 @@ describe("admin chains: CRUD", () => {
   it("updates by numeric id, name or uuid (200), audited, and refreshes the registry", async () => {
     const byId = await call("PUT", "/v1/admin/chains/990001", {
       headers: op(),
-      body: { display_name: "Testnet X v2", rpc_urls: ["https://rpc2.testnet-x.example"], eip1559: false, confirmations: 5, aliases: ["txn", "tx-net"] },
+      body: {
+        display_name: "Testnet X v2",
+        rpc_urls: ["https://rpc2.testnet-x.example"],
+        eip1559: false,
+        confirmations: 5,
+        aliases: ["txn", "tx-net"],
+      },
     });
     expect(byId.status).toBe(200);
     expect(byId.body).toMatchObject({ display_name: "Testnet X v2", eip1559: false, confirmations: 5, aliases: ["txn", "tx-net"] });
@@ -235,7 +276,10 @@ describe("admin chains: CRUD", () => {
     expect(byId.body.rpc_url).toBe("https://rpc2.testnet-x.example/");
     expect(svc.ctx.chains.resolve("txn")?.display_name).toBe("Testnet X v2");
 
-    const byName = await call("PUT", "/v1/admin/chains/txn", { headers: op(), body: { rpc_url: "http://10.0.0.1:8545", explorer_url: null, ws_url: null } });
+    const byName = await call("PUT", "/v1/admin/chains/txn", {
+      headers: op(),
+      body: { rpc_url: "http://10.0.0.1:8545", explorer_url: null, ws_url: null },
+    });
     expect(byName.status).toBe(200);
     expect(byName.body.rpc_urls).toEqual(["http://10.0.0.1:8545/"]);
     expect(byName.body).not.toHaveProperty("explorer_url");
@@ -246,7 +290,10 @@ describe("admin chains: CRUD", () => {
     expect(byUuid.body.native_currency).toBe("TXN");
     expect(new Date(byUuid.body.updated_at).getTime()).toBeGreaterThanOrEqual(new Date(byId.body.updated_at).getTime());
 
-    const audit = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'chain.update' AND resource_id = $1 ORDER BY seq", [byId.body.id]);
+    const audit = await svc.ctx.pool.query(
+      "SELECT details FROM audit_events WHERE action = 'chain.update' AND resource_id = $1 ORDER BY seq",
+      [byId.body.id],
+    );
     expect(audit.rows).toHaveLength(3);
     expect(audit.rows[0].details.fields).toEqual(["aliases", "confirmations", "display_name", "eip1559", "rpc_urls"]);
   });
@@ -273,7 +320,9 @@ describe("admin chains: CRUD", () => {
   });
 
   it("an admin-edited chain survives seeding from chains.json; a file-managed one does not", async () => {
-    expect((await call("PUT", "/v1/admin/chains/optimism", { headers: op(), body: { display_name: "OP (edited)", confirmations: 9 } })).status).toBe(200);
+    expect(
+      (await call("PUT", "/v1/admin/chains/optimism", { headers: op(), body: { display_name: "OP (edited)", confirmations: 9 } })).status,
+    ).toBe(200);
     await svc.ctx.pool.query("UPDATE chains SET display_name = 'tampered' WHERE name = 'polygon'");
     await seedChains(svc.ctx.pool, readChainsFile(defaultChainsFile()));
     await svc.ctx.chains.refresh();
@@ -281,7 +330,10 @@ describe("admin chains: CRUD", () => {
     expect(op1.body).toMatchObject({ display_name: "OP (edited)", confirmations: 9 });
     expect((await call("GET", "/v1/chains/polygon")).body.display_name).toBe("Polygon PoS");
     const { rows } = await svc.ctx.pool.query("SELECT name, managed_by FROM chains WHERE name IN ('optimism', 'polygon') ORDER BY name");
-    expect(rows).toEqual([{ name: "optimism", managed_by: "admin" }, { name: "polygon", managed_by: "file" }]);
+    expect(rows).toEqual([
+      { name: "optimism", managed_by: "admin" },
+      { name: "polygon", managed_by: "file" },
+    ]);
   });
 
   it("deletes a chain (204), audited; transactions keep its name", async () => {
@@ -305,7 +357,10 @@ describe("admin chains: CRUD", () => {
   });
 
   it("the name and chain id of a deleted chain can be reused", async () => {
-    const res = await call("POST", "/v1/admin/chains", { headers: op(), body: { name: "testnet-x", display_name: "Again", chain_id: 990001, rpc_urls: [] } });
+    const res = await call("POST", "/v1/admin/chains", {
+      headers: op(),
+      body: { name: "testnet-x", display_name: "Again", chain_id: 990001, rpc_urls: [] },
+    });
     expect(res.status).toBe(201);
     expect(res.body).not.toHaveProperty("rpc_url");
     expect(res.body.rpc_urls).toEqual([]);

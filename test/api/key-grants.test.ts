@@ -36,7 +36,10 @@ describe("signing-key grants", () => {
       body: { to: DEAD, value: "0", chain: "local", gas_limit: 21000, ...(keyPath ? { signing_key_path: keyPath } : {}) },
     });
   const simulate = (agent: TestAgent, keyPath: string) =>
-    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate`, { token: agent.token, body: { to: DEAD, value: "0", chain: "local", signing_key_path: keyPath } });
+    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate`, {
+      token: agent.token,
+      body: { to: DEAD, value: "0", chain: "local", signing_key_path: keyPath },
+    });
   const createKey = async (body: Record<string, unknown>) => {
     const r = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { chain: "local", ...body } });
     expect(r.status, r.raw).toBe(201);
@@ -95,7 +98,9 @@ describe("signing-key grants", () => {
     expect(signed.body.from_address ?? signed.body.from).toBeDefined();
     await expectRefused(b, ops); // a grant is for one agent
     // Agents cannot grant themselves anything.
-    expect((await call(svc.app, "POST", `/v1/signing-keys/${ops.id}/grants`, { token: b.token, body: { agent_id: b.id } })).status).toBe(403);
+    expect((await call(svc.app, "POST", `/v1/signing-keys/${ops.id}/grants`, { token: b.token, body: { agent_id: b.id } })).status).toBe(
+      403,
+    );
 
     expect((await call(svc.app, "DELETE", `/v1/signing-keys/${ops.id}/grants/${a.id}`, { token: op })).status).toBe(204);
     expect((await call(svc.app, "DELETE", `/v1/signing-keys/${ops.id}/grants/${a.id}`, { token: op })).status).toBe(404);
@@ -107,8 +112,11 @@ describe("signing-key grants", () => {
     // The CLI, by path: grant, list, revoke.
     const cli = (args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-        execFile(TSX, ["src/cli.ts", ...args], { env: { ...process.env, INTENTS_URL: base, INTENTS_OPERATOR_KEY: op }, timeout: 60_000 }, (err, stdout, stderr) =>
-          resolve({ code: err ? Number(err.code ?? -1) : 0, stdout, stderr }),
+        execFile(
+          TSX,
+          ["src/cli.ts", ...args],
+          { env: { ...process.env, INTENTS_URL: base, INTENTS_OPERATOR_KEY: op }, timeout: 60_000 },
+          (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? -1) : 0, stdout, stderr }),
         ),
       );
     const g = await cli(["keys", "grant", "keys/ops", b.id]);
@@ -120,7 +128,10 @@ describe("signing-key grants", () => {
     expect((await cli(["keys", "revoke", "keys/ops", b.id])).code).toBe(0);
     expect((await submit(b, "keys/ops")).status).toBe(404);
 
-    const audit = await svc.ctx.pool.query("SELECT action, details->>'agent_id' AS agent FROM audit_events WHERE resource_id = $1 AND action IN ('signing_key.grant', 'signing_key.revoke') ORDER BY created_at", [ops.id]);
+    const audit = await svc.ctx.pool.query(
+      "SELECT action, details->>'agent_id' AS agent FROM audit_events WHERE resource_id = $1 AND action IN ('signing_key.grant', 'signing_key.revoke') ORDER BY created_at",
+      [ops.id],
+    );
     expect(audit.rows).toEqual([
       { action: "signing_key.grant", agent: a.id },
       { action: "signing_key.revoke", agent: a.id },
@@ -156,7 +167,9 @@ describe("signing-key grants", () => {
     await expectRefused(c, { path: LOCAL_SIGNER_PATH, address: shared.address });
     const byDefault = await submit(c);
     expect(byDefault.status).toBe(404);
-    expect(await call(svc.app, "PATCH", `/v1/agents/${c.id}`, { token: op, body: { shared_signer: true } }).then((r) => r.status)).toBe(200);
+    expect(await call(svc.app, "PATCH", `/v1/agents/${c.id}`, { token: op, body: { shared_signer: true } }).then((r) => r.status)).toBe(
+      200,
+    );
     expect((await submit(c)).status).toBe(201);
   });
 });
@@ -166,14 +179,23 @@ describe("keyUsableBy", () => {
   it("grants exactly: own keys, the shared signer of the chain (when allowed), granted keys; never an inactive one", () => {
     fc.assert(
       fc.property(
-        id(), id(),
+        id(),
+        id(),
         fc.constantFrom("keys/local-signer", "keys/other-signer", "keys/x", "wallets/w", "agents/OWN/k", "agents/OTHER/k"),
         fc.constantFrom<"none" | "own" | "other">("none", "own", "other"),
-        fc.boolean(), fc.boolean(), fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
         (agent, other, pathTemplate, owner, active, granted, shared) => {
           fc.pre(agent !== other);
           const keyPath = pathTemplate.replace("OWN", agent).replace("OTHER", other);
-          const key: KeyAccess = { path: keyPath, agent_id: owner === "none" ? null : owner === "own" ? agent : other, is_active: active, granted, shared_signer: shared };
+          const key: KeyAccess = {
+            path: keyPath,
+            agent_id: owner === "none" ? null : owner === "own" ? agent : other,
+            is_active: active,
+            granted,
+            shared_signer: shared,
+          };
           const usable = keyUsableBy(key, agent, { name: "local" });
           let want: boolean;
           if (!active || pathTemplate === "agents/OTHER/k") want = false;

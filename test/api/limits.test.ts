@@ -12,7 +12,11 @@ describe("guardrails and idempotency", () => {
   const { op } = svc;
 
   const submit = (agent: { id: string; token: string }, body: Record<string, unknown>, headers?: Record<string, string>) =>
-    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, chain: "local", ...body }, headers });
+    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+      token: agent.token,
+      body: { to: DEAD, chain: "local", ...body },
+      headers,
+    });
   const signedCount = async (agentId: string) =>
     Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [agentId])).rows[0].count);
 
@@ -22,7 +26,12 @@ describe("guardrails and idempotency", () => {
     const over = await submit(a, { value: "0.500000000000000001" });
     expect(over.status).toBe(403);
     assertMatchesReference("ProblemDetails", over.body);
-    expect(over.body.guardrail).toEqual({ reason_code: "max_value_exceeded", limit: "0.5", current: null, attempted: "0.500000000000000001" });
+    expect(over.body.guardrail).toEqual({
+      reason_code: "max_value_exceeded",
+      limit: "0.5",
+      current: null,
+      attempted: "0.500000000000000001",
+    });
     expect(await signedCount(a.id)).toBe(1);
     const denied = await svc.ctx.pool.query("SELECT * FROM audit_events WHERE action = 'transaction.denied' AND actor_id = $1", [a.id]);
     expect(denied.rows).toHaveLength(1);
@@ -35,7 +44,12 @@ describe("guardrails and idempotency", () => {
     expect((await submit(a, { value: "0.4" })).status).toBe(201);
     const over = await submit(a, { value: "0.000000000000000001" });
     expect(over.status).toBe(403);
-    expect(over.body.guardrail).toEqual({ reason_code: "daily_limit_exceeded", limit: "1", current: "1", attempted: "0.000000000000000001" });
+    expect(over.body.guardrail).toEqual({
+      reason_code: "daily_limit_exceeded",
+      limit: "1",
+      current: "1",
+      attempted: "0.000000000000000001",
+    });
     expect((await submit(a, { value: "0" })).status).toBe(201);
     const me = await call(svc.app, "GET", `/v1/agents/${a.id}`, { token: a.token });
     expect(me.body).toMatchObject({ tx_spent_today: "1", tx_count_today: 3 });
@@ -73,7 +87,7 @@ describe("guardrails and idempotency", () => {
   it("tx_token_allowlist: an ERC-20 call to another contract is denied", async () => {
     const token = "0x2222222222222222222222222222222222222222";
     const a = await createAgent(svc.app, op, { tx_token_allowlist: [token] });
-    const transfer = "0xa9059cbb" + DEAD.slice(2).toLowerCase().padStart(64, "0") + (1n).toString(16).padStart(64, "0");
+    const transfer = "0xa9059cbb" + DEAD.slice(2).toLowerCase().padStart(64, "0") + 1n.toString(16).padStart(64, "0");
     const r = await submit(a, { value: "0", to: OTHER, data: transfer, gas_limit: 60000 });
     expect(r.status).toBe(403);
     expect(r.body.guardrail.reason_code).toBe("token_not_allowlisted");
@@ -91,7 +105,11 @@ describe("guardrails and idempotency", () => {
   });
 
   it("50 parallel requests with one Idempotency-Key: one signature, one broadcast, identical replays", async () => {
-    const pick = (b: { id: string; tx_hash: string; nonce: number; signed_tx?: string }) => ({ id: b.id, tx_hash: b.tx_hash, nonce: b.nonce });
+    const pick = (b: { id: string; tx_hash: string; nonce: number; signed_tx?: string }) => ({
+      id: b.id,
+      tx_hash: b.tx_hash,
+      nonce: b.nonce,
+    });
     const a = await createAgent(svc.app, op);
     const key = "order-" + Math.random();
     const body = { value: "0.01" };
@@ -109,7 +127,10 @@ describe("guardrails and idempotency", () => {
       }
     }
     expect(await signedCount(a.id)).toBe(1);
-    const broadcasts = await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.broadcast' AND resource_id = $1", [created[0].body.id]);
+    const broadcasts = await svc.ctx.pool.query(
+      "SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.broadcast' AND resource_id = $1",
+      [created[0].body.id],
+    );
     expect(broadcasts.rows[0].n).toBe(1);
 
     const replay = await submit(a, body, { "idempotency-key": key });
@@ -136,7 +157,8 @@ describe("guardrails and idempotency", () => {
     expect(first.status).toBe(201);
 
     // A replay is a read: the key's row is not even locked (its xmin/xmax stay as they were).
-    const version = async () => (await svc.ctx.pool.query("SELECT xmin::text, xmax::text, state FROM idempotency_keys WHERE agent_id = $1", [a.id])).rows[0];
+    const version = async () =>
+      (await svc.ctx.pool.query("SELECT xmin::text, xmax::text, state FROM idempotency_keys WHERE agent_id = $1", [a.id])).rows[0];
     const before = await version();
     expect((await submit(a, { value: "0.001" }, { "idempotency-key": key })).raw).toBe(first.raw);
     expect(await version()).toEqual(before);

@@ -68,11 +68,13 @@ describe("malformed transaction requests", () => {
   const svc = useService({ agent: true });
 
   const counts = async () =>
-    (await svc.ctx.pool.query(
-      `SELECT (SELECT count(*) FROM transactions) AS t, (SELECT count(*) FROM nonces) AS n,
+    (
+      await svc.ctx.pool.query(
+        `SELECT (SELECT count(*) FROM transactions) AS t, (SELECT count(*) FROM nonces) AS n,
               (SELECT count(*) FROM idempotency_keys) AS i,
               (SELECT count(*) FROM audit_events WHERE action LIKE 'transaction.%') AS a`,
-    )).rows[0];
+      )
+    ).rows[0];
 
   it(`has at least 40 cases`, () => expect(BODIES.length).toBeGreaterThanOrEqual(40));
 
@@ -105,7 +107,11 @@ describe("malformed transaction requests", () => {
     });
     expect(big.status).toBe(413);
     assertMatchesReference("ProblemDetails", big.body);
-    const badKey = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: ok, headers: { "idempotency-key": "x".repeat(300) } });
+    const badKey = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+      token: svc.agent.token,
+      body: ok,
+      headers: { "idempotency-key": "x".repeat(300) },
+    });
     expect(badKey.status).toBe(400);
     expect(await counts()).toEqual(before);
   });

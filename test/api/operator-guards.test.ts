@@ -37,13 +37,18 @@ describe("guards before validation", () => {
   beforeAll(async () => {
     const spec = svc.app.swagger() as { paths: Record<string, Record<string, { security?: unknown[] }>> };
     routes = Object.entries(spec.paths).flatMap(([path, ops]) =>
-      Object.entries(ops).map(([method, o]) => ({ method: method.toUpperCase(), path, isPublic: Array.isArray(o.security) && o.security.length === 0 })),
+      Object.entries(ops).map(([method, o]) => ({
+        method: method.toUpperCase(),
+        path,
+        isPublic: Array.isArray(o.security) && o.security.length === 0,
+      })),
     );
   });
 
   /** A concrete URL: the agent's own id where a route names an agent, a malformed query on every route. */
   const urlOf = (path: string) =>
-    path.replace("{agent_id}", svc.agent.id).replace(/\{[a-z_]+\}/g, "00000000-0000-4000-8000-000000000000") + "?limit=-1&chain_status=nope&__unknown=1";
+    path.replace("{agent_id}", svc.agent.id).replace(/\{[a-z_]+\}/g, "00000000-0000-4000-8000-000000000000") +
+    "?limit=-1&chain_status=nope&__unknown=1";
 
   it("the route list is the app's and holds the operator routes", () => {
     const keys = routes.map((r) => `${r.method} ${r.path}`);
@@ -70,7 +75,10 @@ describe("guards before validation", () => {
     const asAgent = ["/transactions", "/transactions/sign", "/transactions/simulate", "/transactions/simulate-bundle", "/sign"];
     for (const p of asAgent) {
       for (const body of MALFORMED) {
-        const res = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}${p}`, { token: op, body: typeof body === "string" ? JSON.stringify(body) : body });
+        const res = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}${p}`, {
+          token: op,
+          body: typeof body === "string" ? JSON.stringify(body) : body,
+        });
         expect(res.status, `${p} ${JSON.stringify(body)}`).toBe(403);
       }
     }

@@ -63,7 +63,8 @@ describe("two replicas on one database", () => {
     expect(nonces).toEqual(Array.from({ length: 200 }, (_, i) => first + i));
     const client = createPublicClient({ transport: http(svc.ctx.localChainUrl!) });
     const deadline = Date.now() + 60_000;
-    while ((await client.getTransactionCount({ address: from })) < first + 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while ((await client.getTransactionCount({ address: from })) < first + 200 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await client.getTransactionCount({ address: from })).toBe(first + 200);
   });
 });

@@ -64,7 +64,10 @@ describe("POST /v1/signing-keys", () => {
 
     const { rows } = await svc.ctx.pool.query("SELECT id, address, chain FROM signing_keys WHERE path = 'keys/treasury-1'");
     expect(rows).toEqual([{ id: res.body.id, address: res.body.address.toLowerCase(), chain: "local" }]);
-    const audit = await svc.ctx.pool.query("SELECT actor_type, details FROM audit_events WHERE action = 'signing_key.create' AND resource_id = $1", [res.body.id]);
+    const audit = await svc.ctx.pool.query(
+      "SELECT actor_type, details FROM audit_events WHERE action = 'signing_key.create' AND resource_id = $1",
+      [res.body.id],
+    );
     expect(audit.rows).toHaveLength(1);
     expect(audit.rows[0]).toMatchObject({ actor_type: "operator", details: { path: "keys/treasury-1", address: res.body.address } });
   });
@@ -102,9 +105,23 @@ describe("POST /v1/signing-keys", () => {
 
   it("400 for bad paths and fields", async () => {
     const badPaths = [
-      "foo/bar", "/keys/x", "keys", "keys/", "keys/a/", "keys/../x", "keys/a/../../etc", "keys//x", "keys/./x",
-      "keys/a b", "keys/x\n", "keys/é", "agents/not-a-uuid-at-all-but-36-chars-xxxxx/k",
-      "agents/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz/k", `agents/${agentA.id}`, "keys/" + "a".repeat(252), "",
+      "foo/bar",
+      "/keys/x",
+      "keys",
+      "keys/",
+      "keys/a/",
+      "keys/../x",
+      "keys/a/../../etc",
+      "keys//x",
+      "keys/./x",
+      "keys/a b",
+      "keys/x\n",
+      "keys/é",
+      "agents/not-a-uuid-at-all-but-36-chars-xxxxx/k",
+      "agents/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz/k",
+      `agents/${agentA.id}`,
+      "keys/" + "a".repeat(252),
+      "",
     ];
     for (const path of badPaths) {
       const res = await call("POST", "/v1/signing-keys", { headers: op(), body: { path } });
@@ -138,7 +155,9 @@ describe("POST /v1/signing-keys", () => {
     expect((await call("POST", "/v1/signing-keys", { body: { path: "keys/nope" } })).status).toBe(401);
     expect((await call("GET", "/v1/signing-keys")).status).toBe(401);
     for (const cred of [agentA.token, agentA.apiKey]) {
-      expect((await call("POST", "/v1/signing-keys", { headers: bearer(cred), body: { path: `agents/${agentA.id}/mine` } })).status).toBe(403);
+      expect((await call("POST", "/v1/signing-keys", { headers: bearer(cred), body: { path: `agents/${agentA.id}/mine` } })).status).toBe(
+        403,
+      );
       expect((await call("GET", "/v1/signing-keys", { headers: bearer(cred) })).status).toBe(403);
     }
     expect(await svc.ctx.signer.getKey(`agents/${agentA.id}/mine`)).toBeNull();
@@ -150,7 +169,9 @@ describe("GET /v1/signing-keys", () => {
     const res = await call("GET", "/v1/signing-keys", { headers: op() });
     expect(res.status).toBe(200);
     const paths = res.body.keys.map((k: { path: string }) => k.path);
-    expect(paths).toEqual(expect.arrayContaining([LOCAL_SIGNER_PATH, "keys/treasury-1", "wallets/cold.v2/a_b-c", `agents/${agentA.id}/hot-1`]));
+    expect(paths).toEqual(
+      expect.arrayContaining([LOCAL_SIGNER_PATH, "keys/treasury-1", "wallets/cold.v2/a_b-c", `agents/${agentA.id}/hot-1`]),
+    );
     for (const k of res.body.keys) expectKeyShape(k);
     const local = res.body.keys.find((k: { path: string }) => k.path === LOCAL_SIGNER_PATH);
     expect(local.address).toBe((await svc.ctx.signer.getKey(LOCAL_SIGNER_PATH))?.address);
@@ -186,7 +207,10 @@ describe("per-agent signing keys", () => {
     for (const body of [{ chain: "bitcoin" }, { chain: "solana" }, { chain: "no-such-chain" }, {}, { chain: "local", path: "keys/x" }]) {
       expect((await call("POST", `/v1/agents/${agentA.id}/signing-keys`, { headers: op(), body })).status, JSON.stringify(body)).toBe(400);
     }
-    expect((await call("POST", "/v1/agents/00000000-0000-4000-8000-000000000000/signing-keys", { headers: op(), body: { chain: "local" } })).status).toBe(404);
+    expect(
+      (await call("POST", "/v1/agents/00000000-0000-4000-8000-000000000000/signing-keys", { headers: op(), body: { chain: "local" } }))
+        .status,
+    ).toBe(404);
     expect((await call("POST", "/v1/agents/not-a-uuid/signing-keys", { headers: op(), body: { chain: "local" } })).status).toBe(404);
     const gone = await createAgent("keys-agent-deleted");
     expect((await call("DELETE", `/v1/agents/${gone.id}`, { headers: op() })).status).toBe(204);

@@ -62,7 +62,12 @@ describe("property: what an agent obtains never exceeds its limits", () => {
         const submit = submitter(svc, a);
         const obtained: Array<{ value: bigint; fee: bigint; nonce: number }> = [];
         for (const r of requests) {
-          const res = await submit({ value: r.value, ...r.fee, ...(r.gas !== undefined ? { gas_limit: r.gas } : {}), ...(r.nonce !== undefined ? { nonce: r.nonce } : {}) });
+          const res = await submit({
+            value: r.value,
+            ...r.fee,
+            ...(r.gas !== undefined ? { gas_limit: r.gas } : {}),
+            ...(r.nonce !== undefined ? { nonce: r.nonce } : {}),
+          });
           expect(res.status, res.raw).toBeLessThan(500);
           if (res.status === 201) {
             expect(["broadcast", "failed"]).toContain(res.body.status);

@@ -31,9 +31,11 @@ describe("spend model: fees, refused signatures, nonces", () => {
   };
   const me = async (a: TestAgent) => (await call(svc.app, "GET", `/v1/agents/${a.id}`, { token: a.token })).body;
   const nextNonce = async (address: string) =>
-    (await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [address.toLowerCase()])).rows[0]?.next_nonce ?? "0";
+    (await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [address.toLowerCase()])).rows[0]
+      ?.next_nonce ?? "0";
   const balance = (address: Hex) => chain.getBalance({ address });
-  const rows = async (agentId: string) => Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [agentId])).rows[0].count);
+  const rows = async (agentId: string) =>
+    Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [agentId])).rows[0].count);
 
   describe("item 1: fees are inside the limits", () => {
     it("a gas price of 1 ETH on a zero-value transfer is refused; nothing is signed, spent or reserved", async () => {
@@ -94,7 +96,7 @@ describe("spend model: fees, refused signatures, nonces", () => {
       const fee = 21_000n * price; // worst case of each transfer below
       const a = await hostile({ tx_max_fee: "0.000042", tx_daily_fee_budget: "0.000084", tx_daily_limit: "1" });
       const submit = submitter(svc, a);
-      expect((await me(a))).toMatchObject({ tx_max_fee: "0.000042", tx_daily_fee_budget: "0.000084" });
+      expect(await me(a)).toMatchObject({ tx_max_fee: "0.000042", tx_daily_fee_budget: "0.000084" });
       const tooBig = await submit({ value: "0", gas_limit: 21_001, gas_price: price.toString() });
       expect(tooBig.status).toBe(403);
       expect(tooBig.body.guardrail).toMatchObject({ reason_code: "max_fee_exceeded", limit: "0.000042", attempted: "0.000042002" });
@@ -102,7 +104,12 @@ describe("spend model: fees, refused signatures, nonces", () => {
       for (let i = 0; i < 2; i++) expect((await submit({ value: "0.1", gas_limit: 21_000, gas_price: price.toString() })).status).toBe(201);
       const third = await submit({ value: "0", gas_limit: 21_000, gas_price: price.toString() });
       expect(third.status).toBe(403);
-      expect(third.body.guardrail).toMatchObject({ reason_code: "daily_fee_budget_exceeded", limit: "0.000084", current: "0.000084", attempted: "0.000042" });
+      expect(third.body.guardrail).toMatchObject({
+        reason_code: "daily_fee_budget_exceeded",
+        limit: "0.000084",
+        current: "0.000084",
+        attempted: "0.000042",
+      });
       expect(await me(a)).toMatchObject({ tx_spent_today: "0.2", tx_fees_spent_today: "0.000084", tx_count_today: 2 });
       expect(await nextNonce(a.address)).toBe("2");
       await mine(chain);
@@ -151,9 +158,14 @@ describe("spend model: fees, refused signatures, nonces", () => {
         expect(s.status).toBe(422);
         expect(s.body.detail).toMatch(/tx_daily_fee_budget/);
       }
-      const { rows: [row] } = await svc.ctx.pool.query("SELECT fee_wei, tx_hash FROM transactions WHERE id = $1", [r.body.id]);
+      const {
+        rows: [row],
+      } = await svc.ctx.pool.query("SELECT fee_wei, tx_hash FROM transactions WHERE id = $1", [r.body.id]);
       expect(row).toMatchObject({ fee_wei: (21_000n * price).toString(), tx_hash: r.body.tx_hash });
-      expect((await svc.ctx.pool.query("SELECT count(*) FROM transaction_attempts WHERE tx_id = $1 AND kind <> 'original'", [r.body.id])).rows[0].count).toBe("0");
+      expect(
+        (await svc.ctx.pool.query("SELECT count(*) FROM transaction_attempts WHERE tx_id = $1 AND kind <> 'original'", [r.body.id])).rows[0]
+          .count,
+      ).toBe("0");
       // With room in the budget the speed-up is made, and its larger worst case is charged to the agent.
       await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body: { tx_daily_fee_budget: "0.001" } });
       const s = await call(svc.app, "POST", `/v1/transactions/${r.body.id}/speed-up`, { token: op });
@@ -184,7 +196,9 @@ describe("spend model: fees, refused signatures, nonces", () => {
       }
       const list = await call(svc.app, "GET", `/v1/agents/${a.id}/transactions?include_signed_tx=1`, { token: a.token });
       expect(list.body.transactions.every((t: { signed_tx?: string }) => t.signed_tx === undefined)).toBe(true);
-      const exported = await call(svc.app, "GET", `/v1/transactions/export?format=jsonl&agent_id=${a.id}&include_signed_tx=1`, { token: op });
+      const exported = await call(svc.app, "GET", `/v1/transactions/export?format=jsonl&agent_id=${a.id}&include_signed_tx=1`, {
+        token: op,
+      });
       expect(exported.raw.trim().split("\n")).toHaveLength(6);
       expect(exported.raw).not.toContain("signed_tx");
       expect(await me(a)).toMatchObject({ tx_spent_today: "0", tx_fees_spent_today: "0", tx_count_today: 0 });
@@ -247,13 +261,19 @@ describe("spend model: fees, refused signatures, nonces", () => {
       const pending = await submitter(svc, victim)({ value: "0.5", signing_key_path: path });
       expect(pending.body).toMatchObject({ status: "broadcast", nonce: 0 });
       const tip = (5n * GWEI).toString();
-      const steal = await submitter(svc, attacker)({ value: "0", to: DEAD, signing_key_path: path, nonce: 0, max_fee_per_gas: tip, max_priority_fee_per_gas: tip });
+      const steal = await submitter(
+        svc,
+        attacker,
+      )({ value: "0", to: DEAD, signing_key_path: path, nonce: 0, max_fee_per_gas: tip, max_priority_fee_per_gas: tip });
       expect(steal.status).toBe(403);
       expect(steal.body.guardrail.reason_code).toBe("nonce_not_allowed");
       // The victim replaces its own with higher fees (a speed-up by the agent itself).
       const old = parseTransaction(pending.body.signed_tx as Hex);
       const fee = (old.maxFeePerGas! * 2n).toString();
-      const own = await submitter(svc, victim)({ value: "0.5", signing_key_path: path, nonce: 0, max_fee_per_gas: fee, max_priority_fee_per_gas: fee });
+      const own = await submitter(
+        svc,
+        victim,
+      )({ value: "0.5", signing_key_path: path, nonce: 0, max_fee_per_gas: fee, max_priority_fee_per_gas: fee });
       expect(own.status).toBe(201);
       expect(own.body).toMatchObject({ nonce: 0, status: "broadcast" });
       expect(await nextNonce(key.body.address)).toBe("1");

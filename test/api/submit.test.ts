@@ -18,13 +18,23 @@ describe("transactions", () => {
   });
 
   const submit = (body: unknown, opts: { token?: string; headers?: Record<string, string>; path?: string; agentId?: string } = {}) =>
-    call(svc.app, "POST", `/v1/agents/${opts.agentId ?? svc.agent.id}/transactions${opts.path ?? ""}`, { token: opts.token ?? svc.agent.token, body, headers: opts.headers });
+    call(svc.app, "POST", `/v1/agents/${opts.agentId ?? svc.agent.id}/transactions${opts.path ?? ""}`, {
+      token: opts.token ?? svc.agent.token,
+      body,
+      headers: opts.headers,
+    });
 
   it("submits, signs in the HSM, broadcasts, and the transaction mines", async () => {
     const r = await submit({ to: DEAD, value: "0.01", chain: "local" });
     expect(r.status).toBe(201);
     assertMatchesReference("TransactionResponse", r.body);
-    expect(r.body).toMatchObject({ status: "broadcast", chain: "local", chain_id: 31337, value_wei: "10000000000000000", chain_status: "unconfirmed" });
+    expect(r.body).toMatchObject({
+      status: "broadcast",
+      chain: "local",
+      chain_id: 31337,
+      value_wei: "10000000000000000",
+      chain_status: "unconfirmed",
+    });
     expect(typeof r.body.signed_tx).toBe("string");
     const signer = await recoverTransactionAddress({ serializedTransaction: r.body.signed_tx as Hex } as never);
     expect(signer.toLowerCase()).toBe(r.body.from.toLowerCase());
@@ -57,13 +67,18 @@ describe("transactions", () => {
       const g = await call(svc.app, "GET", url + q, { token: svc.agent.token });
       expect(g.body.signed_tx).toBe(r.body.signed_tx);
     }
-    const op404 = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/00000000-0000-4000-8000-000000000000`, { token: svc.agent.token });
+    const op404 = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/00000000-0000-4000-8000-000000000000`, {
+      token: svc.agent.token,
+    });
     expect(op404.status).toBe(404);
     assertMatchesReference("ProblemDetails", op404.body);
   });
 
   it("sign-only returns a signed transaction that is not broadcast", async () => {
-    const before = await chain.getTransactionCount({ address: (await svc.ctx.signer.getKey("keys/local-signer"))!.address, blockTag: "pending" });
+    const before = await chain.getTransactionCount({
+      address: (await svc.ctx.signer.getKey("keys/local-signer"))!.address,
+      blockTag: "pending",
+    });
     const r = await submit({ to: DEAD, value: "0.002", chain: "local" }, { path: "/sign" });
     expect(r.status).toBe(200);
     assertMatchesReference("SignTransactionResponse", r.body);
@@ -76,7 +91,8 @@ describe("transactions", () => {
   it("lists newest first with cursor pagination and filters", async () => {
     const fresh = await createAgent(svc.app, op);
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await submit({ to: DEAD, value: "0", chain: "local" }, { token: fresh.token, agentId: fresh.id })).body.id);
+    for (let i = 0; i < 5; i++)
+      ids.push((await submit({ to: DEAD, value: "0", chain: "local" }, { token: fresh.token, agentId: fresh.id })).body.id);
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -107,7 +123,9 @@ describe("transactions", () => {
       await recordSigningKey(svc.ctx.pool, (await svc.ctx.signer.getKey("keys/poor-signer"))!);
     }
     // Keys are granted, not guessed: the operator lets this agent sign with it.
-    expect((await call(svc.app, "POST", "/v1/signing-keys/keys%2Fpoor-signer/grants", { token: op, body: { agent_id: svc.agent.id } })).status).toBe(201);
+    expect(
+      (await call(svc.app, "POST", "/v1/signing-keys/keys%2Fpoor-signer/grants", { token: op, body: { agent_id: svc.agent.id } })).status,
+    ).toBe(201);
     // Enough for one transfer, not for two; gas_limit skips the estimate so the node itself decides.
     await chain.request({ method: "anvil_setBalance" as never, params: [poorAddr, "0x" + (10n ** 16n).toString(16)] as never });
     const body = (value: string) => ({ to: DEAD, value, chain: "local", signing_key_path: "keys/poor-signer", gas_limit: 21000 });
@@ -147,7 +165,8 @@ describe("transactions", () => {
     const nonces = results.map((r) => r.body.nonce).sort((x, y) => x - y);
     expect(nonces).toEqual(Array.from({ length: 200 }, (_, i) => i));
     const deadline = Date.now() + 60_000;
-    while ((await chain.getTransactionCount({ address: key.address })) < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while ((await chain.getTransactionCount({ address: key.address })) < 200 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await chain.getTransactionCount({ address: key.address })).toBe(200);
     const receipts = await Promise.all(results.map((r) => chain.getTransactionReceipt({ hash: r.body.tx_hash })));
     expect(receipts.every((x) => x.status === "success")).toBe(true);
@@ -211,7 +230,8 @@ describe("transactions", () => {
       const ok = results.filter((r) => r.status === 201);
       expect(ok.map((r) => r.body.nonce).sort((x, y) => x - y)).toEqual(Array.from({ length: 11 }, (_, i) => i));
       const deadline = Date.now() + 30_000;
-      while ((await chain.getTransactionCount({ address: key.address })) < 11 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while ((await chain.getTransactionCount({ address: key.address })) < 11 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       expect(await chain.getTransactionCount({ address: key.address })).toBe(11);
     } finally {
       await svc.ctx.pool.query("ALTER TABLE transactions DROP CONSTRAINT test_refuse_value");

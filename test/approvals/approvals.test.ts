@@ -36,9 +36,13 @@ describe("human approvals", () => {
   const submit = (a: TestAgent, body: Record<string, unknown>, headers?: Record<string, string>) =>
     call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: DEAD, chain: "local", ...body }, headers });
   const vote = (op: { key: string }, id: string, decision: "approve" | "reject", hash: string, reason?: string) =>
-    call(s.svc.app, "POST", `/v1/pending-approvals/${id}/approve`, { token: op.key, body: { decision, payload_hash: hash, ...(reason ? { reason } : {}) } });
+    call(s.svc.app, "POST", `/v1/pending-approvals/${id}/approve`, {
+      token: op.key,
+      body: { decision, payload_hash: hash, ...(reason ? { reason } : {}) },
+    });
   const read = (token: string, id: string) => call(s.svc.app, "GET", `/v1/pending-approvals/${id}`, { token });
-  const txCount = async (agentId: string) => Number((await s.svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [agentId])).rows[0].count);
+  const txCount = async (agentId: string) =>
+    Number((await s.svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [agentId])).rows[0].count);
 
   it("a transfer above the threshold waits (202); one operator approves; it is mined; approval_id and the Idempotency-Key return that transaction; one signature", async () => {
     const a = await s.agent({}, 0n);
@@ -69,7 +73,11 @@ describe("human approvals", () => {
 
     const voted = await vote(ops[0], id, "approve", mine.body.payload_hash, "known supplier");
     expect(voted.status).toBe(200);
-    expect(voted.body).toMatchObject({ status: "executed", current_approvals: 1, signatures: [{ approver_id: ops[0].id, decision: "approve", reason: "known supplier" }] });
+    expect(voted.body).toMatchObject({
+      status: "executed",
+      current_approvals: 1,
+      signatures: [{ approver_id: ops[0].id, decision: "approve", reason: "known supplier" }],
+    });
     const result = voted.body.result;
     expect(result.status).toBe("broadcast");
     expect(result.to.toLowerCase()).toBe(DEAD.toLowerCase());
@@ -85,7 +93,10 @@ describe("human approvals", () => {
     // A different request with this approval_id is not that approval's.
     expect((await submit(a, { value: "0.6", approval_id: id })).status).toBe(409);
     expect(await txCount(a.id)).toBe(2);
-    const signed = await s.svc.ctx.pool.query("SELECT count(*) FROM audit_events WHERE action = 'transaction.submit' AND resource_id = $1", [result.id]);
+    const signed = await s.svc.ctx.pool.query(
+      "SELECT count(*) FROM audit_events WHERE action = 'transaction.submit' AND resource_id = $1",
+      [result.id],
+    );
     expect(Number(signed.rows[0].count)).toBe(1);
     const events = await s.svc.ctx.pool.query("SELECT action, actor_id FROM audit_events WHERE resource_id = $1 ORDER BY seq", [id]);
     expect(events.rows.map((r) => r.action)).toEqual(["approval.requested", "approval.vote", "approval.decided", "approval.executed"]);
@@ -134,7 +145,9 @@ describe("human approvals", () => {
     expect(late.body.code ?? late.body.type).toBeDefined();
     expect((await submit(a, { value: "0.003", approval_id: id3 })).status).toBe(409);
     expect(await txCount(a.id)).toBe(1);
-    const expired = await s.svc.ctx.pool.query("SELECT count(*) FROM audit_events WHERE action = 'approval.expired' AND resource_id = $1", [id3]);
+    const expired = await s.svc.ctx.pool.query("SELECT count(*) FROM audit_events WHERE action = 'approval.expired' AND resource_id = $1", [
+      id3,
+    ]);
     expect(Number(expired.rows[0].count)).toBe(1);
 
     // Operators list by agent and status.
@@ -143,7 +156,14 @@ describe("human approvals", () => {
     assertMatchesReference("PendingApprovalListResponse", list.body);
     expect(list.body.pending_approvals.map((p: { id: string }) => p.id)).toEqual([id2]);
     // Agents may not vote.
-    expect((await call(s.svc.app, "POST", `/v1/pending-approvals/${id2}/approve`, { token: a.token, body: { decision: "approve", payload_hash: hash2 } })).status).toBe(403);
+    expect(
+      (
+        await call(s.svc.app, "POST", `/v1/pending-approvals/${id2}/approve`, {
+          token: a.token,
+          body: { decision: "approve", payload_hash: hash2 },
+        })
+      ).status,
+    ).toBe(403);
   });
 
   it("an approval whose daily budget was used up meanwhile ends failed, with the reason, and nothing is signed", async () => {
@@ -180,7 +200,9 @@ describe("human approvals", () => {
     const id = held.body.pending_approval_id;
     const seen = await read(s.op, id);
     expect(seen.body).toMatchObject({ action: "sign_intent", reasons: [{ rule: "allowlist_miss" }] });
-    expect(seen.body.summary.meaning.transfers).toEqual([{ token: s.token.toLowerCase(), recipient: NEW_PAYEE.toLowerCase(), amount: "2000000" }]);
+    expect(seen.body.summary.meaning.transfers).toEqual([
+      { token: s.token.toLowerCase(), recipient: NEW_PAYEE.toLowerCase(), amount: "2000000" },
+    ]);
     expect(Number((await s.svc.ctx.pool.query("SELECT count(*) FROM signatures WHERE agent_id = $1", [a.id])).rows[0].count)).toBe(0);
 
     const voted = await vote(ops[2], id, "approve", seen.body.payload_hash);
@@ -195,7 +217,17 @@ describe("human approvals", () => {
 
     const sig = hexToSignature(resub.body.signature as Hex);
     const m = td.message;
-    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [m.from, m.to, BigInt(m.value), 0n, BigInt(m.validBefore), m.nonce, Number(sig.v), sig.r, sig.s]);
+    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [
+      m.from,
+      m.to,
+      BigInt(m.value),
+      0n,
+      BigInt(m.validBefore),
+      m.nonce,
+      Number(sig.v),
+      sig.r,
+      sig.s,
+    ]);
     expect(await s.balance(NEW_PAYEE)).toBe(2n * UNIT);
     // The approval allowed that payee for that one signature only: the allowlist is unchanged.
     const again = transferWithAuthorization(s.token, a.address, NEW_PAYEE, UNIT, soon, keccak256(toHex(`pay-${Math.random()}`)));
@@ -215,7 +247,10 @@ describe("human approvals", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-      const hook = await call(s.svc.app, "POST", "/v1/webhooks", { token: s.op, body: { url, events: ["approval.requested", "approval.decided", "approval.executed", "approval.expired"] } });
+      const hook = await call(s.svc.app, "POST", "/v1/webhooks", {
+        token: s.op,
+        body: { url, events: ["approval.requested", "approval.decided", "approval.executed", "approval.expired"] },
+      });
       expect(hook.status, hook.raw).toBe(201);
       const a = await s.agent({}, 0n);
       await setRules(a, { everything: true });
@@ -225,7 +260,11 @@ describe("human approvals", () => {
       const metricsBefore = (await call(s.svc.app, "GET", "/metrics", { token: s.op })).raw;
       await vote(ops[0], id, "approve", (await read(s.op, id)).body.payload_hash);
       const deadline = Date.now() + 20_000;
-      const types = (pid: string) => got.filter((g) => g.data?.pending_approval_id === pid).map((g) => g.type).sort();
+      const types = (pid: string) =>
+        got
+          .filter((g) => g.data?.pending_approval_id === pid)
+          .map((g) => g.type)
+          .sort();
       while ((types(id).length < 3 || types(id2).length < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(types(id)).toEqual(["approval.decided", "approval.executed", "approval.requested"]);
       expect(types(id2)).toEqual(["approval.expired", "approval.requested"]);
@@ -260,7 +299,10 @@ describe("human approvals", () => {
     const deadline = (await s.now()) + 600n;
     const p = await s.sign(a, { intent_type: "typed_data", typed_data: permit(s.token, a.address, PAYEE, UNIT, 0n, deadline) });
     expect(p.status).toBe(202);
-    const pay = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, keccak256(toHex(`p-${Math.random()}`))) });
+    const pay = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, keccak256(toHex(`p-${Math.random()}`))),
+    });
     expect(pay.status).toBe(200);
 
     // A transaction signing intent (sign_only) under probation: 202, then the SignIntentResponse with signed_tx.
@@ -283,8 +325,18 @@ describe("human approvals", () => {
   it("EIP-7702: a delegate outside the allowlist waits under allowlist_miss; approved, the account is delegated for that transaction only", async () => {
     const a = await s.agent({}, 0n);
     await setRules(a, { allowlist_miss: true, eip7702: true });
-    const ping = encodeFunctionData({ abi: [{ type: "function", name: "ping", inputs: [], outputs: [], stateMutability: "nonpayable" }], functionName: "ping" });
-    const body = { intent_type: "transaction", tx_type: 4, to: a.address, value: "0", data: ping, authorization_list: [{ address: s.delegate }] };
+    const ping = encodeFunctionData({
+      abi: [{ type: "function", name: "ping", inputs: [], outputs: [], stateMutability: "nonpayable" }],
+      functionName: "ping",
+    });
+    const body = {
+      intent_type: "transaction",
+      tx_type: 4,
+      to: a.address,
+      value: "0",
+      data: ping,
+      authorization_list: [{ address: s.delegate }],
+    };
     const held = await s.sign(a, body);
     expect(held.status).toBe(202);
     const seen = await read(s.op, held.body.pending_approval_id);
@@ -308,7 +360,9 @@ describe("human approvals", () => {
     expect(refused).toHaveLength(5);
     expect(refused[0].body.code ?? refused[0].body.type).toBeDefined();
     expect(refused[0].headers["retry-after"]).toBeDefined();
-    expect(Number((await s.svc.ctx.pool.query("SELECT count(*) FROM pending_approvals WHERE agent_id = $1", [a.id])).rows[0].count)).toBe(3);
+    expect(Number((await s.svc.ctx.pool.query("SELECT count(*) FROM pending_approvals WHERE agent_id = $1", [a.id])).rows[0].count)).toBe(
+      3,
+    );
   });
 
   it("approval rules are validated and set by operators only", async () => {
@@ -316,9 +370,18 @@ describe("human approvals", () => {
     expect((await setRules(a, { quorum: 0 })).status).toBe(400);
     expect((await setRules(a, { cost_above_wei: "-1" })).status).toBe(400);
     expect((await setRules(a, { surprise: true })).status).toBe(400);
-    expect((await call(s.svc.app, "PUT", `/v1/agents/${a.id}/approval-rules`, { token: a.token, body: { approval_rules: { everything: true } } })).status).toBe(403);
+    expect(
+      (
+        await call(s.svc.app, "PUT", `/v1/agents/${a.id}/approval-rules`, {
+          token: a.token,
+          body: { approval_rules: { everything: true } },
+        })
+      ).status,
+    ).toBe(403);
     expect((await setRules(a, { everything: true })).status).toBe(200);
-    expect((await call(s.svc.app, "GET", `/v1/agents/${a.id}/approval-rules`, { token: a.token })).body.approval_rules).toEqual({ everything: true });
+    expect((await call(s.svc.app, "GET", `/v1/agents/${a.id}/approval-rules`, { token: a.token })).body.approval_rules).toEqual({
+      everything: true,
+    });
     expect((await setRules(a, null)).status).toBe(200);
     expect((await submit(a, { value: "0" })).status).toBe(201);
   });

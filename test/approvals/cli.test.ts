@@ -37,8 +37,11 @@ describe("approvals CLI", () => {
   it("lists, shows, approves (executes) and rejects; the vote is the operator key's", async () => {
     const agent = await createAgent(svc.app, op);
     await call(svc.app, "PUT", `/v1/agents/${agent.id}/approval-rules`, { token: op, body: { approval_rules: { everything: true } } });
-    const held = await Promise.all(["0.001", "0.002"].map((value) =>
-      call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, chain: "local", value } })));
+    const held = await Promise.all(
+      ["0.001", "0.002"].map((value) =>
+        call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, chain: "local", value } }),
+      ),
+    );
     const [first, second] = held.map((r) => r.body.pending_approval_id as string);
     const voter = await call(svc.app, "POST", "/v1/auth/api-keys", { token: op, body: { name: "on call" } });
 
@@ -52,7 +55,10 @@ describe("approvals CLI", () => {
 
     const approved = await cli(["approvals", "approve", first, "--reason", "ok"], voter.body.api_key);
     expect(approved.code, approved.stderr).toBe(0);
-    expect(approved.json).toMatchObject({ status: "executed", signatures: [{ approver_id: voter.body.key.id, decision: "approve", reason: "ok" }] });
+    expect(approved.json).toMatchObject({
+      status: "executed",
+      signatures: [{ approver_id: voter.body.key.id, decision: "approve", reason: "ok" }],
+    });
     expect(approved.json.result.tx_hash).toMatch(/^0x[0-9a-f]{64}$/);
     const rejected = await cli(["approvals", "reject", second, "--reason", "no"]);
     expect(rejected.json.status).toBe("rejected");

@@ -64,13 +64,18 @@ describe("node answers: one verdict per message, whatever the client", () => {
   it("temporary refusals are the ones whose very bytes may still land", () => {
     const temporary = (["fee_too_low", "insufficient_funds", "nonce_too_high", "nonce_occupied"] as const).every(isTemporaryRefusal);
     expect(temporary).toBe(true);
-    for (const v of ["already_known", "nonce_too_low", "gas_limit", "not_judged", "invalid"] as const) expect(isTemporaryRefusal(v)).toBe(false);
+    for (const v of ["already_known", "nonce_too_low", "gas_limit", "not_judged", "invalid"] as const)
+      expect(isTemporaryRefusal(v)).toBe(false);
   });
 });
 
 describe("classifyNodeError: a verdict only when the node answered", () => {
   it("a JSON-RPC error object is the node's verdict, with its code", () => {
-    const err = new RpcRequestError({ body: {}, url: "http://127.0.0.1:8545/secret-key", error: { code: -32000, message: "nonce too low" } });
+    const err = new RpcRequestError({
+      body: {},
+      url: "http://127.0.0.1:8545/secret-key",
+      error: { code: -32000, message: "nonce too low" },
+    });
     expect(classifyNodeError(err)).toEqual({ kind: "verdict", verdict: "nonce_too_low", message: "nonce too low", code: -32000 });
   });
 

@@ -32,11 +32,16 @@ describe("operator console in Chromium", () => {
   let agent: TestAgent;
   const requests: string[] = [];
   const problems: string[] = [];
-  const shotDir = process.env.CONSOLE_SCREENSHOTS_DIR ? path.resolve(process.env.CONSOLE_SCREENSHOTS_DIR) : fs.mkdtempSync(path.join(os.tmpdir(), "console-shots-"));
+  const shotDir = process.env.CONSOLE_SCREENSHOTS_DIR
+    ? path.resolve(process.env.CONSOLE_SCREENSHOTS_DIR)
+    : fs.mkdtempSync(path.join(os.tmpdir(), "console-shots-"));
   const shots: string[] = [];
 
   const submit = (body: Record<string, unknown> = {}) =>
-    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, value: "0.001", chain: "local", ...body } });
+    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+      token: agent.token,
+      body: { to: DEAD, value: "0.001", chain: "local", ...body },
+    });
 
   /** Both widths of the current view, for the README. */
   async function screenshot(name: string) {
@@ -115,7 +120,9 @@ describe("operator console in Chromium", () => {
   });
 
   it("filters the history with the API's filters, kept in the URL", async () => {
-    const other = (await call(svc.app, "GET", "/v1/agents", { token: op })).body.agents.find((a: { name: string }) => a.name === "payroll-agent");
+    const other = (await call(svc.app, "GET", "/v1/agents", { token: op })).body.agents.find(
+      (a: { name: string }) => a.name === "payroll-agent",
+    );
     await page.getByLabel("Agent", { exact: true }).selectOption(other.id);
     await page.getByRole("button", { name: "Apply filters" }).click();
     await page.locator("#tx-rows tr.empty").waitFor();
@@ -158,7 +165,9 @@ describe("operator console in Chromium", () => {
     expect(api.status).toBe(400);
     await card.getByLabel("Max value per transaction (native units)").fill("1.2.3");
     await card.getByRole("button", { name: "Save guardrails" }).click();
-    await expect.poll(() => card.locator('.field-error[data-field="tx_max_value"]').textContent()).toBe(`tx_max_value: ${api.body.fields.tx_max_value}`);
+    await expect
+      .poll(() => card.locator('.field-error[data-field="tx_max_value"]').textContent())
+      .toBe(`tx_max_value: ${api.body.fields.tx_max_value}`);
     expect((await call(svc.app, "GET", `/v1/agents/${agent.id}`, { token: op })).body.tx_max_value ?? null).toBeNull();
 
     await card.getByLabel("Max value per transaction (native units)").fill("0.0005");
@@ -200,7 +209,10 @@ describe("operator console in Chromium", () => {
     await card.getByRole("button", { name: "Disable agent" }).click();
     await page.locator(`section.agent[data-agent-id="${victim.id}"]`).getByRole("button", { name: "Enable agent" }).waitFor();
     expect((await call(svc.app, "GET", `/v1/agents/${victim.id}`, { token: op })).body.is_active).toBe(false);
-    const refused = await call(svc.app, "POST", `/v1/agents/${victim.id}/transactions`, { token: newKey.body.access_token, body: { to: DEAD, value: "0.001", chain: "local" } });
+    const refused = await call(svc.app, "POST", `/v1/agents/${victim.id}/transactions`, {
+      token: newKey.body.access_token,
+      body: { to: DEAD, value: "0.001", chain: "local" },
+    });
     expect([401, 403]).toContain(refused.status);
     await page.locator(`section.agent[data-agent-id="${victim.id}"]`).getByRole("button", { name: "Enable agent" }).click();
     await page.locator(`section.agent[data-agent-id="${victim.id}"]`).getByRole("button", { name: "Disable agent" }).waitFor();
@@ -210,10 +222,15 @@ describe("operator console in Chromium", () => {
   it("approves a pending approval in the approvals view (decoded intent, simulation, reason) and sees it mined; rejects another", async () => {
     // A fresh agent on probation for anything above 0.0001 ETH of worst-case cost.
     const vendor = await createAgent(svc.app, op, { name: "vendor-payments" });
-    const rules = await call(svc.app, "PUT", `/v1/agents/${vendor.id}/approval-rules`, { token: op, body: { approval_rules: { cost_above_wei: (10n ** 14n).toString() } } });
+    const rules = await call(svc.app, "PUT", `/v1/agents/${vendor.id}/approval-rules`, {
+      token: op,
+      body: { approval_rules: { cost_above_wei: (10n ** 14n).toString() } },
+    });
     expect(rules.status).toBe(200);
-    const pay = (body: Record<string, unknown>) => call(svc.app, "POST", `/v1/agents/${vendor.id}/transactions`, { token: vendor.token, body: { to: DEAD, chain: "local", ...body } });
-    const txCount = async () => Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [vendor.id])).rows[0].count);
+    const pay = (body: Record<string, unknown>) =>
+      call(svc.app, "POST", `/v1/agents/${vendor.id}/transactions`, { token: vendor.token, body: { to: DEAD, chain: "local", ...body } });
+    const txCount = async () =>
+      Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE agent_id = $1", [vendor.id])).rows[0].count);
 
     // Simulated first, so operators see its balance changes.
     const held = await pay({ value: "0.0123", simulate_first: true });
@@ -230,11 +247,29 @@ describe("operator console in Chromium", () => {
     await card.waitFor({ timeout: 15_000 });
     const text = (await card.textContent())!;
     // What, to whom, how much, why, and the quorum, expiry and payload hash it is bound to.
-    for (const part of ["Send a transaction", DEAD.toLowerCase(), "0.0123 (12300000000000000 wei)", "worst-case fee", "cost_above_wei", "vendor-payments", "0 of 1", shown.payload_hash]) expect(text).toContain(part);
+    for (const part of [
+      "Send a transaction",
+      DEAD.toLowerCase(),
+      "0.0123 (12300000000000000 wei)",
+      "worst-case fee",
+      "cost_above_wei",
+      "vendor-payments",
+      "0 of 1",
+      shown.payload_hash,
+    ])
+      expect(text).toContain(part);
     expect(text).toMatch(/expires.*in (59|60) min/);
     // The simulation's balance changes, as the API gives them.
-    const simRows = await card.locator("table.sim tbody tr").evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
-    expect(simRows).toEqual(shown.summary.balance_changes.map((c: { address: string; token_symbol: string; change: string }) => [c.address, c.token_symbol, c.change]));
+    const simRows = await card
+      .locator("table.sim tbody tr")
+      .evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+    expect(simRows).toEqual(
+      shown.summary.balance_changes.map((c: { address: string; token_symbol: string; change: string }) => [
+        c.address,
+        c.token_symbol,
+        c.change,
+      ]),
+    );
     expect(simRows.some(([addr, , change]) => addr!.toLowerCase() === DEAD.toLowerCase() && /0\.0123/.test(change!))).toBe(true);
 
     // Approve with a reason through the form: executed at once, its transaction shown and mined.
@@ -244,7 +279,11 @@ describe("operator console in Chromium", () => {
     await done.locator(".outcome a").waitFor({ timeout: 30_000 });
     expect(await done.getAttribute("data-status")).toBe("executed");
     const after = (await call(svc.app, "GET", `/v1/pending-approvals/${id}`, { token: op })).body;
-    expect(after).toMatchObject({ status: "executed", current_approvals: 1, signatures: [{ decision: "approve", reason: "known supplier, invoice 42" }] });
+    expect(after).toMatchObject({
+      status: "executed",
+      current_approvals: 1,
+      signatures: [{ decision: "approve", reason: "known supplier, invoice 42" }],
+    });
     const txId = after.result.id as string;
     expect((await done.textContent())!).toContain("known supplier, invoice 42");
     expect((await done.textContent())!).toContain(after.result.tx_hash);
@@ -256,7 +295,9 @@ describe("operator console in Chromium", () => {
     await done.locator(".outcome a").click();
     await page.locator("#verify").waitFor();
     expect(await page.locator("dl.fields").first().textContent()).toContain(after.result.tx_hash);
-    await expect.poll(async () => (await call(svc.app, "GET", `/v1/transactions/${txId}`, { token: op })).body.chain_status, { timeout: 30_000 }).toBe("confirmed");
+    await expect
+      .poll(async () => (await call(svc.app, "GET", `/v1/transactions/${txId}`, { token: op })).body.chain_status, { timeout: 30_000 })
+      .toBe("confirmed");
     await page.goto(`${base}/console/#/transactions?agent_id=${vendor.id}`);
     await expect.poll(() => page.locator(`tr[data-tx-id="${txId}"]`).textContent(), { timeout: 15_000 }).toContain("confirmed");
 
@@ -296,12 +337,20 @@ describe("operator console in Chromium", () => {
     expect((await call(svc.app, "GET", "/v1/admin/chains/health", { token: agent.token })).status).toBe(403);
     const balances = await call(svc.app, "GET", "/v1/admin/signing-keys/balances", { token: op });
     const bal = await call(svc.app, "GET", `/v1/agents/${agent.id}/signing-keys/local/balance`, { token: op });
-    expect(balances.body.balances).toContainEqual({ path: "keys/local-signer", address: bal.body.address, chain: "local", balance_wei: bal.body.balance_wei, balance_display: bal.body.balance_display });
+    expect(balances.body.balances).toContainEqual({
+      path: "keys/local-signer",
+      address: bal.body.address,
+      chain: "local",
+      balance_wei: bal.body.balance_wei,
+      balance_display: bal.body.balance_display,
+    });
     expect((await call(svc.app, "GET", "/v1/admin/signing-keys/balances", { token: agent.token })).status).toBe(403);
 
     await page.getByRole("link", { name: "Keys & chains" }).click();
     await page.locator("#chains tbody tr").first().waitFor();
-    await expect.poll(() => page.locator('#chains tr[data-chain="local"] .rpc').textContent(), { timeout: 15_000 }).toMatch(/^answering \(block \d+\)/);
+    await expect
+      .poll(() => page.locator('#chains tr[data-chain="local"] .rpc').textContent(), { timeout: 15_000 })
+      .toMatch(/^answering \(block \d+\)/);
     const keys = (await call(svc.app, "GET", "/v1/signing-keys", { token: op })).body.keys;
     expect(await page.locator("#keys tbody tr").count()).toBe(keys.length);
     expect(await page.locator("#keys tbody").textContent()).toContain(bal.body.address);
@@ -323,8 +372,11 @@ describe("operator console in Chromium", () => {
       );
       expect(unlabelled, view).toEqual([]);
       // Tab reaches every visible control, in order, and nothing traps the focus.
-      const expected = await page.evaluate(() =>
-        [...document.querySelectorAll("a[href], button, input, select, textarea")].filter((e) => (e as HTMLElement).offsetParent !== null && !(e as HTMLButtonElement).disabled).length,
+      const expected = await page.evaluate(
+        () =>
+          [...document.querySelectorAll("a[href], button, input, select, textarea")].filter(
+            (e) => (e as HTMLElement).offsetParent !== null && !(e as HTMLButtonElement).disabled,
+          ).length,
       );
       await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
       const reached = new Set<string>();

@@ -13,7 +13,10 @@ import { decodeCalldata, inspectSignedTx } from "../../src/console/static/txveri
 import { parsePrometheus } from "../../src/console/static/charts.js";
 
 const addr = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => toHex(b));
-const key = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((b) => b.some((x) => x !== 0)).map((b) => toHex(b));
+const key = fc
+  .uint8Array({ minLength: 32, maxLength: 32 })
+  .filter((b) => b.some((x) => x !== 0))
+  .map((b) => toHex(b));
 
 describe("console verification code", () => {
   it("keccak256 equals viem's for any input, across the 136-byte block boundary", () => {
@@ -40,11 +43,20 @@ describe("console verification code", () => {
           let tx: Record<string, unknown>;
           if (type === "legacy") tx = { ...common, type: "legacy", gasPrice: 10n ** 9n, chainId };
           else if (type === "legacy-pre155") tx = { ...common, type: "legacy", gasPrice: 10n ** 9n };
-          else if (type === "eip2930") tx = { ...common, type: "eip2930", gasPrice: 10n ** 9n, chainId, accessList: [{ address: to as Hex, storageKeys: [] }] };
-          else if (type === "eip1559") tx = { ...common, type: "eip1559", maxFeePerGas: 3n * 10n ** 9n, maxPriorityFeePerGas: 10n ** 9n, chainId };
+          else if (type === "eip2930")
+            tx = { ...common, type: "eip2930", gasPrice: 10n ** 9n, chainId, accessList: [{ address: to as Hex, storageKeys: [] }] };
+          else if (type === "eip1559")
+            tx = { ...common, type: "eip1559", maxFeePerGas: 3n * 10n ** 9n, maxPriorityFeePerGas: 10n ** 9n, chainId };
           else {
             const authorization = await account.signAuthorization({ address: to as Hex, chainId, nonce: 8 });
-            tx = { ...common, type: "eip7702", maxFeePerGas: 3n * 10n ** 9n, maxPriorityFeePerGas: 10n ** 9n, chainId, authorizationList: [authorization] };
+            tx = {
+              ...common,
+              type: "eip7702",
+              maxFeePerGas: 3n * 10n ** 9n,
+              maxPriorityFeePerGas: 10n ** 9n,
+              chainId,
+              authorizationList: [authorization],
+            };
           }
           const signed = await account.signTransaction(tx as never);
           const got = inspectSignedTx(signed);
@@ -77,19 +89,33 @@ describe("console verification code", () => {
     fc.assert(
       fc.property(addr, fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), (to, amount) => {
         const d = decodeCalldata(encodeFunctionData({ abi: erc20Abi, functionName: "transfer", args: [to as Hex, amount] }));
-        expect(d).toEqual({ kind: "call", selector: "0xa9059cbb", name: "transfer", args: [{ name: "to", type: "address", value: to }, { name: "amount", type: "uint256", value: amount.toString() }] });
+        expect(d).toEqual({
+          kind: "call",
+          selector: "0xa9059cbb",
+          name: "transfer",
+          args: [
+            { name: "to", type: "address", value: to },
+            { name: "amount", type: "uint256", value: amount.toString() },
+          ],
+        });
         const a = decodeCalldata(encodeFunctionData({ abi: erc20Abi, functionName: "approve", args: [to as Hex, amount] }));
         expect(a.name).toBe("approve");
       }),
     );
     expect(decodeCalldata("0x")).toEqual({ kind: "none" });
-    expect(decodeCalldata("0xdeadbeef" + "00".repeat(32))).toEqual({ kind: "raw", selector: "0xdeadbeef", words: ["0x" + "00".repeat(32)] });
+    expect(decodeCalldata("0xdeadbeef" + "00".repeat(32))).toEqual({
+      kind: "raw",
+      selector: "0xdeadbeef",
+      words: ["0x" + "00".repeat(32)],
+    });
     // A known selector with trailing bytes is not shown as that call.
     expect(decodeCalldata("0xa9059cbb" + "00".repeat(65)).kind).toBe("raw");
   });
 
   it("parses the service's Prometheus text", () => {
-    const s = parsePrometheus('# HELP x y\n# TYPE x counter\nintents_guardrail_denials_total{rule="max_value_exceeded"} 3\nintents_submit_stage_duration_seconds_sum{stage="sign"} 0.25\nup 1\n');
+    const s = parsePrometheus(
+      '# HELP x y\n# TYPE x counter\nintents_guardrail_denials_total{rule="max_value_exceeded"} 3\nintents_submit_stage_duration_seconds_sum{stage="sign"} 0.25\nup 1\n',
+    );
     expect(s).toEqual([
       { name: "intents_guardrail_denials_total", labels: { rule: "max_value_exceeded" }, value: 3 },
       { name: "intents_submit_stage_duration_seconds_sum", labels: { stage: "sign" }, value: 0.25 },

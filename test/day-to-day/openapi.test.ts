@@ -13,9 +13,18 @@ describe("OpenAPI security", () => {
   it("marks the public routes, and only them, as needing no bearer", async () => {
     expect(doc.security).toEqual([{ BearerAuth: [] }]);
     const open: string[] = [];
-    for (const [p, ops] of Object.entries(doc.paths)) for (const [m, op] of Object.entries(ops)) if (Array.isArray(op.security) && op.security.length === 0) open.push(`${m.toUpperCase()} ${p}`);
+    for (const [p, ops] of Object.entries(doc.paths))
+      for (const [m, op] of Object.entries(ops))
+        if (Array.isArray(op.security) && op.security.length === 0) open.push(`${m.toUpperCase()} ${p}`);
     expect(open).toEqual(expect.arrayContaining(["GET /v1/chains", "GET /v1/health", "GET /v1/health/hsm", "POST /v1/auth/agent-token"]));
-    for (const guarded of ["GET /v1/agents", "POST /v1/agents", "GET /v1/auth/api-keys", "POST /v1/auth/api-keys", "DELETE /v1/auth/api-keys/{key_id}", "GET /v1/transactions"]) {
+    for (const guarded of [
+      "GET /v1/agents",
+      "POST /v1/agents",
+      "GET /v1/auth/api-keys",
+      "POST /v1/auth/api-keys",
+      "DELETE /v1/auth/api-keys/{key_id}",
+      "GET /v1/transactions",
+    ]) {
       expect(open).not.toContain(guarded);
     }
     // And they really answer without credentials, while a protected one does not.

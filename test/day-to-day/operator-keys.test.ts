@@ -41,8 +41,11 @@ describe("operator keys", () => {
 
   const cli = (args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
-      execFile(TSX, ["src/cli.ts", ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, INTENTS_URL: base, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+      execFile(
+        TSX,
+        ["src/cli.ts", ...args],
+        { env: { PATH: process.env.PATH, HOME: process.env.HOME, INTENTS_URL: base, ...env }, timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
       );
     });
 
@@ -51,7 +54,13 @@ describe("operator keys", () => {
     expect(created.status).toBe(201);
     const key: string = created.body.api_key;
     expect(key).toMatch(/^1ck_[A-Za-z0-9_-]{43}$/);
-    expect(created.body.key).toMatchObject({ name: "ci deploy", key_prefix: key.slice(0, 8), is_active: true, last_used_at: null, revoked_at: null });
+    expect(created.body.key).toMatchObject({
+      name: "ci deploy",
+      key_prefix: key.slice(0, 8),
+      is_active: true,
+      last_used_at: null,
+      revoked_at: null,
+    });
     const id = created.body.key.id;
 
     for (const app of [svc.app, app2]) expect((await call(app, "GET", "/v1/agents", { token: key })).status).toBe(200);
@@ -79,7 +88,11 @@ describe("operator keys", () => {
 
   it("the key generated at first start can be revoked (once another exists); the last active key cannot", async () => {
     const other = await call(svc.app, "POST", "/v1/auth/api-keys", { token: generated, body: { name: "replacement" } });
-    const list = (await call(svc.app, "GET", "/v1/auth/api-keys", { token: generated })).body.keys as Array<{ id: string; name: string; is_active: boolean }>;
+    const list = (await call(svc.app, "GET", "/v1/auth/api-keys", { token: generated })).body.keys as Array<{
+      id: string;
+      name: string;
+      is_active: boolean;
+    }>;
     const first = list.find((k) => k.name === "generated at first start")!;
     expect((await call(app2, "DELETE", `/v1/auth/api-keys/${first.id}`, { token: other.body.api_key })).status).toBe(204);
     expect((await call(svc.app, "GET", "/v1/agents", { token: generated })).status).toBe(401);
@@ -99,12 +112,20 @@ describe("operator keys", () => {
     expect((await call(svc.app, "POST", "/v1/auth/api-keys", { token: agentKey, body: { name: "x" } })).status).toBe(403);
     expect((await call(svc.app, "GET", "/v1/auth/api-keys", { token: agentKey })).status).toBe(403);
     const before = (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM operator_keys")).rows[0].n;
-    for (const body of [{}, { name: "" }, { name: "x".repeat(101) }, { name: "x", scopes: ["all"] }, { name: "x", expires_at: "2000-01-01T00:00:00Z" }]) {
+    for (const body of [
+      {},
+      { name: "" },
+      { name: "x".repeat(101) },
+      { name: "x", scopes: ["all"] },
+      { name: "x", expires_at: "2000-01-01T00:00:00Z" },
+    ]) {
       const r = await call(svc.app, "POST", "/v1/auth/api-keys", { token: generated, body });
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.headers["content-type"]).toMatch(/problem\+json/);
     }
-    expect((await call(svc.app, "DELETE", "/v1/auth/api-keys/00000000-0000-4000-8000-000000000000", { token: generated })).status).toBe(404);
+    expect((await call(svc.app, "DELETE", "/v1/auth/api-keys/00000000-0000-4000-8000-000000000000", { token: generated })).status).toBe(
+      404,
+    );
     expect((await call(svc.app, "DELETE", "/v1/auth/api-keys/not-a-uuid", { token: generated })).status).toBe(400);
     expect((await svc.ctx.pool.query("SELECT count(*)::int AS n FROM operator_keys")).rows[0].n).toBe(before);
   });
@@ -135,7 +156,9 @@ describe("operator keys", () => {
     expect(viaDb.code, viaDb.stderr).toBe(0);
     const rec = JSON.parse(viaDb.stdout);
     expect((await call(app2, "GET", "/v1/agents", { token: rec.api_key })).status).toBe(200);
-    const audit = await svc.ctx.pool.query("SELECT actor_id FROM audit_events WHERE action = 'operator_key.created' AND resource_id = $1", [rec.key.id]);
+    const audit = await svc.ctx.pool.query("SELECT actor_id FROM audit_events WHERE action = 'operator_key.created' AND resource_id = $1", [
+      rec.key.id,
+    ]);
     expect(audit.rows).toEqual([{ actor_id: "cli" }]);
   });
 });

@@ -158,7 +158,11 @@ describe("three processes, kill -9 of one mid-load", () => {
     const deadline = Date.now() + 90_000;
     let count = 0;
     while (Date.now() < deadline) {
-      const r = await fetch(anvil.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getTransactionCount", params: [from, "latest"] }) });
+      const r = await fetch(anvil.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getTransactionCount", params: [from, "latest"] }),
+      });
       count = Number(((await r.json()) as { result: string }).result);
       if (count >= nonces[nonces.length - 1] + 1) break;
       await new Promise((r) => setTimeout(r, 200));

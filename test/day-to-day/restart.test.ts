@@ -15,7 +15,10 @@ const DEAD = "0x000000000000000000000000000000000000dEaD";
 
 function descendants(pid: number): number[] {
   const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
-  const pairs = out.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+  const pairs = out
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number));
   const result: number[] = [];
   const walk = (p: number) => {
     for (const [c, pp] of pairs) if (pp === p) (result.push(c), walk(c));
@@ -36,15 +39,24 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 
 /** The banner's command block: from `BASE=` to the next empty line. */
 async function bannerScript(svc: ServiceProcess): Promise<string[]> {
-  await until("the banner", async () => svc.output.some((l) => l.startsWith('curl -sS --fail-with-body "$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID')));
+  await until("the banner", async () =>
+    svc.output.some((l) => l.startsWith('curl -sS --fail-with-body "$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID')),
+  );
   const start = svc.output.findIndex((l) => l.startsWith("BASE="));
-  return svc.output.slice(start, svc.output.findIndex((l, i) => i > start && l === ""));
+  return svc.output.slice(
+    start,
+    svc.output.findIndex((l, i) => i > start && l === ""),
+  );
 }
 
 /** Runs the lines in one bash, recording each line's exit status; returns the statuses and stdout. */
 function runLines(lines: string[]): { statuses: number[]; stdout: string; stderr: string } {
   const script = ["set -o pipefail", ...lines.flatMap((l) => [l, `echo "__rc=$?" >&2`])].join("\n");
-  const r = spawnSync("bash", ["-c", script], { encoding: "utf8", timeout: 120_000, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  const r = spawnSync("bash", ["-c", script], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
   const statuses = [...r.stderr.matchAll(/__rc=(\d+)/g)].map((m) => Number(m[1]));
   return { statuses, stdout: r.stdout, stderr: r.stderr };
 }
@@ -60,7 +72,11 @@ async function api(base: string, method: string, url: string, token: string, bod
 }
 
 async function rpc(url: string, method: string, params: unknown[]) {
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) });
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
   return ((await r.json()) as { result: any }).result;
 }
 
@@ -133,9 +149,16 @@ describe("npm start, day to day", () => {
 
     // An agent of our own for the later submissions.
     const created = await api(base, "POST", "/v1/agents", op, { name: "d2d", intents_api_enabled: true });
-    const token = await fetch(`${base}/v1/auth/agent-token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: created.body.api_key }) });
+    const token = await fetch(`${base}/v1/auth/agent-token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ api_key: created.body.api_key }),
+    });
     agent = { id: created.body.agent.id, token: ((await token.json()) as { access_token: string }).access_token };
-    old.push({ id: tx.id, tx_hash: await until("hash", async () => (await api(base, "GET", `/v1/transactions/${tx.id}`, op)).body.tx_hash) });
+    old.push({
+      id: tx.id,
+      tx_hash: await until("hash", async () => (await api(base, "GET", `/v1/transactions/${tx.id}`, op)).body.tx_hash),
+    });
 
     // A second start on the same folder, on the same port and on another one.
     const port = new URL(base).port;
@@ -220,4 +243,3 @@ describe("npm start, day to day", () => {
     expect((await exited).code).toBe(0);
   });
 });
-

@@ -38,11 +38,34 @@ describe("config", () => {
 
   it("quotas: defaults, overrides, and bad values naming the variable", () => {
     const d = loadConfig({});
-    expect(d).toMatchObject({ maxDataBytes: 32768, agentRequestsPerMinute: 1200, authFailuresPerCredential: 10, simulationQueue: { perAgent: 8, max: 64 } });
+    expect(d).toMatchObject({
+      maxDataBytes: 32768,
+      agentRequestsPerMinute: 1200,
+      authFailuresPerCredential: 10,
+      simulationQueue: { perAgent: 8, max: 64 },
+    });
     expect(d.metricsToken).toBeUndefined();
-    const c = loadConfig({ MAX_DATA_BYTES: "131072", AGENT_REQUESTS_PER_MINUTE: "0", SIMULATION_QUEUE_PER_AGENT: "2", SIMULATION_QUEUE_MAX: "5", METRICS_TOKEN: "t".repeat(16) });
-    expect(c).toMatchObject({ maxDataBytes: 131072, agentRequestsPerMinute: 0, simulationQueue: { perAgent: 2, max: 5 }, metricsToken: "t".repeat(16) });
-    for (const [k, v] of [["MAX_DATA_BYTES", "131073"], ["AGENT_REQUESTS_PER_MINUTE", "-1"], ["SIMULATION_QUEUE_PER_AGENT", "0"], ["SIMULATION_QUEUE_MAX", "x"], ["METRICS_TOKEN", "short"], ["AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE", "1.5"]]) {
+    const c = loadConfig({
+      MAX_DATA_BYTES: "131072",
+      AGENT_REQUESTS_PER_MINUTE: "0",
+      SIMULATION_QUEUE_PER_AGENT: "2",
+      SIMULATION_QUEUE_MAX: "5",
+      METRICS_TOKEN: "t".repeat(16),
+    });
+    expect(c).toMatchObject({
+      maxDataBytes: 131072,
+      agentRequestsPerMinute: 0,
+      simulationQueue: { perAgent: 2, max: 5 },
+      metricsToken: "t".repeat(16),
+    });
+    for (const [k, v] of [
+      ["MAX_DATA_BYTES", "131073"],
+      ["AGENT_REQUESTS_PER_MINUTE", "-1"],
+      ["SIMULATION_QUEUE_PER_AGENT", "0"],
+      ["SIMULATION_QUEUE_MAX", "x"],
+      ["METRICS_TOKEN", "short"],
+      ["AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE", "1.5"],
+    ]) {
       const p = problems({ [k]: v });
       expect(p, k).toHaveLength(1);
       expect(p[0]).toMatch(new RegExp(`^${k}: `));

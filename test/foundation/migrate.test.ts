@@ -38,9 +38,13 @@ describe("migrations", () => {
       );
       expect(tables.rows[0].n).toBe(4);
 
-      const schemaBefore = await a.query("SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema='public' ORDER BY 1,2");
+      const schemaBefore = await a.query(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema='public' ORDER BY 1,2",
+      );
       expect(await migrate(a)).toEqual([]);
-      const schemaAfter = await a.query("SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema='public' ORDER BY 1,2");
+      const schemaAfter = await a.query(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema='public' ORDER BY 1,2",
+      );
       expect(schemaAfter.rows).toEqual(schemaBefore.rows);
     } finally {
       await a.end();

@@ -7,10 +7,12 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ROOT, spawnService } from "../helpers/process.js";
 
-
 function descendants(pid: number): number[] {
   const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
-  const pairs = out.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+  const pairs = out
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number));
   const result: number[] = [];
   const walk = (p: number) => {
     for (const [c, pp] of pairs) if (pp === p) (result.push(c), walk(c));
@@ -56,9 +58,14 @@ describe("npm start", () => {
 
     // The printed example commands work verbatim: create an agent, enable it, get a token, send
     // 0.01 ETH on the local chain and read the transaction back.
-    await waitFor(() => lines.some((l) => l.startsWith("curl -sS --fail-with-body \"$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID")));
+    await waitFor(() => lines.some((l) => l.startsWith('curl -sS --fail-with-body "$BASE/v1/agents/$AGENT_ID/transactions/$TX_ID')));
     const start = lines.findIndex((l) => l.startsWith("BASE="));
-    const script = lines.slice(start, lines.findIndex((l, i) => i > start && l === "")).join("\n");
+    const script = lines
+      .slice(
+        start,
+        lines.findIndex((l, i) => i > start && l === ""),
+      )
+      .join("\n");
     expect(lines.some((l) => /^ {2}1ck_[A-Za-z0-9_-]{43}$/.test(l))).toBe(true);
     const out = execFileSync("bash", ["-euo", "pipefail", "-c", script], { encoding: "utf8", timeout: 60_000 });
     const tx = JSON.parse(out);

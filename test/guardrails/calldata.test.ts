@@ -40,7 +40,8 @@ const P2 = parseAbi([
   "function transferFrom(address from, address to, uint160 amount, address token)",
   "function transferFrom(AllowanceTransferDetails[] transferDetails)",
 ]);
-const enc = (abi: typeof FAMILIES | typeof P2, functionName: string, args: unknown[]) => encodeFunctionData({ abi, functionName, args } as never);
+const enc = (abi: typeof FAMILIES | typeof P2, functionName: string, args: unknown[]) =>
+  encodeFunctionData({ abi, functionName, args } as never);
 
 describe("calldata guardrails against a hostile agent", () => {
   let dev: ReturnType<typeof devClients>;
@@ -66,8 +67,10 @@ describe("calldata guardrails against a hostile agent", () => {
   }
   const submit = (a: TestAgent, to: Address, data: Hex) =>
     call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to, value: "0", chain: "local", data } });
-  const allowance = (owner: Address, spender: Address) => dev.pub.readContract({ address: token, abi: TestToken.abi, functionName: "allowance", args: [owner, spender] }) as Promise<bigint>;
-  const balance = (holder: Address) => dev.pub.readContract({ address: token, abi: TestToken.abi, functionName: "balanceOf", args: [holder] }) as Promise<bigint>;
+  const allowance = (owner: Address, spender: Address) =>
+    dev.pub.readContract({ address: token, abi: TestToken.abi, functionName: "allowance", args: [owner, spender] }) as Promise<bigint>;
+  const balance = (holder: Address) =>
+    dev.pub.readContract({ address: token, abi: TestToken.abi, functionName: "balanceOf", args: [holder] }) as Promise<bigint>;
 
   /** Refused with `reason`, and nothing signed: no row, the key's nonce as before. */
   async function expectRefused(a: TestAgent & { address: Address }, to: Address, data: Hex, reason: string) {
@@ -88,19 +91,69 @@ describe("calldata guardrails against a hostile agent", () => {
     const attacks: Array<[string, Address, Hex, string]> = [
       ["ERC-677/1363 transferAndCall", token, enc(FAMILIES, "transferAndCall", [ATTACKER, n, "0x"]), "token_recipient_not_allowlisted"],
       ["ERC-1363 transferAndCall without data", token, enc(FAMILIES, "transferAndCall", [ATTACKER, n]), "token_recipient_not_allowlisted"],
-      ["ERC-1363 transferFromAndCall", token, enc(FAMILIES, "transferFromAndCall", [a.address, ATTACKER, n, "0x"]), "token_recipient_not_allowlisted"],
+      [
+        "ERC-1363 transferFromAndCall",
+        token,
+        enc(FAMILIES, "transferFromAndCall", [a.address, ATTACKER, n, "0x"]),
+        "token_recipient_not_allowlisted",
+      ],
       ["ERC-777 send", token, enc(FAMILIES, "send", [ATTACKER, n, "0x"]), "token_recipient_not_allowlisted"],
-      ["ERC-777 operatorSend", token, enc(FAMILIES, "operatorSend", [a.address, ATTACKER, n, "0x", "0x"]), "token_recipient_not_allowlisted"],
+      [
+        "ERC-777 operatorSend",
+        token,
+        enc(FAMILIES, "operatorSend", [a.address, ATTACKER, n, "0x", "0x"]),
+        "token_recipient_not_allowlisted",
+      ],
       ["ERC-777 authorizeOperator", token, enc(FAMILIES, "authorizeOperator", [ATTACKER]), "spender_not_allowlisted"],
       ["increaseApproval", token, enc(FAMILIES, "increaseApproval", [ATTACKER, n]), "spender_not_allowlisted"],
       ["approveAndCall", token, enc(FAMILIES, "approveAndCall", [ATTACKER, n, "0x"]), "spender_not_allowlisted"],
       ["setApprovalForAll", token, enc(FAMILIES, "setApprovalForAll", [ATTACKER, true]), "spender_not_allowlisted"],
-      ["EIP-2612 permit sent on chain", token, enc(FAMILIES, "permit", [a.address, ATTACKER, n, 2n ** 40n, 27, "0x" + "01".repeat(32), "0x" + "02".repeat(32)]), "spender_not_allowlisted"],
+      [
+        "EIP-2612 permit sent on chain",
+        token,
+        enc(FAMILIES, "permit", [a.address, ATTACKER, n, 2n ** 40n, 27, "0x" + "01".repeat(32), "0x" + "02".repeat(32)]),
+        "spender_not_allowlisted",
+      ],
       ["Permit2 approve", PERMIT2, enc(P2, "approve", [token, ATTACKER, n, 2 ** 40]), "spender_not_allowlisted"],
-      ["Permit2 permit", PERMIT2, enc(P2, "permit", [a.address, { details: { token, amount: n, expiration: 2 ** 40, nonce: 0 }, spender: ATTACKER, sigDeadline: 2n ** 40n }, "0x" + "ab".repeat(65)]), "spender_not_allowlisted"],
-      ["Permit2 batch permit", PERMIT2, enc(P2, "permit", [a.address, { details: [{ token, amount: 1n, expiration: 1, nonce: 0 }, { token, amount: n, expiration: 1, nonce: 0 }], spender: ATTACKER, sigDeadline: 1n }, "0x"]), "spender_not_allowlisted"],
+      [
+        "Permit2 permit",
+        PERMIT2,
+        enc(P2, "permit", [
+          a.address,
+          { details: { token, amount: n, expiration: 2 ** 40, nonce: 0 }, spender: ATTACKER, sigDeadline: 2n ** 40n },
+          "0x" + "ab".repeat(65),
+        ]),
+        "spender_not_allowlisted",
+      ],
+      [
+        "Permit2 batch permit",
+        PERMIT2,
+        enc(P2, "permit", [
+          a.address,
+          {
+            details: [
+              { token, amount: 1n, expiration: 1, nonce: 0 },
+              { token, amount: n, expiration: 1, nonce: 0 },
+            ],
+            spender: ATTACKER,
+            sigDeadline: 1n,
+          },
+          "0x",
+        ]),
+        "spender_not_allowlisted",
+      ],
       ["Permit2 transferFrom", PERMIT2, enc(P2, "transferFrom", [a.address, ATTACKER, n, token]), "token_recipient_not_allowlisted"],
-      ["Permit2 batch transferFrom", PERMIT2, enc(P2, "transferFrom", [[{ from: a.address, to: ALICE, amount: 1n, token }, { from: a.address, to: ATTACKER, amount: n, token }]]), "token_recipient_not_allowlisted"],
+      [
+        "Permit2 batch transferFrom",
+        PERMIT2,
+        enc(P2, "transferFrom", [
+          [
+            { from: a.address, to: ALICE, amount: 1n, token },
+            { from: a.address, to: ATTACKER, amount: n, token },
+          ],
+        ]),
+        "token_recipient_not_allowlisted",
+      ],
     ];
     for (const [name, to, data, reason] of attacks) {
       await expectRefused(a, to, data, reason).catch((err) => {
@@ -197,7 +250,9 @@ describe("calldata guardrails against a hostile agent", () => {
     const explicit = await agentWithTokens({ tx_to_allowlist: [token, router], tx_unknown_calldata: "allow" });
     expect((await submit(explicit, router, sweep)).status).not.toBe(403);
     // null puts the default back.
-    expect((await call(svc.app, "PATCH", `/v1/agents/${explicit.id}`, { token: op, body: { tx_unknown_calldata: null } })).status).toBe(200);
+    expect((await call(svc.app, "PATCH", `/v1/agents/${explicit.id}`, { token: op, body: { tx_unknown_calldata: null } })).status).toBe(
+      200,
+    );
     await expectRefused(explicit, router, sweep, "unknown_calldata");
   });
 

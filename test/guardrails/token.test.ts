@@ -37,8 +37,10 @@ describe("token guardrails", () => {
   }
   const submit = (a: TestAgent, to: Address, data: Hex, extra: Record<string, unknown> = {}) =>
     call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to, value: "0", chain: "local", data, ...extra } });
-  const transfer = (to: Address, amount: bigint) => encodeFunctionData({ abi: TestToken.abi, functionName: "transfer", args: [to, amount] });
-  const approve = (spender: Address, amount: bigint) => encodeFunctionData({ abi: TestToken.abi, functionName: "approve", args: [spender, amount] });
+  const transfer = (to: Address, amount: bigint) =>
+    encodeFunctionData({ abi: TestToken.abi, functionName: "transfer", args: [to, amount] });
+  const approve = (spender: Address, amount: bigint) =>
+    encodeFunctionData({ abi: TestToken.abi, functionName: "approve", args: [spender, amount] });
 
   it("the USDC-style bypass is denied: the token is allowlisted, the recipient is not", async () => {
     const a = await agentWithTokens({ tx_daily_limit: "1", tx_to_allowlist: [token, ALICE] });
@@ -46,7 +48,9 @@ describe("token guardrails", () => {
     expect(bypass.status).toBe(403);
     assertMatchesReference("ProblemDetails", bypass.body);
     expect(bypass.body.guardrail).toMatchObject({ reason_code: "token_recipient_not_allowlisted", attempted: ATTACKER.toLowerCase() });
-    const denied = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'transaction.denied' AND actor_id = $1", [a.id]);
+    const denied = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'transaction.denied' AND actor_id = $1", [
+      a.id,
+    ]);
     expect(denied.rows.map((r) => r.details.reason_code)).toEqual(["token_recipient_not_allowlisted"]);
 
     const ok = await submit(a, token, transfer(ALICE, 5n * UNIT));
@@ -61,7 +65,8 @@ describe("token guardrails", () => {
     expect(results.filter((r) => r.status === 201)).toHaveLength(10);
     const denied = results.filter((r) => r.status === 403);
     expect(denied).toHaveLength(10);
-    for (const d of denied) expect(d.body.guardrail).toMatchObject({ reason_code: "token_daily_limit_exceeded", limit: "10", current: "10", attempted: "1" });
+    for (const d of denied)
+      expect(d.body.guardrail).toMatchObject({ reason_code: "token_daily_limit_exceeded", limit: "10", current: "10", attempted: "1" });
     const me = await call(svc.app, "GET", `/v1/agents/${a.id}`, { token: a.token });
     expect(me.body.tx_token_spent_today).toEqual({ [token.toLowerCase()]: "10" });
   });

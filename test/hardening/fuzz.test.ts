@@ -57,11 +57,53 @@ const weirdString = fc.oneof(
   fc.string({ unit: "grapheme", maxLength: 30 }),
   fc.string({ unit: "binary", maxLength: 20 }),
   fc.constantFrom(
-    "", " ", "0", "-1", "1e309", "NaN", "Infinity", "-0", "00", "0.5", "1.", ".1", "0x", "0x0", "0xZZ", "null", "true", "undefined",
-    "../../etc/passwd", "..\\..\\windows\\win.ini", "%00", "\u0000", "\ud800", "🚀", "é", "\u202e", "<script>alert(1)</script>",
-    "' OR 1=1 --", "${jndi:ldap://x}", "{{7*7}}", "a".repeat(5000), "1" + "0".repeat(100), "0." + "0".repeat(30) + "1",
-    "0x" + "f".repeat(64), "0x" + "0".repeat(40), DEAD, DEAD.toLowerCase(), "local", "31337", "ethereum", "keys/local-signer",
-    "agents/../keys/x", "keys/../../etc", "http://127.0.0.1:9/x", "javascript:alert(1)", "2025-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+    "",
+    " ",
+    "0",
+    "-1",
+    "1e309",
+    "NaN",
+    "Infinity",
+    "-0",
+    "00",
+    "0.5",
+    "1.",
+    ".1",
+    "0x",
+    "0x0",
+    "0xZZ",
+    "null",
+    "true",
+    "undefined",
+    "../../etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "%00",
+    "\u0000",
+    "\ud800",
+    "🚀",
+    "é",
+    "\u202e",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "${jndi:ldap://x}",
+    "{{7*7}}",
+    "a".repeat(5000),
+    "1" + "0".repeat(100),
+    "0." + "0".repeat(30) + "1",
+    "0x" + "f".repeat(64),
+    "0x" + "0".repeat(40),
+    DEAD,
+    DEAD.toLowerCase(),
+    "local",
+    "31337",
+    "ethereum",
+    "keys/local-signer",
+    "agents/../keys/x",
+    "keys/../../etc",
+    "http://127.0.0.1:9/x",
+    "javascript:alert(1)",
+    "2025-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
   ),
 );
 
@@ -74,22 +116,28 @@ const weirdValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** A JSON object text from entries, so keys like __proto__ and duplicated keys survive. */
-const objectText = (entries: Array<[string, unknown]>) => `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v) ?? "null"}`).join(",")}}`;
+const objectText = (entries: Array<[string, unknown]>) =>
+  `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v) ?? "null"}`).join(",")}}`;
 
 function nearValid(base: Record<string, unknown>, extraKeys: string[]): fc.Arbitrary<string> {
   const keys = [...new Set([...Object.keys(base), ...extraKeys])];
   const entries = Object.entries(base);
   return fc.oneof(
     // One field set to something odd (possibly a field the base does not have).
-    fc.tuple(fc.constantFrom(...keys, "unknown_field", "__proto__", "constructor", ""), weirdValue).map(([k, v]) =>
-      objectText([...entries.filter(([e]) => e !== k), [k, v]]),
-    ),
+    fc
+      .tuple(fc.constantFrom(...keys, "unknown_field", "__proto__", "constructor", ""), weirdValue)
+      .map(([k, v]) => objectText([...entries.filter(([e]) => e !== k), [k, v]])),
     // One field removed.
     fc.constantFrom(...Object.keys(base)).map((k) => objectText(entries.filter(([e]) => e !== k))),
     // A field given twice (JSON.parse keeps the last).
     fc.tuple(fc.constantFrom(...Object.keys(base)), weirdValue).map(([k, v]) => objectText([...entries, [k, v]])),
     // The body as something else entirely.
-    fc.constantFrom(JSON.stringify([base]), JSON.stringify(JSON.stringify(base)), objectText(entries).slice(0, -1), `${objectText(entries)}garbage`),
+    fc.constantFrom(
+      JSON.stringify([base]),
+      JSON.stringify(JSON.stringify(base)),
+      objectText(entries).slice(0, -1),
+      `${objectText(entries)}garbage`,
+    ),
     // Unchanged: valid requests must still behave.
     fc.constant(objectText(entries)),
   );
@@ -100,9 +148,25 @@ const randomBody: fc.Arbitrary<string | Buffer> = fc.oneof(
   fc.string({ maxLength: 60 }),
   fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
   fc.constantFrom(
-    "", "{", "}", "[", "null", "[]", "{}", '""', "0", "-0", "1e999", '{"value":1e999}', "\ufeff{}", "\u0000",
-    "[".repeat(5000) + "]".repeat(5000), '{"a":'.repeat(2000) + "1" + "}".repeat(2000),
-    '{"__proto__":{"isAdmin":true}}', '{"constructor":{"prototype":{"x":1}}}', JSON.stringify({ a: "x".repeat(100_000) }),
+    "",
+    "{",
+    "}",
+    "[",
+    "null",
+    "[]",
+    "{}",
+    '""',
+    "0",
+    "-0",
+    "1e999",
+    '{"value":1e999}',
+    "\ufeff{}",
+    "\u0000",
+    "[".repeat(5000) + "]".repeat(5000),
+    '{"a":'.repeat(2000) + "1" + "}".repeat(2000),
+    '{"__proto__":{"isAdmin":true}}',
+    '{"constructor":{"prototype":{"x":1}}}',
+    JSON.stringify({ a: "x".repeat(100_000) }),
   ),
 );
 
@@ -115,19 +179,78 @@ const paramValue = (valid: string[]): fc.Arbitrary<{ value: string; raw: boolean
     {
       weight: 2,
       arbitrary: fc
-        .constantFrom("..", "../..", "../../../../etc/passwd", "%2e%2e", "%2e%2e%2f%2e%2e", "..%2f..%2f", "%252e%252e", "%00", "%", "%zz", "%c0%ae", "~", ".", "//", "a/b", "%2F", "?x=1", "#frag", ";x", "*")
+        .constantFrom(
+          "..",
+          "../..",
+          "../../../../etc/passwd",
+          "%2e%2e",
+          "%2e%2e%2f%2e%2e",
+          "..%2f..%2f",
+          "%252e%252e",
+          "%00",
+          "%",
+          "%zz",
+          "%c0%ae",
+          "~",
+          ".",
+          "//",
+          "a/b",
+          "%2F",
+          "?x=1",
+          "#frag",
+          ";x",
+          "*",
+        )
         .map((value) => ({ value, raw: true })),
     },
-    { weight: 1, arbitrary: valid.length ? fc.constantFrom(...valid).map((v) => ({ value: v.toUpperCase(), raw: false })) : fc.constant({ value: "X", raw: false }) },
+    {
+      weight: 1,
+      arbitrary: valid.length
+        ? fc.constantFrom(...valid).map((v) => ({ value: v.toUpperCase(), raw: false }))
+        : fc.constant({ value: "X", raw: false }),
+    },
   );
 
-const QUERY_KEYS = ["limit", "cursor", "status", "chain", "chain_status", "from", "to", "include_signed_tx", "action", "actor_id", "resource_id", "format", "events", "offset"];
+const QUERY_KEYS = [
+  "limit",
+  "cursor",
+  "status",
+  "chain",
+  "chain_status",
+  "from",
+  "to",
+  "include_signed_tx",
+  "action",
+  "actor_id",
+  "resource_id",
+  "format",
+  "events",
+  "offset",
+];
 const queryString: fc.Arbitrary<string> = fc.oneof(
   fc.constant(""),
-  fc.array(fc.tuple(fc.oneof(fc.constantFrom(...QUERY_KEYS), fc.string({ maxLength: 10 })), weirdString), { maxLength: 4 }).map((pairs) =>
-    pairs.length ? "?" + pairs.map(([k, v]) => `${encodeURIComponent(k.toWellFormed())}=${encodeURIComponent(v.toWellFormed())}`).join("&") : "",
+  fc
+    .array(fc.tuple(fc.oneof(fc.constantFrom(...QUERY_KEYS), fc.string({ maxLength: 10 })), weirdString), { maxLength: 4 })
+    .map((pairs) =>
+      pairs.length
+        ? "?" + pairs.map(([k, v]) => `${encodeURIComponent(k.toWellFormed())}=${encodeURIComponent(v.toWellFormed())}`).join("&")
+        : "",
+    ),
+  fc.constantFrom(
+    "?limit=1&limit=2",
+    "?limit=0",
+    "?limit=501",
+    "?limit=-1",
+    "?limit=1e3",
+    "?cursor=%ff%fe",
+    "?cursor=" + "A".repeat(400),
+    "?include_signed_tx=true",
+    "?&&&=&=",
+    "?a[b]=1",
+    "?__proto__[x]=1",
+    "?status[]=failed",
+    "?from=yesterday",
   ),
-  fc.constantFrom("?limit=1&limit=2", "?limit=0", "?limit=501", "?limit=-1", "?limit=1e3", "?cursor=%ff%fe", "?cursor=" + "A".repeat(400), "?include_signed_tx=true", "?&&&=&=", "?a[b]=1", "?__proto__[x]=1", "?status[]=failed", "?from=yesterday"),
 );
 
 /* ------------------------------------------------ the test ------------------------------------------------ */
@@ -149,7 +272,13 @@ describe("fuzzing every route", () => {
     fs.writeFileSync(chainsFile, JSON.stringify({ chains: all.chains.filter((c: { name: string }) => c.name === "local") }));
     // The same bad credential is sent thousands of times and one agent makes thousands of requests:
     // the per-credential failure limit and the request budget are tested in limits/quotas.test.ts.
-    svc = await startTestService({ ADMIN_API_KEY: op, CHAINS_FILE: chainsFile, TRACKER: "off", AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: "0", AGENT_REQUESTS_PER_MINUTE: "0" });
+    svc = await startTestService({
+      ADMIN_API_KEY: op,
+      CHAINS_FILE: chainsFile,
+      TRACKER: "off",
+      AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: "0",
+      AGENT_REQUESTS_PER_MINUTE: "0",
+    });
     pin = fs.readFileSync(path.join(svc.dataDir, "softhsm", "pin"), "utf8").trim();
 
     const spec = (svc.app as unknown as { swagger(): { paths: Record<string, Record<string, unknown>> } }).swagger();
@@ -158,12 +287,21 @@ describe("fuzzing every route", () => {
         routes.push({ method: m.toUpperCase() as Method, path: p, params: [...p.matchAll(/\{([^}]+)\}/g)].map((x) => x[1]) });
       }
     }
-    routes.push({ method: "GET", path: "/metrics", params: [] }, { method: "GET", path: "/docs/json", params: [] }, { method: "GET", path: "/docs/static/{file}", params: ["file"] });
+    routes.push(
+      { method: "GET", path: "/metrics", params: [] },
+      { method: "GET", path: "/docs/json", params: [] },
+      { method: "GET", path: "/docs/static/{file}", params: ["file"] },
+    );
     routes = routes.sort((a, b) => `${a.path} ${a.method}`.localeCompare(`${b.path} ${b.method}`));
     // Which routes answer without credentials (found, not assumed).
     const f = await fixtures();
     for (const r of routes) {
-      const res = await svc.app.inject({ method: r.method, url: urlFor(r, f, {}), headers: METHODS_WITH_BODY.has(r.method) ? { "content-type": "application/json" } : {}, payload: METHODS_WITH_BODY.has(r.method) ? "{}" : undefined });
+      const res = await svc.app.inject({
+        method: r.method,
+        url: urlFor(r, f, {}),
+        headers: METHODS_WITH_BODY.has(r.method) ? { "content-type": "application/json" } : {},
+        payload: METHODS_WITH_BODY.has(r.method) ? "{}" : undefined,
+      });
       if (res.statusCode !== 401) publicRoutes.add(key(r));
     }
   }, 120_000);
@@ -186,10 +324,16 @@ describe("fuzzing every route", () => {
   async function fixtures(): Promise<Fixtures> {
     const agent = await newAgent();
     const other = await newAgent();
-    const tx = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: DEAD, value: "0", chain: "local" } });
+    const tx = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+      token: agent.token,
+      body: { to: DEAD, value: "0", chain: "local" },
+    });
     expect(tx.status, tx.raw).toBe(201);
     const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url: "http://127.0.0.1:9/fuzz" } });
-    const key = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: `keys/fuzz-grants-${Math.random().toString(36).slice(2)}` } });
+    const key = await call(svc.app, "POST", "/v1/signing-keys", {
+      token: op,
+      body: { path: `keys/fuzz-grants-${Math.random().toString(36).slice(2)}` },
+    });
     expect(key.status, key.raw).toBe(201);
     const opKey = await call(svc.app, "POST", "/v1/auth/api-keys", { token: op, body: { name: "fuzz" } });
     expect(opKey.status, opKey.raw).toBe(201);
@@ -227,21 +371,57 @@ describe("fuzzing every route", () => {
 
   const validBody = (r: Route, f: Fixtures): { base: Record<string, unknown>; extra: string[] } | undefined => {
     const tx = { to: DEAD, value: "0.001", chain: "local" };
-    const txExtra = ["data", "signing_key_path", "nonce", "gas_limit", "gas_price", "max_fee_per_gas", "max_priority_fee_per_gas", "simulate_first", "mode", "gasless", "memo"];
+    const txExtra = [
+      "data",
+      "signing_key_path",
+      "nonce",
+      "gas_limit",
+      "gas_price",
+      "max_fee_per_gas",
+      "max_priority_fee_per_gas",
+      "simulate_first",
+      "mode",
+      "gasless",
+      "memo",
+    ];
     const p = r.path;
     if (/\/transactions(\/sign)?$/.test(p) && r.method === "POST") return { base: tx, extra: txExtra };
     if (p.endsWith("/simulate")) return { base: tx, extra: ["data", "signing_key_path", "gas_limit"] };
     if (p.endsWith("/simulate-bundle")) return { base: { transactions: [tx] }, extra: [] };
     if (p === "/v1/auth/agent-token") return { base: { api_key: f.other.apiKey, agent_id: f.other.id }, extra: [] };
-    if (p === "/v1/agents" && r.method === "POST") return { base: { name: "fuzzed", intents_api_enabled: true }, extra: ["tx_max_value", "tx_daily_limit", "tx_to_allowlist", "tx_allowed_chains", "token_ttl_seconds", "expires_at", "scopes"] };
-    if (p === "/v1/agents/{agent_id}" && r.method === "PATCH") return { base: { description: "fuzzed" }, extra: ["tx_max_value", "tx_max_value_eth", "tx_daily_limit", "tx_max_per_day", "tx_token_limits", "is_active", "intents_api_enabled", "name"] };
-    if (p === "/v1/signing-keys") return { base: { path: `keys/fuzz-${Math.random().toString(36).slice(2)}`, chain: "local" }, extra: ["agent_id"] };
+    if (p === "/v1/agents" && r.method === "POST")
+      return {
+        base: { name: "fuzzed", intents_api_enabled: true },
+        extra: ["tx_max_value", "tx_daily_limit", "tx_to_allowlist", "tx_allowed_chains", "token_ttl_seconds", "expires_at", "scopes"],
+      };
+    if (p === "/v1/agents/{agent_id}" && r.method === "PATCH")
+      return {
+        base: { description: "fuzzed" },
+        extra: [
+          "tx_max_value",
+          "tx_max_value_eth",
+          "tx_daily_limit",
+          "tx_max_per_day",
+          "tx_token_limits",
+          "is_active",
+          "intents_api_enabled",
+          "name",
+        ],
+      };
+    if (p === "/v1/signing-keys")
+      return { base: { path: `keys/fuzz-${Math.random().toString(36).slice(2)}`, chain: "local" }, extra: ["agent_id"] };
     if (p === "/v1/agents/{agent_id}/signing-keys") return { base: { chain: "local" }, extra: [] };
     if (p === "/v1/signing-keys/{key}/grants" && r.method === "POST") return { base: { agent_id: f.other.id }, extra: [] };
     if (p === "/v1/signing-keys/{key}" && r.method === "PATCH") return { base: { is_active: true }, extra: [] };
-    if (p === "/v1/admin/chains" && r.method === "POST") return { base: { name: "fuzzchain", display_name: "Fuzz", chain_id: 777777, rpc_url: "http://127.0.0.1:9" }, extra: ["rpc_urls", "aliases", "confirmations", "eip1559", "is_enabled", "explorer_url"] };
-    if (p === "/v1/admin/chains/{chain_id}") return { base: { display_name: "Fuzz 2" }, extra: ["rpc_urls", "is_enabled", "aliases", "confirmations"] };
-    if (p === "/v1/webhooks" && r.method === "POST") return { base: { url: "http://127.0.0.1:9/fuzz", events: ["transaction.broadcast"] }, extra: ["description"] };
+    if (p === "/v1/admin/chains" && r.method === "POST")
+      return {
+        base: { name: "fuzzchain", display_name: "Fuzz", chain_id: 777777, rpc_url: "http://127.0.0.1:9" },
+        extra: ["rpc_urls", "aliases", "confirmations", "eip1559", "is_enabled", "explorer_url"],
+      };
+    if (p === "/v1/admin/chains/{chain_id}")
+      return { base: { display_name: "Fuzz 2" }, extra: ["rpc_urls", "is_enabled", "aliases", "confirmations"] };
+    if (p === "/v1/webhooks" && r.method === "POST")
+      return { base: { url: "http://127.0.0.1:9/fuzz", events: ["transaction.broadcast"] }, extra: ["description"] };
     return undefined;
   };
 
@@ -277,12 +457,29 @@ describe("fuzzing every route", () => {
   const headerVariants = (f: Fixtures) =>
     fc.record({
       auth: authVariants(f),
-      idempotencyKey: fc.option(fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("", " ", "k".repeat(255), "k".repeat(256), "é", "a\tb", "key-1")).filter(headerSafe), { nil: undefined }),
+      idempotencyKey: fc.option(
+        fc
+          .oneof(fc.string({ maxLength: 40 }), fc.constantFrom("", " ", "k".repeat(255), "k".repeat(256), "é", "a\tb", "key-1"))
+          .filter(headerSafe),
+        { nil: undefined },
+      ),
       contentType: fc.option(
         fc.constantFrom(
-          "application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "application/json; charset=utf-16", "application/json;;",
-          "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "application/problem+json",
-          "application/merge-patch+json", "*/*", "", "garbage", "application/json; charset=latin1",
+          "application/json",
+          "application/json; charset=utf-8",
+          "APPLICATION/JSON",
+          "application/json; charset=utf-16",
+          "application/json;;",
+          "text/plain",
+          "application/x-www-form-urlencoded",
+          "multipart/form-data; boundary=x",
+          "application/xml",
+          "application/problem+json",
+          "application/merge-patch+json",
+          "*/*",
+          "",
+          "garbage",
+          "application/json; charset=latin1",
         ),
         { nil: undefined },
       ),
@@ -351,11 +548,14 @@ describe("fuzzing every route", () => {
     const withBody = METHODS_WITH_BODY.has(r.method);
     const valid = validBody(r, f);
     const isTxBody = /\/transactions(\/sign)?$/.test(r.path) && r.method === "POST";
-    const goodAuth = r.path.startsWith("/v1/agents/{agent_id}/transactions") || r.path === "/v1/agents/me" ? `Bearer ${f.agent.token}` : `Bearer ${op}`;
+    const goodAuth =
+      r.path.startsWith("/v1/agents/{agent_id}/transactions") || r.path === "/v1/agents/me" ? `Bearer ${f.agent.token}` : `Bearer ${op}`;
 
     // 1. Bodies: random, and near-valid with one mutation (valid credentials and parameters).
     if (withBody) {
-      const bodies: fc.Arbitrary<string | Buffer> = valid ? fc.oneof({ weight: 3, arbitrary: nearValid(valid.base, valid.extra) }, { weight: 1, arbitrary: randomBody }) : randomBody;
+      const bodies: fc.Arbitrary<string | Buffer> = valid
+        ? fc.oneof({ weight: 3, arbitrary: nearValid(valid.base, valid.extra) }, { weight: 1, arbitrary: randomBody })
+        : randomBody;
       await fc.assert(
         fc.asyncProperty(bodies, async (payload) => {
           let mustFail = false;
@@ -366,7 +566,14 @@ describe("fuzzing every route", () => {
               mustFail = true;
             }
           }
-          await check({ route: r, method: r.method, url: urlFor(r, f, {}), headers: { authorization: goodAuth, "content-type": "application/json", "idempotency-key": `fz-${Math.random()}` }, payload, mustFail });
+          await check({
+            route: r,
+            method: r.method,
+            url: urlFor(r, f, {}),
+            headers: { authorization: goodAuth, "content-type": "application/json", "idempotency-key": `fz-${Math.random()}` },
+            payload,
+            mustFail,
+          });
         }),
         opts,
       );
@@ -376,10 +583,21 @@ describe("fuzzing every route", () => {
     if (r.params.length || r.method === "GET") {
       const values = r.params.length ? fc.record(paramArbs) : fc.constant({} as Record<string, { value: string; raw: boolean }>);
       await fc.assert(
-        fc.asyncProperty(values, queryString, fc.constantFrom<Method>(r.method, r.method === "GET" ? "HEAD" : r.method), async (vals, query, method) => {
-          const payload = withBody && valid ? JSON.stringify(valid.base) : undefined;
-          await check({ route: r, method, url: urlFor(r, f, vals, query), headers: { authorization: goodAuth, ...(payload ? { "content-type": "application/json" } : {}) }, payload });
-        }),
+        fc.asyncProperty(
+          values,
+          queryString,
+          fc.constantFrom<Method>(r.method, r.method === "GET" ? "HEAD" : r.method),
+          async (vals, query, method) => {
+            const payload = withBody && valid ? JSON.stringify(valid.base) : undefined;
+            await check({
+              route: r,
+              method,
+              url: urlFor(r, f, vals, query),
+              headers: { authorization: goodAuth, ...(payload ? { "content-type": "application/json" } : {}) },
+              payload,
+            });
+          },
+        ),
         opts,
       );
     }
@@ -393,7 +611,15 @@ describe("fuzzing every route", () => {
         if (h.contentType !== undefined) headers["content-type"] = h.contentType;
         if (h.requestId !== undefined) headers["x-request-id"] = h.requestId;
         const payload = withBody && (sendBody || valid) ? JSON.stringify(valid?.base ?? {}) : undefined;
-        await check({ route: r, method: r.method, url: urlFor(r, f, {}), headers, payload, mustBe401: !isPublic && !h.auth.valid, mustFail: !isPublic && !h.auth.valid });
+        await check({
+          route: r,
+          method: r.method,
+          url: urlFor(r, f, {}),
+          headers,
+          payload,
+          mustBe401: !isPublic && !h.auth.valid,
+          mustFail: !isPublic && !h.auth.valid,
+        });
       }),
       opts,
     );
@@ -402,10 +628,18 @@ describe("fuzzing every route", () => {
   it("enumerates the app's routes (and finds the core ones)", () => {
     const keys = routes.map(key);
     for (const k of [
-      "POST /v1/agents/{agent_id}/transactions", "POST /v1/agents/{agent_id}/transactions/sign", "GET /v1/agents/{agent_id}/transactions",
-      "GET /v1/agents/{agent_id}/transactions/{tx_id}", "POST /v1/auth/agent-token", "POST /v1/agents", "PATCH /v1/agents/{agent_id}",
-      "POST /v1/signing-keys", "GET /v1/health", "GET /v1/chains/{identifier}",
-    ]) expect(keys).toContain(k);
+      "POST /v1/agents/{agent_id}/transactions",
+      "POST /v1/agents/{agent_id}/transactions/sign",
+      "GET /v1/agents/{agent_id}/transactions",
+      "GET /v1/agents/{agent_id}/transactions/{tx_id}",
+      "POST /v1/auth/agent-token",
+      "POST /v1/agents",
+      "PATCH /v1/agents/{agent_id}",
+      "POST /v1/signing-keys",
+      "GET /v1/health",
+      "GET /v1/chains/{identifier}",
+    ])
+      expect(keys).toContain(k);
     expect(routes.length).toBeGreaterThanOrEqual(30);
   });
 
@@ -452,7 +686,14 @@ describe("fuzzing every route", () => {
   });
 
   it("/docs does not serve files outside its static folder", async () => {
-    for (const p of ["../package.json", "..%2fpackage.json", "%2e%2e/%2e%2e/package.json", "../../../../etc/passwd", "..%2f..%2f..%2f..%2fetc%2fpasswd", "....//....//etc/passwd"]) {
+    for (const p of [
+      "../package.json",
+      "..%2fpackage.json",
+      "%2e%2e/%2e%2e/package.json",
+      "../../../../etc/passwd",
+      "..%2f..%2f..%2f..%2fetc%2fpasswd",
+      "....//....//etc/passwd",
+    ]) {
       const res = await svc.app.inject({ method: "GET", url: `/docs/static/${p}` });
       expect(res.statusCode, p).toBeLessThan(500);
       expect(res.body).not.toMatch(/root:x:0:0|"name": "intents-signer"|PKCS11_PIN/);

@@ -137,7 +137,11 @@ describe("HSM session loss", () => {
   });
 
   it("recovers after the module is finalized (C_Finalize) between requests", async () => {
-    const submit = () => call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body: { to: DEAD, value: "0", chain: "local" } });
+    const submit = () =>
+      call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+        token: svc.agent.token,
+        body: { to: DEAD, value: "0", chain: "local" },
+      });
     expect((await submit()).status).toBe(201);
     for (let round = 0; round < 3; round++) {
       tokenSlot(); // make sure our handle is initialised, then pull the library out from under the signer
@@ -145,11 +149,21 @@ describe("HSM session loss", () => {
       expect(() => module.getSlots(true)).toThrow(/CKR_CRYPTOKI_NOT_INITIALIZED/);
       const answers = [];
       let r = await submit();
-      answers.push({ status: r.status, retryAfter: r.headers["retry-after"] as string | undefined, contentType: r.headers["content-type"] as string | undefined, body: r.body });
+      answers.push({
+        status: r.status,
+        retryAfter: r.headers["retry-after"] as string | undefined,
+        contentType: r.headers["content-type"] as string | undefined,
+        body: r.body,
+      });
       for (let i = 0; i < 5 && r.status !== 201; i++) {
         await new Promise((res) => setTimeout(res, 200));
         r = await submit();
-        answers.push({ status: r.status, retryAfter: r.headers["retry-after"] as string | undefined, contentType: r.headers["content-type"] as string | undefined, body: r.body });
+        answers.push({
+          status: r.status,
+          retryAfter: r.headers["retry-after"] as string | undefined,
+          contentType: r.headers["content-type"] as string | undefined,
+          body: r.body,
+        });
       }
       checkRefusals(answers);
       expect(r.status).toBe(201);

@@ -16,21 +16,37 @@ const PER_CREDENTIAL = 3;
 const PROXY = "10.0.0.1";
 
 describe("limits", () => {
-  const svc = useService({ env: { MAX_INFLIGHT_PER_ADDRESS: String(MAX_INFLIGHT), AUTH_FAILURES_PER_MINUTE: String(AUTH_FAILURES), AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: String(PER_CREDENTIAL), TRUST_PROXY: PROXY }, agent: true });
+  const svc = useService({
+    env: {
+      MAX_INFLIGHT_PER_ADDRESS: String(MAX_INFLIGHT),
+      AUTH_FAILURES_PER_MINUTE: String(AUTH_FAILURES),
+      AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: String(PER_CREDENTIAL),
+      TRUST_PROXY: PROXY,
+    },
+    agent: true,
+  });
   const { op } = svc;
 
   const counts = async () =>
-    (await svc.ctx.pool.query(
-      `SELECT (SELECT count(*)::int FROM transactions) AS t, (SELECT count(*)::int FROM agents) AS a,
+    (
+      await svc.ctx.pool.query(
+        `SELECT (SELECT count(*)::int FROM transactions) AS t, (SELECT count(*)::int FROM agents) AS a,
               (SELECT count(*)::int FROM idempotency_keys WHERE state = 'in_flight') AS i`,
-    )).rows[0] as { t: number; a: number; i: number };
+      )
+    ).rows[0] as { t: number; a: number; i: number };
   const auditCount = async () => (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events")).rows[0].n as number;
 
   it("POST /v1/auth/agent-token: the 31st exchange of one key in a minute is 429 with Retry-After; other keys from the same address are not held back", async () => {
     const created = await call(svc.app, "POST", "/v1/agents", { token: op, body: { name: "rl", intents_api_enabled: true } });
     const body = { api_key: created.body.api_key, agent_id: created.body.agent.id };
     const exchange = (remoteAddress: string, payload: unknown = body) =>
-      svc.app.inject({ method: "POST", url: "/v1/auth/agent-token", remoteAddress, headers: { "content-type": "application/json" }, payload: JSON.stringify(payload) });
+      svc.app.inject({
+        method: "POST",
+        url: "/v1/auth/agent-token",
+        remoteAddress,
+        headers: { "content-type": "application/json" },
+        payload: JSON.stringify(payload),
+      });
 
     const ok = await Promise.all(Array.from({ length: 30 }, () => exchange("10.1.2.3")));
     expect(ok.map((r) => r.statusCode)).toEqual(Array(30).fill(200));
@@ -56,14 +72,20 @@ describe("limits", () => {
     // Wrong keys are failed authentications: past AUTH_FAILURES_PER_MINUTE from one address they get
     // 429, while a valid key from that address is still exchanged.
     const wrong = [];
-    for (let i = 0; i < AUTH_FAILURES + 2; i++) wrong.push((await exchange("10.1.2.4", { api_key: `ocv_wrong_${i}_${"w".repeat(40)}` })).statusCode);
+    for (let i = 0; i < AUTH_FAILURES + 2; i++)
+      wrong.push((await exchange("10.1.2.4", { api_key: `ocv_wrong_${i}_${"w".repeat(40)}` })).statusCode);
     expect(wrong).toEqual([...Array(AUTH_FAILURES).fill(401), 429, 429]);
     expect((await exchange("10.1.2.4", { api_key: other.body.api_key })).statusCode).toBe(200);
   });
 
   it("credential guessing: 60 bad ocv_ keys from one address get 429 past AUTH_FAILURES_PER_MINUTE, while valid credentials from that address are served", async () => {
     const get = (remoteAddress: string, token: string, headers: Record<string, string> = {}) =>
-      svc.app.inject({ method: "GET", url: `/v1/agents/${svc.agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}`, ...headers } });
+      svc.app.inject({
+        method: "GET",
+        url: `/v1/agents/${svc.agent.id}/transactions`,
+        remoteAddress,
+        headers: { authorization: `Bearer ${token}`, ...headers },
+      });
     const before = await counts();
     const audit = await auditCount();
     const guesses = [];
@@ -83,7 +105,10 @@ describe("limits", () => {
     // key and the operator key from 10.7.7.7 are all served.
     expect((await get("10.7.7.7", svc.agent.token)).statusCode).toBe(200);
     expect((await get("10.7.7.7", svc.agent.apiKey)).statusCode).toBe(200);
-    expect((await svc.app.inject({ method: "GET", url: "/v1/agents", remoteAddress: "10.7.7.7", headers: { authorization: `Bearer ${op}` } })).statusCode).toBe(200);
+    expect(
+      (await svc.app.inject({ method: "GET", url: "/v1/agents", remoteAddress: "10.7.7.7", headers: { authorization: `Bearer ${op}` } }))
+        .statusCode,
+    ).toBe(200);
     // ...and a further bad key from there is still 429, a bad key from another address a plain 401.
     expect((await get("10.7.7.7", "ocv_one_more_guess_xxxxxxxxxxxxxxxxxxxxxxxxxxxx")).statusCode).toBe(429);
     expect((await get("10.7.7.8", "ocv_one_more_guess_xxxxxxxxxxxxxxxxxxxxxxxxxxxx")).statusCode).toBe(401);
@@ -94,7 +119,12 @@ describe("limits", () => {
 
   it("a credential that keeps failing is refused per credential (by its hash), from any address; its owner's valid key is never blocked", async () => {
     const get = (remoteAddress: string, token: string) =>
-      svc.app.inject({ method: "GET", url: `/v1/agents/${svc.agent.id}/transactions`, remoteAddress, headers: { authorization: `Bearer ${token}` } });
+      svc.app.inject({
+        method: "GET",
+        url: `/v1/agents/${svc.agent.id}/transactions`,
+        remoteAddress,
+        headers: { authorization: `Bearer ${token}` },
+      });
     // A revoked token retried in a loop, from a different address each time (per-address limits never trip).
     const revoked = (await createAgent(svc.app, op)).token;
     expect((await call(svc.app, "DELETE", "/v1/auth/token", { token: revoked })).status).toBe(204);
@@ -118,18 +148,31 @@ describe("limits", () => {
 
   it("TRUST_PROXY: the client is the right-most X-Forwarded-For entry the trusted proxy did not write, so a forged left-most entry escapes nothing", async () => {
     const viaProxy = (xff: string, token: string) =>
-      svc.app.inject({ method: "GET", url: `/v1/agents/${svc.agent.id}/transactions`, remoteAddress: PROXY, headers: { authorization: `Bearer ${token}`, "x-forwarded-for": xff } });
+      svc.app.inject({
+        method: "GET",
+        url: `/v1/agents/${svc.agent.id}/transactions`,
+        remoteAddress: PROXY,
+        headers: { authorization: `Bearer ${token}`, "x-forwarded-for": xff },
+      });
     // The attacker at 203.0.113.9 writes a new "client address" in front of each guess; the proxy appends the real one.
     const codes = [];
-    for (let i = 0; i < AUTH_FAILURES + 3; i++) codes.push((await viaProxy(`198.18.0.${i + 1}, 203.0.113.9`, `ocv_proxy_guess_${i}_${"y".repeat(32)}`)).statusCode);
+    for (let i = 0; i < AUTH_FAILURES + 3; i++)
+      codes.push((await viaProxy(`198.18.0.${i + 1}, 203.0.113.9`, `ocv_proxy_guess_${i}_${"y".repeat(32)}`)).statusCode);
     expect(codes).toEqual([...Array(AUTH_FAILURES).fill(401), ...Array(3).fill(429)]);
     // Another client behind the same proxy is neither blocked nor blamed; a valid token of the attacker's address still works.
     expect((await viaProxy("198.51.100.7", "ocv_honest_typo_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")).statusCode).toBe(401);
     expect((await viaProxy("203.0.113.9", svc.agent.token)).statusCode).toBe(200);
     // The audit trail records the same address the limits use.
-    const res = await svc.app.inject({ method: "DELETE", url: "/v1/auth/token", remoteAddress: PROXY, headers: { authorization: `Bearer ${(await createAgent(svc.app, op)).token}`, "x-forwarded-for": "6.6.6.6, 198.51.100.20" } });
+    const res = await svc.app.inject({
+      method: "DELETE",
+      url: "/v1/auth/token",
+      remoteAddress: PROXY,
+      headers: { authorization: `Bearer ${(await createAgent(svc.app, op)).token}`, "x-forwarded-for": "6.6.6.6, 198.51.100.20" },
+    });
     expect(res.statusCode).toBe(204);
-    const { rows } = await svc.ctx.pool.query("SELECT ip_address FROM audit_events WHERE action = 'agent.token_revoked' ORDER BY seq DESC LIMIT 1");
+    const { rows } = await svc.ctx.pool.query(
+      "SELECT ip_address FROM audit_events WHERE action = 'agent.token_revoked' ORDER BY seq DESC LIMIT 1",
+    );
     expect(String(rows[0].ip_address)).toBe("198.51.100.20");
   });
 
@@ -137,8 +180,18 @@ describe("limits", () => {
     const before = await counts();
     const big = "x".repeat(5 * 1024 * 1024 + 1);
     const routes: Array<{ method: "POST" | "PATCH" | "PUT"; url: string; token?: string; payload: string }> = [
-      { method: "POST", url: `/v1/agents/${svc.agent.id}/transactions`, token: svc.agent.token, payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", data: "0x" + "ab".repeat(2_700_000) }) },
-      { method: "POST", url: `/v1/agents/${svc.agent.id}/transactions/sign`, token: svc.agent.token, payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", pad: big }) },
+      {
+        method: "POST",
+        url: `/v1/agents/${svc.agent.id}/transactions`,
+        token: svc.agent.token,
+        payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", data: "0x" + "ab".repeat(2_700_000) }),
+      },
+      {
+        method: "POST",
+        url: `/v1/agents/${svc.agent.id}/transactions/sign`,
+        token: svc.agent.token,
+        payload: JSON.stringify({ to: DEAD, value: "0", chain: "local", pad: big }),
+      },
       { method: "POST", url: "/v1/agents", token: op, payload: JSON.stringify({ name: big }) },
       { method: "PATCH", url: `/v1/agents/${svc.agent.id}`, token: op, payload: JSON.stringify({ description: big }) },
       { method: "POST", url: "/v1/auth/agent-token", payload: JSON.stringify({ api_key: big }) },
@@ -162,7 +215,11 @@ describe("limits", () => {
     const announced = await svc.app.inject({
       method: "POST",
       url: `/v1/agents/${svc.agent.id}/transactions`,
-      headers: { "content-type": "application/json", authorization: `Bearer ${svc.agent.token}`, "content-length": String(6 * 1024 * 1024) },
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${svc.agent.token}`,
+        "content-length": String(6 * 1024 * 1024),
+      },
       payload: "{}",
     });
     expect([400, 413]).toContain(announced.statusCode);
@@ -174,7 +231,11 @@ describe("limits", () => {
     const before = await counts();
     const keys = Array.from({ length: 40 }, (_, i) => `shed-${i}-${Math.random()}`);
     const submit = (key: string) =>
-      call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: DEAD, value: "0.001", chain: "local" }, headers: { "idempotency-key": key } });
+      call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+        token: a.token,
+        body: { to: DEAD, value: "0.001", chain: "local" },
+        headers: { "idempotency-key": key },
+      });
     const t0 = performance.now();
     const results = await Promise.all(keys.map(async (k) => ({ ...(await submit(k)), ms: performance.now() - t0 })));
 
@@ -207,7 +268,12 @@ describe("limits", () => {
     expect(all.slice(-nonces.length)).toEqual(nonces);
 
     // A shed request retried with the same Idempotency-Key is simply processed.
-    const retried = await Promise.all(keys.filter((_, i) => results[i].status === 503).slice(0, MAX_INFLIGHT).map(submit));
+    const retried = await Promise.all(
+      keys
+        .filter((_, i) => results[i].status === 503)
+        .slice(0, MAX_INFLIGHT)
+        .map(submit),
+    );
     for (const r of retried) expect(r.status).toBe(201);
     // Slots are given back: with nothing in flight, a new burst of MAX_INFLIGHT is accepted whole.
     expect(svc.ctx.admission.inFlight(`31337:${created[0].body.from.toLowerCase()}`)).toBe(0);
@@ -215,22 +281,36 @@ describe("limits", () => {
 
   it("the bound is per signing address: another address is not shed while one is saturated", async () => {
     const a = await createAgent(svc.app, op);
-    const other = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: `keys/limits-${Date.now()}`, chain: "local", agent_id: a.id } });
+    const other = await call(svc.app, "POST", "/v1/signing-keys", {
+      token: op,
+      body: { path: `keys/limits-${Date.now()}`, chain: "local", agent_id: a.id },
+    });
     expect(other.status).toBe(201);
-    await svc.ctx.clients.get(svc.ctx.chains.resolve("local")!).request({ method: "anvil_setBalance" as never, params: [other.body.address, "0x3635c9adc5dea00000"] as never });
+    await svc.ctx.clients
+      .get(svc.ctx.chains.resolve("local")!)
+      .request({ method: "anvil_setBalance" as never, params: [other.body.address, "0x3635c9adc5dea00000"] as never });
     const key = `31337:${(await svc.ctx.signer.getKey("keys/local-signer"))!.address.toLowerCase()}`;
     // Saturate the default address by holding its slots, then submit on the other one.
     const held = Array.from({ length: MAX_INFLIGHT }, () => svc.ctx.admission.acquire(key));
     try {
-      const busy = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: DEAD, value: "0", chain: "local" } });
+      const busy = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+        token: a.token,
+        body: { to: DEAD, value: "0", chain: "local" },
+      });
       expect(busy.status).toBe(503);
       expect(busy.headers["retry-after"]).toBe("1");
-      const free = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: DEAD, value: "0", chain: "local", signing_key_path: other.body.path } });
+      const free = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+        token: a.token,
+        body: { to: DEAD, value: "0", chain: "local", signing_key_path: other.body.path },
+      });
       expect(free.status).toBe(201);
     } finally {
       for (const release of held) release();
     }
-    const after = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: DEAD, value: "0", chain: "local" } });
+    const after = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+      token: a.token,
+      body: { to: DEAD, value: "0", chain: "local" },
+    });
     expect(after.status).toBe(201);
   });
 });

@@ -25,7 +25,12 @@ export interface Load {
 }
 
 /** `workers` clients submitting back to back until stop(). */
-export function startSubmitLoad(svc: TestService, agent: { id: string; token: string }, workers: number, body: Record<string, unknown> = {}): Load {
+export function startSubmitLoad(
+  svc: TestService,
+  agent: { id: string; token: string },
+  workers: number,
+  body: Record<string, unknown> = {},
+): Load {
   const answers: Answer[] = [];
   let running = true;
   let gate: Promise<void> | undefined;
@@ -110,11 +115,15 @@ export async function expectChainMatchesDb(svc: TestService, address: Address, m
     const pending = await chain.getTransactionCount({ address, blockTag: "pending" });
     return { nonces, mined, pending, signed: rows.filter((r) => r.status === "signed").length };
   };
-  await waitUntil(async () => {
-    const s = await state();
-    last = JSON.stringify({ rows: s.nonces.length, max: s.nonces.at(-1), mined: s.mined, pending: s.pending, signed: s.signed });
-    return s.mined === s.nonces.length && s.pending === s.nonces.length;
-  }, ms, `the chain to match the database (${last})`).catch((err) => {
+  await waitUntil(
+    async () => {
+      const s = await state();
+      last = JSON.stringify({ rows: s.nonces.length, max: s.nonces.at(-1), mined: s.mined, pending: s.pending, signed: s.signed });
+      return s.mined === s.nonces.length && s.pending === s.nonces.length;
+    },
+    ms,
+    `the chain to match the database (${last})`,
+  ).catch((err) => {
     throw new Error(`${(err as Error).message}; last state ${last}`);
   });
   const s = await state();

@@ -48,7 +48,11 @@ describe("quotas", () => {
               (SELECT coalesce(max(next_nonce), 0)::text FROM nonces WHERE lower(address) = lower($1)) AS next_nonce`,
       [address],
     );
-    return { ...rows[0], pending: await client().getTransactionCount({ address, blockTag: "pending" }), balance: (await client().getBalance({ address })).toString() };
+    return {
+      ...rows[0],
+      pending: await client().getTransactionCount({ address, blockTag: "pending" }),
+      balance: (await client().getBalance({ address })).toString(),
+    };
   };
 
   const submit = (a: TestAgent, body: Record<string, unknown>, path = "transactions") =>
@@ -75,7 +79,9 @@ describe("quotas", () => {
       }
       // With an Idempotency-Key too: no claim is left behind.
       const keyed = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
-        token: a.token, headers: { "idempotency-key": "big-data" }, body: { to: DEAD, value: "0", chain: "local", data: hex(32 * 1024 + 1) },
+        token: a.token,
+        headers: { "idempotency-key": "big-data" },
+        body: { to: DEAD, value: "0", chain: "local", data: hex(32 * 1024 + 1) },
       });
       expectProblem(keyed, 413, "data_too_large");
       expect(await state()).toEqual(before);
@@ -85,10 +91,18 @@ describe("quotas", () => {
       const a = await createAgent(svc.app, op, { requests_per_minute: 0 });
       const ok = await submit(a, { to: DEAD, value: "0", chain: "local", data: hex(32 * 1024) }, "transactions/sign");
       expect(ok.status, ok.raw.slice(0, 300)).toBe(200);
-      expectProblem(await submit(a, { to: DEAD, value: "0", chain: "local", data: hex(32 * 1024 + 1) }, "transactions/sign"), 413, "data_too_large");
+      expectProblem(
+        await submit(a, { to: DEAD, value: "0", chain: "local", data: hex(32 * 1024 + 1) }, "transactions/sign"),
+        413,
+        "data_too_large",
+      );
 
       const before = await state();
-      expectProblem(await submit(a, { to: DEAD, value: "0", chain: "local", data: hex(40_000) }, "transactions/simulate"), 413, "data_too_large");
+      expectProblem(
+        await submit(a, { to: DEAD, value: "0", chain: "local", data: hex(40_000) }, "transactions/simulate"),
+        413,
+        "data_too_large",
+      );
       const tx = { to: DEAD, value: "0", chain: "local" };
       const bundle = await submit(a, { transactions: [tx, tx, tx, { ...tx, data: hex(40_000) }] }, "transactions/simulate-bundle");
       expectProblem(bundle, 413, "data_too_large");
@@ -106,7 +120,9 @@ describe("quotas", () => {
       expect((await set(131_073)).status).toBe(400);
       expect((await set(null)).body.tx_max_data_bytes).toBeNull();
       // The agent cannot raise its own limit.
-      expect((await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: a.token, body: { tx_max_data_bytes: 131_072 } })).status).toBe(403);
+      expect((await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: a.token, body: { tx_max_data_bytes: 131_072 } })).status).toBe(
+        403,
+      );
     });
   });
 
@@ -159,7 +175,10 @@ describe("quotas", () => {
         const refused = await get(svc.app);
         expectProblem(refused, 429, "request_budget_exceeded");
         expect(Number(refused.headers["retry-after"])).toBeLessThanOrEqual(60);
-        const { rows } = await svc.ctx.pool.query("SELECT count(*)::int AS replicas, sum(count)::int AS total FROM agent_request_counts WHERE agent_id = $1", [a.id]);
+        const { rows } = await svc.ctx.pool.query(
+          "SELECT count(*)::int AS replicas, sum(count)::int AS total FROM agent_request_counts WHERE agent_id = $1",
+          [a.id],
+        );
         expect(rows[0]).toEqual({ replicas: 2, total: 10 });
       } finally {
         await app2.close();
@@ -173,11 +192,13 @@ describe("quotas", () => {
     it("AGENT_REQUESTS_PER_MINUTE applies to agents without their own budget; requests_per_minute 0 is no limit", async () => {
       const a = await createAgent(svc.app, op);
       const codes: number[] = [];
-      for (let i = 0; i < DEFAULT_BUDGET + 2; i++) codes.push((await call(svc.app, "GET", `/v1/agents/${a.id}/transactions?limit=1`, { token: a.token })).status);
+      for (let i = 0; i < DEFAULT_BUDGET + 2; i++)
+        codes.push((await call(svc.app, "GET", `/v1/agents/${a.id}/transactions?limit=1`, { token: a.token })).status);
       expect(codes).toEqual([...Array(DEFAULT_BUDGET).fill(200), 429, 429]);
       // The operator lifts it: the next request passes at once.
       expect((await call(svc.app, "PATCH", `/v1/agents/${a.id}`, { token: op, body: { requests_per_minute: 0 } })).status).toBe(200);
-      for (let i = 0; i < 5; i++) expect((await call(svc.app, "GET", `/v1/agents/${a.id}/transactions?limit=1`, { token: a.token })).status).toBe(200);
+      for (let i = 0; i < 5; i++)
+        expect((await call(svc.app, "GET", `/v1/agents/${a.id}/transactions?limit=1`, { token: a.token })).status).toBe(200);
     });
   });
 
@@ -194,7 +215,8 @@ describe("quotas", () => {
       // A slow simulation already holds the fork: everything below queues behind it, deterministically.
       let release!: () => void;
       const held = queue.run("slow-agent", () => new Promise<void>((r) => (release = r)));
-      const auditBefore = (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.simulate'")).rows[0].n;
+      const auditBefore = (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.simulate'"))
+        .rows[0].n;
 
       const done: string[] = [];
       const fire = (who: TestAgent, label: string, path: string, body: unknown) =>
@@ -240,7 +262,8 @@ describe("quotas", () => {
         expect(r.body.simulations).toHaveLength(20);
         for (const s of r.body.simulations) expect(s.status).toBe("success");
       }
-      const auditAfter = (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.simulate'")).rows[0].n;
+      const auditAfter = (await svc.ctx.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'transaction.simulate'"))
+        .rows[0].n;
       expect(auditAfter - auditBefore).toBe(PER_AGENT * 20 + 1);
       expect(queue.size()).toBe(0);
       // And A may simulate again once its work is done.

@@ -37,11 +37,28 @@ function startServer(env: Record<string, string>) {
 }
 
 /** One request on a keep-alive agent; resolves with what came back, never rejects. */
-function request(agent: http.Agent, base: URL, method: string, p: string, headers: Record<string, string>, body?: unknown): Promise<Omit<Answer, "key" | "sentAt" | "receivedAt">> {
+function request(
+  agent: http.Agent,
+  base: URL,
+  method: string,
+  p: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<Omit<Answer, "key" | "sentAt" | "receivedAt">> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve) => {
     const req = http.request(
-      { agent, host: base.hostname, port: base.port, method, path: p, headers: { ...headers, ...(payload ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) } : {}) } },
+      {
+        agent,
+        host: base.hostname,
+        port: base.port,
+        method,
+        path: p,
+        headers: {
+          ...headers,
+          ...(payload ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) } : {}),
+        },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -85,7 +102,14 @@ describe("graceful shutdown (SIGTERM under load)", () => {
     const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
     const base = new URL(await url);
     const setupAgent = new http.Agent({ keepAlive: true });
-    const created = await request(setupAgent, base, "POST", "/v1/agents", { authorization: `Bearer ${op}` }, { name: "shutdown", intents_api_enabled: true });
+    const created = await request(
+      setupAgent,
+      base,
+      "POST",
+      "/v1/agents",
+      { authorization: `Bearer ${op}` },
+      { name: "shutdown", intents_api_enabled: true },
+    );
     expect(created.status).toBe(201);
     const agentId: string = created.body.agent.id;
     const tok = await request(setupAgent, base, "POST", "/v1/auth/agent-token", {}, { api_key: created.body.api_key, agent_id: agentId });
@@ -100,7 +124,14 @@ describe("graceful shutdown (SIGTERM under load)", () => {
       for (let i = 0; Date.now() < stopAt; i++) {
         const key = `sd-${c}-${i}`;
         const sentAt = Date.now();
-        const a = await request(agent, base, "POST", `/v1/agents/${agentId}/transactions`, { authorization: `Bearer ${token}`, "idempotency-key": key }, { to: DEAD, value: "0.0001", chain: "local" });
+        const a = await request(
+          agent,
+          base,
+          "POST",
+          `/v1/agents/${agentId}/transactions`,
+          { authorization: `Bearer ${token}`, "idempotency-key": key },
+          { to: DEAD, value: "0.0001", chain: "local" },
+        );
         answers.push({ key, sentAt, receivedAt: Date.now(), ...a });
         if (a.kind === "transport" && a.error === "ECONNREFUSED") break;
       }
@@ -115,7 +146,13 @@ describe("graceful shutdown (SIGTERM under load)", () => {
     const code = await Promise.race([exited, new Promise<"timeout">((r) => setTimeout(r, 40_000, "timeout"))]);
     stopAt = Date.now();
     await Promise.all(clients);
-    if (code !== 0) console.log(output.slice(output.findIndex((l) => l.includes("shutting down")) - 3).map((l) => l.slice(0, 300)).join("\n"));
+    if (code !== 0)
+      console.log(
+        output
+          .slice(output.findIndex((l) => l.includes("shutting down")) - 3)
+          .map((l) => l.slice(0, 300))
+          .join("\n"),
+      );
     expect(code).toBe(0);
 
     // Every answer the service gave is complete; a 201 is a broadcast transaction.
@@ -161,7 +198,10 @@ describe("graceful shutdown (SIGTERM under load)", () => {
       const refused = answers.filter((a) => a.status !== 201);
       if (refused.length) {
         const hashes = refused.map((a) => hashIdempotencyKey(agentId, a.key));
-        const found = await client.query("SELECT count(*)::int AS n FROM idempotency_keys WHERE agent_id = $1 AND key_hash = ANY($2)", [agentId, hashes]);
+        const found = await client.query("SELECT count(*)::int AS n FROM idempotency_keys WHERE agent_id = $1 AND key_hash = ANY($2)", [
+          agentId,
+          hashes,
+        ]);
         expect(found.rows[0].n).toBe(0);
       }
       // Every submit and broadcast is audited.
@@ -169,7 +209,10 @@ describe("graceful shutdown (SIGTERM under load)", () => {
         "SELECT action, count(*)::int AS n FROM audit_events WHERE action IN ('transaction.submit', 'transaction.broadcast') AND actor_id = $1 GROUP BY action",
         [agentId],
       );
-      expect(Object.fromEntries(audit.rows.map((r) => [r.action, r.n]))).toEqual({ "transaction.submit": rows.length, "transaction.broadcast": rows.length });
+      expect(Object.fromEntries(audit.rows.map((r) => [r.action, r.n]))).toEqual({
+        "transaction.submit": rows.length,
+        "transaction.broadcast": rows.length,
+      });
 
       // The chain agrees: consecutive nonces from 0, all of them mined.
       const nonces = rows.map((r) => Number(r.nonce));

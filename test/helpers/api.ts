@@ -46,7 +46,10 @@ export interface TestAgent {
 }
 
 export async function createAgent(app: App, operatorKey: string, fields: Record<string, unknown> = {}): Promise<TestAgent> {
-  const created = await call(app, "POST", "/v1/agents", { token: operatorKey, body: { name: "agent", intents_api_enabled: true, ...fields } });
+  const created = await call(app, "POST", "/v1/agents", {
+    token: operatorKey,
+    body: { name: "agent", intents_api_enabled: true, ...fields },
+  });
   if (created.status !== 201) throw new Error(`create agent: ${created.status} ${created.raw}`);
   const tok = await call(app, "POST", "/v1/auth/agent-token", { body: { api_key: created.body.api_key, agent_id: created.body.agent.id } });
   if (tok.status !== 200) throw new Error(`agent token: ${tok.status} ${tok.raw}`);

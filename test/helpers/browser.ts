@@ -14,5 +14,17 @@ export function chromiumPath(): string {
 export async function launchChromium(): Promise<Browser> {
   // As root, Chromium refuses to start with its sandbox.
   const args = process.getuid?.() === 0 ? ["--no-sandbox"] : [];
-  return chromium.launch({ executablePath: chromiumPath(), args: [...args, "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-default-apps", "--disable-sync"], headless: true });
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    args: [
+      ...args,
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-default-apps",
+      "--disable-sync",
+    ],
+    headless: true,
+  });
 }

@@ -19,7 +19,10 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}, opts: { databaseUrl?: string; dataDir?: string; logFile?: string } = {}): Promise<TestService> {
+export async function startTestService(
+  env: Record<string, string> = {},
+  opts: { databaseUrl?: string; dataDir?: string; logFile?: string } = {},
+): Promise<TestService> {
   const db = opts.databaseUrl ? undefined : await createTestDatabase();
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "intents-test-"));
   const config = loadConfig({

@@ -50,10 +50,7 @@ export function useService(opts: UseServiceOptions = {}): ServiceHandle {
 
   beforeAll(async () => {
     if (opts.anvil) anvil = await startAnvil(opts.anvil === true ? {} : opts.anvil);
-    svc = await startTestService(
-      { ADMIN_API_KEY: op, ...(anvil ? { CHAIN_LOCAL_RPC_URLS: anvil.url } : {}), ...opts.env },
-      opts.start,
-    );
+    svc = await startTestService({ ADMIN_API_KEY: op, ...(anvil ? { CHAIN_LOCAL_RPC_URLS: anvil.url } : {}), ...opts.env }, opts.start);
     const localRpc = anvil?.url ?? svc.ctx.chains.resolve("local")?.rpc_urls[0];
     if (localRpc) chain = createPublicClient({ transport: http(localRpc), cacheTime: 0 }) as PublicClient;
     if (opts.agent || opts.agentKey) {

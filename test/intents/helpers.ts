@@ -33,7 +33,11 @@ export async function startIntentStack(): Promise<IntentStack> {
   const delegate = await dev.deploy(Delegate7702 as never);
   await dev.pub.request({ method: "anvil_setCode" as never, params: [PERMIT2, MiniPermit2.deployedBytecode] as never });
   return {
-    svc, dev, op, token, delegate,
+    svc,
+    dev,
+    op,
+    token,
+    delegate,
     async agent(fields = {}, tokens = 1_000n) {
       const agent = await createAgent(svc.app, op, fields);
       const key = await svc.ctx.signer.createKey(`agents/${agent.id}/chains/local`);
@@ -42,23 +46,40 @@ export async function startIntentStack(): Promise<IntentStack> {
       if (tokens > 0n) await dev.send(token, IntentToken.abi, "mint", [key.address, tokens * UNIT]);
       return { ...agent, address: key.address };
     },
-    sign: (a, body, headers) => call(svc.app, "POST", `/v1/agents/${a.id}/sign`, { token: a.token, body: { chain: "local", ...body }, headers }),
-    balance: (who) => dev.pub.readContract({ address: token, abi: IntentToken.abi, functionName: "balanceOf", args: [who] }) as Promise<bigint>,
+    sign: (a, body, headers) =>
+      call(svc.app, "POST", `/v1/agents/${a.id}/sign`, { token: a.token, body: { chain: "local", ...body }, headers }),
+    balance: (who) =>
+      dev.pub.readContract({ address: token, abi: IntentToken.abi, functionName: "balanceOf", args: [who] }) as Promise<bigint>,
     now: async () => (await dev.pub.getBlock()).timestamp,
     close: () => svc.close(),
   };
 }
 
 /** EIP-3009 TransferWithAuthorization typed data, as an x402 client builds it. */
-export function transferWithAuthorization(token: Address, from: Address, to: Address, value: bigint, validBefore: bigint, nonce: Hex, primaryType = "TransferWithAuthorization") {
+export function transferWithAuthorization(
+  token: Address,
+  from: Address,
+  to: Address,
+  value: bigint,
+  validBefore: bigint,
+  nonce: Hex,
+  primaryType = "TransferWithAuthorization",
+) {
   return {
     types: {
       EIP712Domain: [
-        { name: "name", type: "string" }, { name: "version", type: "string" }, { name: "chainId", type: "uint256" }, { name: "verifyingContract", type: "address" },
+        { name: "name", type: "string" },
+        { name: "version", type: "string" },
+        { name: "chainId", type: "uint256" },
+        { name: "verifyingContract", type: "address" },
       ],
       [primaryType]: [
-        { name: "from", type: "address" }, { name: "to", type: "address" }, { name: "value", type: "uint256" },
-        { name: "validAfter", type: "uint256" }, { name: "validBefore", type: "uint256" }, { name: "nonce", type: "bytes32" },
+        { name: "from", type: "address" },
+        { name: "to", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "validAfter", type: "uint256" },
+        { name: "validBefore", type: "uint256" },
+        { name: "nonce", type: "bytes32" },
       ],
     },
     primaryType,
@@ -72,8 +93,11 @@ export function permit(token: Address, owner: Address, spender: Address, value: 
   return {
     types: {
       Permit: [
-        { name: "owner", type: "address" }, { name: "spender", type: "address" }, { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" }, { name: "deadline", type: "uint256" },
+        { name: "owner", type: "address" },
+        { name: "spender", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "nonce", type: "uint256" },
+        { name: "deadline", type: "uint256" },
       ],
     },
     primaryType: "Permit",
@@ -83,19 +107,30 @@ export function permit(token: Address, owner: Address, spender: Address, value: 
 }
 
 const PERMIT_DETAILS = [
-  { name: "token", type: "address" }, { name: "amount", type: "uint160" }, { name: "expiration", type: "uint48" }, { name: "nonce", type: "uint48" },
+  { name: "token", type: "address" },
+  { name: "amount", type: "uint160" },
+  { name: "expiration", type: "uint48" },
+  { name: "nonce", type: "uint48" },
 ];
 
 /** Permit2 PermitSingle typed data (AllowanceTransfer). */
 export function permitSingle(token: Address, spender: Address, amount: bigint, expiration: bigint, nonce: bigint, sigDeadline: bigint) {
   return {
     types: {
-      PermitSingle: [{ name: "details", type: "PermitDetails" }, { name: "spender", type: "address" }, { name: "sigDeadline", type: "uint256" }],
+      PermitSingle: [
+        { name: "details", type: "PermitDetails" },
+        { name: "spender", type: "address" },
+        { name: "sigDeadline", type: "uint256" },
+      ],
       PermitDetails: PERMIT_DETAILS,
     },
     primaryType: "PermitSingle",
     domain: { name: "Permit2", chainId: 31337, verifyingContract: PERMIT2 },
-    message: { details: { token, amount: amount.toString(), expiration: expiration.toString(), nonce: nonce.toString() }, spender, sigDeadline: sigDeadline.toString() },
+    message: {
+      details: { token, amount: amount.toString(), expiration: expiration.toString(), nonce: nonce.toString() },
+      spender,
+      sigDeadline: sigDeadline.toString(),
+    },
   };
 }
 
@@ -104,9 +139,15 @@ export function permitTransferFrom(token: Address, spender: Address, amount: big
   return {
     types: {
       PermitTransferFrom: [
-        { name: "permitted", type: "TokenPermissions" }, { name: "spender", type: "address" }, { name: "nonce", type: "uint256" }, { name: "deadline", type: "uint256" },
+        { name: "permitted", type: "TokenPermissions" },
+        { name: "spender", type: "address" },
+        { name: "nonce", type: "uint256" },
+        { name: "deadline", type: "uint256" },
       ],
-      TokenPermissions: [{ name: "token", type: "address" }, { name: "amount", type: "uint256" }],
+      TokenPermissions: [
+        { name: "token", type: "address" },
+        { name: "amount", type: "uint256" },
+      ],
     },
     primaryType: "PermitTransferFrom",
     domain: { name: "Permit2", chainId: 31337, verifyingContract: PERMIT2 },

@@ -24,23 +24,40 @@ describe("message and digest signing intents", () => {
 
   const siwe = (address: Address, over: Partial<Parameters<typeof createSiweMessage>[0]> = {}) =>
     createSiweMessage({
-      domain: "app.example.com", address, uri: "https://app.example.com/login", version: "1", chainId: 31337, nonce: "abcdef123456",
-      issuedAt: new Date(), expirationTime: new Date(Date.now() + 10 * 60_000), statement: "Sign in", ...over,
+      domain: "app.example.com",
+      address,
+      uri: "https://app.example.com/login",
+      version: "1",
+      chainId: 31337,
+      nonce: "abcdef123456",
+      issuedAt: new Date(),
+      expirationTime: new Date(Date.now() + 10 * 60_000),
+      statement: "Sign in",
+      ...over,
     });
 
   it("property: random text and byte messages recover to the key's address, low-s, with message_hash = EIP-191 hash", async () => {
     const a = await s.agent({ raw_signing_enabled: true }, 0n);
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string({ minLength: 1, maxLength: 200 }).filter((t) => !/^0x[0-9a-fA-F]*$/.test(t)).map((t) => ({ t })), fc.uint8Array({ minLength: 1, maxLength: 300 }).map((b) => ({ b }))), async (m) => {
-        const message = "t" in m ? m.t : toHex(m.b);
-        const raw = "t" in m ? new TextEncoder().encode(m.t) : m.b;
-        const r = await s.sign(a, { intent_type: "personal_sign", message });
-        expect(r.status, JSON.stringify(r.body)).toBe(200);
-        assertMatchesReference("SignIntentResponse", r.body);
-        expect(r.body.message_hash).toBe(hashMessage({ raw }));
-        expect(await verifyMessage({ address: a.address, message: { raw }, signature: r.body.signature })).toBe(true);
-        expect(BigInt(parseSignature(r.body.signature).s)).toBeLessThanOrEqual(HALF_N);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc
+            .string({ minLength: 1, maxLength: 200 })
+            .filter((t) => !/^0x[0-9a-fA-F]*$/.test(t))
+            .map((t) => ({ t })),
+          fc.uint8Array({ minLength: 1, maxLength: 300 }).map((b) => ({ b })),
+        ),
+        async (m) => {
+          const message = "t" in m ? m.t : toHex(m.b);
+          const raw = "t" in m ? new TextEncoder().encode(m.t) : m.b;
+          const r = await s.sign(a, { intent_type: "personal_sign", message });
+          expect(r.status, JSON.stringify(r.body)).toBe(200);
+          assertMatchesReference("SignIntentResponse", r.body);
+          expect(r.body.message_hash).toBe(hashMessage({ raw }));
+          expect(await verifyMessage({ address: a.address, message: { raw }, signature: r.body.signature })).toBe(true);
+          expect(BigInt(parseSignature(r.body.signature).s)).toBeLessThanOrEqual(HALF_N);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -93,7 +110,9 @@ describe("message and digest signing intents", () => {
     expect(await denied(siwe(a.address).replace("\n", "\r\n"))).toBe("siwe_invalid");
     expect(await denied(siwe(a.address).replace("Version: 1", "Version: 2"))).toBe("siwe_invalid");
     // As hex bytes (the reference's encoding), the same rules apply.
-    expect((await s.sign(a, { intent_type: "personal_sign", message: toHex(siwe(a.address, { chainId: 10 })) })).body.guardrail.reason_code).toBe("siwe_chain_mismatch");
+    expect(
+      (await s.sign(a, { intent_type: "personal_sign", message: toHex(siwe(a.address, { chainId: 10 })) })).body.guardrail.reason_code,
+    ).toBe("siwe_chain_mismatch");
   });
 
   it("blind signing: eip712_digest and non-text messages need raw_signing_enabled; then they are signed and recorded as blind", async () => {
@@ -109,13 +128,18 @@ describe("message and digest signing intents", () => {
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ typed_data_hash: digest, kind: "blind_digest" });
     expect(await recoverAddress({ hash: digest, signature: ok.body.signature })).toBe(a.address);
-    const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'signature.create' AND resource_id = $1", [ok.body.id]);
+    const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'signature.create' AND resource_id = $1", [
+      ok.body.id,
+    ]);
     expect(audit.rows[0].details).toMatchObject({ intent_type: "eip712_digest", kind: "blind_digest", meaning: { blind: true, digest } });
     expect((await s.sign(a, { intent_type: "eip712_digest", hash: "0x1234" })).status).toBe(400);
   });
 
   it("operators see every signature with its meaning in the history and the export, and webhooks fire for it", async () => {
-    const hook = await call(s.svc.app, "POST", "/v1/webhooks", { token: s.op, body: { url: "http://127.0.0.1:9/hook", events: ["agent.signature.created"] } });
+    const hook = await call(s.svc.app, "POST", "/v1/webhooks", {
+      token: s.op,
+      body: { url: "http://127.0.0.1:9/hook", events: ["agent.signature.created"] },
+    });
     expect(hook.status).toBe(201);
     const a = await s.agent({ siwe_domain_allowlist: ["app.example.com"] }, 0n);
     const r = await s.sign(a, { intent_type: "personal_sign", message: siwe(a.address) });
@@ -124,7 +148,13 @@ describe("message and digest signing intents", () => {
     const list = await call(s.svc.app, "GET", `/v1/signatures?agent_id=${a.id}`, { token: s.op });
     expect(list.status).toBe(200);
     expect(list.body.signatures).toHaveLength(1);
-    expect(list.body.signatures[0]).toMatchObject({ id: r.body.id, intent_type: "personal_sign", kind: "siwe", from: a.address.toLowerCase(), meaning: { domain: "app.example.com", chain_id: 31337 } });
+    expect(list.body.signatures[0]).toMatchObject({
+      id: r.body.id,
+      intent_type: "personal_sign",
+      kind: "siwe",
+      from: a.address.toLowerCase(),
+      meaning: { domain: "app.example.com", chain_id: 31337 },
+    });
     expect(list.body.signatures[0].signature).toBeUndefined();
     const own = await call(s.svc.app, "GET", `/v1/agents/${a.id}/signatures?include_signature=true`, { token: a.token });
     expect(own.body.signatures[0].signature).toBe(r.body.signature);
@@ -133,14 +163,23 @@ describe("message and digest signing intents", () => {
     expect((await call(s.svc.app, "GET", "/v1/signatures", { token: a.token })).status).toBe(403);
 
     const jsonl = await call(s.svc.app, "GET", `/v1/signatures/export?agent_id=${a.id}`, { token: s.op });
-    expect(jsonl.raw.trim().split("\n").map((l) => JSON.parse(l).id)).toEqual([r.body.id]);
+    expect(
+      jsonl.raw
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).id),
+    ).toEqual([r.body.id]);
     const csv = await call(s.svc.app, "GET", `/v1/signatures/export?format=csv&agent_id=${a.id}`, { token: s.op });
-    expect(csv.raw.split("\r\n")[0]).toBe("id,agent_id,intent_type,kind,chain,chain_id,from,signing_key_path,digest,valid_until,created_at,meaning");
+    expect(csv.raw.split("\r\n")[0]).toBe(
+      "id,agent_id,intent_type,kind,chain,chain_id,from,signing_key_path,digest,valid_until,created_at,meaning",
+    );
     expect(csv.raw).toContain(r.body.id);
 
     while ((await sealAuditEvents(s.svc.ctx.pool)) > 0);
     await fanoutWebhookEvents(s.svc.ctx.pool);
-    const deliveries = await s.svc.ctx.pool.query("SELECT event_type, payload FROM webhook_deliveries WHERE endpoint_id = $1", [hook.body.id]);
+    const deliveries = await s.svc.ctx.pool.query("SELECT event_type, payload FROM webhook_deliveries WHERE endpoint_id = $1", [
+      hook.body.id,
+    ]);
     const mine = deliveries.rows.filter((d) => d.payload.data.signature_id === r.body.id);
     expect(mine).toHaveLength(1);
     expect(mine[0].event_type).toBe("agent.signature.created");
@@ -167,14 +206,32 @@ describe("message and digest signing intents", () => {
     expect(r.body.paths["/v1/signatures"].get).toBeDefined();
     expect(r.body.paths["/v1/signatures/export"].get).toBeDefined();
     const patch = JSON.stringify(r.body.paths["/v1/agents/{agent_id}"].patch);
-    const fields = ["typed_data_unknown", "siwe_domain_allowlist", "verifying_contract_allowlist", "raw_signing_enabled", "eip7702_delegate_allowlist", "eip7702_allow_chain_id_zero", "sign_max_validity_seconds"];
+    const fields = [
+      "typed_data_unknown",
+      "siwe_domain_allowlist",
+      "verifying_contract_allowlist",
+      "raw_signing_enabled",
+      "eip7702_delegate_allowlist",
+      "eip7702_allow_chain_id_zero",
+      "sign_max_validity_seconds",
+    ];
     for (const f of fields) expect(patch).toContain(f);
     const a = await s.agent({}, 0n);
     const me = await call(s.svc.app, "GET", `/v1/agents/${a.id}`, { token: a.token });
-    expect(me.body).toMatchObject({ typed_data_unknown: null, siwe_domain_allowlist: [], verifying_contract_allowlist: [], raw_signing_enabled: false, eip7702_delegate_allowlist: [], eip7702_allow_chain_id_zero: false, sign_max_validity_seconds: 3600 });
+    expect(me.body).toMatchObject({
+      typed_data_unknown: null,
+      siwe_domain_allowlist: [],
+      verifying_contract_allowlist: [],
+      raw_signing_enabled: false,
+      eip7702_delegate_allowlist: [],
+      eip7702_allow_chain_id_zero: false,
+      sign_max_validity_seconds: 3600,
+    });
     const bad = await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { sign_max_validity_seconds: 10 } });
     expect(bad.status).toBe(400);
     // An agent cannot turn on its own blind signing.
-    expect((await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: a.token, body: { raw_signing_enabled: true } })).status).toBe(403);
+    expect((await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: a.token, body: { raw_signing_enabled: true } })).status).toBe(
+      403,
+    );
   });
 });

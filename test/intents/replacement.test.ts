@@ -20,7 +20,13 @@ describe("replacing a type-4 transaction", () => {
   beforeAll(async () => {
     anvil = await startAnvil({ noMining: true });
     chain = chainClient(anvil.url);
-    svc = await startTestService({ ADMIN_API_KEY: op, CHAIN_LOCAL_RPC_URLS: anvil.url, TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "3600", GAP_FILL_AFTER_SECONDS: "3600" });
+    svc = await startTestService({
+      ADMIN_API_KEY: op,
+      CHAIN_LOCAL_RPC_URLS: anvil.url,
+      TRACKER_INTERVAL_MS: "100",
+      STUCK_AFTER_SECONDS: "3600",
+      GAP_FILL_AFTER_SECONDS: "3600",
+    });
   }, 60_000);
   afterAll(async () => {
     await svc?.close();
@@ -30,15 +36,29 @@ describe("replacing a type-4 transaction", () => {
   it("a speed-up keeps the authorization list and the type; the mined replacement delegates the account", async () => {
     // Deploy the delegate with the dev account (blocks are mined by hand here).
     const dev = privateKeyToAccount(DEV_KEY);
-    const deployHash = await rpc<Hex>(chain, "eth_sendTransaction", [{ from: dev.address, data: encodeDeployData({ abi: Delegate7702.abi, bytecode: Delegate7702.bytecode }), gas: "0x200000" }]);
+    const deployHash = await rpc<Hex>(chain, "eth_sendTransaction", [
+      { from: dev.address, data: encodeDeployData({ abi: Delegate7702.abi, bytecode: Delegate7702.bytecode }), gas: "0x200000" },
+    ]);
     await mine(chain);
     const delegate = (await chain.getTransactionReceipt({ hash: deployHash })).contractAddress!;
 
     const agent = await agentWithKey(svc, op, chain);
-    await call(svc.app, "PATCH", `/v1/agents/${agent.id}`, { token: op, body: { eip7702_delegate_allowlist: [delegate], tx_max_gas_limit: 300_000 } });
+    await call(svc.app, "PATCH", `/v1/agents/${agent.id}`, {
+      token: op,
+      body: { eip7702_delegate_allowlist: [delegate], tx_max_gas_limit: 300_000 },
+    });
     const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/sign`, {
       token: agent.token,
-      body: { chain: "local", intent_type: "transaction", tx_type: 4, to: agent.address, value: "0", data: ping(), gas_limit: 200_000, authorization_list: [{ address: delegate }] },
+      body: {
+        chain: "local",
+        intent_type: "transaction",
+        tx_type: 4,
+        to: agent.address,
+        value: "0",
+        data: ping(),
+        gas_limit: 200_000,
+        authorization_list: [{ address: delegate }],
+      },
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const first = parseTransaction(r.body.signed_tx as Hex);

@@ -25,7 +25,10 @@ describe("official SDK: agents.sign()", () => {
   it("signs a message, typed data, a digest and transactions of types 0, 1, 2 and 4; a denial comes back as an error", async () => {
     const a = await s.agent({ raw_signing_enabled: true, eip7702_delegate_allowlist: [s.delegate] });
     // Recipients: the payee, and the key's own (delegated) account for the type-4 call.
-    await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { tx_to_allowlist: [PAYEE, a.address], tx_unknown_calldata: "allow" } });
+    await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, {
+      token: s.op,
+      body: { tx_to_allowlist: [PAYEE, a.address], tx_unknown_calldata: "allow" },
+    });
     const client = new OneclawClient({ baseUrl, apiKey: a.apiKey, agentId: a.id });
     const sign = async (params: Record<string, unknown>) => {
       const res = await client.agents.sign(a.id, { chain: "local", ...params });
@@ -47,16 +50,33 @@ describe("official SDK: agents.sign()", () => {
     expect(await recoverAddress({ hash: digest, signature: blind.signature })).toBe(a.address);
 
     for (const tx_type of [0, 1, 2]) {
-      const tx = await sign({ intent_type: "transaction", tx_type, to: PAYEE, value: "0.0001", ...(tx_type > 0 ? { access_list: [{ address: PAYEE, storage_keys: [] }] } : {}) });
+      const tx = await sign({
+        intent_type: "transaction",
+        tx_type,
+        to: PAYEE,
+        value: "0.0001",
+        ...(tx_type > 0 ? { access_list: [{ address: PAYEE, storage_keys: [] }] } : {}),
+      });
       expect(tx.tx_type).toBe(tx_type);
       expect((await s.dev.pub.waitForTransactionReceipt({ hash: tx.tx_hash })).status).toBe("success");
     }
-    const setCode = await sign({ intent_type: "transaction", tx_type: 4, to: a.address, value: "0", data: ping(), authorization_list: [{ address: s.delegate }] });
+    const setCode = await sign({
+      intent_type: "transaction",
+      tx_type: 4,
+      to: a.address,
+      value: "0",
+      data: ping(),
+      authorization_list: [{ address: s.delegate }],
+    });
     expect(parseTransaction(setCode.signed_tx as Hex).type).toBe("eip7702");
     expect((await s.dev.pub.waitForTransactionReceipt({ hash: setCode.tx_hash })).status).toBe("success");
     expect((await s.dev.pub.getCode({ address: a.address }))?.toLowerCase()).toBe(`0xef0100${s.delegate.slice(2).toLowerCase()}`);
 
-    const denied = await client.agents.sign(a.id, { chain: "local", intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, s.delegate, UNIT, (await s.now()) + 600n, keccak256(toHex("x"))) });
+    const denied = await client.agents.sign(a.id, {
+      chain: "local",
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(s.token, a.address, s.delegate, UNIT, (await s.now()) + 600n, keccak256(toHex("x"))),
+    });
     expect(denied.data).toBeNull();
     expect(denied.meta.status).toBe(403);
   });

@@ -19,12 +19,17 @@ describe("transaction signing intents", () => {
   }, 60_000);
   afterAll(async () => s?.close());
 
-  const txCount = async (agentId: string) => (await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM transactions WHERE agent_id = $1", [agentId])).rows[0].n;
+  const txCount = async (agentId: string) =>
+    (await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM transactions WHERE agent_id = $1", [agentId])).rows[0].n;
 
   it("types 0, 1 (with an access list) and 2 are signed, broadcast and mined, with the type asked for", async () => {
     const a = await s.agent({}, 0n);
     const accessList = [{ address: s.token, storage_keys: [`0x${"00".repeat(31)}01`] }];
-    for (const [txType, extra] of [[0, {}], [1, { access_list: accessList }], [2, { access_list: accessList }]] as const) {
+    for (const [txType, extra] of [
+      [0, {}],
+      [1, { access_list: accessList }],
+      [2, { access_list: accessList }],
+    ] as const) {
       const r = await s.sign(a, { intent_type: "transaction", tx_type: txType, to: PAYEE, value: "0.001", ...extra });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       assertMatchesReference("SignIntentResponse", r.body);
@@ -51,7 +56,11 @@ describe("transaction signing intents", () => {
     expect(again.raw).toBe(first.raw);
     expect(await txCount(a.id)).toBe(1);
     // The same key on the transactions route names a different request.
-    const other = await call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: PAYEE, value: "0.0002", chain: "local" }, headers: { "idempotency-key": "tx-1" } });
+    const other = await call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+      token: a.token,
+      body: { to: PAYEE, value: "0.0002", chain: "local" },
+      headers: { "idempotency-key": "tx-1" },
+    });
     expect(other.status).toBe(422);
   });
 
@@ -60,13 +69,22 @@ describe("transaction signing intents", () => {
     const r = await s.sign(a, { intent_type: "transaction", to: s.token, value: "0" });
     expect(r.status).toBe(403);
     expect(r.body.guardrail.reason_code).toBe("to_not_allowlisted");
-    expect((await s.sign(a, { intent_type: "transaction", to: PAYEE, value: "0.02" })).body.guardrail.reason_code).toBe("max_value_exceeded");
+    expect((await s.sign(a, { intent_type: "transaction", to: PAYEE, value: "0.02" })).body.guardrail.reason_code).toBe(
+      "max_value_exceeded",
+    );
     expect(await txCount(a.id)).toBe(0);
   });
 
   it("EIP-7702: an authorization to an allowlisted delegate, sent in a type-4 transaction, delegates the key's account", async () => {
     const a = await s.agent({ eip7702_delegate_allowlist: [s.delegate] }, 0n);
-    const r = await s.sign(a, { intent_type: "transaction", tx_type: 4, to: a.address, value: "0", data: ping(), authorization_list: [{ address: s.delegate }] });
+    const r = await s.sign(a, {
+      intent_type: "transaction",
+      tx_type: 4,
+      to: a.address,
+      value: "0",
+      data: ping(),
+      authorization_list: [{ address: s.delegate }],
+    });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.tx_type).toBe(4);
     const parsed = parseTransaction(r.body.signed_tx as Hex);
@@ -78,7 +96,9 @@ describe("transaction signing intents", () => {
     expect((await s.dev.pub.getCode({ address: a.address }))?.toLowerCase()).toBe(concat(["0xef0100", s.delegate]).toLowerCase());
     // The delegated code ran in the key's own account.
     expect(await s.dev.pub.readContract({ address: a.address, abi: Delegate7702.abi, functionName: "pings" })).toBe(1n);
-    const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'transaction.submit' AND resource_id = $1", [r.body.id]);
+    const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'transaction.submit' AND resource_id = $1", [
+      r.body.id,
+    ]);
     expect(audit.rows[0].details).toMatchObject({ tx_type: 4, authorizations: [{ delegate: s.delegate.toLowerCase(), chain_id: 31337 }] });
   });
 
@@ -97,12 +117,17 @@ describe("transaction signing intents", () => {
     expect(nonce.status).toBe(400);
     // Default: no delegate is allowed at all.
     const none = await s.agent({}, 0n);
-    expect((await s.sign(none, { ...base, to: none.address, authorization_list: [{ address: s.delegate }] })).body.guardrail.reason_code).toBe("eip7702_delegate_not_allowlisted");
+    expect(
+      (await s.sign(none, { ...base, to: none.address, authorization_list: [{ address: s.delegate }] })).body.guardrail.reason_code,
+    ).toBe("eip7702_delegate_not_allowlisted");
     // Chain id 0 only when the operator allows it explicitly.
     await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { eip7702_allow_chain_id_zero: true } });
     const allowed = await s.sign(a, { ...base, authorization_list: [{ address: s.delegate, chain_id: 0 }] });
     expect(allowed.status, JSON.stringify(allowed.body)).toBe(200);
-    expect((parseTransaction(allowed.body.signed_tx as Hex) as { authorizationList: ReadonlyArray<{ chainId: number }> }).authorizationList[0].chainId).toBe(0);
+    expect(
+      (parseTransaction(allowed.body.signed_tx as Hex) as { authorizationList: ReadonlyArray<{ chainId: number }> }).authorizationList[0]
+        .chainId,
+    ).toBe(0);
     expect(await s.dev.pub.getCode({ address: none.address })).toBeUndefined();
     expect(await txCount(none.id)).toBe(0);
   });
@@ -113,7 +138,12 @@ describe("transaction signing intents", () => {
     expect(blob.status).toBe(400);
     expect(blob.body.detail).toMatch(/type 3/);
     assertMatchesReference("ProblemDetails", blob.body);
-    const blobFields = await s.sign(a, { intent_type: "transaction", to: PAYEE, value: "0", blob_versioned_hashes: [`0x01${"00".repeat(31)}`] });
+    const blobFields = await s.sign(a, {
+      intent_type: "transaction",
+      to: PAYEE,
+      value: "0",
+      blob_versioned_hashes: [`0x01${"00".repeat(31)}`],
+    });
     expect(blobFields.status).toBe(400);
     for (const body of [
       { intent_type: "transaction", tx_type: 0, to: PAYEE, value: "0", max_fee_per_gas: "1", max_priority_fee_per_gas: "1" },

@@ -8,7 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntentToken, MiniPermit2 } from "../contracts/intents.js";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { PERMIT2, permit, permitSingle, permitTransferFrom, startIntentStack, transferWithAuthorization, UNIT, type IntentStack } from "./helpers.js";
+import {
+  PERMIT2,
+  permit,
+  permitSingle,
+  permitTransferFrom,
+  startIntentStack,
+  transferWithAuthorization,
+  UNIT,
+  type IntentStack,
+} from "./helpers.js";
 
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 const ATTACKER = "0x000000000000000000000000000000000000bad1" as Address;
@@ -38,12 +47,25 @@ describe("typed data: payments and permits under the token guardrails", () => {
 
     const sig = hexToSignature(r.body.signature as Hex);
     const m = td.message;
-    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [m.from, m.to, BigInt(m.value), 0n, BigInt(m.validBefore), m.nonce, Number(sig.v), sig.r, sig.s]);
+    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [
+      m.from,
+      m.to,
+      BigInt(m.value),
+      0n,
+      BigInt(m.validBefore),
+      m.nonce,
+      Number(sig.v),
+      sig.r,
+      sig.s,
+    ]);
     expect(await s.balance(PAYEE)).toBe(2n * UNIT);
 
-    const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'signature.create' AND resource_id = $1", [r.body.id]);
+    const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'signature.create' AND resource_id = $1", [
+      r.body.id,
+    ]);
     expect(audit.rows[0].details).toMatchObject({
-      kind: "transfer_with_authorization", from: a.address.toLowerCase(),
+      kind: "transfer_with_authorization",
+      from: a.address.toLowerCase(),
       meaning: { transfers: [{ token: s.token.toLowerCase(), recipient: PAYEE.toLowerCase(), amount: "2000000" }] },
     });
     expect(audit.rows[0].details.valid_until).toBe(new Date(Number(m.validBefore) * 1000).toISOString());
@@ -53,31 +75,57 @@ describe("typed data: payments and permits under the token guardrails", () => {
 
   it("x402: a payee not allowlisted is refused; amounts past the daily token limit are refused; nothing is signed", async () => {
     const a = await s.agent({ tx_to_allowlist: [PAYEE], tx_token_limits: { [s.token]: { daily_limit: "10" } } });
-    const stranger = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, ATTACKER, UNIT, await soon(), nonce(2)) });
+    const stranger = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(s.token, a.address, ATTACKER, UNIT, await soon(), nonce(2)),
+    });
     expect(stranger.status).toBe(403);
     assertMatchesReference("ProblemDetails", stranger.body);
     expect(stranger.body.guardrail).toMatchObject({ reason_code: "token_recipient_not_allowlisted", attempted: ATTACKER.toLowerCase() });
-    const big = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 11n * UNIT, await soon(), nonce(3)) });
+    const big = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 11n * UNIT, await soon(), nonce(3)),
+    });
     expect(big.status).toBe(403);
     expect(big.body.guardrail).toMatchObject({ reason_code: "token_daily_limit_exceeded", limit: "10", current: "0", attempted: "11" });
     // The receive-with-authorization flavour is counted the same way.
-    const recv = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 11n * UNIT, await soon(), nonce(4), "ReceiveWithAuthorization") });
+    const recv = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 11n * UNIT, await soon(), nonce(4), "ReceiveWithAuthorization"),
+    });
     expect(recv.body.guardrail?.reason_code).toBe("token_daily_limit_exceeded");
     expect((await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM signatures WHERE agent_id = $1", [a.id])).rows[0].n).toBe(0);
-    const denied = await s.svc.ctx.pool.query("SELECT details->>'reason_code' AS r FROM audit_events WHERE action = 'signature.denied' AND actor_id = $1 ORDER BY seq", [a.id]);
-    expect(denied.rows.map((x) => x.r)).toEqual(["token_recipient_not_allowlisted", "token_daily_limit_exceeded", "token_daily_limit_exceeded"]);
+    const denied = await s.svc.ctx.pool.query(
+      "SELECT details->>'reason_code' AS r FROM audit_events WHERE action = 'signature.denied' AND actor_id = $1 ORDER BY seq",
+      [a.id],
+    );
+    expect(denied.rows.map((x) => x.r)).toEqual([
+      "token_recipient_not_allowlisted",
+      "token_daily_limit_exceeded",
+      "token_daily_limit_exceeded",
+    ]);
   });
 
   it("x402: 20 parallel payments of 1 against a daily limit of 10 sign exactly 10, and transfers share the budget", async () => {
     const a = await s.agent({ tx_token_limits: { [s.token]: { daily_limit: "10" } } });
     const deadline = await soon();
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, nonce(`p${i}`)) })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        s.sign(a, {
+          intent_type: "typed_data",
+          typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, nonce(`p${i}`)),
+        }),
+      ),
+    );
     expect(results.filter((r) => r.status === 200)).toHaveLength(10);
     expect(results.filter((r) => r.status === 403).every((r) => r.body.guardrail.reason_code === "token_daily_limit_exceeded")).toBe(true);
     expect((await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM signatures WHERE agent_id = $1", [a.id])).rows[0].n).toBe(10);
     // The same budget holds for an ERC-20 transfer sent as a transaction.
     const data = `0xa9059cbb${PAYEE.slice(2).padStart(64, "0")}${UNIT.toString(16).padStart(64, "0")}` as Hex;
-    const tx = await call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: s.token, value: "0", chain: "local", data } });
+    const tx = await call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+      token: a.token,
+      body: { to: s.token, value: "0", chain: "local", data },
+    });
     expect(tx.status).toBe(403);
     expect(tx.body.guardrail).toMatchObject({ reason_code: "token_daily_limit_exceeded", current: "10" });
   });
@@ -89,8 +137,14 @@ describe("typed data: payments and permits under the token guardrails", () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         i % 2 === 0
-          ? s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, nonce(`m${i}`)) })
-          : call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to: s.token, value: "0", chain: "local", data } }),
+          ? s.sign(a, {
+              intent_type: "typed_data",
+              typed_data: transferWithAuthorization(s.token, a.address, PAYEE, UNIT, deadline, nonce(`m${i}`)),
+            })
+          : call(s.svc.app, "POST", `/v1/agents/${a.id}/transactions`, {
+              token: a.token,
+              body: { to: s.token, value: "0", chain: "local", data },
+            }),
       ),
     );
     expect(results.filter((r) => r.status === 200 || r.status === 201)).toHaveLength(10);
@@ -102,14 +156,22 @@ describe("typed data: payments and permits under the token guardrails", () => {
   it("where no token limit applies, allowlists alone decide: no chain read (not even of decimals) is needed", async () => {
     const a = await s.agent({ tx_to_allowlist: [PAYEE] }, 0n);
     const noCode = "0x00000000000000000000000000000000000c0de0" as Address;
-    const r = await s.sign(a, { intent_type: "typed_data", typed_data: transferWithAuthorization(noCode, a.address, PAYEE, 5n * UNIT, await soon(), nonce("nc")) });
+    const r = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(noCode, a.address, PAYEE, 5n * UNIT, await soon(), nonce("nc")),
+    });
     expect(r.status).toBe(200);
-    expect((await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM token_metadata WHERE address = $1", [noCode.toLowerCase()])).rows[0].n).toBe(0);
+    expect(
+      (await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM token_metadata WHERE address = $1", [noCode.toLowerCase()])).rows[0].n,
+    ).toBe(0);
   });
 
   it("an Idempotency-Key replays the same signature and counts it once", async () => {
     const a = await s.agent({ tx_token_limits: { [s.token]: { daily_limit: "10" } } });
-    const body = { intent_type: "typed_data", typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 3n * UNIT, await soon(), nonce("idem")) };
+    const body = {
+      intent_type: "typed_data",
+      typed_data: transferWithAuthorization(s.token, a.address, PAYEE, 3n * UNIT, await soon(), nonce("idem")),
+    };
     const [r1, r2] = await Promise.all([s.sign(a, body, { "idempotency-key": "pay-1" }), s.sign(a, body, { "idempotency-key": "pay-1" })]);
     const ok = [r1, r2].filter((r) => r.status === 200);
     expect(ok.length).toBeGreaterThanOrEqual(1);
@@ -124,9 +186,15 @@ describe("typed data: payments and permits under the token guardrails", () => {
   it("EIP-2612: a permit to a spender not allowlisted is refused; within the cap it is signed and permit + transferFrom succeed; unlimited only for allowlisted spenders", async () => {
     const a = await s.agent({ tx_to_allowlist: [facilitator], tx_token_limits: { [s.token]: { approval_cap: "100" } } });
     const deadline = await soon();
-    const stranger = await s.sign(a, { intent_type: "typed_data", typed_data: permit(s.token, a.address, ATTACKER, 5n * UNIT, 0n, deadline) });
+    const stranger = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permit(s.token, a.address, ATTACKER, 5n * UNIT, 0n, deadline),
+    });
     expect(stranger.body.guardrail).toMatchObject({ reason_code: "spender_not_allowlisted", attempted: ATTACKER.toLowerCase() });
-    const overCap = await s.sign(a, { intent_type: "typed_data", typed_data: permit(s.token, a.address, facilitator, 101n * UNIT, 0n, deadline) });
+    const overCap = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permit(s.token, a.address, facilitator, 101n * UNIT, 0n, deadline),
+    });
     expect(overCap.body.guardrail).toMatchObject({ reason_code: "approval_cap_exceeded", limit: "100" });
     const unlimited = permit(s.token, a.address, facilitator, (1n << 256n) - 1n, 0n, deadline);
     expect((await s.sign(a, { intent_type: "typed_data", typed_data: unlimited })).body.guardrail.reason_code).toBe("unlimited_approval");
@@ -134,7 +202,10 @@ describe("typed data: payments and permits under the token guardrails", () => {
     const other = await s.sign(a, { intent_type: "typed_data", typed_data: permit(s.token, PAYEE, facilitator, UNIT, 0n, deadline) });
     expect(other.body.guardrail.reason_code).toBe("typed_data_owner_mismatch");
 
-    const ok = await s.sign(a, { intent_type: "typed_data", typed_data: permit(s.token, a.address, facilitator, 40n * UNIT, 0n, deadline) });
+    const ok = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permit(s.token, a.address, facilitator, 40n * UNIT, 0n, deadline),
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.kind).toBe("permit");
     const sig = hexToSignature(ok.body.signature as Hex);
@@ -143,7 +214,10 @@ describe("typed data: payments and permits under the token guardrails", () => {
 
     await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { tx_unlimited_approval_allowlist: [facilitator] } });
     const a2 = { ...a };
-    const allowed = await s.sign(a2, { intent_type: "typed_data", typed_data: permit(s.token, a.address, facilitator, (1n << 256n) - 1n, 1n, deadline) });
+    const allowed = await s.sign(a2, {
+      intent_type: "typed_data",
+      typed_data: permit(s.token, a.address, facilitator, (1n << 256n) - 1n, 1n, deadline),
+    });
     expect(allowed.status).toBe(200);
   });
 
@@ -157,11 +231,20 @@ describe("typed data: payments and permits under the token guardrails", () => {
     });
     await s.dev.pub.waitForTransactionReceipt({ hash: approveHash as Hex });
     const deadline = await soon();
-    const stranger = await s.sign(a, { intent_type: "typed_data", typed_data: permitSingle(s.token, ATTACKER, 5n * UNIT, deadline, 0n, deadline) });
+    const stranger = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permitSingle(s.token, ATTACKER, 5n * UNIT, deadline, 0n, deadline),
+    });
     expect(stranger.body.guardrail).toMatchObject({ reason_code: "spender_not_allowlisted" });
-    const unlimited = await s.sign(a, { intent_type: "typed_data", typed_data: permitSingle(s.token, facilitator, (1n << 160n) - 1n, deadline, 0n, deadline) });
+    const unlimited = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permitSingle(s.token, facilitator, (1n << 160n) - 1n, deadline, 0n, deadline),
+    });
     expect(unlimited.body.guardrail.reason_code).toBe("unlimited_approval");
-    const longLived = await s.sign(a, { intent_type: "typed_data", typed_data: permitSingle(s.token, facilitator, UNIT, deadline + 86_400n * 30n, 0n, deadline) });
+    const longLived = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permitSingle(s.token, facilitator, UNIT, deadline + 86_400n * 30n, 0n, deadline),
+    });
     expect(longLived.body.guardrail).toMatchObject({ reason_code: "validity_too_long", limit: 3600 });
 
     const td = permitSingle(s.token, facilitator, 30n * UNIT, deadline, 0n, deadline);
@@ -169,19 +252,32 @@ describe("typed data: payments and permits under the token guardrails", () => {
     expect(ok.status).toBe(200);
     expect(ok.body.kind).toBe("permit2_single");
     expect(await recoverTypedDataAddress({ ...(td as any), signature: ok.body.signature })).toBe(a.address);
-    const permitSingleArg = { details: { token: s.token, amount: 30n * UNIT, expiration: Number(deadline), nonce: 0 }, spender: facilitator, sigDeadline: deadline };
+    const permitSingleArg = {
+      details: { token: s.token, amount: 30n * UNIT, expiration: Number(deadline), nonce: 0 },
+      spender: facilitator,
+      sigDeadline: deadline,
+    };
     await s.dev.send(PERMIT2, MiniPermit2.abi, "permit", [a.address, permitSingleArg, ok.body.signature]);
     const before = await s.balance(PAYEE);
     await s.dev.send(PERMIT2, MiniPermit2.abi, "transferFrom", [a.address, PAYEE, 30n * UNIT, s.token]);
     expect((await s.balance(PAYEE)) - before).toBe(30n * UNIT);
 
     // 30 of 60 used by the permit: a signature transfer of 40 does not fit, one of 30 does and settles.
-    const tooMuch = await s.sign(a, { intent_type: "typed_data", typed_data: permitTransferFrom(s.token, facilitator, 40n * UNIT, 7n, deadline) });
+    const tooMuch = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permitTransferFrom(s.token, facilitator, 40n * UNIT, 7n, deadline),
+    });
     expect(tooMuch.body.guardrail).toMatchObject({ reason_code: "token_daily_limit_exceeded", current: "30" });
-    const transfer = await s.sign(a, { intent_type: "typed_data", typed_data: permitTransferFrom(s.token, facilitator, 30n * UNIT, 7n, deadline) });
+    const transfer = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: permitTransferFrom(s.token, facilitator, 30n * UNIT, 7n, deadline),
+    });
     expect(transfer.status).toBe(200);
     await s.dev.send(PERMIT2, MiniPermit2.abi, "permitTransferFrom", [
-      { permitted: { token: s.token, amount: 30n * UNIT }, nonce: 7n, deadline }, { to: PAYEE, requestedAmount: 30n * UNIT }, a.address, transfer.body.signature,
+      { permitted: { token: s.token, amount: 30n * UNIT }, nonce: 7n, deadline },
+      { to: PAYEE, requestedAmount: 30n * UNIT },
+      a.address,
+      transfer.body.signature,
     ]);
     expect((await s.balance(PAYEE)) - before).toBe(60n * UNIT);
   });
@@ -196,7 +292,17 @@ describe("typed data: payments and permits under the token guardrails", () => {
     expect(r.body.guardrail).toMatchObject({ reason_code: "typed_data_unknown", attempted: "Permit" });
     // With no rules at all, unknown typed data is signed (and recorded as such); the operator may deny it.
     const free = await s.agent({}, 0n);
-    const order = { types: { Order: [{ name: "maker", type: "address" }, { name: "amount", type: "uint256" }] }, primaryType: "Order", domain: { name: "X", chainId: 31337 }, message: { maker: free.address, amount: "5" } };
+    const order = {
+      types: {
+        Order: [
+          { name: "maker", type: "address" },
+          { name: "amount", type: "uint256" },
+        ],
+      },
+      primaryType: "Order",
+      domain: { name: "X", chainId: 31337 },
+      message: { maker: free.address, amount: "5" },
+    };
     const signed = await s.sign(free, { intent_type: "typed_data", typed_data: order });
     expect(signed.status).toBe(200);
     expect(signed.body.kind).toBe("typed_data_unknown");
@@ -205,7 +311,9 @@ describe("typed data: payments and permits under the token guardrails", () => {
     // Permit2 types at another address are not Permit2.
     const notPermit2 = permitSingle(s.token, facilitator, UNIT, await soon(), 0n, await soon());
     notPermit2.domain.verifyingContract = ATTACKER;
-    expect((await s.sign(ruled, { intent_type: "typed_data", typed_data: notPermit2 })).body.guardrail.reason_code).toBe("typed_data_unknown");
+    expect((await s.sign(ruled, { intent_type: "typed_data", typed_data: notPermit2 })).body.guardrail.reason_code).toBe(
+      "typed_data_unknown",
+    );
   });
 
   it("the domain must name this chain and an allowlisted verifying contract; malformed typed data is a 400", async () => {
@@ -214,10 +322,19 @@ describe("typed data: payments and permits under the token guardrails", () => {
     const otherChain = await s.sign(a, { intent_type: "typed_data", typed_data: { ...td, domain: { ...td.domain, chainId: 1 } } });
     expect(otherChain.body.guardrail).toMatchObject({ reason_code: "typed_data_chain_mismatch", limit: 31337, attempted: "1" });
     const { chainId: _c, ...noChain } = td.domain;
-    const missing = await s.sign(a, { intent_type: "typed_data", typed_data: { ...td, types: { [td.primaryType]: td.types[td.primaryType] }, domain: noChain } });
+    const missing = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: { ...td, types: { [td.primaryType]: td.types[td.primaryType] }, domain: noChain },
+    });
     expect(missing.body.guardrail.reason_code).toBe("typed_data_chain_mismatch");
-    const elsewhere = await s.sign(a, { intent_type: "typed_data", typed_data: { ...td, domain: { ...td.domain, verifyingContract: ATTACKER } } });
-    expect(elsewhere.body.guardrail).toMatchObject({ reason_code: "verifying_contract_not_allowlisted", attempted: ATTACKER.toLowerCase() });
+    const elsewhere = await s.sign(a, {
+      intent_type: "typed_data",
+      typed_data: { ...td, domain: { ...td.domain, verifyingContract: ATTACKER } },
+    });
+    expect(elsewhere.body.guardrail).toMatchObject({
+      reason_code: "verifying_contract_not_allowlisted",
+      attempted: ATTACKER.toLowerCase(),
+    });
     for (const bad of [
       { ...td, message: { ...td.message, value: 1e30 } }, // an unsafe JSON number
       { ...td, message: { ...td.message, extra: "1" } }, // a member the type does not have
@@ -237,7 +354,10 @@ describe("typed data: payments and permits under the token guardrails", () => {
     const a = await s.agent({});
     const far = (await s.now()) + 7200n;
     const td = transferWithAuthorization(s.token, a.address, PAYEE, UNIT, far, nonce("far"));
-    expect((await s.sign(a, { intent_type: "typed_data", typed_data: td })).body.guardrail).toMatchObject({ reason_code: "validity_too_long", limit: 3600 });
+    expect((await s.sign(a, { intent_type: "typed_data", typed_data: td })).body.guardrail).toMatchObject({
+      reason_code: "validity_too_long",
+      limit: 3600,
+    });
     const forever = transferWithAuthorization(s.token, a.address, PAYEE, UNIT, (1n << 256n) - 1n, nonce("forever"));
     expect((await s.sign(a, { intent_type: "typed_data", typed_data: forever })).body.guardrail.reason_code).toBe("validity_too_long");
     await call(s.svc.app, "PATCH", `/v1/agents/${a.id}`, { token: s.op, body: { sign_max_validity_seconds: 86_400 } });

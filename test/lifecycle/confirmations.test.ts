@@ -12,7 +12,20 @@ import { createPool, type Pool } from "../../src/db/pool.js";
 import { Tracker, trackerOptions } from "../../src/tracker/tracker.js";
 import { call, newOperatorKey } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, attemptsOf, auditOf, byHash, chainClient, mine, receipt, rpc, setConfirmations, submitter, txRow, waitFor } from "./helpers.js";
+import {
+  agentWithKey,
+  attemptsOf,
+  auditOf,
+  byHash,
+  chainClient,
+  mine,
+  receipt,
+  rpc,
+  setConfirmations,
+  submitter,
+  txRow,
+  waitFor,
+} from "./helpers.js";
 
 describe("confirmations, reverts, drops and reorgs", () => {
   let anvil: AnvilNode;
@@ -39,7 +52,10 @@ describe("confirmations, reverts, drops and reorgs", () => {
     replicaPool = createPool(svc.databaseUrl, { max: 5 });
     const chains = new ChainRegistry(replicaPool, { LOCAL: [anvil.url] });
     await chains.refresh();
-    replica = new Tracker({ pool: replicaPool, signer: svc.ctx.signer, chains, clients: new ChainClients(), log: svc.ctx.log }, trackerOptions(svc.ctx.config));
+    replica = new Tracker(
+      { pool: replicaPool, signer: svc.ctx.signer, chains, clients: new ChainClients(), log: svc.ctx.log },
+      trackerOptions(svc.ctx.config),
+    );
     replica.start();
     const agent = await agentWithKey(svc, op, chain);
     submit = submitter(svc, agent);
@@ -76,7 +92,12 @@ describe("confirmations, reverts, drops and reorgs", () => {
     expect(done.block_hash).toBe((await receipt(chain, r.body.tx_hash))!.blockHash);
 
     const got = await call(svc.app, "GET", `/v1/agents/${agentId}/transactions/${id}`, { token: agentToken });
-    expect(got.body).toMatchObject({ chain_status: "confirmed", confirmations: 3, block_number: Number(done.block_number), tx_hash: r.body.tx_hash });
+    expect(got.body).toMatchObject({
+      chain_status: "confirmed",
+      confirmations: 3,
+      block_number: Number(done.block_number),
+      tx_hash: r.body.tx_hash,
+    });
     const confirmed = await auditOf(svc.ctx.pool, id, "transaction.confirmed");
     expect(confirmed).toHaveLength(1);
     expect(confirmed[0].details).toMatchObject({ chain_status: "confirmed", confirmations: 3, receipt_status: "success" });
@@ -98,7 +119,10 @@ describe("confirmations, reverts, drops and reorgs", () => {
     expect(done.confirmations).toBe(3);
     expect(done.error_message).toMatch(/reverted/i);
     expect((await receipt(chain, r.body.tx_hash))!.status).toBe("0x0");
-    expect((await auditOf(svc.ctx.pool, r.body.id, "transaction.confirmed"))[0].details).toMatchObject({ chain_status: "reverted", receipt_status: "reverted" });
+    expect((await auditOf(svc.ctx.pool, r.body.id, "transaction.confirmed"))[0].details).toMatchObject({
+      chain_status: "reverted",
+      receipt_status: "reverted",
+    });
   });
 
   it("sends a transaction dropped from the mempool again, byte for byte, and it mines", async () => {
@@ -125,30 +149,33 @@ describe("confirmations, reverts, drops and reorgs", () => {
     expect(await attemptsOf(svc.ctx.pool, r.body.id)).toHaveLength(1);
   });
 
-  it.each(["anvil_reorg", "anvil_rollback"])("notices a reorg (%s) that removes a mined transaction, and follows it until it mines again", async (how) => {
-    const r = await submit({ value: "0.003" });
-    const id = r.body.id;
-    await mine(chain);
-    const mined = await waitFor("mined", async () => ((await row(id)).block_hash ? row(id) : undefined));
-    expect(mined.confirmations).toBe(1);
+  it.each(["anvil_reorg", "anvil_rollback"])(
+    "notices a reorg (%s) that removes a mined transaction, and follows it until it mines again",
+    async (how) => {
+      const r = await submit({ value: "0.003" });
+      const id = r.body.id;
+      await mine(chain);
+      const mined = await waitFor("mined", async () => ((await row(id)).block_hash ? row(id) : undefined));
+      expect(mined.confirmations).toBe(1);
 
-    if (how === "anvil_reorg") await rpc(chain, "anvil_reorg", [1, []]);
-    else await rpc(chain, "anvil_rollback", [1]);
-    expect(await receipt(chain, r.body.tx_hash)).toBeNull();
+      if (how === "anvil_reorg") await rpc(chain, "anvil_reorg", [1, []]);
+      else await rpc(chain, "anvil_rollback", [1]);
+      expect(await receipt(chain, r.body.tx_hash)).toBeNull();
 
-    await waitFor("the reorg to be noticed", async () => (await auditOf(svc.ctx.pool, id, "transaction.reorged")).length > 0);
-    const reorged = await auditOf(svc.ctx.pool, id, "transaction.reorged");
-    expect(reorged[0].details).toMatchObject({ old_block_hash: mined.block_hash, tx_hash: r.body.tx_hash });
-    // Back in the node's mempool (sent again by the tracker), then mined in a new block.
-    await waitFor("the transaction back in the mempool", async () => byHash(chain, r.body.tx_hash), 10_000);
-    await mine(chain, 3);
-    const done = await waitFor("confirmed again", async () => ((await row(id)).chain_status === "confirmed" ? row(id) : undefined));
-    expect(done.tx_hash).toBe(r.body.tx_hash);
-    expect(done.block_hash).not.toBe(mined.block_hash);
-    expect(done.block_hash).toBe((await receipt(chain, r.body.tx_hash))!.blockHash);
-    expect(done.confirmations).toBe(3);
-    expect(await attemptsOf(svc.ctx.pool, id)).toHaveLength(1);
-    expect(await auditOf(svc.ctx.pool, id, "transaction.reorged")).toHaveLength(1);
-    expect(await auditOf(svc.ctx.pool, id, "transaction.confirmed")).toHaveLength(1);
-  });
+      await waitFor("the reorg to be noticed", async () => (await auditOf(svc.ctx.pool, id, "transaction.reorged")).length > 0);
+      const reorged = await auditOf(svc.ctx.pool, id, "transaction.reorged");
+      expect(reorged[0].details).toMatchObject({ old_block_hash: mined.block_hash, tx_hash: r.body.tx_hash });
+      // Back in the node's mempool (sent again by the tracker), then mined in a new block.
+      await waitFor("the transaction back in the mempool", async () => byHash(chain, r.body.tx_hash), 10_000);
+      await mine(chain, 3);
+      const done = await waitFor("confirmed again", async () => ((await row(id)).chain_status === "confirmed" ? row(id) : undefined));
+      expect(done.tx_hash).toBe(r.body.tx_hash);
+      expect(done.block_hash).not.toBe(mined.block_hash);
+      expect(done.block_hash).toBe((await receipt(chain, r.body.tx_hash))!.blockHash);
+      expect(done.confirmations).toBe(3);
+      expect(await attemptsOf(svc.ctx.pool, id)).toHaveLength(1);
+      expect(await auditOf(svc.ctx.pool, id, "transaction.reorged")).toHaveLength(1);
+      expect(await auditOf(svc.ctx.pool, id, "transaction.confirmed")).toHaveLength(1);
+    },
+  );
 });

@@ -16,7 +16,6 @@ import { chainClient, receipt, waitFor } from "./helpers.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
-
 async function api(base: string, method: string, url: string, token: string, body?: unknown) {
   const r = await fetch(base + url, {
     method,
@@ -68,9 +67,21 @@ describe("kill -9 between COMMIT and broadcast", () => {
     const created = await api(base1, "POST", "/v1/agents", op, { name: "crash", intents_api_enabled: true });
     expect(created.status).toBe(201);
     const agentId = created.body.agent.id;
-    const token = (await (await fetch(`${base1}/v1/auth/agent-token`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ api_key: created.body.api_key }) })).json() as any).access_token;
+    const token = (
+      (await (
+        await fetch(`${base1}/v1/auth/agent-token`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ api_key: created.body.api_key }),
+        })
+      ).json()) as any
+    ).access_token;
 
-    const submitted = await api(base1, "POST", `/v1/agents/${agentId}/transactions`, token, { to: DEAD, value: "0.01", chain: "local" }).catch((e) => e);
+    const submitted = await api(base1, "POST", `/v1/agents/${agentId}/transactions`, token, {
+      to: DEAD,
+      value: "0.01",
+      chain: "local",
+    }).catch((e) => e);
     expect(submitted).toBeInstanceOf(Error); // the connection died with the process
     const died = await first.exited; // tsx relays its child's SIGKILL as exit code 137
     expect(died.signal === "SIGKILL" || died.code === 137).toBe(true);
@@ -88,17 +99,24 @@ describe("kill -9 between COMMIT and broadcast", () => {
     const second = spawnService(env);
     children.push(second);
     const base2 = await second.url;
-    const done = await waitFor("the transaction confirmed", async () => {
-      const { rows } = await client.query("SELECT * FROM transactions WHERE id = $1", [row.id]);
-      return rows[0].chain_status === "confirmed" ? rows[0] : undefined;
-    }, 20_000);
+    const done = await waitFor(
+      "the transaction confirmed",
+      async () => {
+        const { rows } = await client.query("SELECT * FROM transactions WHERE id = $1", [row.id]);
+        return rows[0].chain_status === "confirmed" ? rows[0] : undefined;
+      },
+      20_000,
+    );
     expect(done).toMatchObject({ status: "broadcast", tx_hash: row.tx_hash, signed_tx: row.signed_tx, nonce: row.nonce });
     expect((await receipt(chain, row.tx_hash))!.status).toBe("0x1");
     expect(await chain.getTransactionCount({ address: from })).toBe(nonce + 1);
 
     const { rows: attempts } = await client.query("SELECT tx_hash, status FROM transaction_attempts WHERE tx_id = $1", [row.id]);
     expect(attempts).toEqual([{ tx_hash: row.tx_hash, status: "mined" }]);
-    const { rows: events } = await client.query("SELECT action, count(*)::int AS n FROM audit_events WHERE resource_id = $1 GROUP BY action ORDER BY action", [row.id]);
+    const { rows: events } = await client.query(
+      "SELECT action, count(*)::int AS n FROM audit_events WHERE resource_id = $1 GROUP BY action ORDER BY action",
+      [row.id],
+    );
     expect(events).toEqual([
       { action: "transaction.broadcast", n: 1 },
       { action: "transaction.confirmed", n: 1 },

@@ -16,7 +16,9 @@ import { agentWithKey, chainClient, receipt, submitter, waitFor } from "./helper
 
 function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
   const server = http.createServer(handler);
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })),
+  );
 }
 
 async function closedPort(): Promise<string> {
@@ -94,7 +96,7 @@ describe("RPC failover", () => {
   });
   afterAll(async () => {
     await svc?.close();
-    for (const s of servers) s.closeAllConnections(), s.close();
+    for (const s of servers) (s.closeAllConnections(), s.close());
     await anvil?.stop();
   });
 
@@ -121,12 +123,19 @@ describe("RPC failover", () => {
     const answering = await listen((req, res) => {
       calls++;
       req.resume();
-      req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: 1, error: { code: -32000, message: "nonce too low" } })));
+      req.on("end", () =>
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ jsonrpc: "2.0", id: 1, error: { code: -32000, message: "nonce too low" } })),
+      );
     });
     servers.push(answering.server);
     const clients = new ChainClients({ timeoutMs: 500 });
     const c = { ...svc.ctx.chains.resolve("local")!, name: "nonce-test", rpc_urls: [answering.url, anvil.url] } as Chain;
-    const err = await clients.get(c).request({ method: "eth_sendRawTransaction", params: ["0x02"] }).catch((e) => e);
+    const err = await clients
+      .get(c)
+      .request({ method: "eth_sendRawTransaction", params: ["0x02"] })
+      .catch((e) => e);
     expect(String(err.details ?? err.message)).toMatch(/nonce too low/);
     expect(calls).toBe(1); // answered: not sent on to the second URL
     expect(clients.endpointHealth(c).map((h) => h.healthy)).toEqual([true, true]);
@@ -148,7 +157,12 @@ describe("a flapping RPC", () => {
     stats = p.stats;
     const l = await listen(p.handler);
     proxy = l.server;
-    svc = await startTestService({ ADMIN_API_KEY: op, CHAIN_LOCAL_RPC_URLS: l.url, BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "100" });
+    svc = await startTestService({
+      ADMIN_API_KEY: op,
+      CHAIN_LOCAL_RPC_URLS: l.url,
+      BROADCAST_TIMEOUT_MS: "1000",
+      TRACKER_INTERVAL_MS: "100",
+    });
   });
   afterAll(async () => {
     await svc?.close();
@@ -170,7 +184,8 @@ describe("a flapping RPC", () => {
       }
     };
     const results = [];
-    for (let wave = 0; wave < 5; wave++) results.push(...(await Promise.all(Array.from({ length: 20 }, (_, j) => submitWithRetry(wave * 20 + j)))));
+    for (let wave = 0; wave < 5; wave++)
+      results.push(...(await Promise.all(Array.from({ length: 20 }, (_, j) => submitWithRetry(wave * 20 + j)))));
     for (const r of results) {
       expect([200, 201]).toContain(r.status);
       expect(["broadcast", "signed"]).toContain(r.body.status); // signed: the send's answer was lost; the tracker finishes it
@@ -180,10 +195,18 @@ describe("a flapping RPC", () => {
     expect(new Set(results.map((r) => r.body.tx_hash)).size).toBe(100);
 
     const addr = a.address.toLowerCase();
-    await waitFor("all 100 confirmed", async () => {
-      const { rows } = await svc.ctx.pool.query("SELECT count(*)::int AS n FROM transactions WHERE from_address = $1 AND chain_status = 'confirmed'", [addr]);
-      return rows[0].n === 100;
-    }, 60_000, 200);
+    await waitFor(
+      "all 100 confirmed",
+      async () => {
+        const { rows } = await svc.ctx.pool.query(
+          "SELECT count(*)::int AS n FROM transactions WHERE from_address = $1 AND chain_status = 'confirmed'",
+          [addr],
+        );
+        return rows[0].n === 100;
+      },
+      60_000,
+      200,
+    );
     expect(await chain.getTransactionCount({ address: a.address as Hex })).toBe(100);
     const { rows } = await svc.ctx.pool.query<{ id: string; tx_hash: string; nonce: string; attempts: number }>(
       `SELECT t.id, t.tx_hash, t.nonce, (SELECT count(*)::int FROM transaction_attempts x WHERE x.tx_id = t.id) AS attempts

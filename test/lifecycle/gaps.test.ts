@@ -15,7 +15,12 @@ describe("nonce gaps", () => {
   const op = newOperatorKey();
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "100", GAP_FILL_AFTER_SECONDS: "1", STUCK_AFTER_SECONDS: "3600" });
+    svc = await startTestService({
+      ADMIN_API_KEY: op,
+      TRACKER_INTERVAL_MS: "100",
+      GAP_FILL_AFTER_SECONDS: "1",
+      STUCK_AFTER_SECONDS: "3600",
+    });
     chain = chainClient(svc.ctx.localChainUrl!);
   });
   afterAll(async () => svc?.close());
@@ -43,16 +48,26 @@ describe("nonce gaps", () => {
 
     // Nonce 1 is signed only and never sent: after the bound its nonce is a gap (explicit nonces can
     // no longer open one: pipeline/nonce.ts).
-    const held = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions/sign`, { token: a.token, body: { chain: "local", to: DEAD, value: "0.001" } });
+    const held = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions/sign`, {
+      token: a.token,
+      body: { chain: "local", to: DEAD, value: "0.001" },
+    });
     expect(held.body).toMatchObject({ status: "sign_only", nonce: 1 });
     const behind = await submit({ value: "0.001" }); // nonce 2 waits behind the gap at 1
     expect(behind.body).toMatchObject({ status: "broadcast", nonce: 2 });
     expect(await receipt(chain, behind.body.tx_hash)).toBeNull();
 
-    const filler = await waitFor("a gap filler", async () => {
-      const { rows } = await svc.ctx.pool.query("SELECT id FROM transactions WHERE from_address = $1 AND nonce = 1 AND agent_id = $2", [a.address.toLowerCase(), SYSTEM_AGENT_ID]);
-      return rows[0]?.id as string | undefined;
-    }, 15_000);
+    const filler = await waitFor(
+      "a gap filler",
+      async () => {
+        const { rows } = await svc.ctx.pool.query("SELECT id FROM transactions WHERE from_address = $1 AND nonce = 1 AND agent_id = $2", [
+          a.address.toLowerCase(),
+          SYSTEM_AGENT_ID,
+        ]);
+        return rows[0]?.id as string | undefined;
+      },
+      15_000,
+    );
     const fill = await txRow(svc.ctx.pool, filler);
     expect(fill).toMatchObject({ to_address: a.address.toLowerCase(), value_wei: "0", counts_toward_limits: false });
     expect((await auditOf(svc.ctx.pool, filler, "transaction.submit"))[0].details).toMatchObject({ reason: "gap_fill", nonce: 1 });
@@ -72,11 +87,18 @@ describe("nonce gaps", () => {
     await waitFor("nonce 0 mined", async () => (await count(a.address)) === 1);
     const addr = a.address.toLowerCase();
     // Drift: the tracked next nonce is 7 although nothing above 0 was ever signed.
-    await svc.ctx.pool.query("UPDATE nonces SET next_nonce = 7, updated_at = now() - interval '1 hour' WHERE chain_id = 31337 AND address = $1", [addr]);
-    await waitFor("reconciled", async () => {
-      const { rows } = await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [addr]);
-      return rows[0].next_nonce === "1";
-    }, 10_000);
+    await svc.ctx.pool.query(
+      "UPDATE nonces SET next_nonce = 7, updated_at = now() - interval '1 hour' WHERE chain_id = 31337 AND address = $1",
+      [addr],
+    );
+    await waitFor(
+      "reconciled",
+      async () => {
+        const { rows } = await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [addr]);
+        return rows[0].next_nonce === "1";
+      },
+      10_000,
+    );
     const next = await submit({ value: "0.001" });
     expect(next.body.nonce).toBe(1);
     await waitFor("mined", async () => (await count(a.address)) === 2);
@@ -89,40 +111,69 @@ describe("gap repair is bounded per key", () => {
   const op = newOperatorKey();
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER_INTERVAL_MS: "100", GAP_FILL_AFTER_SECONDS: "1", STUCK_AFTER_SECONDS: "3600", GAP_FILLS_PER_KEY_PER_DAY: "1" });
+    svc = await startTestService({
+      ADMIN_API_KEY: op,
+      TRACKER_INTERVAL_MS: "100",
+      GAP_FILL_AFTER_SECONDS: "1",
+      STUCK_AFTER_SECONDS: "3600",
+      GAP_FILLS_PER_KEY_PER_DAY: "1",
+    });
     chain = chainClient(svc.ctx.localChainUrl!);
   });
   afterAll(async () => svc?.close());
 
   it("past GAP_FILLS_PER_KEY_PER_DAY it raises an alert (metric, audit, webhook) instead of filling", async () => {
-    const hook = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url: "http://127.0.0.1:9/alerts", events: ["signing_key.nonce_gap_alert"] } });
+    const hook = await call(svc.app, "POST", "/v1/webhooks", {
+      token: op,
+      body: { url: "http://127.0.0.1:9/alerts", events: ["signing_key.nonce_gap_alert"] },
+    });
     expect(hook.status).toBe(201);
     const a = await agentWithKey(svc, op, chain);
     const submit = submitter(svc, a);
     // Nonces 0 and 1 signed only and never sent; nonce 2 waits behind them.
     for (const n of [0, 1]) {
-      const held = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions/sign`, { token: a.token, body: { chain: "local", to: DEAD, value: "0" } });
+      const held = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions/sign`, {
+        token: a.token,
+        body: { chain: "local", to: DEAD, value: "0" },
+      });
       expect(held.body.nonce).toBe(n);
     }
     const behind = await submit({ value: "0.001" });
     expect(behind.body).toMatchObject({ status: "broadcast", nonce: 2 });
 
-    const alert = await waitFor("a gap alert", async () => {
-      const { rows } = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'nonce.gap_alert' AND resource_id = $1", [a.address.toLowerCase()]);
-      return rows[0]?.details as Record<string, unknown> | undefined;
-    }, 15_000);
+    const alert = await waitFor(
+      "a gap alert",
+      async () => {
+        const { rows } = await svc.ctx.pool.query(
+          "SELECT details FROM audit_events WHERE action = 'nonce.gap_alert' AND resource_id = $1",
+          [a.address.toLowerCase()],
+        );
+        return rows[0]?.details as Record<string, unknown> | undefined;
+      },
+      15_000,
+    );
     expect(alert).toMatchObject({ gaps: [0, 1], fills_today: 0, limit: 1 });
     // One fill (the bound), no more: nonce 1 stays open and nonce 2 waits.
     await new Promise((r) => setTimeout(r, 1500));
-    const fills = await svc.ctx.pool.query("SELECT nonce FROM transactions WHERE from_address = $1 AND agent_id = $2", [a.address.toLowerCase(), SYSTEM_AGENT_ID]);
+    const fills = await svc.ctx.pool.query("SELECT nonce FROM transactions WHERE from_address = $1 AND agent_id = $2", [
+      a.address.toLowerCase(),
+      SYSTEM_AGENT_ID,
+    ]);
     expect(fills.rows.map((r) => r.nonce)).toEqual(["0"]);
     await waitFor("the fill mined", async () => (await count(a.address)) === 1);
     expect(await chain.getTransactionCount({ address: a.address })).toBe(1);
-    expect((await svc.ctx.metrics.registry.metrics())).toMatch(/intents_nonce_gap_alerts_total\{chain="local"\} 1/);
-    await waitFor("the alert's webhook delivery", async () => {
-      const { rows } = await svc.ctx.pool.query("SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'signing_key.nonce_gap_alert'", [hook.body.id]);
-      return rows[0]?.payload?.data?.from === a.address.toLowerCase();
-    }, 15_000);
+    expect(await svc.ctx.metrics.registry.metrics()).toMatch(/intents_nonce_gap_alerts_total\{chain="local"\} 1/);
+    await waitFor(
+      "the alert's webhook delivery",
+      async () => {
+        const { rows } = await svc.ctx.pool.query(
+          "SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'signing_key.nonce_gap_alert'",
+          [hook.body.id],
+        );
+        return rows[0]?.payload?.data?.from === a.address.toLowerCase();
+      },
+      15_000,
+    );
   });
 
   const count = (address: Hex) => chain.getTransactionCount({ address });

@@ -19,12 +19,18 @@ export function rpc<T = unknown>(client: PublicClient, method: string, params: u
   return client.request({ method: method as never, params: params as never }) as Promise<T>;
 }
 
-export const mine = (client: PublicClient, blocks = 1) => rpc(client, "evm_mine", []).then(async () => {
-  for (let i = 1; i < blocks; i++) await rpc(client, "evm_mine", []);
-});
+export const mine = (client: PublicClient, blocks = 1) =>
+  rpc(client, "evm_mine", []).then(async () => {
+    for (let i = 1; i < blocks; i++) await rpc(client, "evm_mine", []);
+  });
 
 /** Polls `fn` until it returns something truthy; fails with `what` at the deadline. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -49,7 +55,11 @@ export async function attemptsOf(pool: Pool, id: string): Promise<AttemptRow[]> 
   return rows;
 }
 
-export async function auditOf(pool: Pool, id: string, action?: string): Promise<Array<{ action: string; actor_id: string | null; details: Record<string, unknown> }>> {
+export async function auditOf(
+  pool: Pool,
+  id: string,
+  action?: string,
+): Promise<Array<{ action: string; actor_id: string | null; details: Record<string, unknown> }>> {
   const { rows } = await pool.query(
     `SELECT action, actor_id, details FROM audit_events WHERE resource_id = $1 ${action ? "AND action = $2" : ""} ORDER BY seq`,
     action ? [id, action] : [id],
@@ -64,7 +74,11 @@ export async function setConfirmations(svc: TestService, n: number): Promise<voi
 }
 
 /** An agent with its own HSM key on the local chain, funded: its nonces start at 0 and nothing else uses them. */
-export async function agentWithKey(svc: TestService, operatorKey: string, client: PublicClient): Promise<TestAgent & { address: Hex; path: string }> {
+export async function agentWithKey(
+  svc: TestService,
+  operatorKey: string,
+  client: PublicClient,
+): Promise<TestAgent & { address: Hex; path: string }> {
   const agent = await createAgent(svc.app, operatorKey);
   const path = `agents/${agent.id}/chains/local`;
   const key = await svc.ctx.signer.createKey(path);
@@ -75,13 +89,20 @@ export async function agentWithKey(svc: TestService, operatorKey: string, client
 
 export function submitter(svc: TestService, agent: TestAgent) {
   return (body: Record<string, unknown>, headers?: Record<string, string>) =>
-    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { chain: "local", to: DEAD, value: "0", ...body }, headers });
+    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+      token: agent.token,
+      body: { chain: "local", to: DEAD, value: "0", ...body },
+      headers,
+    });
 }
 
 export async function byHash(client: PublicClient, hash: string): Promise<{ blockNumber: string | null } | null> {
   return rpc(client, "eth_getTransactionByHash", [hash]);
 }
 
-export async function receipt(client: PublicClient, hash: string): Promise<{ status: string; blockNumber: string; blockHash: string } | null> {
+export async function receipt(
+  client: PublicClient,
+  hash: string,
+): Promise<{ status: string; blockNumber: string; blockHash: string } | null> {
   return rpc(client, "eth_getTransactionReceipt", [hash]);
 }

@@ -10,7 +10,11 @@ import { bumped } from "../../src/tracker/fee-bump.js";
 const up = bumped; // the service's own +10% rule (its values are pinned in policy.test.ts)
 
 describe("operator speed-up and cancel", () => {
-  const svc = useService({ anvil: { noMining: true }, env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "3600", GAP_FILL_AFTER_SECONDS: "3600" }, agentKey: true });
+  const svc = useService({
+    anvil: { noMining: true },
+    env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "3600", GAP_FILL_AFTER_SECONDS: "3600" },
+    agentKey: true,
+  });
   const { op } = svc;
   let chain: PublicClient;
   let agent: TestAgent & { address: Hex };
@@ -51,7 +55,11 @@ describe("operator speed-up and cancel", () => {
     expect(done.tx_hash).toBe(s2.body.attempt.tx_hash);
     expect((await receipt(chain, s2.body.attempt.tx_hash))!.status).toBe("0x1");
     const attempts = (await call(svc.app, "GET", `/v1/transactions/${r.body.id}/attempts`, { token: op })).body.attempts;
-    expect(attempts.map((a: { kind: string; status: string }) => `${a.kind}:${a.status}`)).toEqual(["original:replaced", "speed_up:replaced", "speed_up:mined"]);
+    expect(attempts.map((a: { kind: string; status: string }) => `${a.kind}:${a.status}`)).toEqual([
+      "original:replaced",
+      "speed_up:replaced",
+      "speed_up:mined",
+    ]);
     expect(attempts[0].replaced_by).toBe(s.body.attempt.tx_hash);
     const replaced = await auditOf(svc.ctx.pool, r.body.id, "transaction.replaced");
     expect(replaced.map((e) => e.details.kind)).toEqual(["speed_up", "speed_up"]);
@@ -68,7 +76,10 @@ describe("operator speed-up and cancel", () => {
     const c = await post(r.body.id, "cancel");
     expect(c.status).toBe(200);
     expect(c.body.attempt).toMatchObject({ kind: "cancel", status: "sent", to: agent.address.toLowerCase(), value_wei: "0" });
-    const tx = parseTransaction((await svc.ctx.pool.query("SELECT signed_tx FROM transaction_attempts WHERE tx_hash = $1", [c.body.attempt.tx_hash])).rows[0].signed_tx);
+    const tx = parseTransaction(
+      (await svc.ctx.pool.query("SELECT signed_tx FROM transaction_attempts WHERE tx_hash = $1", [c.body.attempt.tx_hash])).rows[0]
+        .signed_tx,
+    );
     expect(tx.nonce).toBe(r.body.nonce);
     expect(tx.to!.toLowerCase()).toBe(agent.address.toLowerCase());
     expect(tx.value ?? 0n).toBe(0n);
@@ -88,7 +99,10 @@ describe("operator speed-up and cancel", () => {
   });
 
   it("refuses a sign-only transaction", async () => {
-    const s = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/sign`, { token: agent.token, body: { chain: "local", to: DEAD, value: "0" } });
+    const s = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/sign`, {
+      token: agent.token,
+      body: { chain: "local", to: DEAD, value: "0" },
+    });
     expect(s.status).toBe(200);
     const c = await post(s.body.id, "cancel");
     expect(c.status).toBe(409);

@@ -35,19 +35,37 @@ describe("fee bump", () => {
   });
 
   it("bumps legacy gas prices the same way", () => {
-    expect(bumpFees({ type: "legacy", gasPrice: g("3") }, { type: "legacy", gasPrice: g("1") }, g("500"))).toEqual({ ok: true, fees: { type: "legacy", gasPrice: g("3.3") } });
-    expect(bumpFees({ type: "legacy", gasPrice: g("3") }, { type: "legacy", gasPrice: g("50") }, g("40"))).toEqual({ ok: true, fees: { type: "legacy", gasPrice: g("40") } });
+    expect(bumpFees({ type: "legacy", gasPrice: g("3") }, { type: "legacy", gasPrice: g("1") }, g("500"))).toEqual({
+      ok: true,
+      fees: { type: "legacy", gasPrice: g("3.3") },
+    });
+    expect(bumpFees({ type: "legacy", gasPrice: g("3") }, { type: "legacy", gasPrice: g("50") }, g("40"))).toEqual({
+      ok: true,
+      fees: { type: "legacy", gasPrice: g("40") },
+    });
   });
 
   it("starts from the highest fees ever signed for the nonce, failed attempts included", () => {
-    const a = (fee: string, tip: string) => ({ max_fee_per_gas: g(fee).toString(), max_priority_fee_per_gas: g(tip).toString(), gas_price: null }) as AttemptRow;
+    const a = (fee: string, tip: string) =>
+      ({ max_fee_per_gas: g(fee).toString(), max_priority_fee_per_gas: g(tip).toString(), gas_price: null }) as AttemptRow;
     expect(highestFees([a("2", "1"), a("5", "0.5"), a("3", "2")], "eip1559")).toEqual(eip("5", "2"));
   });
 });
 
 describe("nonce gap plan", () => {
   const now = 1_000_000;
-  const view = (v: Partial<GapView>): GapView => ({ latest: 0n, pending: 0n, next: 0n, nextUpdatedAt: now, rows: [], released: [], now, boundMs: 1000, maxFills: 16, ...v });
+  const view = (v: Partial<GapView>): GapView => ({
+    latest: 0n,
+    pending: 0n,
+    next: 0n,
+    nextUpdatedAt: now,
+    rows: [],
+    released: [],
+    now,
+    boundMs: 1000,
+    maxFills: 16,
+    ...v,
+  });
   const live = (nonce: number, at = now - 5000) => ({ nonce: BigInt(nonce), status: "broadcast", chain_status: "unconfirmed", at });
 
   it("fills a gap below a waiting transaction once the bound has passed", () => {
@@ -56,7 +74,9 @@ describe("nonce gap plan", () => {
 
   it("waits for the bound, counted from the later of the release and the oldest waiting transaction", () => {
     expect(planGapRepair(view({ latest: 5n, pending: 5n, next: 7n, rows: [live(6, now - 200)] })).fill).toEqual([]);
-    expect(planGapRepair(view({ latest: 5n, pending: 5n, next: 7n, rows: [live(6)], released: [{ nonce: 5n, at: now - 100 }] })).fill).toEqual([]);
+    expect(
+      planGapRepair(view({ latest: 5n, pending: 5n, next: 7n, rows: [live(6)], released: [{ nonce: 5n, at: now - 100 }] })).fill,
+    ).toEqual([]);
   });
 
   it("leaves nonces the node already holds (below its pending count) and live ones alone", () => {
@@ -65,13 +85,20 @@ describe("nonce gap plan", () => {
   });
 
   it("counts a dropped transaction's nonce as a gap, and a young sign-only one as held", () => {
-    const rows = [{ nonce: 5n, status: "broadcast", chain_status: "dropped", at: now - 5000 }, { nonce: 6n, status: "sign_only", chain_status: null, at: now - 10 }, live(7)];
+    const rows = [
+      { nonce: 5n, status: "broadcast", chain_status: "dropped", at: now - 5000 },
+      { nonce: 6n, status: "sign_only", chain_status: null, at: now - 10 },
+      live(7),
+    ];
     expect(planGapRepair(view({ latest: 5n, pending: 5n, next: 8n, rows })).fill).toEqual([5n]);
   });
 
   it("brings a drifted next nonce down to what is live or pending, once nothing was reserved for the bound", () => {
     expect(planGapRepair(view({ latest: 3n, pending: 3n, next: 9n, nextUpdatedAt: now - 5000 }))).toEqual({ fill: [], reconcileTo: 3n });
-    expect(planGapRepair(view({ latest: 3n, pending: 4n, next: 9n, nextUpdatedAt: now - 5000, rows: [live(5)] }))).toEqual({ fill: [4n], reconcileTo: 6n });
+    expect(planGapRepair(view({ latest: 3n, pending: 4n, next: 9n, nextUpdatedAt: now - 5000, rows: [live(5)] }))).toEqual({
+      fill: [4n],
+      reconcileTo: 6n,
+    });
     expect(planGapRepair(view({ latest: 3n, pending: 3n, next: 9n, nextUpdatedAt: now - 10 })).reconcileTo).toBeUndefined();
   });
 

@@ -9,7 +9,11 @@ import { agentWithKey, attemptsOf, auditOf, byHash, mine, receipt, rpc, submitte
 import { bumped as bumpedBy10 } from "../../src/tracker/fee-bump.js";
 
 describe("replacement with higher fees", () => {
-  const svc = useService({ anvil: { noMining: true }, env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "1", GAP_FILL_AFTER_SECONDS: "3600" }, agentKey: true });
+  const svc = useService({
+    anvil: { noMining: true },
+    env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "1", GAP_FILL_AFTER_SECONDS: "3600" },
+    agentKey: true,
+  });
   const { op } = svc;
   let chain: PublicClient;
   let agent: TestAgent & { address: Hex };
@@ -48,7 +52,7 @@ describe("replacement with higher fees", () => {
     expect(done.id).toBe(id);
     expect((await receipt(chain, done.tx_hash!))!.status).toBe("0x1");
     expect(await receipt(chain, oldHash)).toBeNull();
-    expect(Number((await chain.getTransactionCount({ address: agent.address })))).toBe(old.nonce! + 1);
+    expect(Number(await chain.getTransactionCount({ address: agent.address }))).toBe(old.nonce! + 1);
 
     // The hash history: the first signature replaced, the mined one last.
     const attempts = await attemptsOf(svc.ctx.pool, id);
@@ -91,7 +95,11 @@ describe("replacement with higher fees", () => {
     const first = await fees();
     expect(BigInt((await row(id)).fee_wei)).toBe(BigInt(r.body.gas_limit) * BigInt(r.body.max_fee_per_gas));
     expect((await patch({ tx_daily_fee_budget: first })).status).toBe(200);
-    const noted = await waitFor("the refused bump noted", async () => ((await row(id)).error_message?.includes("tx_daily_fee_budget") ? row(id) : undefined), 15_000);
+    const noted = await waitFor(
+      "the refused bump noted",
+      async () => ((await row(id)).error_message?.includes("tx_daily_fee_budget") ? row(id) : undefined),
+      15_000,
+    );
     expect(noted.tx_hash).toBe(oldHash);
     expect((await attemptsOf(svc.ctx.pool, id)).filter((x) => x.kind !== "original")).toHaveLength(0);
     expect(await fees()).toBe(first);

@@ -15,8 +15,18 @@ import { startTestService, type TestService } from "../helpers/service.js";
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const BIN = path.resolve(import.meta.dirname, "../../bin/intents.mjs");
 const TOOLS = [
-  "get_approval_status", "get_balance", "get_guardrails", "get_transaction", "list_chains", "list_transactions", "sign_message",
-  "sign_transaction", "sign_typed_data", "simulate_bundle", "simulate_transaction", "submit_transaction",
+  "get_approval_status",
+  "get_balance",
+  "get_guardrails",
+  "get_transaction",
+  "list_chains",
+  "list_transactions",
+  "sign_message",
+  "sign_transaction",
+  "sign_typed_data",
+  "simulate_bundle",
+  "simulate_transaction",
+  "submit_transaction",
 ];
 
 let svc: TestService;
@@ -32,7 +42,9 @@ beforeAll(async () => {
 afterAll(async () => svc?.close());
 
 async function httpClient(credential: string) {
-  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${credential}` } } });
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${credential}` } },
+  });
   const client = new Client({ name: "test-host", version: "1.0.0" });
   await client.connect(transport);
   return { client, transport };
@@ -77,7 +89,10 @@ for (const kind of ["http", "stdio"] as const) {
     });
 
     it("submit_transaction signs, broadcasts, and the transaction mines on anvil", async () => {
-      const r = (await client.callTool({ name: "submit_transaction", arguments: { to: DEAD, value: "0.01", chain: "local" } })) as CallToolResult;
+      const r = (await client.callTool({
+        name: "submit_transaction",
+        arguments: { to: DEAD, value: "0.01", chain: "local" },
+      })) as CallToolResult;
       expect(r.isError ?? false).toBe(false);
       const tx = r.structuredContent as Record<string, any>;
       expect(tx).toMatchObject({ status: "broadcast", agent_id: agent.id, value_wei: "10000000000000000" });
@@ -89,7 +104,10 @@ for (const kind of ["http", "stdio"] as const) {
       const got = (await client.callTool({ name: "get_transaction", arguments: { tx_id: tx.id } })) as CallToolResult;
       expect((got.structuredContent as any).tx_hash).toBe(tx.tx_hash);
       // The audit trail names the transport and the tool (stdio: the agent's own HTTP calls, unmarked).
-      const { rows } = await svc.ctx.pool.query<{ details: any }>("SELECT details FROM audit_events WHERE action = 'transaction.submit' AND resource_id = $1", [tx.id]);
+      const { rows } = await svc.ctx.pool.query<{ details: any }>(
+        "SELECT details FROM audit_events WHERE action = 'transaction.submit' AND resource_id = $1",
+        [tx.id],
+      );
       expect(rows).toHaveLength(1);
       if (kind === "http") expect(rows[0].details.via).toEqual({ transport: "mcp", tool: "submit_transaction" });
       else expect(rows[0].details.via).toBeUndefined();
@@ -97,7 +115,10 @@ for (const kind of ["http", "stdio"] as const) {
 
     it("simulate_transaction answers balance changes and signs nothing", async () => {
       const before = await countTxs(agent.id);
-      const r = (await client.callTool({ name: "simulate_transaction", arguments: { to: DEAD, value: "0.02", chain: "local" } })) as CallToolResult;
+      const r = (await client.callTool({
+        name: "simulate_transaction",
+        arguments: { to: DEAD, value: "0.02", chain: "local" },
+      })) as CallToolResult;
       expect(r.isError ?? false).toBe(false);
       const sim = r.structuredContent as any;
       expect(sim.status).toBe("success");
@@ -108,7 +129,10 @@ for (const kind of ["http", "stdio"] as const) {
 
     it("a guardrail denial is a tool error naming the rule, the limit and what was attempted", async () => {
       const before = await countTxs(agent.id);
-      const r = (await client.callTool({ name: "submit_transaction", arguments: { to: DEAD, value: "0.9", chain: "local" } })) as CallToolResult;
+      const r = (await client.callTool({
+        name: "submit_transaction",
+        arguments: { to: DEAD, value: "0.9", chain: "local" },
+      })) as CallToolResult;
       expect(r.isError).toBe(true);
       const g = (r.structuredContent as any).guardrail;
       expect(g).toMatchObject({ reason_code: expect.any(String), limit: "0.5", attempted: "0.9" });
@@ -119,7 +143,9 @@ for (const kind of ["http", "stdio"] as const) {
 
     it("nothing is signed by a malformed tool call", async () => {
       const before = await countTxs(agent.id);
-      const nonce = await chain.getTransactionCount({ address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any).address as Hex });
+      const nonce = await chain.getTransactionCount({
+        address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any).address as Hex,
+      });
       for (const args of [
         { to: "0xnot-an-address", value: "0.01", chain: "local" },
         { to: DEAD, value: "1000000000000000000", chain: "local", gas_price: "-1" },
@@ -132,7 +158,12 @@ for (const kind of ["http", "stdio"] as const) {
       const bad = (await client.callTool({ name: "get_transaction", arguments: { tx_id: "../../../v1/agents" } })) as CallToolResult;
       expect(bad.isError).toBe(true);
       expect(await countTxs(agent.id)).toBe(before);
-      expect(await chain.getTransactionCount({ address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any).address as Hex })).toBe(nonce);
+      expect(
+        await chain.getTransactionCount({
+          address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any)
+            .address as Hex,
+        }),
+      ).toBe(nonce);
     });
 
     it("get_guardrails shows the agent's limits and what remains today", async () => {
@@ -157,9 +188,14 @@ for (const kind of ["http", "stdio"] as const) {
         expect((await call(svc.app, "POST", `/v1/agents/${victim.id}/rotate-key`, { token: op })).status).toBe(200);
         const before = await countTxs(victim.id);
         if (kind === "http") {
-          await expect(conn.client.callTool({ name: "submit_transaction", arguments: { to: DEAD, value: "0.01", chain: "local" } })).rejects.toMatchObject({ code: 401 });
+          await expect(
+            conn.client.callTool({ name: "submit_transaction", arguments: { to: DEAD, value: "0.01", chain: "local" } }),
+          ).rejects.toMatchObject({ code: 401 });
         } else {
-          const r = (await conn.client.callTool({ name: "submit_transaction", arguments: { to: DEAD, value: "0.01", chain: "local" } })) as CallToolResult;
+          const r = (await conn.client.callTool({
+            name: "submit_transaction",
+            arguments: { to: DEAD, value: "0.01", chain: "local" },
+          })) as CallToolResult;
           expect(r.isError).toBe(true);
           expect(text(r)).toMatch(/401/);
           expect(text(r)).toMatch(/revoked/);
@@ -238,7 +274,12 @@ describe("MCP retries and attacks", () => {
       });
     await transport.start();
     try {
-      await rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+      await rpc({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+      });
       await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
       const before = await countTxs(agent.id);
       const a = await rpc(submitCall(9, "0.004"));
@@ -256,17 +297,29 @@ describe("MCP retries and attacks", () => {
     for (const headers of [{ "x-intents-mcp-call": "forged" }, { "x-intents-mcp-call": "a".repeat(43) }]) {
       // With the agent's own credential, and with none: the header is never trusted.
       for (const token of [agent.token, undefined]) {
-        const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token, headers, body: { to: DEAD, value: "0.001", chain: "local" } });
+        const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+          token,
+          headers,
+          body: { to: DEAD, value: "0.001", chain: "local" },
+        });
         expect(r.status).toBe(401);
       }
     }
     expect(await countTxs(agent.id)).toBe(before);
-    const { rows } = await svc.ctx.pool.query("SELECT 1 FROM audit_events WHERE details ? 'via' AND actor_id = $1 AND action = 'transaction.submit'", [agent.id]);
+    const { rows } = await svc.ctx.pool.query(
+      "SELECT 1 FROM audit_events WHERE details ? 'via' AND actor_id = $1 AND action = 'transaction.submit'",
+      [agent.id],
+    );
     expect(rows.length).toBe(2); // the two /mcp submits above, none from these requests
   });
 
   it("operators are refused at /mcp, and a session belongs to the agent that opened it", async () => {
-    const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    };
     expect((await rawPost(op, undefined, init)).status).toBe(403);
     expect((await rawPost("ocv_not-a-key", undefined, init)).status).toBe(401);
     const { client, transport } = await httpClient(agent.token);
@@ -299,8 +352,11 @@ describe("MCP and human approvals", () => {
         const res = await fetch(`${base}/mcp`, {
           method: "POST",
           headers: {
-            authorization: `Bearer ${credential}`, "content-type": "application/json", accept: "application/json, text/event-stream",
-            "mcp-protocol-version": "2025-06-18", "mcp-session-id": transport.sessionId!,
+            authorization: `Bearer ${credential}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-06-18",
+            "mcp-session-id": transport.sessionId!,
           },
           body: JSON.stringify(msg),
         });
@@ -324,16 +380,29 @@ describe("MCP and human approvals", () => {
         void transport.send(msg as never);
       });
     await transport.start();
-    await rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } });
+    await rpc({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    });
     await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
     return { rpc, close: () => transport.close() };
   }
-  const tool = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+  const tool = (id: number, name: string, args: Record<string, unknown>) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name, arguments: args },
+  });
 
   for (const kind of ["http", "stdio"] as const) {
     it(`over ${kind}: submit_transaction waits for approval (202); get_approval_status follows it to the mined transaction; a retry returns that one transaction`, async () => {
       const agent = await createAgent(svc.app, op);
-      const rules = await call(svc.app, "PUT", `/v1/agents/${agent.id}/approval-rules`, { token: op, body: { approval_rules: { cost_above_wei: (10n ** 16n).toString() } } });
+      const rules = await call(svc.app, "PUT", `/v1/agents/${agent.id}/approval-rules`, {
+        token: op,
+        body: { approval_rules: { cost_above_wei: (10n ** 16n).toString() } },
+      });
       expect(rules.status).toBe(200);
       const credential = (a: TestAgent) => (kind === "http" ? a.token : a.apiKey);
       const s = await (kind === "http" ? rawHttp : rawStdio)(credential(agent));
@@ -342,7 +411,12 @@ describe("MCP and human approvals", () => {
         const held = (await s.rpc(tool(101, "submit_transaction", args))).result as CallToolResult;
         expect(held.isError ?? false).toBe(false);
         const pending = held.structuredContent as Record<string, any>;
-        expect(pending).toMatchObject({ status: "pending_approval", required_approvals: 1, current_approvals: 0, pending_approval_id: expect.any(String) });
+        expect(pending).toMatchObject({
+          status: "pending_approval",
+          required_approvals: 1,
+          current_approvals: 0,
+          pending_approval_id: expect.any(String),
+        });
         const id = pending.pending_approval_id as string;
         expect(text(held)).toContain("202");
         expect(text(held)).toContain(id);
@@ -351,7 +425,12 @@ describe("MCP and human approvals", () => {
 
         const waiting = (await s.rpc(tool(102, "get_approval_status", { approval_id: id }))).result as CallToolResult;
         expect(waiting.isError ?? false).toBe(false);
-        expect(waiting.structuredContent).toMatchObject({ id, status: "pending", agent_id: agent.id, reasons: [{ rule: "cost_above_wei" }] });
+        expect(waiting.structuredContent).toMatchObject({
+          id,
+          status: "pending",
+          agent_id: agent.id,
+          reasons: [{ rule: "cost_above_wei" }],
+        });
         expect(text(waiting)).toMatch(/pending, 0 of 1 approval/);
         // A retry while it waits is the same 202, nothing stored twice.
         expect(((await s.rpc(tool(101, "submit_transaction", args))).result.structuredContent as any).pending_approval_id).toBe(id);
@@ -370,7 +449,10 @@ describe("MCP and human approvals", () => {
 
         // An operator approves over the API; the vote that completes the quorum executes it.
         const seen = await call(svc.app, "GET", `/v1/pending-approvals/${id}`, { token: op });
-        const voted = await call(svc.app, "POST", `/v1/pending-approvals/${id}/approve`, { token: op, body: { decision: "approve", payload_hash: seen.body.payload_hash } });
+        const voted = await call(svc.app, "POST", `/v1/pending-approvals/${id}/approve`, {
+          token: op,
+          body: { decision: "approve", payload_hash: seen.body.payload_hash },
+        });
         expect(voted.status).toBe(200);
         expect(voted.body.status).toBe("executed");
 

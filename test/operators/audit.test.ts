@@ -52,14 +52,21 @@ describe("audit log", () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let i = 0; i < 3; i++) {
-      const page: { body: { events: Array<{ id: string }>; next_cursor: string | null } } = await call(svc.app, "GET", `/v1/audit/events?limit=5${cursor ? `&cursor=${cursor}` : ""}`, { token: op });
+      const page: { body: { events: Array<{ id: string }>; next_cursor: string | null } } = await call(
+        svc.app,
+        "GET",
+        `/v1/audit/events?limit=5${cursor ? `&cursor=${cursor}` : ""}`,
+        { token: op },
+      );
       seen.push(...page.body.events.map((e) => e.id));
       cursor = page.body.next_cursor;
     }
     expect(new Set(seen).size).toBe(15);
     const agent = await createAgent(svc.app, op);
     const byResource = await call(svc.app, "GET", `/v1/audit/events?resource_id=${agent.id}`, { token: op });
-    expect(byResource.body.events.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(["agent.create", "agent.token_issued"]));
+    expect(byResource.body.events.map((e: { action: string }) => e.action)).toEqual(
+      expect.arrayContaining(["agent.create", "agent.token_issued"]),
+    );
     expect((await call(svc.app, "GET", "/v1/audit/events", { token: agent.token })).status).toBe(403);
     expect((await call(svc.app, "GET", "/v1/audit/verify")).status).toBe(401);
   });
@@ -80,7 +87,9 @@ describe("audit log", () => {
   it("an edit made with the trigger disabled is caught by verify at exactly that event", async () => {
     await drain();
     expect((await verifyAuditChain(svc.ctx.pool)).chain_valid).toBe(true);
-    const { rows } = await svc.ctx.pool.query("SELECT id FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq OFFSET 100 LIMIT 1");
+    const { rows } = await svc.ctx.pool.query(
+      "SELECT id FROM audit_events WHERE chain_seq IS NOT NULL ORDER BY chain_seq OFFSET 100 LIMIT 1",
+    );
     const target = rows[0].id;
     const c = await svc.ctx.pool.connect();
     try {

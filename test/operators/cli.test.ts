@@ -37,7 +37,14 @@ describe("operator CLI", () => {
   /** Runs the CLI with the service's URL, the operator key and the database in its environment. */
   const cli = (args: string[], env: Record<string, string | undefined> = {}): Promise<Out> =>
     new Promise((resolve) => {
-      const full: NodeJS.ProcessEnv = { ...process.env, INTENTS_URL: base, INTENTS_OPERATOR_KEY: op, DATABASE_URL: db.url, ADMIN_API_KEY: undefined, ...env };
+      const full: NodeJS.ProcessEnv = {
+        ...process.env,
+        INTENTS_URL: base,
+        INTENTS_OPERATOR_KEY: op,
+        DATABASE_URL: db.url,
+        ADMIN_API_KEY: undefined,
+        ...env,
+      };
       for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
       execFile(TSX, ["src/cli.ts", ...args], { env: full, maxBuffer: 64 * 2 ** 20, timeout: 60_000 }, (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
@@ -77,9 +84,25 @@ describe("operator CLI", () => {
   });
 
   it("agents create, list, update guardrails, rotate-key", async () => {
-    const created = await ok(["agents", "create", "--name", "ops-bot", "--intents-enabled", "true", "--max-value", "0.5", "--allowed-chains", "local"]);
+    const created = await ok([
+      "agents",
+      "create",
+      "--name",
+      "ops-bot",
+      "--intents-enabled",
+      "true",
+      "--max-value",
+      "0.5",
+      "--allowed-chains",
+      "local",
+    ]);
     expect(created.json.api_key).toMatch(/^ocv_/);
-    expect(created.json.agent).toMatchObject({ name: "ops-bot", intents_api_enabled: true, tx_max_value: "0.5", tx_allowed_chains: ["local"] });
+    expect(created.json.agent).toMatchObject({
+      name: "ops-bot",
+      intents_api_enabled: true,
+      tx_max_value: "0.5",
+      tx_allowed_chains: ["local"],
+    });
     agentId = created.json.agent.id;
 
     const [list, table] = await Promise.all([ok(["agents", "list"]), ok(["agents", "list", "--format", "table"])]);
@@ -87,7 +110,19 @@ describe("operator CLI", () => {
     expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+NAME\s+IS_ACTIVE/);
     expect(table.stdout).toMatch(new RegExp(`${agentId}\\s+ops-bot\\s+true\\s+true\\s+0\\.5`));
 
-    const updated = await ok(["agents", "update", agentId, "--daily-limit", "2", "--max-per-day", "10", "--max-value", "none", "--to-allowlist", DEAD]);
+    const updated = await ok([
+      "agents",
+      "update",
+      agentId,
+      "--daily-limit",
+      "2",
+      "--max-per-day",
+      "10",
+      "--max-value",
+      "none",
+      "--to-allowlist",
+      DEAD,
+    ]);
     expect(updated.json).toMatchObject({ id: agentId, tx_daily_limit: "2", tx_max_per_day: 10, tx_to_allowlist: [DEAD.toLowerCase()] });
     expect("tx_max_value" in updated.json).toBe(false);
     const fees = await ok(["agents", "update", agentId, "--max-fee", "0.02", "--daily-fee-budget", "none", "--max-gas-limit", "500000"]);
@@ -137,7 +172,10 @@ describe("operator CLI", () => {
 
   it("tx list, show and export (through the service and with --db)", async () => {
     for (let i = 0; i < 3; i++) {
-      const r = await call(svc.app, "POST", `/v1/agents/${agentId}/transactions`, { token: agentToken, body: { to: DEAD, value: "0.01", chain: "local" } });
+      const r = await call(svc.app, "POST", `/v1/agents/${agentId}/transactions`, {
+        token: agentToken,
+        body: { to: DEAD, value: "0.01", chain: "local" },
+      });
       expect(r.status).toBe(201);
       txIds.unshift(r.body.id); // newest first
     }
@@ -157,7 +195,12 @@ describe("operator CLI", () => {
     expect(show.json).toMatchObject({ id: txIds[0], agent_id: agentId, status: "broadcast" });
     expect("signed_tx" in show.json).toBe(false);
     expect(showSigned.json.signed_tx).toMatch(/^0x02/);
-    expect(jsonl.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).id)).toEqual(txIds);
+    expect(
+      jsonl.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(txIds);
 
     // The same export through the service into a file, byte for byte what --db wrote.
     const file = path.join(tmp, "export.csv");
@@ -263,7 +306,12 @@ describe("operator CLI", () => {
     expect(audit.json).toMatchObject({ chain_valid: true, events_unsealed: 0 });
     expect(audit.json.events_verified).toBeGreaterThan(5);
     expect(verify.json.ok).toBe(true);
-    expect(exp.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).id)).toEqual(txIds);
+    expect(
+      exp.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(txIds);
     expect(apiDown.code).toBe(1);
     expect(apiDown.stderr).toMatch(/cannot reach the service/);
 
@@ -277,7 +325,10 @@ describe("operator CLI", () => {
       await c.query(`UPDATE audit_events SET details = details || '{"tampered": true}' WHERE id = $1`, [target.id]);
       await c.query("ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update");
       // A stored signed_tx swapped for another transaction's, and a row whose recipient was edited.
-      await c.query("UPDATE transactions SET signed_tx = (SELECT signed_tx FROM transactions WHERE id = $2) WHERE id = $1", [txIds[0], txIds[1]]);
+      await c.query("UPDATE transactions SET signed_tx = (SELECT signed_tx FROM transactions WHERE id = $2) WHERE id = $1", [
+        txIds[0],
+        txIds[1],
+      ]);
       await c.query("UPDATE transactions SET to_address = '0x1111111111111111111111111111111111111111' WHERE id = $1", [txIds[2]]);
 
       const [broken, swapped, redirected, intact, missing] = await Promise.all([
@@ -288,7 +339,12 @@ describe("operator CLI", () => {
         cli(["verify-tx", "00000000-0000-4000-8000-000000000000"]),
       ]);
       expect(broken.code).toBe(1);
-      expect(broken.json).toMatchObject({ chain_valid: false, broken_at_event_id: target.id, events_verified: 3, broken_event: { id: target.id, action: target.action } });
+      expect(broken.json).toMatchObject({
+        chain_valid: false,
+        broken_at_event_id: target.id,
+        events_verified: 3,
+        broken_event: { id: target.id, action: target.action },
+      });
       expect(broken.stderr).toContain(target.id);
       expect(broken.stderr).toContain(target.action);
 

@@ -16,7 +16,15 @@ describe("docs and metrics", () => {
     expect(r.status).toBe(200);
     expect(r.body.openapi).toMatch(/^3\./);
     const paths = r.body.paths;
-    for (const p of ["/v1/agents/{agent_id}/transactions", "/v1/agents/{agent_id}/transactions/sign", "/v1/agents", "/v1/auth/agent-token", "/v1/chains", "/v1/audit/verify", "/v1/health"]) {
+    for (const p of [
+      "/v1/agents/{agent_id}/transactions",
+      "/v1/agents/{agent_id}/transactions/sign",
+      "/v1/agents",
+      "/v1/auth/agent-token",
+      "/v1/chains",
+      "/v1/audit/verify",
+      "/v1/health",
+    ]) {
       expect(paths[p], p).toBeDefined();
     }
     const submitBody = paths["/v1/agents/{agent_id}/transactions"].post.requestBody.content["application/json"].schema;
@@ -31,12 +39,16 @@ describe("docs and metrics", () => {
     const agent = await createAgent(svc.app, op, { tx_max_value: "0.01" });
     const body = { to: "0x000000000000000000000000000000000000dEaD", value: "0.001", chain: "local" };
     expect((await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body })).status).toBe(201);
-    expect((await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { ...body, value: "1" } })).status).toBe(403);
+    expect(
+      (await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { ...body, value: "1" } })).status,
+    ).toBe(403);
     const m = await svc.app.inject({ method: "GET", url: "/metrics" });
     expect(m.statusCode).toBe(200);
     expect(m.headers["content-type"]).toMatch(/text\/plain/);
     const text = m.body;
-    expect(text).toMatch(/intents_http_request_duration_seconds_count\{method="POST",route="\/v1\/agents\/:agent_id\/transactions",status="201"\} 1/);
+    expect(text).toMatch(
+      /intents_http_request_duration_seconds_count\{method="POST",route="\/v1\/agents\/:agent_id\/transactions",status="201"\} 1/,
+    );
     expect(text).toMatch(/intents_hsm_sign_duration_seconds_count \d+/);
     for (const stage of ["guardrails", "chain_read", "lock_wait", "sign", "commit", "broadcast"]) {
       expect(text, stage).toMatch(new RegExp(`intents_submit_stage_duration_seconds_count\\{stage="${stage}"\\} [1-9]`));
@@ -53,7 +65,10 @@ describe("docs and metrics", () => {
     expect(JSON.parse(remote.body)).toMatchObject({ status: 401, code: "unauthorized" });
     expect(remote.body).not.toContain("intents_");
     // An operator key opens it from anywhere.
-    expect((await svc.app.inject({ method: "GET", url: "/metrics", remoteAddress: "10.20.30.40", headers: { authorization: `Bearer ${op}` } })).statusCode).toBe(200);
+    expect(
+      (await svc.app.inject({ method: "GET", url: "/metrics", remoteAddress: "10.20.30.40", headers: { authorization: `Bearer ${op}` } }))
+        .statusCode,
+    ).toBe(200);
   });
 });
 

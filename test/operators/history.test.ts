@@ -66,7 +66,10 @@ describe("operator transaction history", () => {
     a1 = await createAgent(svc.app, op);
     a2 = await createAgent(svc.app, op);
     const submit = async (a: TestAgent, path = "") => {
-      const r = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions${path}`, { token: a.token, body: { to: DEAD, value: "0.001", chain: "local" } });
+      const r = await call(svc.app, "POST", `/v1/agents/${a.id}/transactions${path}`, {
+        token: a.token,
+        body: { to: DEAD, value: "0.001", chain: "local" },
+      });
       expect(r.status === 201 || r.status === 200).toBe(true);
       (ids[a.id] ??= []).push(r.body.id);
       return r.body;
@@ -88,7 +91,9 @@ describe("operator transaction history", () => {
     expect(byAgent.body.transactions.map((t: { id: string }) => t.id)).toEqual([...ids[a1.id]].reverse());
     const signOnly = await call(svc.app, "GET", "/v1/transactions?status=sign_only", { token: op });
     expect(signOnly.body.transactions.map((t: { id: string }) => t.id)).toEqual([ids[a2.id][1]]);
-    const unconfirmed = await call(svc.app, "GET", `/v1/transactions?chain=31337&chain_status=unconfirmed&agent_id=${a2.id}`, { token: op });
+    const unconfirmed = await call(svc.app, "GET", `/v1/transactions?chain=31337&chain_status=unconfirmed&agent_id=${a2.id}`, {
+      token: op,
+    });
     expect(unconfirmed.body.transactions.map((t: { id: string }) => t.id)).toEqual([ids[a2.id][0]]);
     expect((await call(svc.app, "GET", "/v1/transactions?chain=base", { token: op })).body.transactions).toEqual([]);
 
@@ -100,7 +105,16 @@ describe("operator transaction history", () => {
     const beforeOldest = await call(svc.app, "GET", `/v1/transactions?to=${encodeURIComponent(oldest.created_at)}`, { token: op });
     expect(beforeOldest.body.transactions).toEqual([]);
 
-    for (const bad of ["limit=501", "limit=0", "cursor=garbage", "agent_id=nope", "chain=nosuchchain", "status=done", "chain_status=lost", "from=yesterday"]) {
+    for (const bad of [
+      "limit=501",
+      "limit=0",
+      "cursor=garbage",
+      "agent_id=nope",
+      "chain=nosuchchain",
+      "status=done",
+      "chain_status=lost",
+      "from=yesterday",
+    ]) {
       const r = await call(svc.app, "GET", `/v1/transactions?${bad}`, { token: op });
       expect(r.status, bad).toBe(400);
     }
@@ -118,13 +132,18 @@ describe("operator transaction history", () => {
         [randomUUID(), agentId, `${base}${us}Z`],
       );
     }
-    const expected = (await svc.ctx.pool.query("SELECT id FROM transactions WHERE agent_id = $1 ORDER BY created_at DESC, id DESC", [agentId])).rows.map((r) => r.id);
+    const expected = (
+      await svc.ctx.pool.query("SELECT id FROM transactions WHERE agent_id = $1 ORDER BY created_at DESC, id DESC", [agentId])
+    ).rows.map((r) => r.id);
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
     do {
       const page: { status: number; body: { transactions: Array<{ id: string }>; next_cursor: string | null } } = await call(
-        svc.app, "GET", `/v1/transactions?agent_id=${agentId}&limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: op },
+        svc.app,
+        "GET",
+        `/v1/transactions?agent_id=${agentId}&limit=2${cursor ? `&cursor=${cursor}` : ""}`,
+        { token: op },
       );
       expect(page.status).toBe(200);
       seen.push(...page.body.transactions.map((t) => t.id));
@@ -156,7 +175,13 @@ describe("operator transaction history", () => {
   });
 
   it("is for operators: agents get 403 (before validation), no credentials 401", async () => {
-    for (const url of ["/v1/transactions", "/v1/transactions?limit=9999", `/v1/transactions/${ids[a1.id][0]}`, "/v1/transactions/export?format=csv", "/v1/transactions/export?format=xml"]) {
+    for (const url of [
+      "/v1/transactions",
+      "/v1/transactions?limit=9999",
+      `/v1/transactions/${ids[a1.id][0]}`,
+      "/v1/transactions/export?format=csv",
+      "/v1/transactions/export?format=xml",
+    ]) {
       expect((await call(svc.app, "GET", url, { token: a1.token })).status, url).toBe(403);
       expect((await call(svc.app, "GET", url, { token: a1.apiKey })).status, url).toBe(403);
       expect((await call(svc.app, "GET", url)).status, url).toBe(401);
@@ -170,10 +195,20 @@ describe("operator transaction history", () => {
     expect(jl.headers["content-type"]).toMatch(/^application\/x-ndjson/);
     expect(jl.headers["content-disposition"]).toMatch(/^attachment; filename="transactions-\d{8}T\d{6}Z\.jsonl"$/);
     expect(jl.raw.endsWith("\n")).toBe(true);
-    expect(jl.raw.trimEnd().split("\n").map((l) => JSON.parse(l))).toEqual(list);
+    expect(
+      jl.raw
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toEqual(list);
     // JSON lines is the default format.
     const dflt = await call(svc.app, "GET", `/v1/transactions/export?agent_id=${a1.id}`, { token: op });
-    expect(dflt.raw.trimEnd().split("\n").map((l) => JSON.parse(l).id)).toEqual(list.map((t: { id: string }) => t.id));
+    expect(
+      dflt.raw
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(list.map((t: { id: string }) => t.id));
     expect(dflt.raw).not.toContain("signed_tx");
 
     const csv = await call(svc.app, "GET", `/v1/transactions/export?format=csv&agent_id=${a1.id}`, { token: op });
@@ -185,7 +220,9 @@ describe("operator transaction history", () => {
     expect(recs[0]).toEqual(csvColumns(false));
     expect(recs[0]).not.toContain("signed_tx");
     expect(recs.slice(1).map((r) => r[0])).toEqual(list.map((t: { id: string }) => t.id));
-    const withSig = await call(svc.app, "GET", `/v1/transactions/export?format=csv&agent_id=${a1.id}&include_signed_tx=true`, { token: op });
+    const withSig = await call(svc.app, "GET", `/v1/transactions/export?format=csv&agent_id=${a1.id}&include_signed_tx=true`, {
+      token: op,
+    });
     const recs2 = new CsvParser().feed(withSig.raw);
     expect(recs2[0][recs2[0].length - 1]).toBe("signed_tx");
     expect(recs2.slice(1).map((r) => r[r.length - 1])).toEqual(list.map((t: { signed_tx: string }) => t.signed_tx));
@@ -193,7 +230,9 @@ describe("operator transaction history", () => {
       expect((await call(svc.app, "GET", `/v1/transactions/export?${q}`, { token: op })).status, q).toBe(400);
     }
     // An empty export is a header (CSV) or nothing (JSON lines).
-    expect((await call(svc.app, "GET", "/v1/transactions/export?format=csv&chain=base", { token: op })).raw).toBe(csvColumns(false).join(",") + "\r\n");
+    expect((await call(svc.app, "GET", "/v1/transactions/export?format=csv&chain=base", { token: op })).raw).toBe(
+      csvColumns(false).join(",") + "\r\n",
+    );
     expect((await call(svc.app, "GET", "/v1/transactions/export?chain=base", { token: op })).raw).toBe("");
   });
 
@@ -279,7 +318,9 @@ describe("operator transaction history", () => {
         peakRss = Math.max(peakRss, m.rss - rss0);
       };
 
-      const res = await fetch(`${base}/v1/transactions/export?format=csv&include_signed_tx=1`, { headers: { authorization: `Bearer ${op}` } });
+      const res = await fetch(`${base}/v1/transactions/export?format=csv&include_signed_tx=1`, {
+        headers: { authorization: `Bearer ${op}` },
+      });
       expect(res.status).toBe(200);
       expect(res.headers.get("content-length")).toBeNull();
       expect(res.headers.get("transfer-encoding")).toBe("chunked");
@@ -341,7 +382,15 @@ describe("operator transaction history", () => {
           const t = JSON.parse(buf.slice(start, nl));
           start = nl + 1;
           const e = expected[n++];
-          const got = [t.id, t.agent_id, t.value_wei, t.status, t.nonce === undefined ? "" : String(t.nonce), t.error_message ?? "", "signed_tx" in t];
+          const got = [
+            t.id,
+            t.agent_id,
+            t.value_wei,
+            t.status,
+            t.nonce === undefined ? "" : String(t.nonce),
+            t.error_message ?? "",
+            "signed_tx" in t,
+          ];
           const want = [e[0], e[1], e[6], e[12], e[7], e[14], false];
           if (JSON.stringify(got) !== JSON.stringify(want)) expect(got).toEqual(want);
         }
@@ -352,13 +401,20 @@ describe("operator transaction history", () => {
 
       // Filters: one agent, one chain, one status, a time window.
       const q = `agent_id=${a2.id}&chain=base&status=broadcast&from=2024-03-02T00:00:00Z&to=2024-03-05T00:00:00Z`;
-      const text = await (await fetch(`${base}/v1/transactions/export?format=jsonl&${q}`, { headers: { authorization: `Bearer ${op}` } })).text();
-      const got = text.trimEnd().split("\n").map((l) => JSON.parse(l).id);
-      const want = (await svc.ctx.pool.query(
-        `SELECT id FROM transactions WHERE agent_id = $1 AND chain = 'base' AND status = 'broadcast'
+      const text = await (
+        await fetch(`${base}/v1/transactions/export?format=jsonl&${q}`, { headers: { authorization: `Bearer ${op}` } })
+      ).text();
+      const got = text
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).id);
+      const want = (
+        await svc.ctx.pool.query(
+          `SELECT id FROM transactions WHERE agent_id = $1 AND chain = 'base' AND status = 'broadcast'
             AND created_at >= '2024-03-02T00:00:00Z' AND created_at < '2024-03-05T00:00:00Z' ORDER BY created_at DESC, id DESC`,
-        [a2.id],
-      )).rows.map((r) => r.id);
+          [a2.id],
+        )
+      ).rows.map((r) => r.id);
       expect(want.length).toBeGreaterThan(10);
       expect(got).toEqual(want);
     });

@@ -27,8 +27,18 @@ describe("logs", () => {
     const agent = await createAgent(svc.app, op, { tx_max_value: "1" });
     secrets.push(agent.apiKey, agent.token);
     const body = { to: "0x000000000000000000000000000000000000dEaD", value: "0.01", chain: "local" };
-    expect((await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body, headers: { "idempotency-key": "log-test" } })).status).toBe(201);
-    expect((await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.apiKey, body: { ...body, value: "2" } })).status).toBe(403);
+    expect(
+      (
+        await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+          token: agent.token,
+          body,
+          headers: { "idempotency-key": "log-test" },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.apiKey, body: { ...body, value: "2" } })).status,
+    ).toBe(403);
     expect((await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token + "x", body })).status).toBe(401);
     expect((await call(svc.app, "POST", "/v1/auth/agent-token", { body: { api_key: agent.apiKey + "x" } })).status).toBe(401);
     const rotated = await call(svc.app, "POST", `/v1/agents/${agent.id}/rotate-key`, { token: op });

@@ -64,7 +64,16 @@ class Receiver {
       } catch {
         body = undefined;
       }
-      this.received.push({ id: h("x-webhook-id"), timestamp: h("x-webhook-timestamp"), signature: h("x-webhook-signature"), contentType: h("content-type"), raw, body, verified, answered });
+      this.received.push({
+        id: h("x-webhook-id"),
+        timestamp: h("x-webhook-timestamp"),
+        signature: h("x-webhook-signature"),
+        contentType: h("content-type"),
+        raw,
+        body,
+        verified,
+        answered,
+      });
       res.writeHead(answered, { "content-type": "text/plain" }).end(answered === 200 ? "ok" : "no");
     });
   });
@@ -148,7 +157,10 @@ describe("webhooks (service)", () => {
     });
   };
   const register = async (url: string, events?: string[]) => {
-    const r = await call(svc.app, "POST", "/v1/webhooks", { token: op, body: { url, ...(events ? { events } : {}), description: "test receiver" } });
+    const r = await call(svc.app, "POST", "/v1/webhooks", {
+      token: op,
+      body: { url, ...(events ? { events } : {}), description: "test receiver" },
+    });
     expect(r.status).toBe(201);
     secrets.push(r.body.secret);
     return r.body as { id: string; secret: string; url: string; events: string[]; is_active: boolean; created_at: string };
@@ -158,7 +170,15 @@ describe("webhooks (service)", () => {
   const deliveries = async (endpointId: string, query = "") => {
     const r = await call(svc.app, "GET", `/v1/webhooks/${endpointId}/deliveries${query}`, { token: op });
     expect(r.status).toBe(200);
-    return r.body.deliveries as Array<{ id: string; event_type: string; status: string; attempts: number; last_status_code: number | null; last_error: string | null; payload: any }>;
+    return r.body.deliveries as Array<{
+      id: string;
+      event_type: string;
+      status: string;
+      attempts: number;
+      last_status_code: number | null;
+      last_error: string | null;
+      payload: any;
+    }>;
   };
   const poorKey = async (name: string): Promise<string> => {
     const key = await svc.ctx.signer.createKey(name);
@@ -228,7 +248,8 @@ describe("webhooks (service)", () => {
     // The tracker (when on) reports the transaction final on chain: transaction.confirmed.
     const types = ["agent.transaction.signed", "agent.transaction.broadcast", ...(tracking ? ["agent.transaction.confirmed"] : [])];
     await waitFor("every event at the receivers", () =>
-      types.every((t) => a.forTx(tx1, t).length > 0 && lateReceiver.forTx(tx1, t).length > 0));
+      types.every((t) => a.forTx(tx1, t).length > 0 && lateReceiver.forTx(tx1, t).length > 0),
+    );
     await sleep(600); // several passes of both workers: no second copy may arrive
 
     const got = a.forTx(tx1);
@@ -248,8 +269,14 @@ describe("webhooks (service)", () => {
       expect(verifySignature(endpointA.secret, String(Number(g.timestamp) + 1), g.raw, g.signature)).toBe(false);
       expect(g.body).toMatchObject({
         data: {
-          transaction_id: tx1, agent_id: agent.id, chain: "local", chain_id: 31337, tx_hash: r.body.tx_hash, nonce: r.body.nonce,
-          from: r.body.from.toLowerCase(), value_wei: "1000000000000000",
+          transaction_id: tx1,
+          agent_id: agent.id,
+          chain: "local",
+          chain_id: 31337,
+          tx_hash: r.body.tx_hash,
+          nonce: r.body.nonce,
+          from: r.body.from.toLowerCase(),
+          value_wei: "1000000000000000",
         },
       });
       expect(Number.isNaN(Date.parse(g.body.created_at))).toBe(false);
@@ -259,7 +286,10 @@ describe("webhooks (service)", () => {
     if (tracking) {
       const receipt = await chain.getTransactionReceipt({ hash: r.body.tx_hash });
       expect(a.forTx(tx1, "agent.transaction.confirmed")[0].body.data).toMatchObject({
-        chain_status: "confirmed", receipt_status: "success", block_number: Number(receipt.blockNumber), block_hash: receipt.blockHash,
+        chain_status: "confirmed",
+        receipt_status: "success",
+        block_number: Number(receipt.blockNumber),
+        block_hash: receipt.blockHash,
       });
     }
 
@@ -287,15 +317,31 @@ describe("webhooks (service)", () => {
     expect(r.status).toBe(201);
     expect(r.body.status).toBe("failed");
     const txId = r.body.id;
-    await waitFor("signed and failed at the receiver", () =>
-      a.forTx(txId, "agent.transaction.signed").length > 0 && a.forTx(txId, "agent.transaction.failed").length > 0 && c.forTx(txId).length > 0);
+    await waitFor(
+      "signed and failed at the receiver",
+      () =>
+        a.forTx(txId, "agent.transaction.signed").length > 0 &&
+        a.forTx(txId, "agent.transaction.failed").length > 0 &&
+        c.forTx(txId).length > 0,
+    );
     await sleep(400);
 
-    expect(a.forTx(txId).map((g) => g.body.type).sort()).toEqual(["agent.transaction.failed", "agent.transaction.signed"]);
+    expect(
+      a
+        .forTx(txId)
+        .map((g) => g.body.type)
+        .sort(),
+    ).toEqual(["agent.transaction.failed", "agent.transaction.signed"]);
     for (const [, n] of a.countsById(a.forTx(txId))) expect(n).toBe(1);
     const failed = a.forTx(txId, "agent.transaction.failed")[0];
     expect(failed.verified).toBe(true);
-    expect(failed.body.data).toMatchObject({ transaction_id: txId, agent_id: agent.id, status: "failed", nonce: r.body.nonce, tx_hash: r.body.tx_hash });
+    expect(failed.body.data).toMatchObject({
+      transaction_id: txId,
+      agent_id: agent.id,
+      status: "failed",
+      nonce: r.body.nonce,
+      tx_hash: r.body.tx_hash,
+    });
     expect(failed.body.data.error_message).toMatch(/insufficient funds/i);
 
     expect(c.received.map((g) => [g.body.type, g.body.data.transaction_id])).toEqual([["agent.transaction.failed", txId]]);
@@ -359,7 +405,9 @@ describe("webhooks (service)", () => {
     // Deactivated: 204, then 404; nothing more is sent to it.
     expect((await call(svc.app, "DELETE", `/v1/webhooks/${endpointB.id}`, { token: op })).status).toBe(204);
     expect((await call(svc.app, "DELETE", `/v1/webhooks/${endpointB.id}`, { token: op })).status).toBe(404);
-    const listed = (await call(svc.app, "GET", "/v1/webhooks", { token: op })).body.webhooks.find((w: { id: string }) => w.id === endpointB.id);
+    const listed = (await call(svc.app, "GET", "/v1/webhooks", { token: op })).body.webhooks.find(
+      (w: { id: string }) => w.id === endpointB.id,
+    );
     expect(listed.is_active).toBe(false);
     const after = await submit({ value: "0.0001" });
     await waitFor("the active endpoint's copy", () => a.forTx(after.body.id).length >= 2);
@@ -374,13 +422,29 @@ describe("webhooks (service)", () => {
       action: "transaction.confirmed",
       resourceType: "transaction",
       resourceId: tx1,
-      details: { chain: "local", tx_hash: tx.tx_hash, chain_status: "reverted", receipt_status: "reverted", block_number: Number(receipt.blockNumber), block_hash: receipt.blockHash, confirmations: 1 },
+      details: {
+        chain: "local",
+        tx_hash: tx.tx_hash,
+        chain_status: "reverted",
+        receipt_status: "reverted",
+        block_number: Number(receipt.blockNumber),
+        block_hash: receipt.blockHash,
+        confirmations: 1,
+      },
     });
     const got = await waitFor("the confirmed event", () => a.received.find((g) => g.body?.data?.audit_event_id === eventId));
     expect(got.verified).toBe(true);
     expect(got.body).toMatchObject({
       type: "agent.transaction.confirmed",
-      data: { transaction_id: tx1, agent_id: agent.id, tx_hash: tx.tx_hash, block_number: Number(receipt.blockNumber), block_hash: receipt.blockHash, chain_status: "reverted", receipt_status: "reverted" },
+      data: {
+        transaction_id: tx1,
+        agent_id: agent.id,
+        tx_hash: tx.tx_hash,
+        block_number: Number(receipt.blockNumber),
+        block_hash: receipt.blockHash,
+        chain_status: "reverted",
+        receipt_status: "reverted",
+      },
     });
   });
 
@@ -396,7 +460,9 @@ describe("webhooks (service)", () => {
   it("secrets appear in no GET response, no audit event and no log line", async () => {
     expect(secrets.length).toBeGreaterThanOrEqual(4);
     const list = await call(svc.app, "GET", "/v1/webhooks", { token: op });
-    const ds = await Promise.all(list.body.webhooks.map((w: { id: string }) => call(svc.app, "GET", `/v1/webhooks/${w.id}/deliveries?limit=500`, { token: op })));
+    const ds = await Promise.all(
+      list.body.webhooks.map((w: { id: string }) => call(svc.app, "GET", `/v1/webhooks/${w.id}/deliveries?limit=500`, { token: op })),
+    );
     const failedOnly = await call(svc.app, "GET", `/v1/webhooks/${endpointA.id}/deliveries?status=failed`, { token: op });
     expect(failedOnly.body.deliveries).toEqual([]);
     const audit = await call(svc.app, "GET", "/v1/audit/events?limit=1000", { token: op });
@@ -440,18 +506,26 @@ describe("webhooks (outbox mechanics)", () => {
     return id;
   };
   const event = (action: "transaction.submit" | "transaction.broadcast" | "agent.create" = "transaction.broadcast") =>
-    appendAudit(pool, { action, resourceType: "transaction", resourceId: randomUUID(), details: { chain: "local", tx_hash: "0x" + "ab".repeat(32), nonce: 7 } });
+    appendAudit(pool, {
+      action,
+      resourceType: "transaction",
+      resourceId: randomUUID(),
+      details: { chain: "local", tx_hash: "0x" + "ab".repeat(32), nonce: 7 },
+    });
   const seal = async () => {
     while ((await sealAuditEvents(pool)) > 0) {
       /* drain */
     }
   };
-  const count = async (endpointId: string) => Number((await pool.query("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1", [endpointId])).rows[0].count);
-  const okFetch = (seen: string[], delayMs = 0): typeof fetch => async (_url, init) => {
-    seen.push(String((init!.headers as Record<string, string>)["x-webhook-id"]));
-    if (delayMs) await sleep(delayMs);
-    return new Response("ok", { status: 200 });
-  };
+  const count = async (endpointId: string) =>
+    Number((await pool.query("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1", [endpointId])).rows[0].count);
+  const okFetch =
+    (seen: string[], delayMs = 0): typeof fetch =>
+    async (_url, init) => {
+      seen.push(String((init!.headers as Record<string, string>)["x-webhook-id"]));
+      if (delayMs) await sleep(delayMs);
+      return new Response("ok", { status: 200 });
+    };
 
   it("waits for sealing, fans out once per event (idempotent even from a rewound cursor), maps only the four actions", async () => {
     const ep = await endpoint();
@@ -471,8 +545,13 @@ describe("webhooks (outbox mechanics)", () => {
     await seal();
     expect((await fanoutWebhookEvents(pool, { batch: 3 })).deliveries).toBe(7);
     expect(await count(ep)).toBe(8);
-    const row = (await pool.query("SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'agent.transaction.signed'", [ep])).rows[0];
-    expect(row.payload).toMatchObject({ type: "agent.transaction.signed", data: { chain: "local", nonce: 7, status: "signed", mode: "submit" } });
+    const row = (
+      await pool.query("SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'agent.transaction.signed'", [ep])
+    ).rows[0];
+    expect(row.payload).toMatchObject({
+      type: "agent.transaction.signed",
+      data: { chain: "local", nonce: 7, status: "signed", mode: "submit" },
+    });
     await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
   });
 
@@ -494,7 +573,12 @@ describe("webhooks (outbox mechanics)", () => {
     const failing: typeof fetch = async () => new Response("upstream says no, secret=abc", { status: 503 });
     const opts = { backoffBaseMs: 10, maxAttempts: 3, fetch: failing, log };
     for (let i = 0; i < 3; i++) {
-      await waitFor("due", async () => (await pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND next_attempt_at <= now()", [ep])).rowCount, 5000);
+      await waitFor(
+        "due",
+        async () =>
+          (await pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND next_attempt_at <= now()", [ep])).rowCount,
+        5000,
+      );
       expect((await deliverDue(pool, opts)).claimed).toBe(1);
     }
     const d = (await pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
@@ -512,7 +596,10 @@ describe("webhooks (outbox mechanics)", () => {
       /* never answers */
     });
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    await pool.query("UPDATE webhook_endpoints SET url = $2 WHERE id = $1", [ep, `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`]);
+    await pool.query("UPDATE webhook_endpoints SET url = $2 WHERE id = $1", [
+      ep,
+      `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`,
+    ]);
     try {
       const res = await deliverDue(pool, { backoffBaseMs: 10, maxAttempts: 5, timeoutMs: 200, log });
       expect(res).toMatchObject({ claimed: 1, retrying: 1 });
@@ -555,7 +642,17 @@ describe("webhooks (outbox mechanics)", () => {
       hangs.add(String((init!.headers as Record<string, string>)["x-webhook-id"]));
       return new Promise((_, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)));
     };
-    const w = startWebhookWorker({ pool, log, intervalMs: 20, backoffBaseMs: 10, maxAttempts: 5, timeoutMs: 3_000, fetch: fakeFetch, maxInFlight: 16, maxInFlightPerEndpoint: 4 });
+    const w = startWebhookWorker({
+      pool,
+      log,
+      intervalMs: 20,
+      backoffBaseMs: 10,
+      maxAttempts: 5,
+      timeoutMs: 3_000,
+      fetch: fakeFetch,
+      maxInFlight: 16,
+      maxInFlightPerEndpoint: 4,
+    });
     try {
       await waitFor("the hung endpoint's slots filled", () => hangs.size >= 4, 5000);
       await sleep(200);
@@ -563,14 +660,20 @@ describe("webhooks (outbox mechanics)", () => {
       await event();
       await seal();
       const t0 = Date.now();
-      await waitFor("the healthy endpoint's delivery", async () =>
-        (await pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'delivered'", [healthy])).rowCount, 2500);
+      await waitFor(
+        "the healthy endpoint's delivery",
+        async () =>
+          (await pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'delivered'", [healthy])).rowCount,
+        2500,
+      );
       expect(Date.now() - t0).toBeLessThan(2500); // well before the hung requests time out
     } finally {
       await w.stop(); // aborts the hung requests: not counted as attempts, due again at once
       await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = ANY($1::uuid[])", [[hung, healthy]]);
     }
-    const r = await pool.query("SELECT attempts, count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = $1 GROUP BY attempts", [hung]);
+    const r = await pool.query("SELECT attempts, count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = $1 GROUP BY attempts", [
+      hung,
+    ]);
     expect(r.rows).toEqual([{ attempts: 0, n: 41 }]);
   });
 
@@ -581,9 +684,14 @@ describe("webhooks (outbox mechanics)", () => {
     const other = createPool(db.url, { max: 10 });
     const seen: string[] = [];
     try {
-      const workers = [pool, other, pool, other].map((p) => startWebhookWorker({ pool: p, log, intervalMs: 10, backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen, 5) }));
+      const workers = [pool, other, pool, other].map((p) =>
+        startWebhookWorker({ pool: p, log, intervalMs: 10, backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen, 5) }),
+      );
       await waitFor("all delivered", async () => {
-        const r = await pool.query("SELECT count(*) FILTER (WHERE status = 'delivered') AS n FROM webhook_deliveries WHERE endpoint_id = ANY($1::uuid[])", [eps]);
+        const r = await pool.query(
+          "SELECT count(*) FILTER (WHERE status = 'delivered') AS n FROM webhook_deliveries WHERE endpoint_id = ANY($1::uuid[])",
+          [eps],
+        );
         return Number(r.rows[0].n) === 120;
       });
       await sleep(100);

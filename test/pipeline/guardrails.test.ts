@@ -5,7 +5,16 @@ import { checkRollingGuardrails, checkStaticGuardrails, type GuardrailPolicy } f
 import { formatMajor, MAX_UINT256, parseMajor } from "../../src/units.js";
 
 const chain = { name: "base", chain_id: 8453, aliases: ["base-mainnet"] };
-const none: GuardrailPolicy = { toAllowlist: [], maxValueWei: null, dailyLimitWei: null, maxPerDay: null, allowedChains: [], maxFeeWei: null, dailyFeeBudgetWei: null, maxGasLimit: null };
+const none: GuardrailPolicy = {
+  toAllowlist: [],
+  maxValueWei: null,
+  dailyLimitWei: null,
+  maxPerDay: null,
+  allowedChains: [],
+  maxFeeWei: null,
+  dailyFeeBudgetWei: null,
+  maxGasLimit: null,
+};
 const wei = fc.bigInt({ min: 0n, max: 10n ** 30n });
 const addr = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => "0x" + Buffer.from(b).toString("hex"));
 
@@ -46,7 +55,11 @@ describe("guardrails", () => {
     fc.assert(
       fc.property(fc.array(addr, { maxLength: 5 }), addr, fc.boolean(), (list, to, upper) => {
         const policy = { ...none, toAllowlist: list.map((a) => a.toLowerCase()) };
-        const d = checkStaticGuardrails(policy, { chain, to: (upper ? to.toUpperCase().replace("0X", "0x") : to).toLowerCase(), valueWei: 0n });
+        const d = checkStaticGuardrails(policy, {
+          chain,
+          to: (upper ? to.toUpperCase().replace("0X", "0x") : to).toLowerCase(),
+          valueWei: 0n,
+        });
         expect(d === null).toBe(list.length === 0 || list.includes(to));
       }),
     );
@@ -56,7 +69,9 @@ describe("guardrails", () => {
     for (const allowed of [["base"], ["BASE-MAINNET"], ["8453"], []]) {
       expect(checkStaticGuardrails({ ...none, allowedChains: allowed }, { chain, to: "0x" + "1".repeat(40), valueWei: 0n })).toBeNull();
     }
-    expect(checkStaticGuardrails({ ...none, allowedChains: ["ethereum", "1"] }, { chain, to: "0x" + "1".repeat(40), valueWei: 0n })?.reason_code).toBe("chain_not_allowed");
+    expect(
+      checkStaticGuardrails({ ...none, allowedChains: ["ethereum", "1"] }, { chain, to: "0x" + "1".repeat(40), valueWei: 0n })?.reason_code,
+    ).toBe("chain_not_allowed");
   });
 });
 

@@ -91,11 +91,12 @@ describe("CommitGroups.inOrder", () => {
   it("runs calls for one key one after another in call order, even when an earlier one is slower", async () => {
     const limiter = new CommitGroups();
     const log: string[] = [];
-    const job = (name: string, ms: number) => limiter.inOrder("k", async () => {
-      log.push(`start ${name}`);
-      await new Promise((r) => setTimeout(r, ms));
-      log.push(`end ${name}`);
-    });
+    const job = (name: string, ms: number) =>
+      limiter.inOrder("k", async () => {
+        log.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`end ${name}`);
+      });
     await Promise.all([job("slow", 30), job("fast", 1), limiter.inOrder("other", async () => log.push("other key"))]);
     expect(log.filter((l) => l !== "other key")).toEqual(["start slow", "end slow", "start fast", "end fast"]);
     expect(log.indexOf("other key")).toBeLessThan(log.indexOf("end slow")); // other keys do not wait

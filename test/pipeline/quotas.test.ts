@@ -31,25 +31,30 @@ describe("RequestBudget", () => {
 
   it("property: within a window exactly the budget passes, the rest are 429 with a Retry-After inside the window", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 59_000 }), (budget, requests, offset) => {
-        const c = clock();
-        const b = new RequestBudget({ defaultPerMinute: 1000, windowMs: 60_000, now: c.now });
-        let passed = 0;
-        for (let i = 0; i < requests; i++) {
-          if (i === 1) c.advance(offset);
-          try {
-            b.spend(agent("x", budget));
-            passed += 1;
-          } catch (err) {
-            expect(err).toBeInstanceOf(ServiceError);
-            const e = err as ServiceError;
-            expect(e.status).toBe(429);
-            expect(e.opts.retryAfterSeconds).toBeGreaterThanOrEqual(1);
-            expect(e.opts.retryAfterSeconds).toBeLessThanOrEqual(Math.ceil((60_000 - offset) / 1000));
+      fc.property(
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 0, max: 120 }),
+        fc.integer({ min: 0, max: 59_000 }),
+        (budget, requests, offset) => {
+          const c = clock();
+          const b = new RequestBudget({ defaultPerMinute: 1000, windowMs: 60_000, now: c.now });
+          let passed = 0;
+          for (let i = 0; i < requests; i++) {
+            if (i === 1) c.advance(offset);
+            try {
+              b.spend(agent("x", budget));
+              passed += 1;
+            } catch (err) {
+              expect(err).toBeInstanceOf(ServiceError);
+              const e = err as ServiceError;
+              expect(e.status).toBe(429);
+              expect(e.opts.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+              expect(e.opts.retryAfterSeconds).toBeLessThanOrEqual(Math.ceil((60_000 - offset) / 1000));
+            }
           }
-        }
-        expect(passed).toBe(Math.min(budget, requests));
-      }),
+          expect(passed).toBe(Math.min(budget, requests));
+        },
+      ),
     );
   });
 

@@ -50,12 +50,19 @@ const TOKEN = "0x" + "aa".repeat(20);
 const ALICE = ("0x" + "11".repeat(20)) as `0x${string}`;
 const BOB = ("0x" + "22".repeat(20)) as `0x${string}`;
 const SELF = ("0x" + "33".repeat(20)) as `0x${string}`;
-const none: CalldataPolicy = { toAllowlist: [], tokenAllowlist: [], unknownCalldata: "allow", tokenLimits: {}, unlimitedApprovalAllowlist: [] };
+const none: CalldataPolicy = {
+  toAllowlist: [],
+  tokenAllowlist: [],
+  unknownCalldata: "allow",
+  tokenLimits: {},
+  unlimitedApprovalAllowlist: [],
+};
 const facts = (decimals?: number, allowance = 0n): CalldataFacts => ({ decimals: () => decimals, allowance: () => allowance });
 const addr = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => ("0x" + Buffer.from(b).toString("hex")) as `0x${string}`);
 const amount = fc.bigInt({ min: 0n, max: MAX_UINT256 });
 const bytes = fc.uint8Array({ maxLength: 80 }).map((b) => ("0x" + Buffer.from(b).toString("hex")) as Hex);
-const enc = (functionName: string, args: unknown[], abi: typeof ABI | typeof P2 = ABI) => encodeFunctionData({ abi, functionName, args } as never);
+const enc = (functionName: string, args: unknown[], abi: typeof ABI | typeof P2 = ABI) =>
+  encodeFunctionData({ abi, functionName, args } as never);
 const code = (d: unknown) => (d as { reason_code: string } | null)?.reason_code ?? null;
 const effects = (c: DecodedCall) => (c.kind === "token" ? c.effects : []);
 
@@ -75,11 +82,23 @@ const families = fc.tuple(addr, addr, amount, bytes, fc.bigInt({ min: 0n, max: (
     { to: TOKEN, data: enc("increaseAllowance", [a, n]), effect: { type: "approve", spender: a, amount: n, mode: "increase" } },
     { to: TOKEN, data: enc("increaseApproval", [a, n]), effect: { type: "approve", spender: a, amount: n, mode: "increase" } },
     { to: TOKEN, data: enc("decreaseAllowance", [a, n]), effect: { type: "approve", spender: a, amount: n, mode: "decrease" } },
-    { to: TOKEN, data: enc("setApprovalForAll", [a, true]), effect: { type: "approve", spender: a, amount: MAX_UINT256, mode: "operator" } },
+    {
+      to: TOKEN,
+      data: enc("setApprovalForAll", [a, true]),
+      effect: { type: "approve", spender: a, amount: MAX_UINT256, mode: "operator" },
+    },
     { to: TOKEN, data: enc("authorizeOperator", [a]), effect: { type: "approve", spender: a, amount: MAX_UINT256, mode: "operator" } },
     { to: TOKEN, data: enc("revokeOperator", [a]), effect: { type: "approve", spender: a, amount: 0n, mode: "set" } },
-    { to: TOKEN, data: enc("permit", [a, b, n, 1n, 27, "0x" + "01".repeat(32), "0x" + "02".repeat(32)]), effect: { type: "approve", owner: a, spender: b, amount: n, mode: "set" } },
-    { to: PERMIT2, data: enc("approve", [a, b, n160, 5], P2), effect: { type: "approve", token: a, spender: b, amount: n160, mode: "set" } },
+    {
+      to: TOKEN,
+      data: enc("permit", [a, b, n, 1n, 27, "0x" + "01".repeat(32), "0x" + "02".repeat(32)]),
+      effect: { type: "approve", owner: a, spender: b, amount: n, mode: "set" },
+    },
+    {
+      to: PERMIT2,
+      data: enc("approve", [a, b, n160, 5], P2),
+      effect: { type: "approve", token: a, spender: b, amount: n160, mode: "set" },
+    },
     {
       to: PERMIT2,
       data: enc("permit", [SELF, { details: { token: a, amount: n160, expiration: 1, nonce: 0 }, spender: b, sigDeadline: 9n }, data], P2),
@@ -87,11 +106,23 @@ const families = fc.tuple(addr, addr, amount, bytes, fc.bigInt({ min: 0n, max: (
     },
     {
       to: PERMIT2,
-      data: enc("permit", [SELF, { details: [{ token: a, amount: n160, expiration: 1, nonce: 0 }], spender: b, sigDeadline: 9n }, data], P2),
+      data: enc(
+        "permit",
+        [SELF, { details: [{ token: a, amount: n160, expiration: 1, nonce: 0 }], spender: b, sigDeadline: 9n }, data],
+        P2,
+      ),
       effect: { type: "approve", token: a, spender: b, amount: n160, mode: "set" },
     },
-    { to: PERMIT2, data: enc("transferFrom", [SELF, b, n160, a], P2), effect: { type: "transfer", token: a, from: SELF, recipient: b, amount: n160 } },
-    { to: PERMIT2, data: enc("transferFrom", [[{ from: SELF, to: b, amount: n160, token: a }]], P2), effect: { type: "transfer", token: a, from: SELF, recipient: b, amount: n160 } },
+    {
+      to: PERMIT2,
+      data: enc("transferFrom", [SELF, b, n160, a], P2),
+      effect: { type: "transfer", token: a, from: SELF, recipient: b, amount: n160 },
+    },
+    {
+      to: PERMIT2,
+      data: enc("transferFrom", [[{ from: SELF, to: b, amount: n160, token: a }]], P2),
+      effect: { type: "transfer", token: a, from: SELF, recipient: b, amount: n160 },
+    },
   ),
 );
 
@@ -103,7 +134,8 @@ describe("decodeCall", () => {
         expect(c.kind).toBe("token");
         const e = effects(c)[0]!;
         const want = { token: TOKEN, ...effect } as Record<string, unknown>;
-        for (const [k, v] of Object.entries(want)) expect((e as Record<string, unknown>)[k], k).toEqual(typeof v === "string" ? v.toLowerCase() : v);
+        for (const [k, v] of Object.entries(want))
+          expect((e as Record<string, unknown>)[k], k).toEqual(typeof v === "string" ? v.toLowerCase() : v);
       }),
       { numRuns: 600 },
     );
@@ -115,7 +147,19 @@ describe("decodeCall", () => {
   });
 
   it("random calldata after a known selector never throws: it is unknown, malformed or a decoded token call", () => {
-    const selectors = ["0xa9059cbb", "0x23b872dd", "0x095ea7b3", "0xa22cb465", "0x4000aea0", "0x9bd9bbc6", "0x62ad1b83", "0x2a2d80d1", "0x2b67b570", "0x0d58b1db", "0xd505accf"];
+    const selectors = [
+      "0xa9059cbb",
+      "0x23b872dd",
+      "0x095ea7b3",
+      "0xa22cb465",
+      "0x4000aea0",
+      "0x9bd9bbc6",
+      "0x62ad1b83",
+      "0x2a2d80d1",
+      "0x2b67b570",
+      "0x0d58b1db",
+      "0xd505accf",
+    ];
     fc.assert(
       fc.property(fc.constantFrom(...selectors, "0x12345678"), fc.uint8Array({ maxLength: 400 }), fc.boolean(), (sel, body, p2) => {
         const data = sel + Buffer.from(body).toString("hex");
@@ -128,25 +172,33 @@ describe("decodeCall", () => {
 
   it("non-canonical encodings of known calls are malformed: high address bits, bools other than 0/1, wide integers, trailing bytes", () => {
     fc.assert(
-      fc.property(families, fc.integer({ min: 1, max: 255 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), ({ to, data }, junk, tail) => {
-        // Trailing garbage, whole words or not.
-        const long = decodeCall(to, data + Buffer.from(tail).toString("hex"));
-        expect(long.kind).toBe("malformed");
-        // A byte in the zero padding of the first argument's word (every family starts with an address).
-        const dirty = decodeCall(to, data.slice(0, 10) + junk.toString(16).padStart(2, "0") + data.slice(12));
-        expect(dirty.kind).toBe("malformed");
-        // Denied whatever the policy, even one that allows anything it cannot decode.
-        for (const unknownCalldata of ["allow", "simulate"] as const) {
-          expect(code(checkCalldata({ ...none, unknownCalldata }, long, facts()))).toBe("malformed_calldata");
-          expect(code(checkCalldata({ ...none, unknownCalldata }, dirty, facts()))).toBe("malformed_calldata");
-        }
-      }),
+      fc.property(
+        families,
+        fc.integer({ min: 1, max: 255 }),
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        ({ to, data }, junk, tail) => {
+          // Trailing garbage, whole words or not.
+          const long = decodeCall(to, data + Buffer.from(tail).toString("hex"));
+          expect(long.kind).toBe("malformed");
+          // A byte in the zero padding of the first argument's word (every family starts with an address).
+          const dirty = decodeCall(to, data.slice(0, 10) + junk.toString(16).padStart(2, "0") + data.slice(12));
+          expect(dirty.kind).toBe("malformed");
+          // Denied whatever the policy, even one that allows anything it cannot decode.
+          for (const unknownCalldata of ["allow", "simulate"] as const) {
+            expect(code(checkCalldata({ ...none, unknownCalldata }, long, facts()))).toBe("malformed_calldata");
+            expect(code(checkCalldata({ ...none, unknownCalldata }, dirty, facts()))).toBe("malformed_calldata");
+          }
+        },
+      ),
       { numRuns: 600 },
     );
     fc.assert(
       fc.property(addr, fc.integer({ min: 2, max: 255 }), (a, b) => {
         const data = enc("setApprovalForAll", [a, true]);
-        expect(decodeCall(TOKEN, data.slice(0, -2) + b.toString(16).padStart(2, "0"))).toMatchObject({ kind: "malformed", fn: "setApprovalForAll" });
+        expect(decodeCall(TOKEN, data.slice(0, -2) + b.toString(16).padStart(2, "0"))).toMatchObject({
+          kind: "malformed",
+          fn: "setApprovalForAll",
+        });
       }),
     );
     // uint160 with bit 160 set in Permit2's approve.
@@ -159,7 +211,8 @@ describe("decodeCall", () => {
 describe("token guardrails", () => {
   it("malformed calldata is denied whatever the unknown-calldata policy", () => {
     const c = decodeCall(TOKEN, enc("setApprovalForAll", [ALICE, true]).slice(0, -2) + "02");
-    for (const unknownCalldata of ["allow", "simulate", "deny"] as const) expect(code(checkCalldata({ ...none, unknownCalldata }, c, facts()))).toBe("malformed_calldata");
+    for (const unknownCalldata of ["allow", "simulate", "deny"] as const)
+      expect(code(checkCalldata({ ...none, unknownCalldata }, c, facts()))).toBe("malformed_calldata");
   });
 
   it("every family is held to the recipient and spender allowlist", () => {
@@ -179,32 +232,44 @@ describe("token guardrails", () => {
 
   it("a token transfer to a recipient outside tx_to_allowlist is denied even though the token itself is allowed", () => {
     const policy = { ...none, toAllowlist: [TOKEN, ALICE] };
-    expect(code(checkCalldata(policy, decodeCall(TOKEN, enc("transfer", [BOB, 10n ** 12n])), facts(6)))).toBe("token_recipient_not_allowlisted");
+    expect(code(checkCalldata(policy, decodeCall(TOKEN, enc("transfer", [BOB, 10n ** 12n])), facts(6)))).toBe(
+      "token_recipient_not_allowlisted",
+    );
     expect(checkCalldata(policy, decodeCall(TOKEN, enc("transfer", [ALICE, 10n ** 12n])), facts(6))).toBeNull();
   });
 
   it("per-transaction token limit: passes exactly when amount ≤ limit (any decimals)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 24 }), fc.bigInt({ min: 0n, max: 10n ** 30n }), fc.bigInt({ min: -2n, max: 2n }), (decimals, limitBase, delta) => {
-        // A limit expressible in the token's units (at most 18 decimals of configuration).
-        const limitStr = formatMajor(limitBase, Math.min(decimals, 18));
-        const limit = toBaseUnits(limitStr, decimals)!;
-        const n = limit + delta < 0n ? 0n : limit + delta;
-        const policy = { ...none, tokenLimits: { [TOKEN]: { max_per_tx: limitStr } } };
-        expect(checkCalldata(policy, decodeCall(TOKEN, enc("transfer", [ALICE, n])), facts(decimals)) === null).toBe(n <= limit);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 24 }),
+        fc.bigInt({ min: 0n, max: 10n ** 30n }),
+        fc.bigInt({ min: -2n, max: 2n }),
+        (decimals, limitBase, delta) => {
+          // A limit expressible in the token's units (at most 18 decimals of configuration).
+          const limitStr = formatMajor(limitBase, Math.min(decimals, 18));
+          const limit = toBaseUnits(limitStr, decimals)!;
+          const n = limit + delta < 0n ? 0n : limit + delta;
+          const policy = { ...none, tokenLimits: { [TOKEN]: { max_per_tx: limitStr } } };
+          expect(checkCalldata(policy, decodeCall(TOKEN, enc("transfer", [ALICE, n])), facts(decimals)) === null).toBe(n <= limit);
+        },
+      ),
       { numRuns: 1500 },
     );
   });
 
   it("rolling token limit: passes exactly when spent + amount ≤ daily limit", () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 10n ** 24n }), fc.bigInt({ min: 0n, max: 10n ** 24n }), fc.bigInt({ min: -2n, max: 2n }), (limit, spent, delta) => {
-        const n = limit - spent + delta < 0n ? 0n : limit - spent + delta;
-        const policy = { ...none, tokenLimits: { [TOKEN]: { daily_limit: formatMajor(limit, 6) } } };
-        const d = checkTokenOutflows(policy, [{ token: TOKEN, amount: n, decimals: 6 }], () => spent);
-        expect(d === null).toBe(spent + n <= limit);
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 24n }),
+        fc.bigInt({ min: 0n, max: 10n ** 24n }),
+        fc.bigInt({ min: -2n, max: 2n }),
+        (limit, spent, delta) => {
+          const n = limit - spent + delta < 0n ? 0n : limit - spent + delta;
+          const policy = { ...none, tokenLimits: { [TOKEN]: { daily_limit: formatMajor(limit, 6) } } };
+          const d = checkTokenOutflows(policy, [{ token: TOKEN, amount: n, decimals: 6 }], () => spent);
+          expect(d === null).toBe(spent + n <= limit);
+        },
+      ),
       { numRuns: 1500 },
     );
   });
@@ -226,12 +291,17 @@ describe("token guardrails", () => {
 
   it("an allowance increase is checked with the current allowance added: passes exactly when current + added ≤ cap", () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 10n ** 30n }), fc.bigInt({ min: 0n, max: 10n ** 30n }), fc.constantFrom("increaseAllowance", "increaseApproval"), (current, added, fn) => {
-        const cap = 10n ** 27n;
-        const policy = { ...none, tokenLimits: { [TOKEN]: { approval_cap: formatMajor(cap, 6) } } };
-        const d = checkCalldata(policy, decodeCall(TOKEN, enc(fn, [ALICE, added])), facts(6, current));
-        expect(d === null).toBe(added === 0n || current + added <= cap);
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 30n }),
+        fc.bigInt({ min: 0n, max: 10n ** 30n }),
+        fc.constantFrom("increaseAllowance", "increaseApproval"),
+        (current, added, fn) => {
+          const cap = 10n ** 27n;
+          const policy = { ...none, tokenLimits: { [TOKEN]: { approval_cap: formatMajor(cap, 6) } } };
+          const d = checkCalldata(policy, decodeCall(TOKEN, enc(fn, [ALICE, added])), facts(6, current));
+          expect(d === null).toBe(added === 0n || current + added <= cap);
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -261,7 +331,9 @@ describe("simulated logs", () => {
   it("every Transfer recipient, Approval spender and operator must be allowlisted; the sender and revocations pass", () => {
     const policy = { toAllowlist: [ALICE] };
     expect(checkSimulatedLogs({ toAllowlist: [] }, SELF, [log(TRANSFER, SELF, BOB)])).toBeNull();
-    expect(code(checkSimulatedLogs(policy, SELF, [log(TRANSFER, SELF, ALICE), log(TRANSFER, ALICE, BOB)]))).toBe("simulated_recipient_not_allowlisted");
+    expect(code(checkSimulatedLogs(policy, SELF, [log(TRANSFER, SELF, ALICE), log(TRANSFER, ALICE, BOB)]))).toBe(
+      "simulated_recipient_not_allowlisted",
+    );
     expect(checkSimulatedLogs(policy, SELF, [log(TRANSFER, BOB, SELF), log(TRANSFER, SELF, ALICE)])).toBeNull();
     expect(code(checkSimulatedLogs(policy, SELF, [log(APPROVAL, SELF, BOB)]))).toBe("simulated_spender_not_allowlisted");
     expect(checkSimulatedLogs(policy, SELF, [log(APPROVAL, SELF, BOB, word("0x0"))])).toBeNull();

@@ -42,7 +42,9 @@ async function proof(
   const claims: Record<string, unknown> = { htm, htu, iat: o.iat ?? Math.floor(Date.now() / 1000), jti: o.jti ?? randomUUID() };
   if (o.ath) claims.ath = o.ath;
   for (const k of o.omit ?? []) delete claims[k];
-  return new SignJWT(claims).setProtectedHeader({ typ: o.typ ?? "dpop+jwt", alg: o.alg ?? (h.jwk.kty === "OKP" ? "EdDSA" : "ES256"), jwk: o.jwk ?? h.jwk }).sign(h.privateKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ typ: o.typ ?? "dpop+jwt", alg: o.alg ?? (h.jwk.kty === "OKP" ? "EdDSA" : "ES256"), jwk: o.jwk ?? h.jwk })
+    .sign(h.privateKey);
 }
 
 describe("DPoP-bound tokens", () => {
@@ -93,9 +95,15 @@ describe("DPoP-bound tokens", () => {
     const client = sdk.createClient({ baseUrl, apiKey: agentKey, agentId, dpop: true });
     const self = ok<S.AgentSelfResponse>(await client.agents.getSelf(), "AgentSelfResponse");
     expect(self.id).toBe(agentId);
-    const tx = ok<S.TransactionResponse>(await client.agents.submitTransaction(agentId, TX as S.SubmitTransactionRequest), "TransactionResponse");
+    const tx = ok<S.TransactionResponse>(
+      await client.agents.submitTransaction(agentId, TX as S.SubmitTransactionRequest),
+      "TransactionResponse",
+    );
     expect(tx.status).toBe("broadcast");
-    const back = ok<S.TransactionResponse>(await client.agents.getTransaction(agentId, tx.id, { includeSignedTx: true }), "TransactionResponse");
+    const back = ok<S.TransactionResponse>(
+      await client.agents.getTransaction(agentId, tx.id, { includeSignedTx: true }),
+      "TransactionResponse",
+    );
     expect(back.signed_tx).toBe(tx.signed_tx);
     ok<S.TransactionListResponse>(await client.agents.listTransactions(agentId), "TransactionListResponse");
     ok<S.SimulationResponse>(await client.agents.simulateTransaction(agentId, TX as S.SimulateTransactionRequest), "SimulationResponse");
@@ -120,7 +128,9 @@ describe("DPoP-bound tokens", () => {
 
     // Logging out works with DPoP too (the DELETE carries a proof), and ends the token.
     expect((await client.auth.logout()).meta?.status).toBe(204);
-    const after = await fetch(`${baseUrl}/v1/agents/me`, { headers: { authorization: `Bearer ${token}`, dpop: await manager.generateProof("GET", `${baseUrl}/v1/agents/me`) } });
+    const after = await fetch(`${baseUrl}/v1/agents/me`, {
+      headers: { authorization: `Bearer ${token}`, dpop: await manager.generateProof("GET", `${baseUrl}/v1/agents/me`) },
+    });
     expect(after.status).toBe(401);
   });
 
@@ -147,7 +157,9 @@ describe("DPoP-bound tokens", () => {
     const now = Math.floor(Date.now() / 1000);
     const before = await signedCount();
     const { privateKey: hsKey } = { privateKey: new TextEncoder().encode("0123456789abcdef0123456789abcdef") };
-    const hs256 = await new SignJWT({ htm: "POST", htu: txUrl(), iat: now, jti: randomUUID() }).setProtectedHeader({ typ: "dpop+jwt", alg: "HS256", jwk: h.jwk }).sign(hsKey);
+    const hs256 = await new SignJWT({ htm: "POST", htu: txUrl(), iat: now, jti: randomUUID() })
+      .setProtectedHeader({ typ: "dpop+jwt", alg: "HS256", jwk: h.jwk })
+      .sign(hsKey);
     const cases: Array<[string, string]> = [
       ["another method", await proof(h, "GET", txUrl())],
       ["another URL", await proof(h, "POST", `${baseUrl}/v1/agents/${agentId}/transactions/sign`)],
@@ -178,11 +190,20 @@ describe("DPoP-bound tokens", () => {
     expect((await submit({ ...auth, dpop: await proof(h, "POST", txUrl(), { ath }) })).status).toBe(201);
     expect((await submit({ authorization: `Bearer ${token}`, dpop: await proof(h, "POST", txUrl()) })).status).toBe(201);
     const listUrl = `${baseUrl}/v1/agents/${agentId}/transactions?limit=5`;
-    expect((await fetch(listUrl, { headers: { ...auth, dpop: await proof(h, "GET", `${baseUrl}/v1/agents/${agentId}/transactions#x`) } })).status).toBe(200);
+    expect(
+      (await fetch(listUrl, { headers: { ...auth, dpop: await proof(h, "GET", `${baseUrl}/v1/agents/${agentId}/transactions#x`) } }))
+        .status,
+    ).toBe(200);
     // EdDSA proofs are allowed as well.
     const ed = await newHolder("EdDSA");
     const edToken = await boundToken(ed);
-    expect((await fetch(`${baseUrl}/v1/agents/me`, { headers: { authorization: `DPoP ${edToken}`, dpop: await proof(ed, "GET", `${baseUrl}/v1/agents/me`) } })).status).toBe(200);
+    expect(
+      (
+        await fetch(`${baseUrl}/v1/agents/me`, {
+          headers: { authorization: `DPoP ${edToken}`, dpop: await proof(ed, "GET", `${baseUrl}/v1/agents/me`) },
+        })
+      ).status,
+    ).toBe(200);
   });
 
   it("any change to a valid proof makes it invalid (property)", async () => {
@@ -191,20 +212,24 @@ describe("DPoP-bound tokens", () => {
     const before = await signedCount();
     let passed = 0;
     await fc.assert(
-      fc.asyncProperty(fc.nat(), fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."), async (pos, ch) => {
-        const good = await proof(h, "POST", txUrl());
-        const i = pos % good.length;
-        fc.pre(good[i] !== ch);
-        const bad = good.slice(0, i) + ch + good.slice(i + 1);
-        const r = await submit({ authorization: `DPoP ${token}`, dpop: bad });
-        // A change in the signature's last character can leave the decoded bytes equal (base64url
-        // padding bits); such a proof is the same proof and may pass.
-        if (r.status !== 401) {
-          expect(Buffer.from(bad.split(".")[2] ?? "", "base64url")).toEqual(Buffer.from(good.split(".")[2], "base64url"));
-          passed += 1;
-        }
-        await r.body?.cancel();
-      }),
+      fc.asyncProperty(
+        fc.nat(),
+        fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."),
+        async (pos, ch) => {
+          const good = await proof(h, "POST", txUrl());
+          const i = pos % good.length;
+          fc.pre(good[i] !== ch);
+          const bad = good.slice(0, i) + ch + good.slice(i + 1);
+          const r = await submit({ authorization: `DPoP ${token}`, dpop: bad });
+          // A change in the signature's last character can leave the decoded bytes equal (base64url
+          // padding bits); such a proof is the same proof and may pass.
+          if (r.status !== 401) {
+            expect(Buffer.from(bad.split(".")[2] ?? "", "base64url")).toEqual(Buffer.from(good.split(".")[2], "base64url"));
+            passed += 1;
+          }
+          await r.body?.cancel();
+        },
+      ),
       { numRuns: 60 },
     );
     expect((await signedCount()) - before).toBe(passed);
@@ -220,7 +245,9 @@ describe("DPoP-bound tokens", () => {
     expect(noProof.status).toBe(400);
     expect(((await noProof.json()) as { code: string }).code).toBe("invalid_dpop_proof");
     expect((await post({ dpop: await proof(await newHolder(), "POST", url) }, { ...base, dpop_jwk: h.jwk })).status).toBe(400);
-    expect((await post({ dpop: await proof(h, "POST", `${baseUrl}/v1/auth/api-key-token`) }, { ...base, dpop_jwk: h.jwk })).status).toBe(400);
+    expect((await post({ dpop: await proof(h, "POST", `${baseUrl}/v1/auth/api-key-token`) }, { ...base, dpop_jwk: h.jwk })).status).toBe(
+      400,
+    );
     // A private key in dpop_jwk is refused, never stored or echoed.
     const { privateKey } = await generateKeyPair("ES256", { extractable: true });
     const privJwk = await exportJWK(privateKey);
@@ -242,7 +269,11 @@ describe("DPoP-bound tokens", () => {
     const t0 = 2_000_000_000; // a fixed clock, in seconds
     let now = t0 * 1000;
     const verifier = new DpopVerifier(svc.ctx.pool, () => now);
-    const check = async (iat: number) => verifier.verify({ proof: await proof(h, "GET", url, { iat }), method: "GET", url: `${url}?q=1`, jkt: h.jkt }).then(() => 200, (e: { status: number }) => e.status);
+    const check = async (iat: number) =>
+      verifier.verify({ proof: await proof(h, "GET", url, { iat }), method: "GET", url: `${url}?q=1`, jkt: h.jkt }).then(
+        () => 200,
+        (e: { status: number }) => e.status,
+      );
     expect(await check(t0 - DPOP_WINDOW_SECONDS)).toBe(200);
     expect(await check(t0 + DPOP_WINDOW_SECONDS)).toBe(200);
     expect(await check(t0 - DPOP_WINDOW_SECONDS - 1)).toBe(401);
@@ -275,7 +306,10 @@ describe("DPoP-bound tokens", () => {
       // Both replicas behind one address: inject addresses both as http://localhost:80.
       const p = await proof(h, "GET", "http://localhost/v1/agents/me");
       const headers = { authorization: `DPoP ${token}`, dpop: p };
-      const [a, b] = await Promise.all([svc.app.inject({ method: "GET", url: "/v1/agents/me", headers }), app2.inject({ method: "GET", url: "/v1/agents/me", headers })]);
+      const [a, b] = await Promise.all([
+        svc.app.inject({ method: "GET", url: "/v1/agents/me", headers }),
+        app2.inject({ method: "GET", url: "/v1/agents/me", headers }),
+      ]);
       expect([a.statusCode, b.statusCode].sort()).toEqual([200, 401]);
       expect((await app2.inject({ method: "GET", url: "/v1/agents/me", headers })).statusCode).toBe(401);
       const rows = await svc.ctx.pool.query("SELECT count(*)::int AS n FROM dpop_proofs WHERE jkt = $1", [h.jkt]);

@@ -69,7 +69,9 @@ export function sdkMembers(typeName: string): Member[] {
 
 /** Required property names of an SDK type, as its .d.ts marks them. */
 export function sdkRequired(typeName: string): string[] {
-  return sdkMembers(typeName).filter((m) => !m.optional).map((m) => m.name);
+  return sdkMembers(typeName)
+    .filter((m) => !m.optional)
+    .map((m) => m.name);
 }
 
 function resolveName(name: string): Member[] | ts.TypeNode | undefined {
@@ -104,7 +106,18 @@ function check(node: ts.TypeNode | Member[] | undefined, value: unknown, at: str
   if (ts.isParenthesizedTypeNode(node)) return check(node.type, value, at, errors, depth);
   if (ts.isLiteralTypeNode(node)) {
     const lit = node.literal;
-    const expected = lit.kind === ts.SyntaxKind.NullKeyword ? null : ts.isStringLiteral(lit) ? lit.text : ts.isNumericLiteral(lit) ? Number(lit.text) : lit.kind === ts.SyntaxKind.TrueKeyword ? true : lit.kind === ts.SyntaxKind.FalseKeyword ? false : undefined;
+    const expected =
+      lit.kind === ts.SyntaxKind.NullKeyword
+        ? null
+        : ts.isStringLiteral(lit)
+          ? lit.text
+          : ts.isNumericLiteral(lit)
+            ? Number(lit.text)
+            : lit.kind === ts.SyntaxKind.TrueKeyword
+              ? true
+              : lit.kind === ts.SyntaxKind.FalseKeyword
+                ? false
+                : undefined;
     if (value !== expected) errors.push(`${at}: expected ${lit.getText()}, got ${JSON.stringify(value)}`);
     return;
   }
@@ -114,7 +127,8 @@ function check(node: ts.TypeNode | Member[] | undefined, value: unknown, at: str
       check(t, value, at, e, depth + 1);
       return e;
     });
-    if (!attempts.some((e) => e.length === 0)) errors.push(`${at}: matches none of ${node.getText()}: ${attempts.flat().slice(0, 3).join("; ")}`);
+    if (!attempts.some((e) => e.length === 0))
+      errors.push(`${at}: matches none of ${node.getText()}: ${attempts.flat().slice(0, 3).join("; ")}`);
     return;
   }
   if (ts.isArrayTypeNode(node)) {
@@ -140,7 +154,8 @@ function check(node: ts.TypeNode | Member[] | undefined, value: unknown, at: str
 }
 
 function checkObject(members: Member[], value: unknown, at: string, errors: string[], depth: number): void {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return void errors.push(`${at}: expected an object, got ${JSON.stringify(value)}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return void errors.push(`${at}: expected an object, got ${JSON.stringify(value)}`);
   const o = value as Record<string, unknown>;
   for (const m of members) {
     if (o[m.name] === undefined) {
@@ -157,5 +172,8 @@ export function assertMatchesSdkType(typeName: string, body: unknown): void {
   if (!node) throw new Error(`the SDK declares no type ${typeName}`);
   const errors: string[] = [];
   check(node, body, typeName, errors);
-  if (errors.length) throw new Error(`response does not match the SDK's ${typeName}:\n  ${errors.slice(0, 20).join("\n  ")}\n${JSON.stringify(body).slice(0, 1500)}`);
+  if (errors.length)
+    throw new Error(
+      `response does not match the SDK's ${typeName}:\n  ${errors.slice(0, 20).join("\n  ")}\n${JSON.stringify(body).slice(0, 1500)}`,
+    );
 }

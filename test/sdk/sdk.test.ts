@@ -40,7 +40,8 @@ describe("the official 1Claw SDK against this service", () => {
   let agentId: string;
   let agentKey: string;
   let agent: InstanceType<typeof sdk.OneclawClient>;
-  const signedCount = async () => Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE signed_tx IS NOT NULL")).rows[0].count);
+  const signedCount = async () =>
+    Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE signed_tx IS NOT NULL")).rows[0].count);
 
   beforeAll(async () => {
     ({ svc, baseUrl } = await startListening({ ADMIN_API_KEY: opKey }));
@@ -49,26 +50,41 @@ describe("the official 1Claw SDK against this service", () => {
   afterAll(async () => svc?.close());
 
   it("reads its required fields from the SDK's .d.ts (the checker follows the SDK, not a copy)", () => {
-    expect(sdkRequired("SimulationResponse")).toEqual(expect.arrayContaining(["simulation_id", "status", "gas_used", "balance_changes", "simulated_at"]));
+    expect(sdkRequired("SimulationResponse")).toEqual(
+      expect.arrayContaining(["simulation_id", "status", "gas_used", "balance_changes", "simulated_at"]),
+    );
     expect(sdkRequired("AgentSelfResponse")).toEqual(expect.arrayContaining(["description", "org_id"]));
-    expect(() => assertMatchesSdkType("SimulationResponse", { simulation_id: "x", status: "error", balance_changes: [], simulated_at: "t" })).toThrow(/gas_used/);
+    expect(() =>
+      assertMatchesSdkType("SimulationResponse", { simulation_id: "x", status: "error", balance_changes: [], simulated_at: "t" }),
+    ).toThrow(/gas_used/);
   });
 
   it("operators: agents.create, list, get, update through the SDK", async () => {
-    const created = ok<S.AgentCreatedResponse>(await operator.agents.create(req<S.CreateAgentRequest>("CreateAgentRequest", { name: "sdk-agent", description: "made by the SDK", intents_api_enabled: true })), "AgentCreatedResponse");
+    const created = ok<S.AgentCreatedResponse>(
+      await operator.agents.create(
+        req<S.CreateAgentRequest>("CreateAgentRequest", { name: "sdk-agent", description: "made by the SDK", intents_api_enabled: true }),
+      ),
+      "AgentCreatedResponse",
+    );
     agentId = created.agent.id;
     agentKey = created.api_key!;
     expect(agentKey).toMatch(/^ocv_/);
     expect(created.agent.description).toBe("made by the SDK");
 
-    const bare = ok<S.AgentCreatedResponse>(await operator.agents.create(req<S.CreateAgentRequest>("CreateAgentRequest", { name: "no-description" })), "AgentCreatedResponse");
+    const bare = ok<S.AgentCreatedResponse>(
+      await operator.agents.create(req<S.CreateAgentRequest>("CreateAgentRequest", { name: "no-description" })),
+      "AgentCreatedResponse",
+    );
     const got = ok<S.AgentResponse>(await operator.agents.get(bare.agent.id), "AgentResponse");
     expect(got.description).toBe(""); // unset, but present: the SDK types it as a required string
 
     const list = ok<S.AgentListResponse>(await operator.agents.list(), "AgentListResponse");
     expect(list.agents.map((a) => a.id)).toEqual(expect.arrayContaining([agentId, bare.agent.id]));
 
-    const updated = ok<S.AgentResponse>(await operator.agents.update(agentId, req<S.UpdateAgentRequest>("UpdateAgentRequest", { tx_max_value: "1", tx_daily_limit: "5" })), "AgentResponse");
+    const updated = ok<S.AgentResponse>(
+      await operator.agents.update(agentId, req<S.UpdateAgentRequest>("UpdateAgentRequest", { tx_max_value: "1", tx_daily_limit: "5" })),
+      "AgentResponse",
+    );
     expect(updated).toMatchObject({ tx_max_value: "1", tx_daily_limit: "5", intents_api_enabled: true });
     agent = sdk.createClient({ baseUrl, apiKey: agentKey, agentId });
   });
@@ -82,7 +98,10 @@ describe("the official 1Claw SDK against this service", () => {
     expect(ok<S.AgentSelfResponse>(await keyOnly.agents.getSelf(), "AgentSelfResponse").id).toBe(agentId);
     // The explicit exchange, as auth.agentToken.
     const explicit = sdk.createClient({ baseUrl });
-    const tok = ok<S.TokenResponse>(await explicit.auth.agentToken(req("AgentTokenRequest", { api_key: agentKey, agent_id: agentId })), "TokenResponse");
+    const tok = ok<S.TokenResponse>(
+      await explicit.auth.agentToken(req("AgentTokenRequest", { api_key: agentKey, agent_id: agentId })),
+      "TokenResponse",
+    );
     expect(tok).toMatchObject({ token_type: "Bearer", expires_in: expect.any(Number) });
     expect(ok<S.AgentSelfResponse>(await explicit.agents.getSelf(), "AgentSelfResponse").id).toBe(agentId);
   });
@@ -98,45 +117,90 @@ describe("the official 1Claw SDK against this service", () => {
     expect(replay.meta?.status).toBe(200);
     expect(ok(replay, "TransactionResponse")).toEqual(tx);
 
-    const byId = ok<S.TransactionResponse>(await agent.agents.submitTransaction(agentId, req<S.SubmitTransactionRequest>("SubmitTransactionRequest", { to: DEAD, value: "0.002", chain: "31337" })), "TransactionResponse");
+    const byId = ok<S.TransactionResponse>(
+      await agent.agents.submitTransaction(
+        agentId,
+        req<S.SubmitTransactionRequest>("SubmitTransactionRequest", { to: DEAD, value: "0.002", chain: "31337" }),
+      ),
+      "TransactionResponse",
+    );
     expect(byId).toMatchObject({ chain: "local", chain_id: 31337 });
 
     const plain = ok<S.TransactionResponse>(await agent.agents.getTransaction(agentId, tx.id), "TransactionResponse");
     expect(plain.signed_tx).toBeUndefined();
-    const withSigned = ok<S.TransactionResponse>(await agent.agents.getTransaction(agentId, tx.id, { includeSignedTx: true }), "TransactionResponse");
+    const withSigned = ok<S.TransactionResponse>(
+      await agent.agents.getTransaction(agentId, tx.id, { includeSignedTx: true }),
+      "TransactionResponse",
+    );
     expect(withSigned.signed_tx).toBe(tx.signed_tx);
 
     const list = ok<S.TransactionListResponse>(await agent.agents.listTransactions(agentId), "TransactionListResponse");
     expect(list.transactions.map((t) => t.id)).toEqual(expect.arrayContaining([tx.id, byId.id]));
     expect(list.transactions.every((t) => t.signed_tx === undefined)).toBe(true);
-    const listSigned = ok<S.TransactionListResponse>(await agent.agents.listTransactions(agentId, { includeSignedTx: true }), "TransactionListResponse");
+    const listSigned = ok<S.TransactionListResponse>(
+      await agent.agents.listTransactions(agentId, { includeSignedTx: true }),
+      "TransactionListResponse",
+    );
     expect(listSigned.transactions.find((t) => t.id === tx.id)?.signed_tx).toBe(tx.signed_tx);
   });
 
   it("signs without broadcasting", async () => {
-    const r = ok<S.SignTransactionResponse>(await agent.agents.signTransaction(agentId, req<S.SignTransactionRequest>("SignTransactionRequest", { to: DEAD, value: "0.001", chain: "local" })), "SignTransactionResponse");
+    const r = ok<S.SignTransactionResponse>(
+      await agent.agents.signTransaction(
+        agentId,
+        req<S.SignTransactionRequest>("SignTransactionRequest", { to: DEAD, value: "0.001", chain: "local" }),
+      ),
+      "SignTransactionResponse",
+    );
     expect(r.status).toBe("sign_only");
     expect(r.signed_tx).toMatch(/^0x/);
   });
 
   it("simulates one transaction and a bundle; a simulation that cannot run still reports gas_used", async () => {
-    const sim = ok<S.SimulationResponse>(await agent.agents.simulateTransaction(agentId, req<S.SimulateTransactionRequest>("SimulateTransactionRequest", { to: DEAD, value: "0.01", chain: "local" } as S.SimulateTransactionRequest)), "SimulationResponse");
+    const sim = ok<S.SimulationResponse>(
+      await agent.agents.simulateTransaction(
+        agentId,
+        req<S.SimulateTransactionRequest>("SimulateTransactionRequest", {
+          to: DEAD,
+          value: "0.01",
+          chain: "local",
+        } as S.SimulateTransactionRequest),
+      ),
+      "SimulationResponse",
+    );
     expect(sim).toMatchObject({ status: "success", gas_used: 21000 });
     const bundle = ok<S.BundleSimulationResponse>(
-      await agent.agents.simulateBundle(agentId, req<S.SimulateBundleRequest>("SimulateBundleRequest", { transactions: [{ to: DEAD, value: "0.01", chain: "local" }, { to: DEAD, value: "0.02", chain: "local" }] as S.SimulateBundleRequest["transactions"] })),
+      await agent.agents.simulateBundle(
+        agentId,
+        req<S.SimulateBundleRequest>("SimulateBundleRequest", {
+          transactions: [
+            { to: DEAD, value: "0.01", chain: "local" },
+            { to: DEAD, value: "0.02", chain: "local" },
+          ] as S.SimulateBundleRequest["transactions"],
+        }),
+      ),
       "BundleSimulationResponse",
     );
     expect(bundle.simulations.map((s) => s.status)).toEqual(["success", "success"]);
     // More than the signer holds: the simulator cannot run it (status error), gas_used is still a number.
-    ok<S.AgentResponse>(await operator.agents.update(agentId, { tx_max_value: null as unknown as string, tx_daily_limit: null as unknown as string }), "AgentResponse");
-    const broke = ok<S.SimulationResponse>(await agent.agents.simulateTransaction(agentId, { to: DEAD, value: "100000000", chain: "local" } as S.SimulateTransactionRequest), "SimulationResponse");
+    ok<S.AgentResponse>(
+      await operator.agents.update(agentId, { tx_max_value: null as unknown as string, tx_daily_limit: null as unknown as string }),
+      "AgentResponse",
+    );
+    const broke = ok<S.SimulationResponse>(
+      await agent.agents.simulateTransaction(agentId, { to: DEAD, value: "100000000", chain: "local" } as S.SimulateTransactionRequest),
+      "SimulationResponse",
+    );
     expect(broke.status).toBe("error");
     expect(typeof broke.gas_used).toBe("number");
   });
 
   it("agents.sign signs a personal_sign message (POST /v1/agents/{id}/sign; every intent type is in test/intents/sdk.test.ts)", async () => {
     const signed = ok<S.SignIntentResponse>(
-      await agent.agents.sign(agentId, req<S.SignIntentRequest>("SignIntentRequest", { intent_type: "personal_sign", chain: "local", message: "hello" })),
+      await agent.agents.sign(
+        agentId,
+        req<S.SignIntentRequest>("SignIntentRequest", { intent_type: "personal_sign", chain: "local", message: "hello" }),
+      ),
       "SignIntentResponse",
       "SignIntentResponse",
     );
@@ -151,7 +215,15 @@ describe("the official 1Claw SDK against this service", () => {
     expect(ok<S.ChainResponse>(await anon.chains.get("31337"), "ChainResponse").name).toBe("local");
     ok<S.ChainListResponse>(await operator.chains.adminList(), "ChainListResponse");
     const created = ok<S.ChainResponse>(
-      await operator.chains.create(req<S.CreateChainRequest>("CreateChainRequest", { name: "sdk-chain", display_name: "SDK chain", chain_id: 990001, rpc_url: "http://127.0.0.1:1", native_currency: "ETH" })),
+      await operator.chains.create(
+        req<S.CreateChainRequest>("CreateChainRequest", {
+          name: "sdk-chain",
+          display_name: "SDK chain",
+          chain_id: 990001,
+          rpc_url: "http://127.0.0.1:1",
+          native_currency: "ETH",
+        }),
+      ),
       "ChainResponse",
     );
     const updated = ok<S.ChainResponse>(await operator.chains.update(created.name, { display_name: "SDK chain 2" }), "ChainResponse");
@@ -162,7 +234,10 @@ describe("the official 1Claw SDK against this service", () => {
   });
 
   it("signing keys: create, list and balance for an agent", async () => {
-    const key = ok<S.SigningKeyResponse>(await operator.signingKeys.create(agentId, req("CreateSigningKeyRequest", { chain: "local" })), "SigningKeyResponse");
+    const key = ok<S.SigningKeyResponse>(
+      await operator.signingKeys.create(agentId, req("CreateSigningKeyRequest", { chain: "local" })),
+      "SigningKeyResponse",
+    );
     expect(key.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
     const list = ok<S.SigningKeyListResponse>(await operator.signingKeys.list(agentId), "SigningKeyListResponse");
     expect(list.keys.map((k) => k.address)).toContain(key.address);
@@ -173,7 +248,10 @@ describe("the official 1Claw SDK against this service", () => {
   it("audit: query and verify", async () => {
     const events = ok<S.AuditEventsResponse>(await operator.audit.query({ resource_id: agentId, limit: 50 }), "AuditEventsResponse");
     expect(events.events.map((e) => e.action)).toEqual(expect.arrayContaining(["agent.create", "agent.update"]));
-    const byActor = ok<S.AuditEventsResponse>(await operator.audit.query({ actor_id: agentId, action: "transaction.submit" }), "AuditEventsResponse");
+    const byActor = ok<S.AuditEventsResponse>(
+      await operator.audit.query({ actor_id: agentId, action: "transaction.submit" }),
+      "AuditEventsResponse",
+    );
     expect(byActor.count).toBeGreaterThanOrEqual(2);
     // Unfiltered as well: system events (the tracker's) must fit the SDK's type too.
     ok<S.AuditEventsResponse>(await operator.audit.query({ limit: 500 }), "AuditEventsResponse");
@@ -183,7 +261,9 @@ describe("the official 1Claw SDK against this service", () => {
 
   it("webhooks: create, list and delete (deactivate) through the SDK", async () => {
     const created = ok<S.WebhookResponse & { secret: string }>(
-      await operator.webhooks.create(req<S.CreateWebhookRequest>("CreateWebhookRequest", { url: "http://127.0.0.1:9/hook", events: ["agent.transaction.confirmed"] })),
+      await operator.webhooks.create(
+        req<S.CreateWebhookRequest>("CreateWebhookRequest", { url: "http://127.0.0.1:9/hook", events: ["agent.transaction.confirmed"] }),
+      ),
       "WebhookResponse",
       null, // not part of the reference description
     );
@@ -197,7 +277,9 @@ describe("the official 1Claw SDK against this service", () => {
   });
 
   it("errors arrive as the SDK's typed errors; a 400 carries the fields map", async () => {
-    const bad = await agent.http.post(`/v1/agents/${agentId}/transactions`, { to: "nope", value: "0.1", chain: "local" }).catch((e: unknown) => e);
+    const bad = await agent.http
+      .post(`/v1/agents/${agentId}/transactions`, { to: "nope", value: "0.1", chain: "local" })
+      .catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(sdk.ValidationError);
     expect((bad as InstanceType<typeof sdk.ValidationError>).fields).toMatchObject({ to: expect.any(String) });
     const missing = await operator.http.get(`/v1/agents/00000000-0000-4000-8000-000000000000`).catch((e: unknown) => e);
@@ -226,7 +308,9 @@ describe("the official 1Claw SDK against this service", () => {
     expect(payload.sub).toBe(`operator:${keyId}`);
     ok<S.AgentListResponse>(await client.agents.list(), "AgentListResponse");
     // An operator token cannot act as an agent.
-    expect(failed(await client.agents.submitTransaction(agentId, { to: DEAD, value: "0.001", chain: "local" } as S.SubmitTransactionRequest))).toBe(403);
+    expect(
+      failed(await client.agents.submitTransaction(agentId, { to: DEAD, value: "0.001", chain: "local" } as S.SubmitTransactionRequest)),
+    ).toBe(403);
     await svc.ctx.pool.query("UPDATE operator_keys SET revoked_at = now() WHERE id = $1", [keyId]);
     expect(failed(await client.agents.list())).toBe(401);
     // Agent keys are not operator keys.
@@ -234,7 +318,10 @@ describe("the official 1Claw SDK against this service", () => {
   });
 
   it("body-less POST and DELETE with Content-Type: application/json work: rotateKey, delete", async () => {
-    const victim = ok<S.AgentCreatedResponse>(await operator.agents.create({ name: "to-rotate", intents_api_enabled: true }), "AgentCreatedResponse");
+    const victim = ok<S.AgentCreatedResponse>(
+      await operator.agents.create({ name: "to-rotate", intents_api_enabled: true }),
+      "AgentCreatedResponse",
+    );
     const rotated = ok<S.AgentKeyRotatedResponse>(await operator.agents.rotateKey(victim.agent.id), "AgentKeyRotatedResponse");
     expect(rotated.api_key).toMatch(/^ocv_/);
     expect(rotated.api_key).not.toBe(victim.api_key);
@@ -255,7 +342,9 @@ describe("the official 1Claw SDK against this service", () => {
     const reuse = sdk.createClient({ baseUrl, token: tok.access_token });
     const before = await signedCount();
     expect(failed(await reuse.agents.getSelf())).toBe(401);
-    expect(failed(await reuse.agents.submitTransaction(agentId, { to: DEAD, value: "0.001", chain: "local" } as S.SubmitTransactionRequest))).toBe(401);
+    expect(
+      failed(await reuse.agents.submitTransaction(agentId, { to: DEAD, value: "0.001", chain: "local" } as S.SubmitTransactionRequest)),
+    ).toBe(401);
     expect(failed(await reuse.agents.listTransactions(agentId))).toBe(401);
     expect(failed(await reuse.auth.logout())).toBe(401);
     expect(await signedCount()).toBe(before);

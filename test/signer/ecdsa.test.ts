@@ -24,10 +24,7 @@ const digestArb = fc.uint8Array({ minLength: 32, maxLength: 32 });
 
 /** Signs like an HSM would: no low-s normalisation, and we also keep noble's recovery bit for reference. */
 function rawSign(digest: Uint8Array, sk: Uint8Array) {
-  const sig = secp256k1.Signature.fromBytes(
-    secp256k1.sign(digest, sk, { prehash: false, lowS: false, format: "recovered" }),
-    "recovered",
-  );
+  const sig = secp256k1.Signature.fromBytes(secp256k1.sign(digest, sk, { prehash: false, lowS: false, format: "recovered" }), "recovered");
   return { r: sig.r, s: sig.s, recovery: sig.recovery! };
 }
 

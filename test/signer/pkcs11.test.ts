@@ -92,7 +92,10 @@ describe("ensureSoftHsmToken", () => {
 // ---------------------------------------------------------------------------------------------
 
 const addressArb = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => toHex(b));
-const dataArb = fc.oneof(fc.constant(undefined), fc.uint8Array({ maxLength: 200 }).map((b) => toHex(b)));
+const dataArb = fc.oneof(
+  fc.constant(undefined),
+  fc.uint8Array({ maxLength: 200 }).map((b) => toHex(b)),
+);
 const chainIdArb = fc.oneof(fc.constantFrom(1, 8453, 31337), fc.integer({ min: 1, max: 2 ** 32 }));
 const baseArb = fc.record({
   to: fc.oneof({ arbitrary: addressArb, weight: 9 }, { arbitrary: fc.constant(null), weight: 1 }), // null: contract creation
@@ -106,7 +109,10 @@ const feeArb = fc.bigInt({ min: 0n, max: 10n ** 15n });
 const accessListArb = fc.array(
   fc.record({
     address: addressArb,
-    storageKeys: fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => toHex(b)), { maxLength: 3 }),
+    storageKeys: fc.array(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => toHex(b)),
+      { maxLength: 3 },
+    ),
   }),
   { maxLength: 3 },
 );
@@ -116,12 +122,10 @@ const txArbs: Record<string, fc.Arbitrary<TransactionSerializable>> = {
   eip2930: fc
     .tuple(baseArb, feeArb, accessListArb)
     .map(([b, gasPrice, accessList]) => ({ ...b, type: "eip2930", gasPrice, accessList }) as TransactionSerializable),
-  eip1559: fc
-    .tuple(baseArb, feeArb, feeArb, accessListArb)
-    .map(([b, f1, f2, accessList]) => {
-      const [maxPriorityFeePerGas, maxFeePerGas] = f1 <= f2 ? [f1, f2] : [f2, f1];
-      return { ...b, type: "eip1559", maxFeePerGas, maxPriorityFeePerGas, accessList } as TransactionSerializable;
-    }),
+  eip1559: fc.tuple(baseArb, feeArb, feeArb, accessListArb).map(([b, f1, f2, accessList]) => {
+    const [maxPriorityFeePerGas, maxFeePerGas] = f1 <= f2 ? [f1, f2] : [f2, f1];
+    return { ...b, type: "eip1559", maxFeePerGas, maxPriorityFeePerGas, accessList } as TransactionSerializable;
+  }),
 };
 
 describe("signTransaction (property, SoftHSM)", () => {
@@ -163,7 +167,11 @@ describe("signTransaction (property, SoftHSM)", () => {
       calls++;
       return serializeTransaction(tx, sig);
     };
-    const raw = await signer.signTransaction(KEY, { chainId: 10, nonce: 1, to: key.address, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, gas: 21000n }, serializer);
+    const raw = await signer.signTransaction(
+      KEY,
+      { chainId: 10, nonce: 1, to: key.address, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, gas: 21000n },
+      serializer,
+    );
     expect(calls).toBe(2);
     expect(await recoverTransactionAddress({ serializedTransaction: raw as never })).toBe(key.address);
   });
@@ -369,7 +377,12 @@ describe("viem account adapter", () => {
 
     const typedData = {
       domain: { name: "Intents", version: "1", chainId: 8453, verifyingContract: "0x000000000000000000000000000000000000dEaD" },
-      types: { Order: [{ name: "owner", type: "address" }, { name: "amount", type: "uint256" }] },
+      types: {
+        Order: [
+          { name: "owner", type: "address" },
+          { name: "amount", type: "uint256" },
+        ],
+      },
       primaryType: "Order",
       message: { owner: key.address, amount: 42n },
     } as const;

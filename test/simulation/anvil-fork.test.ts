@@ -30,7 +30,9 @@ describe("simulation on an anvil fork", () => {
     const k = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/sim-spender" } });
     expect(k.status).toBe(201);
     spender = k.body.address;
-    expect((await call(svc.app, "POST", `/v1/signing-keys/${k.body.id}/grants`, { token: op, body: { agent_id: svc.agent.id } })).status).toBe(201);
+    expect(
+      (await call(svc.app, "POST", `/v1/signing-keys/${k.body.id}/grants`, { token: op, body: { agent_id: svc.agent.id } })).status,
+    ).toBe(201);
     await dev.setBalance(spender, 10n ** 18n);
   });
 
@@ -38,7 +40,8 @@ describe("simulation on an anvil fork", () => {
     call(svc.app, "POST", `/v1/agents/${agentId}/transactions/simulate`, { token: token_, body });
   const bundle = (transactions: unknown[]) =>
     call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions/simulate-bundle`, { token: svc.agent.token, body: { transactions } });
-  const data = (abi: typeof Failures.abi, functionName: string, args: unknown[] = []) => encodeFunctionData({ abi, functionName, args } as never);
+  const data = (abi: typeof Failures.abi, functionName: string, args: unknown[] = []) =>
+    encodeFunctionData({ abi, functionName, args } as never);
 
   it("a plain ETH transfer: success, 21000 gas, the sender pays value + fee, the recipient gets the value", async () => {
     const before = await dev.pub.getBalance({ address: signer });
@@ -71,8 +74,22 @@ describe("simulation on an anvil fork", () => {
     expect(r.body.status).toBe("success");
     const tokenChanges = (r.body.balance_changes as Array<Record<string, string>>).filter((c) => c.token !== "ETH");
     expect(tokenChanges).toEqual([
-      { address: getAddress(signer), token: getAddress(token), token_symbol: "TUSD", before: "1000", after: "987.654322", change: "-12.345678" },
-      { address: getAddress(RECIPIENT), token: getAddress(token), token_symbol: "TUSD", before: "0", after: "12.345678", change: "12.345678" },
+      {
+        address: getAddress(signer),
+        token: getAddress(token),
+        token_symbol: "TUSD",
+        before: "1000",
+        after: "987.654322",
+        change: "-12.345678",
+      },
+      {
+        address: getAddress(RECIPIENT),
+        token: getAddress(token),
+        token_symbol: "TUSD",
+        before: "0",
+        after: "12.345678",
+        change: "12.345678",
+      },
     ]);
     // The fee is the sender's only ETH change.
     const eth = (r.body.balance_changes as Array<Record<string, string>>).filter((c) => c.token === "ETH");
@@ -118,7 +135,13 @@ describe("simulation on an anvil fork", () => {
 
   it("a bundle carries state: approve → transferFrom succeeds, the reverse order reverts", async () => {
     const approve = { to: token, value: "0", chain: "local", data: data(TestToken.abi, "approve", [spender, 5_000_000n]) };
-    const pull = { to: token, value: "0", chain: "local", signing_key_path: "keys/sim-spender", data: data(TestToken.abi, "transferFrom", [signer, RECIPIENT, 5_000_000n]) };
+    const pull = {
+      to: token,
+      value: "0",
+      chain: "local",
+      signing_key_path: "keys/sim-spender",
+      data: data(TestToken.abi, "transferFrom", [signer, RECIPIENT, 5_000_000n]),
+    };
 
     const ok = await bundle([approve, pull]);
     expect(ok.status).toBe(200);
@@ -147,7 +170,11 @@ describe("simulation on an anvil fork", () => {
       block: await dev.pub.getBlockNumber(),
       nonce: await dev.pub.getTransactionCount({ address: signer, blockTag: "pending" }),
       eth: await Promise.all([signer, DEAD, RECIPIENT, spender].map((a) => dev.pub.getBalance({ address: a as Address }))),
-      tok: await Promise.all([signer, RECIPIENT].map((a) => dev.pub.readContract({ address: token, abi: TestToken.abi, functionName: "balanceOf", args: [a] } as never))),
+      tok: await Promise.all(
+        [signer, RECIPIENT].map((a) =>
+          dev.pub.readContract({ address: token, abi: TestToken.abi, functionName: "balanceOf", args: [a] } as never),
+        ),
+      ),
     });
     const before = await read();
     await simulate({ to: DEAD, value: "1", chain: "local" });
@@ -155,7 +182,13 @@ describe("simulation on an anvil fork", () => {
     await simulate({ to: failures, value: "0", chain: "local", data: data(Failures.abi, "failWithReason"), gas_limit: 100_000 });
     await bundle([
       { to: token, value: "0", chain: "local", data: data(TestToken.abi, "approve", [spender, 1n]) },
-      { to: token, value: "0", chain: "local", signing_key_path: "keys/sim-spender", data: data(TestToken.abi, "transferFrom", [signer, RECIPIENT, 1n]) },
+      {
+        to: token,
+        value: "0",
+        chain: "local",
+        signing_key_path: "keys/sim-spender",
+        data: data(TestToken.abi, "transferFrom", [signer, RECIPIENT, 1n]),
+      },
     ]);
     expect(await read()).toEqual(before);
   });
@@ -166,32 +199,58 @@ describe("simulation on an anvil fork", () => {
     expect(r.body.revert_reason).toBe("Failures: not allowed");
     await dev.send(token, TestToken.abi, "mint", [signer, 1_000_000n]);
     const t = await simulate({ to: token, value: "0", chain: "local", data: data(TestToken.abi, "transfer", [RECIPIENT, 1n]) });
-    expect(t.body.balance_changes.find((c: { token: string; address: string }) => c.token !== "ETH" && c.address === getAddress(signer)).before).toBe("1001");
+    expect(
+      t.body.balance_changes.find((c: { token: string; address: string }) => c.token !== "ETH" && c.address === getAddress(signer)).before,
+    ).toBe("1001");
   });
 
   it("simulate_first on submit: a revert is 422, stored as simulation_failed, and uses no nonce", async () => {
     const expectedNonce = await dev.pub.getTransactionCount({ address: signer, blockTag: "pending" });
     const body = { to: failures, value: "0", chain: "local", data: data(Failures.abi, "failWithReason"), simulate_first: true };
-    const r = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, { token: svc.agent.token, body, headers: { "idempotency-key": "sim-fail-1" } });
+    const r = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
+      token: svc.agent.token,
+      body,
+      headers: { "idempotency-key": "sim-fail-1" },
+    });
     expect(r.status).toBe(422);
     expect(r.headers["content-type"]).toMatch(/application\/problem\+json/);
     assertMatchesReference("TransactionResponse", r.body);
-    expect(r.body).toMatchObject({ status: "simulation_failed", simulation_status: "reverted", agent_id: svc.agent.id, chain: "local", to: getAddress(failures) });
+    expect(r.body).toMatchObject({
+      status: "simulation_failed",
+      simulation_status: "reverted",
+      agent_id: svc.agent.id,
+      chain: "local",
+      to: getAddress(failures),
+    });
     expect(r.body.detail).toMatch(/Failures: not allowed/);
     expect(r.body.nonce).toBeUndefined();
     expect(r.body.tx_hash).toBeUndefined();
     expect(r.body.signed_tx).toBeUndefined();
     expect(r.body.simulation.revert_reason).toBe("Failures: not allowed");
 
-    const stored = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/${r.body.id}?include_signed_tx=true`, { token: svc.agent.token });
+    const stored = await call(svc.app, "GET", `/v1/agents/${svc.agent.id}/transactions/${r.body.id}?include_signed_tx=true`, {
+      token: svc.agent.token,
+    });
     expect(stored.status).toBe(200);
-    expect(stored.body).toMatchObject({ status: "simulation_failed", simulation_id: r.body.simulation_id, simulation_status: "reverted", signed_tx: null });
+    expect(stored.body).toMatchObject({
+      status: "simulation_failed",
+      simulation_id: r.body.simulation_id,
+      simulation_status: "reverted",
+      signed_tx: null,
+    });
     expect(stored.body.nonce).toBeUndefined();
     const row = await svc.ctx.pool.query("SELECT nonce, signed_tx, counts_toward_limits FROM transactions WHERE id = $1", [r.body.id]);
     expect(row.rows[0]).toEqual({ nonce: null, signed_tx: null, counts_toward_limits: false });
-    const audit = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'transaction.simulate' AND resource_id = $1", [r.body.id]);
+    const audit = await svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'transaction.simulate' AND resource_id = $1", [
+      r.body.id,
+    ]);
     expect(audit.rows).toHaveLength(1);
-    expect(audit.rows[0].details).toMatchObject({ status: "reverted", simulator: "anvil", revert_reason: "Failures: not allowed", mode: "submit" });
+    expect(audit.rows[0].details).toMatchObject({
+      status: "reverted",
+      simulator: "anvil",
+      revert_reason: "Failures: not allowed",
+      mode: "submit",
+    });
 
     // A failed request is not cached: the same key may be used again.
     const ok = await call(svc.app, "POST", `/v1/agents/${svc.agent.id}/transactions`, {
@@ -226,7 +285,10 @@ describe("simulation on an anvil fork", () => {
     });
     expect(r.status).toBe(422);
     expect(r.body.error_message).toBe("Simulation reverted: Panic(0x12): division or modulo by zero");
-    const ok = await call(svc.app, "POST", `/v1/agents/${forced.id}/transactions`, { token: forced.token, body: { to: DEAD, value: "0", chain: "local" } });
+    const ok = await call(svc.app, "POST", `/v1/agents/${forced.id}/transactions`, {
+      token: forced.token,
+      body: { to: DEAD, value: "0", chain: "local" },
+    });
     expect(ok.status).toBe(201);
     expect(ok.body.simulation_status).toBe("success");
   });
@@ -234,10 +296,21 @@ describe("simulation on an anvil fork", () => {
   it("simulations are audited as transaction.simulate and cost no nonce", async () => {
     const nonce = await dev.pub.getTransactionCount({ address: signer, blockTag: "pending" });
     const r = await simulate({ to: DEAD, value: "0.2", chain: "local" });
-    const a = await svc.ctx.pool.query("SELECT actor_type, actor_id, resource_type, details FROM audit_events WHERE action = 'transaction.simulate' AND resource_id = $1", [r.body.simulation_id]);
+    const a = await svc.ctx.pool.query(
+      "SELECT actor_type, actor_id, resource_type, details FROM audit_events WHERE action = 'transaction.simulate' AND resource_id = $1",
+      [r.body.simulation_id],
+    );
     expect(a.rows).toHaveLength(1);
     expect(a.rows[0]).toMatchObject({ actor_type: "agent", actor_id: svc.agent.id, resource_type: "simulation" });
-    expect(a.rows[0].details).toMatchObject({ mode: "simulate", simulator: "anvil", chain: "local", status: "success", gas_used: 21000, value_wei: "200000000000000000", from: signer.toLowerCase() });
+    expect(a.rows[0].details).toMatchObject({
+      mode: "simulate",
+      simulator: "anvil",
+      chain: "local",
+      status: "success",
+      gas_used: 21000,
+      value_wei: "200000000000000000",
+      from: signer.toLowerCase(),
+    });
     const n = await svc.ctx.pool.query("SELECT next_nonce FROM nonces WHERE chain_id = 31337 AND address = $1", [signer.toLowerCase()]);
     expect(Number(n.rows[0]?.next_nonce ?? nonce)).toBe(nonce);
     expect(await dev.pub.getTransactionCount({ address: signer, blockTag: "pending" })).toBe(nonce);
@@ -245,7 +318,14 @@ describe("simulation on an anvil fork", () => {
 
   it("refuses bad input (400), disallowed chains (403), unknown or ungranted keys (404), operators (403)", async () => {
     const base = { to: DEAD, value: "0", chain: "local" };
-    for (const body of [{ ...base, nonce: 1 }, { ...base, value: "-1" }, { ...base, to: "0x1234" }, { ...base, data: "0xabc" }, { to: DEAD, chain: "local" }, "nope"]) {
+    for (const body of [
+      { ...base, nonce: 1 },
+      { ...base, value: "-1" },
+      { ...base, to: "0x1234" },
+      { ...base, data: "0xabc" },
+      { to: DEAD, chain: "local" },
+      "nope",
+    ]) {
       const r = await simulate(body);
       expect(r.status, JSON.stringify(body)).toBe(400);
       assertMatchesReference("ProblemDetails", r.body);
@@ -266,7 +346,9 @@ describe("simulation on an anvil fork", () => {
 
   it("a sender that cannot pay gets status error with the node's reason, still 200", async () => {
     const poor = await call(svc.app, "POST", "/v1/signing-keys", { token: op, body: { path: "keys/sim-poor" } });
-    expect((await call(svc.app, "POST", `/v1/signing-keys/${poor.body.id}/grants`, { token: op, body: { agent_id: svc.agent.id } })).status).toBe(201);
+    expect(
+      (await call(svc.app, "POST", `/v1/signing-keys/${poor.body.id}/grants`, { token: op, body: { agent_id: svc.agent.id } })).status,
+    ).toBe(201);
     const r = await simulate({ to: DEAD, value: "1", chain: "local", signing_key_path: "keys/sim-poor" });
     expect(r.status).toBe(200);
     assertMatchesReference("SimulationResponse", r.body);

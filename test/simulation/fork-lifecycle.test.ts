@@ -37,7 +37,9 @@ describe("anvil fork lifetime", () => {
 
   it("serialises concurrent simulations: each starts from the chain's state", async () => {
     const results = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => sim.simulate(chainRecord(node.url), [{ from, to: recipient(1), value: BigInt(i + 1) * 10n ** 15n }])),
+      Array.from({ length: 12 }, (_, i) =>
+        sim.simulate(chainRecord(node.url), [{ from, to: recipient(1), value: BigInt(i + 1) * 10n ** 15n }]),
+      ),
     );
     results.forEach(([r], i) => {
       expect(r!.status).toBe("success");

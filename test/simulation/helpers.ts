@@ -9,7 +9,12 @@ import type { CompiledContract } from "../contracts/index.js";
 export const DEV_KEY: Hex = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 export function devClients(url: string) {
-  const chain = defineChain({ id: 31337, name: "local", nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [url] } } });
+  const chain = defineChain({
+    id: 31337,
+    name: "local",
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [url] } },
+  });
   const account = privateKeyToAccount(DEV_KEY);
   const pub = createPublicClient({ chain, transport: http(url) });
   const wallet = createWalletClient({ account, chain, transport: http(url) });

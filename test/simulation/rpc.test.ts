@@ -15,7 +15,8 @@ import { chainRecord, devClients } from "./helpers.js";
 const DEAD = "0x000000000000000000000000000000000000dead" as Address;
 const RECIPIENT = "0x00000000000000000000000000000000000b0b00" as Address;
 const SPENDER = "0x5500000000000000000000000000000000000055" as Address;
-const data = (abi: typeof Failures.abi, functionName: string, args: unknown[] = []) => encodeFunctionData({ abi, functionName, args } as never);
+const data = (abi: typeof Failures.abi, functionName: string, args: unknown[] = []) =>
+  encodeFunctionData({ abi, functionName, args } as never);
 
 describe("RPC simulator", () => {
   let node: AnvilNode;
@@ -49,7 +50,11 @@ describe("RPC simulator", () => {
             if (["debug_traceCall", "eth_simulateV1"].includes(msg.method)) {
               return { jsonrpc: "2.0", id: msg.id, error: { code: -32601, message: "Method not found" } };
             }
-            const up = await fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(msg) });
+            const up = await fetch(node.url, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify(msg),
+            });
             return up.json();
           }),
         );
@@ -78,7 +83,9 @@ describe("RPC simulator", () => {
   });
 
   it("an ERC-20 transfer: token changes with symbol and decimals", async () => {
-    const [r] = await sim.simulate(chainRecord(node.url), [{ from: from(), to: token, value: 0n, data: data(TestToken.abi, "transfer", [RECIPIENT, 2_500_000n]) }]);
+    const [r] = await sim.simulate(chainRecord(node.url), [
+      { from: from(), to: token, value: 0n, data: data(TestToken.abi, "transfer", [RECIPIENT, 2_500_000n]) },
+    ]);
     expect(r!.status).toBe("success");
     expect(r!.balanceChanges.filter((c) => c.token !== "ETH")).toEqual([
       { address: getAddress(from()), token: getAddress(token), token_symbol: "TUSD", before: "50", after: "47.5", change: "-2.5" },
@@ -102,7 +109,12 @@ describe("RPC simulator", () => {
 
   it("a bundle through eth_simulateV1 carries state; the reverse order reverts", async () => {
     const approve: SimCall = { from: from(), to: token, value: 0n, data: data(TestToken.abi, "approve", [SPENDER, 1_000_000n]) };
-    const pull: SimCall = { from: SPENDER, to: token, value: 0n, data: data(TestToken.abi, "transferFrom", [from(), RECIPIENT, 1_000_000n]) };
+    const pull: SimCall = {
+      from: SPENDER,
+      to: token,
+      value: 0n,
+      data: data(TestToken.abi, "transferFrom", [from(), RECIPIENT, 1_000_000n]),
+    };
     const ok = await sim.simulate(chainRecord(node.url), [approve, pull]);
     expect(ok.map((r) => r.status)).toEqual(["success", "success"]);
     expect(ok[1]!.balanceChanges.filter((c) => c.token !== "ETH")).toEqual([
@@ -122,7 +134,10 @@ describe("RPC simulator", () => {
     expect(ok!.balanceChanges[1]!.change).toBe("0.001");
     const [rev] = await sim.simulate(chain, [{ from: from(), to: failures, value: 0n, data: data(Failures.abi, "failWithReason") }]);
     expect(rev).toMatchObject({ status: "reverted", revertReason: "Failures: not allowed" });
-    const b = await sim.simulate(chain, [{ from: from(), to: DEAD, value: 1n }, { from: from(), to: DEAD, value: 1n }]);
+    const b = await sim.simulate(chain, [
+      { from: from(), to: DEAD, value: 1n },
+      { from: from(), to: DEAD, value: 1n },
+    ]);
     expect(b.map((r) => r.status)).toEqual(["success", "error"]);
     expect(b[1]!.error).toMatch(/eth_simulateV1/);
   });
@@ -136,7 +151,10 @@ describe("RPC simulator", () => {
 
   it("never changes the chain", async () => {
     const before = [await dev.pub.getBlockNumber(), await dev.pub.getTransactionCount({ address: from() })];
-    await sim.simulate(chainRecord(node.url), [{ from: from(), to: DEAD, value: 1n }, { from: from(), to: token, value: 0n, data: data(TestToken.abi, "transfer", [RECIPIENT, 1n]) }]);
+    await sim.simulate(chainRecord(node.url), [
+      { from: from(), to: DEAD, value: 1n },
+      { from: from(), to: token, value: 0n, data: data(TestToken.abi, "transfer", [RECIPIENT, 1n]) },
+    ]);
     expect([await dev.pub.getBlockNumber(), await dev.pub.getTransactionCount({ address: from() })]).toEqual(before);
   });
 });

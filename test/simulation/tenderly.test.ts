@@ -80,12 +80,33 @@ function simulationResult(req: any, opts: { ok?: boolean; output?: string; error
       error_message: ok ? undefined : (opts.error ?? "execution reverted"),
       transaction_info: {
         contract_id: `eth:${req.network_id}:${req.to}`,
-        call_trace: { from: req.from, to: req.to, input: req.input, output: opts.output ?? "0x", error: ok ? undefined : "execution reverted", gas_used: 23_512 },
+        call_trace: {
+          from: req.from,
+          to: req.to,
+          input: req.input,
+          output: opts.output ?? "0x",
+          error: ok ? undefined : "execution reverted",
+          gas_used: 23_512,
+        },
         logs: [],
         asset_changes: ok
           ? [
-              { token_info: { standard: "NativeCurrency", type: "Native", symbol: "ETH", name: "Ether", decimals: 18 }, type: "Transfer", from: req.from, to: req.to, amount: "0.01", raw_amount: "10000000000000000" },
-              { token_info: { standard: "ERC20", type: "Fungible", contract_address: USDC, symbol: "usdc", name: "USD Coin", decimals: 6 }, type: "Transfer", from: req.from, to: req.to, amount: "1.5", raw_amount: "1500000" },
+              {
+                token_info: { standard: "NativeCurrency", type: "Native", symbol: "ETH", name: "Ether", decimals: 18 },
+                type: "Transfer",
+                from: req.from,
+                to: req.to,
+                amount: "0.01",
+                raw_amount: "10000000000000000",
+              },
+              {
+                token_info: { standard: "ERC20", type: "Fungible", contract_address: USDC, symbol: "usdc", name: "USD Coin", decimals: 6 },
+                type: "Transfer",
+                from: req.from,
+                to: req.to,
+                amount: "1.5",
+                raw_amount: "1500000",
+              },
             ]
           : [],
         balance_diff: ok
@@ -97,7 +118,17 @@ function simulationResult(req: any, opts: { ok?: boolean; output?: string; error
           : [],
       },
     },
-    simulation: { id, project_id: "p", owner_id: "o", network_id: req.network_id, block_number: 19_000_000, from: req.from, to: req.to, status: ok, gas_used: ok ? 46_109 : 23_512 },
+    simulation: {
+      id,
+      project_id: "p",
+      owner_id: "o",
+      network_id: req.network_id,
+      block_number: 19_000_000,
+      from: req.from,
+      to: req.to,
+      status: ok,
+      gas_used: ok ? 46_109 : 23_512,
+    },
     contracts: [],
     generated_access_list: [],
   };
@@ -118,7 +149,14 @@ describe("Tenderly simulator (adapter)", () => {
 
   beforeAll(async () => {
     url = await fake.start();
-    sim = new TenderlySimulator({ account: "acme", project: "wallets", accessKey: ACCESS_KEY, apiUrl: url, log: createLogger("silent"), timeoutMs: 500 });
+    sim = new TenderlySimulator({
+      account: "acme",
+      project: "wallets",
+      accessKey: ACCESS_KEY,
+      apiUrl: url,
+      log: createLogger("silent"),
+      timeoutMs: 500,
+    });
   });
   afterAll(() => fake.close());
   beforeEach(() => {
@@ -176,7 +214,13 @@ describe("Tenderly simulator (adapter)", () => {
   });
 
   it("a revert: status reverted with the reason decoded from the call trace's output", async () => {
-    fake.queue.push({ status: 200, body: simulationResult({ network_id: "1", from: FROM, to: TO, input: "0x", gas: 1, value: "0" }, { ok: false, output: errorString("Ownable: caller is not the owner") }) });
+    fake.queue.push({
+      status: 200,
+      body: simulationResult(
+        { network_id: "1", from: FROM, to: TO, input: "0x", gas: 1, value: "0" },
+        { ok: false, output: errorString("Ownable: caller is not the owner") },
+      ),
+    });
     const [r] = await sim.simulate(chain, [{ from: FROM, to: TO, value: 0n }]);
     expect(r).toMatchObject({ status: "reverted", revertReason: "Ownable: caller is not the owner", gasUsed: 23_512n, balanceChanges: [] });
     expect(r!.dashboardUrl).toMatch(/^https:\/\/dashboard\.tenderly\.co\/acme\/wallets\/simulator\//);
@@ -202,7 +246,13 @@ describe("Tenderly simulator (adapter)", () => {
     const [slow] = await sim.simulate(chain, [{ from: FROM, to: TO, value: 0n }]);
     expect(slow).toMatchObject({ status: "error", error: "Tenderly did not answer in time." });
 
-    const down = new TenderlySimulator({ account: "a", project: "p", accessKey: ACCESS_KEY, apiUrl: "http://127.0.0.1:9", log: createLogger("silent") });
+    const down = new TenderlySimulator({
+      account: "a",
+      project: "p",
+      accessKey: ACCESS_KEY,
+      apiUrl: "http://127.0.0.1:9",
+      log: createLogger("silent"),
+    });
     const [d] = await down.simulate(chain, [{ from: FROM, to: TO, value: 0n }]);
     expect(d).toMatchObject({ status: "error", error: "Tenderly could not be reached." });
 
@@ -227,7 +277,10 @@ describe("Tenderly simulator (adapter)", () => {
     expect(ok.map((r) => r.status)).toEqual(["success", "success", "success"]);
     expect(new Set(ok.map((r) => r.id)).size).toBe(3);
 
-    const first = simulationResult({ network_id: "1", from: FROM, to: TO, input: "0x", gas: 1, value: "1" }, { ok: false, output: errorString("stop") });
+    const first = simulationResult(
+      { network_id: "1", from: FROM, to: TO, input: "0x", gas: 1, value: "1" },
+      { ok: false, output: errorString("stop") },
+    );
     fake.queue.push({ status: 200, body: { simulation_results: [first] } });
     const stopped = await sim.simulate(chain, calls);
     expect(stopped.map((r) => r.status)).toEqual(["reverted", "error", "error"]);
@@ -267,33 +320,61 @@ describe("Tenderly behind the service (SIMULATOR=tenderly, SIMULATE_ALL=true)", 
   });
 
   it("POST …/simulate answers the reference SimulationResponse with tenderly_dashboard_url", async () => {
-    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate`, { token: agent.token, body: { to: TO, value: "0.01", chain: "local", gas_limit: 50_000 } });
+    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate`, {
+      token: agent.token,
+      body: { to: TO, value: "0.01", chain: "local", gas_limit: 50_000 },
+    });
     expect(r.status).toBe(200);
     assertMatchesReference("SimulationResponse", r.body);
     expect(r.body.status).toBe("success");
     expect(r.body.gas_used).toBe(46_109);
     expect(r.body.tenderly_dashboard_url).toBe(`https://dashboard.tenderly.co/acme/wallets/simulator/${r.body.simulation_id}`);
-    expect(fake.seen[0]!.body).toMatchObject({ network_id: "31337", from: signer.toLowerCase(), to: TO, value: "10000000000000000", gas: 50_000 });
+    expect(fake.seen[0]!.body).toMatchObject({
+      network_id: "31337",
+      from: signer.toLowerCase(),
+      to: TO,
+      value: "10000000000000000",
+      gas: 50_000,
+    });
     expect(r.raw).not.toContain(ACCESS_KEY);
   });
 
   it("an error answer from Tenderly is 200 with status error, not a 500", async () => {
     fake.queue.push({ status: 403, body: { error: { id: "x", message: "project not found", slug: "not_found" } } });
-    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate`, { token: agent.token, body: { to: TO, value: "0", chain: "local" } });
+    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/simulate`, {
+      token: agent.token,
+      body: { to: TO, value: "0", chain: "local" },
+    });
     expect(r.status).toBe(200);
     assertMatchesReference("SimulationResponse", r.body);
     expect(r.body).toMatchObject({ status: "error", error: "Tenderly answered HTTP 403: project not found", balance_changes: [] });
   });
 
   it("the global switch simulates every submission: a revert is 422 with the dashboard URL; a success signs", async () => {
-    fake.queue.push({ status: 200, body: simulationResult({ network_id: "31337", from: signer, to: TO, input: "0x", gas: 1, value: "0" }, { ok: false, output: errorString("nope") }) });
-    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: TO, value: "0", chain: "local" } });
+    fake.queue.push({
+      status: 200,
+      body: simulationResult(
+        { network_id: "31337", from: signer, to: TO, input: "0x", gas: 1, value: "0" },
+        { ok: false, output: errorString("nope") },
+      ),
+    });
+    const r = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+      token: agent.token,
+      body: { to: TO, value: "0", chain: "local" },
+    });
     expect(r.status).toBe(422);
-    expect(r.body).toMatchObject({ status: "simulation_failed", simulation_status: "reverted", error_message: "Simulation reverted: nope" });
+    expect(r.body).toMatchObject({
+      status: "simulation_failed",
+      simulation_status: "reverted",
+      error_message: "Simulation reverted: nope",
+    });
     expect(r.body.tenderly_dashboard_url).toBe(`https://dashboard.tenderly.co/acme/wallets/simulator/${r.body.simulation_id}`);
     assertMatchesReference("TransactionResponse", r.body);
 
-    const ok = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body: { to: TO, value: "0", chain: "local" } });
+    const ok = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
+      token: agent.token,
+      body: { to: TO, value: "0", chain: "local" },
+    });
     expect(ok.status).toBe(201);
     expect(ok.body.simulation_status).toBe("success");
     expect(ok.body.simulation_id).toMatch(/^3f3c9c43-/);

@@ -40,7 +40,9 @@ describe("decodeRevertReason", () => {
 
 describe("balance changes and Transfer logs", () => {
   it("formats in major units with a signed change, checksummed addresses", () => {
-    expect(balanceChange("0x000000000000000000000000000000000000dead", { token: "ETH", symbol: "ETH", decimals: 18 }, 10n ** 18n, 10n ** 17n)).toEqual({
+    expect(
+      balanceChange("0x000000000000000000000000000000000000dead", { token: "ETH", symbol: "ETH", decimals: 18 }, 10n ** 18n, 10n ** 17n),
+    ).toEqual({
       address: "0x000000000000000000000000000000000000dEaD",
       token: "ETH",
       token_symbol: "ETH",
@@ -48,7 +50,9 @@ describe("balance changes and Transfer logs", () => {
       after: "0.1",
       change: "-0.9",
     });
-    expect(balanceChange("0x000000000000000000000000000000000000dead", { token: "ETH", symbol: "ETH", decimals: 18 }, 5n, 5n)).toBeUndefined();
+    expect(
+      balanceChange("0x000000000000000000000000000000000000dead", { token: "ETH", symbol: "ETH", decimals: 18 }, 5n, 5n),
+    ).toBeUndefined();
   });
   it("reads ERC-20 Transfers and skips ERC-721 (four topics)", () => {
     const t = (a: string) => "0x" + a.slice(2).padStart(64, "0");
@@ -57,7 +61,12 @@ describe("balance changes and Transfer logs", () => {
       { address: "0xBC4CA0EdA7647A8aB7C2061c2E118A18a936f13D", topics: [TRANSFER_TOPIC, t("0x01"), t("0x02"), t("0x07")], data: "0x" },
     ];
     expect(erc20Transfers(logs)).toEqual([
-      { token: "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", from: "0x0000000000000000000000000000000000000001", to: "0x0000000000000000000000000000000000000002", amount: 15n },
+      {
+        token: "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48",
+        from: "0x0000000000000000000000000000000000000001",
+        to: "0x0000000000000000000000000000000000000002",
+        amount: 15n,
+      },
     ]);
   });
 });
@@ -67,8 +76,10 @@ describe("simulator choice", () => {
   const local = chainRecord("http://127.0.0.1:8545");
   const remote = chainRecord("https://ethereum-rpc.publicnode.com", { name: "ethereum", chain_id: 1 });
   const tenderly = { account: "a", project: "p", accessKey: "k", apiUrl: "https://api.tenderly.co" };
-  const reg = (config: { simulator?: "anvil" | "tenderly" | "rpc"; tenderly?: typeof tenderly }, perChain?: Record<string, "anvil" | "tenderly" | "rpc">) =>
-    new SimulatorRegistry({ config, clients: new ChainClients(), log, perChain });
+  const reg = (
+    config: { simulator?: "anvil" | "tenderly" | "rpc"; tenderly?: typeof tenderly },
+    perChain?: Record<string, "anvil" | "tenderly" | "rpc">,
+  ) => new SimulatorRegistry({ config, clients: new ChainClients(), log, perChain });
 
   it("anvil by default; Tenderly, when configured, for chains it can see; SIMULATOR wins; perChain wins over all", () => {
     expect(reg({}).kindFor(remote)).toBe("anvil");

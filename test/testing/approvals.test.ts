@@ -14,7 +14,9 @@ describe("testing kit with approvals and signing intents", () => {
   let agent: KitAgent;
   let key: KitSigningKey;
   let sdk: ReturnType<typeof createClient>;
-  const txCount = async () => (await kit.request<{ transactions: unknown[] }>("GET", `/v1/agents/${agent.id}/transactions`, undefined, agent.token)).transactions.length;
+  const txCount = async () =>
+    (await kit.request<{ transactions: unknown[] }>("GET", `/v1/agents/${agent.id}/transactions`, undefined, agent.token)).transactions
+      .length;
 
   beforeAll(async () => {
     kit = await startSigner();
@@ -46,7 +48,11 @@ describe("testing kit with approvals and signing intents", () => {
     expect(receipt.status).toBe("success");
     expect(receipt.from).toBe(key.address.toLowerCase());
 
-    const replay = await sdk.agents.submitTransaction(agent.id, { to: DEAD, value: "0.01", chain: "local" }, { idempotencyKey: "kit-pay-1" });
+    const replay = await sdk.agents.submitTransaction(
+      agent.id,
+      { to: DEAD, value: "0.01", chain: "local" },
+      { idempotencyKey: "kit-pay-1" },
+    );
     expect(replay.meta?.status).toBe(201);
     expect(replay.data).toMatchObject({ id: tx.id, tx_hash: tx.tx_hash });
     expect(await txCount()).toBe(1);
@@ -62,7 +68,16 @@ describe("testing kit with approvals and signing intents", () => {
 
   it("typed data and personal_sign through agents.sign() wait, and are signed by the agent's key once approved", async () => {
     const typedData = {
-      types: { EIP712Domain: [{ name: "name", type: "string" }, { name: "chainId", type: "uint256" }], Order: [{ name: "id", type: "uint256" }, { name: "note", type: "string" }] },
+      types: {
+        EIP712Domain: [
+          { name: "name", type: "string" },
+          { name: "chainId", type: "uint256" },
+        ],
+        Order: [
+          { name: "id", type: "uint256" },
+          { name: "note", type: "string" },
+        ],
+      },
       primaryType: "Order",
       domain: { name: "Kit Shop", chainId: kit.chains[0]!.chainId },
       message: { id: "7", note: "one coffee" },
@@ -75,12 +90,22 @@ describe("testing kit with approvals and signing intents", () => {
     expect(approval.status).toBe("executed");
     const signature = approval.result!.signature as Hex;
     const { EIP712Domain: _, ...types } = typedData.types;
-    expect(await recoverTypedDataAddress({ domain: typedData.domain, types, primaryType: "Order", message: { id: 7n, note: "one coffee" }, signature })).toBe(key.address);
+    expect(
+      await recoverTypedDataAddress({
+        domain: typedData.domain,
+        types,
+        primaryType: "Order",
+        message: { id: 7n, note: "one coffee" },
+        signature,
+      }),
+    ).toBe(key.address);
 
     const message = await sdk.agents.sign(agent.id, { chain: "local", intent_type: "personal_sign", message: "gm, approved" } as never);
     expect(message.meta?.status).toBe(202);
     const msgApproval = await kit.approve((message.data as unknown as { pending_approval_id: string }).pending_approval_id);
     expect(msgApproval.status).toBe("executed");
-    expect(await verifyMessage({ address: key.address, message: "gm, approved", signature: msgApproval.result!.signature as Hex })).toBe(true);
+    expect(await verifyMessage({ address: key.address, message: "gm, approved", signature: msgApproval.result!.signature as Hex })).toBe(
+      true,
+    );
   });
 });

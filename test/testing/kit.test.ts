@@ -62,8 +62,15 @@ describe("two kits in one process", () => {
         [a, b].map(async (kit) => {
           const agent = await kit.createAgent({ name: "parallel" });
           const key = await kit.createSigningKey({ chain: "local", agentId: agent.id, fund: parseEther("1") });
-          const tx = await kit.request("POST", `/v1/agents/${agent.id}/transactions`, { to: DEAD, value: "0.001", chain: "local" }, agent.token);
-          const receipt = await createPublicClient({ transport: http(kit.chains[0]!.rpcUrl) }).waitForTransactionReceipt({ hash: tx.tx_hash });
+          const tx = await kit.request(
+            "POST",
+            `/v1/agents/${agent.id}/transactions`,
+            { to: DEAD, value: "0.001", chain: "local" },
+            agent.token,
+          );
+          const receipt = await createPublicClient({ transport: http(kit.chains[0]!.rpcUrl) }).waitForTransactionReceipt({
+            hash: tx.tx_hash,
+          });
           return { key, receipt };
         }),
       );
@@ -116,20 +123,29 @@ describe("funding helpers", () => {
       await kit.fund(deployer.address, parseEther("5"));
       expect(await chain.getBalance({ address: deployer.address })).toBe(parseEther("5"));
 
-      const kitChain = defineChain({ id: kit.chains[0]!.chainId, name: "kit", nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } });
+      const kitChain = defineChain({
+        id: kit.chains[0]!.chainId,
+        name: "kit",
+        nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+        rpcUrls: { default: { http: [rpcUrl] } },
+      });
       const wallet = createWalletClient({ account: deployer, chain: kitChain, transport: http(rpcUrl) });
       const hash = await wallet.deployContract({ abi: TestToken.abi, bytecode: TestToken.bytecode, args: ["Kit", "KIT"] });
       const token = (await chain.waitForTransactionReceipt({ hash })).contractAddress!;
       const holder = privateKeyToAccount(generatePrivateKey()).address;
       // TestToken: name 0, symbol 1, totalSupply 2, balanceOf 3.
       expect(await kit.fundToken(holder, token, 123_456n)).toEqual({ slot: 3, layout: "solidity" });
-      const balanceOf = (t: Hex, who: Hex) => chain.readContract({ address: t, abi: TestToken.abi, functionName: "balanceOf", args: [who] });
+      const balanceOf = (t: Hex, who: Hex) =>
+        chain.readContract({ address: t, abi: TestToken.abi, functionName: "balanceOf", args: [who] });
       expect(await balanceOf(token, holder)).toBe(123_456n);
       expect(await balanceOf(token, deployer.address)).toBe(0n); // the probe restored every slot it tried
 
       // A Vyper-layout token: balanceOf(a) = sload(keccak256(slot 5 . a)) (hand-written runtime code).
       const vyper = "0x00000000000000000000000000000000000000b5" as Hex;
-      await chain.request({ method: "anvil_setCode" as never, params: [vyper, "0x600560005260043560205260406000205460005260206000f3"] as never });
+      await chain.request({
+        method: "anvil_setCode" as never,
+        params: [vyper, "0x600560005260043560205260406000205460005260206000f3"] as never,
+      });
       expect(await kit.fundToken(holder, vyper, 7n)).toEqual({ slot: 5, layout: "vyper" });
       expect(await balanceOf(vyper, holder)).toBe(7n);
 
@@ -145,7 +161,11 @@ describe("funding helpers", () => {
 describe("a named chain keeps its id", () => {
   it("signs messages and OP-mainnet (id 10) transactions through the official SDK", async () => {
     const port = await freePort();
-    const anvil = createAnvil({ port, chainId: 10, anvilBinary: createRequire(import.meta.url).resolve("@foundry-rs/anvil-linux-amd64/bin/anvil") });
+    const anvil = createAnvil({
+      port,
+      chainId: 10,
+      anvilBinary: createRequire(import.meta.url).resolve("@foundry-rs/anvil-linux-amd64/bin/anvil"),
+    });
     await anvil.start();
     const rpcUrl = `http://127.0.0.1:${port}`;
     const kit = await startSigner({ chains: [{ name: "optimism", chainId: 10, rpcUrl }] });
@@ -153,9 +173,15 @@ describe("a named chain keeps its id", () => {
       const agent = await kit.createAgent({ tx_allowed_chains: ["optimism"] });
       const key = await kit.createSigningKey({ chain: "optimism", agentId: agent.id, fund: parseEther("1") });
       const sdk = createClient({ baseUrl: kit.url, apiKey: agent.apiKey, agentId: agent.id });
-      const signed = await sdk.agents.sign(agent.id, { chain: "optimism", intent_type: "personal_sign", message: "gm from the kit" } as never);
+      const signed = await sdk.agents.sign(agent.id, {
+        chain: "optimism",
+        intent_type: "personal_sign",
+        message: "gm from the kit",
+      } as never);
       expect(signed.error).toBeNull();
-      expect(await verifyMessage({ address: key.address, message: "gm from the kit", signature: (signed.data as { signature: Hex }).signature })).toBe(true);
+      expect(
+        await verifyMessage({ address: key.address, message: "gm from the kit", signature: (signed.data as { signature: Hex }).signature }),
+      ).toBe(true);
       // Chains are named by id as well; the signed transaction carries chain id 10.
       const sent = await sdk.agents.submitTransaction(agent.id, { to: DEAD, value: "0.001", chain: "10" });
       expect(sent.error).toBeNull();

@@ -20,7 +20,7 @@ function h(tag, attrs = {}, ...children) {
   return e;
 }
 const badge = (s) => h("span", { class: `badge s-${s}` }, s);
-const short = (s, n = 10) => (s && s.length > n + 4 ? `${s.slice(0, n)}…${s.slice(-4)}` : s ?? "");
+const short = (s, n = 10) => (s && s.length > n + 4 ? `${s.slice(0, n)}…${s.slice(-4)}` : (s ?? ""));
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 const announce = (text) => ($("#live").textContent = text);
 
@@ -54,7 +54,10 @@ async function api(method, path, body) {
   const token = session.get();
   const res = await fetch(path, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "omit",
     cache: "no-store",
@@ -100,7 +103,8 @@ async function signIn(ev) {
 function signOut(message) {
   const token = session.get();
   session.clear();
-  if (token) void fetch("/v1/auth/token", { method: "DELETE", headers: { authorization: `Bearer ${token}` }, credentials: "omit" }).catch(() => {});
+  if (token)
+    void fetch("/v1/auth/token", { method: "DELETE", headers: { authorization: `Bearer ${token}` }, credentials: "omit" }).catch(() => {});
   stopTimers();
   $("#view").hidden = true;
   $("#view").replaceChildren();
@@ -130,7 +134,14 @@ function stopTimers() {
   timers = [];
 }
 
-const VIEWS = { transactions: transactionsView, tx: transactionView, agents: agentsView, approvals: approvalsView, audit: auditView, keys: keysView };
+const VIEWS = {
+  transactions: transactionsView,
+  tx: transactionView,
+  agents: agentsView,
+  approvals: approvalsView,
+  audit: auditView,
+  keys: keysView,
+};
 
 async function route() {
   if (!session.get()) return signOut();
@@ -175,10 +186,43 @@ async function transactionsView(root) {
   const form = h(
     "form",
     { class: "filters card", "aria-label": "Filter transactions" },
-    h("div", {}, h("label", { for: "f-agent_id" }, "Agent"), h("select", { id: "f-agent_id", name: "agent_id" }, opt("", "All agents"), agents.map((a) => opt(a.id, `${a.name} (${short(a.id, 8)})`)))),
-    h("div", {}, h("label", { for: "f-status" }, "Status"), h("select", { id: "f-status", name: "status" }, ["", "pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"].map((s) => opt(s, s || "Any")))),
-    h("div", {}, h("label", { for: "f-chain_status" }, "Chain status"), h("select", { id: "f-chain_status", name: "chain_status" }, ["", "unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"].map((s) => opt(s, s || "Any")))),
-    h("div", {}, h("label", { for: "f-chain" }, "Chain"), h("input", { id: "f-chain", name: "chain", maxlength: 64, value: params.get("chain") ?? "" })),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-agent_id" }, "Agent"),
+      h(
+        "select",
+        { id: "f-agent_id", name: "agent_id" },
+        opt("", "All agents"),
+        agents.map((a) => opt(a.id, `${a.name} (${short(a.id, 8)})`)),
+      ),
+    ),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-status" }, "Status"),
+      h(
+        "select",
+        { id: "f-status", name: "status" },
+        ["", "pending", "signed", "sign_only", "broadcast", "failed", "simulation_failed"].map((s) => opt(s, s || "Any")),
+      ),
+    ),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-chain_status" }, "Chain status"),
+      h(
+        "select",
+        { id: "f-chain_status", name: "chain_status" },
+        ["", "unconfirmed", "confirmed", "reverted", "replaced", "dropped", "chain_reset"].map((s) => opt(s, s || "Any")),
+      ),
+    ),
+    h(
+      "div",
+      {},
+      h("label", { for: "f-chain" }, "Chain"),
+      h("input", { id: "f-chain", name: "chain", maxlength: 64, value: params.get("chain") ?? "" }),
+    ),
     h("div", {}, h("button", { type: "submit" }, "Apply filters")),
   );
   for (const id of filterIds) {
@@ -200,7 +244,23 @@ async function transactionsView(root) {
   const table = h(
     "div",
     { class: "table-wrap" },
-    h("table", {}, h("caption", { class: "sr-only" }, "Transactions, newest first"), h("thead", {}, h("tr", {}, ["Id", "Created", "Agent", "Chain", "To", "Value", "Status"].map((c) => h("th", { scope: "col", class: c === "Created" || c === "Agent" ? "wide" : undefined }, c)))), tbody),
+    h(
+      "table",
+      {},
+      h("caption", { class: "sr-only" }, "Transactions, newest first"),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Id", "Created", "Agent", "Chain", "To", "Value", "Status"].map((c) =>
+            h("th", { scope: "col", class: c === "Created" || c === "Agent" ? "wide" : undefined }, c),
+          ),
+        ),
+      ),
+      tbody,
+    ),
   );
   const more = h("button", { type: "button", class: "secondary", hidden: true }, "Load older");
   const status = h("p", { class: "hint", id: "tx-live" }, "Live: new transactions appear as they are made.");
@@ -265,13 +325,31 @@ async function drawActivityCharts(box) {
     if (!byRule.has(rule)) byRule.set(rule, []);
     byRule.get(rule).push(new Date(e.created_at));
   }
-  const series = new Map([["transactions", txs.transactions.map((t) => new Date(t.created_at))], ...[...byRule].map(([r, t]) => [`denied: ${r}`, t])]);
-  const legend = h("p", { class: "legend" }, [...series.keys()].map((k, i) => h("span", {}, h("i", { style: undefined, class: `c${i}` }), k)));
+  const series = new Map([
+    ["transactions", txs.transactions.map((t) => new Date(t.created_at))],
+    ...[...byRule].map(([r, t]) => [`denied: ${r}`, t]),
+  ]);
+  const legend = h(
+    "p",
+    { class: "legend" },
+    [...series.keys()].map((k, i) => h("span", {}, h("i", { style: undefined, class: `c${i}` }), k)),
+  );
   [...legend.querySelectorAll("i")].forEach((i, k) => (i.style.background = PALETTE[k % PALETTE.length]));
   const stages = stageLatency(metrics);
   box.replaceChildren(
-    h("div", { class: "card chart" }, h("h2", {}, "Transactions and denials per minute"), perMinuteChart("Transactions and denials per minute, last 30 minutes", series), legend),
-    h("div", { class: "card chart" }, h("h2", {}, "Pipeline stage latency (mean)"), barChart("Mean latency of each submit stage, in milliseconds", stages, (v) => `${v.toFixed(1)} ms`)),
+    h(
+      "div",
+      { class: "card chart" },
+      h("h2", {}, "Transactions and denials per minute"),
+      perMinuteChart("Transactions and denials per minute, last 30 minutes", series),
+      legend,
+    ),
+    h(
+      "div",
+      { class: "card chart" },
+      h("h2", {}, "Pipeline stage latency (mean)"),
+      barChart("Mean latency of each submit stage, in milliseconds", stages, (v) => `${v.toFixed(1)} ms`),
+    ),
   );
 }
 
@@ -299,8 +377,42 @@ async function transactionView(root, id) {
     api("GET", `/v1/transactions/${encodeURIComponent(id)}/attempts`),
     api("GET", `/v1/audit/events?resource_id=${encodeURIComponent(id)}&limit=200`),
   ]);
-  const fields = ["id", "agent_id", "chain", "chain_id", "from", "to", "value", "value_wei", "nonce", "gas_limit", "gas_price", "max_fee_per_gas", "max_priority_fee_per_gas", "status", "chain_status", "tx_hash", "block_number", "confirmations", "replaced_by", "error_message", "signing_key_path", "simulation_status", "created_at", "signed_at"];
-  const dl = h("dl", { class: "fields" }, fields.filter((f) => t[f] !== undefined && t[f] !== null).map((f) => [h("dt", {}, f), h("dd", { class: typeof t[f] === "string" && t[f].startsWith("0x") ? "mono" : undefined }, String(t[f]))]));
+  const fields = [
+    "id",
+    "agent_id",
+    "chain",
+    "chain_id",
+    "from",
+    "to",
+    "value",
+    "value_wei",
+    "nonce",
+    "gas_limit",
+    "gas_price",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "status",
+    "chain_status",
+    "tx_hash",
+    "block_number",
+    "confirmations",
+    "replaced_by",
+    "error_message",
+    "signing_key_path",
+    "simulation_status",
+    "created_at",
+    "signed_at",
+  ];
+  const dl = h(
+    "dl",
+    { class: "fields" },
+    fields
+      .filter((f) => t[f] !== undefined && t[f] !== null)
+      .map((f) => [
+        h("dt", {}, f),
+        h("dd", { class: typeof t[f] === "string" && t[f].startsWith("0x") ? "mono" : undefined }, String(t[f])),
+      ]),
+  );
 
   let verify;
   let calldata = h("p", { class: "hint" }, "No signed bytes to read.");
@@ -312,8 +424,22 @@ async function transactionView(root, id) {
       verify = h(
         "div",
         { id: "verify" },
-        h("p", {}, hashOk === null ? "Hash: no tx_hash recorded" : hashOk ? h("span", { class: "ok" }, `Hash verified: keccak256(signed_tx) = ${v.hash}`) : h("span", { class: "bad" }, `Hash mismatch: keccak256(signed_tx) = ${v.hash}`)),
-        h("p", {}, signerOk ? h("span", { class: "ok" }, `Signature verified: recovers to ${v.signer} (from)`) : h("span", { class: "bad" }, `Signature does not recover to from: ${v.signer ?? "no key"}`)),
+        h(
+          "p",
+          {},
+          hashOk === null
+            ? "Hash: no tx_hash recorded"
+            : hashOk
+              ? h("span", { class: "ok" }, `Hash verified: keccak256(signed_tx) = ${v.hash}`)
+              : h("span", { class: "bad" }, `Hash mismatch: keccak256(signed_tx) = ${v.hash}`),
+        ),
+        h(
+          "p",
+          {},
+          signerOk
+            ? h("span", { class: "ok" }, `Signature verified: recovers to ${v.signer} (from)`)
+            : h("span", { class: "bad" }, `Signature does not recover to from: ${v.signer ?? "no key"}`),
+        ),
         h("p", { class: "hint" }, `Type ${v.type} transaction, checked in this browser.`),
       );
       const d = decodeCalldata(v.data);
@@ -321,29 +447,114 @@ async function transactionView(root, id) {
         d.kind === "none"
           ? h("p", {}, "No calldata (a plain value transfer).")
           : d.kind === "call"
-            ? h("dl", { class: "fields" }, h("dt", {}, "function"), h("dd", {}, `${d.name} (${d.selector})`), d.args.map((a) => [h("dt", {}, `${a.name} (${a.type})`), h("dd", { class: "mono" }, a.value)]))
-            : h("dl", { class: "fields" }, h("dt", {}, "selector"), h("dd", { class: "mono" }, d.selector), d.words.map((w, i) => [h("dt", {}, `word ${i}`), h("dd", { class: "mono" }, w)]));
+            ? h(
+                "dl",
+                { class: "fields" },
+                h("dt", {}, "function"),
+                h("dd", {}, `${d.name} (${d.selector})`),
+                d.args.map((a) => [h("dt", {}, `${a.name} (${a.type})`), h("dd", { class: "mono" }, a.value)]),
+              )
+            : h(
+                "dl",
+                { class: "fields" },
+                h("dt", {}, "selector"),
+                h("dd", { class: "mono" }, d.selector),
+                d.words.map((w, i) => [h("dt", {}, `word ${i}`), h("dd", { class: "mono" }, w)]),
+              );
     } catch (e) {
       verify = h("p", { class: "bad" }, `Could not read the signed bytes: ${e.message}`);
     }
   } else verify = h("p", { class: "hint" }, "Not signed: nothing to verify.");
 
   const attemptRows = attempts.attempts.map((a, i) =>
-    h("tr", {}, h("td", {}, String(i + 1)), h("td", {}, a.kind), h("td", { class: "mono" }, a.tx_hash), h("td", {}, badge(a.status)), h("td", {}, a.max_fee_per_gas ?? a.gas_price ?? ""), h("td", {}, String(a.send_count ?? ""))),
+    h(
+      "tr",
+      {},
+      h("td", {}, String(i + 1)),
+      h("td", {}, a.kind),
+      h("td", { class: "mono" }, a.tx_hash),
+      h("td", {}, badge(a.status)),
+      h("td", {}, a.max_fee_per_gas ?? a.gas_price ?? ""),
+      h("td", {}, String(a.send_count ?? "")),
+    ),
   );
-  const auditRows = audit.events.map((e) => h("tr", {}, h("td", {}, when(e.created_at)), h("td", {}, e.action), h("td", {}, `${e.actor_type}${e.actor_id ? " " + short(e.actor_id, 8) : ""}`), h("td", { class: "mono wide" }, JSON.stringify(e.details ?? {}))));
+  const auditRows = audit.events.map((e) =>
+    h(
+      "tr",
+      {},
+      h("td", {}, when(e.created_at)),
+      h("td", {}, e.action),
+      h("td", {}, `${e.actor_type}${e.actor_id ? " " + short(e.actor_id, 8) : ""}`),
+      h("td", { class: "mono wide" }, JSON.stringify(e.details ?? {})),
+    ),
+  );
   root.replaceChildren(
     h("p", {}, h("a", { href: "#/transactions" }, "← All transactions")),
     h("h1", {}, "Transaction ", h("span", { class: "mono" }, short(t.id, 8))),
-    h("div", { class: "grid" }, h("section", { class: "card", "aria-labelledby": "h-fields" }, h("h2", { id: "h-fields" }, "Fields"), dl), h("div", {}, h("section", { class: "card", "aria-labelledby": "h-verify" }, h("h2", { id: "h-verify" }, "Verify"), verify), h("section", { class: "card", "aria-labelledby": "h-calldata" }, h("h2", { id: "h-calldata" }, "Calldata"), calldata))),
-    h("section", { class: "card", "aria-labelledby": "h-attempts" }, h("h2", { id: "h-attempts" }, "Attempts and fee bumps"), h("div", { class: "table-wrap" }, h("table", { id: "attempts" }, h("thead", {}, h("tr", {}, ["#", "Kind", "Hash", "Status", "Fee per gas (wei)", "Sends"].map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, attemptRows)))),
-    h("section", { class: "card", "aria-labelledby": "h-audit" }, h("h2", { id: "h-audit" }, "Audit trail"), h("div", { class: "table-wrap" }, h("table", { id: "tx-audit" }, h("thead", {}, h("tr", {}, ["When", "Action", "Actor", "Details"].map((c) => h("th", { scope: "col", class: c === "Details" ? "wide" : undefined }, c)))), h("tbody", {}, auditRows)))),
+    h(
+      "div",
+      { class: "grid" },
+      h("section", { class: "card", "aria-labelledby": "h-fields" }, h("h2", { id: "h-fields" }, "Fields"), dl),
+      h(
+        "div",
+        {},
+        h("section", { class: "card", "aria-labelledby": "h-verify" }, h("h2", { id: "h-verify" }, "Verify"), verify),
+        h("section", { class: "card", "aria-labelledby": "h-calldata" }, h("h2", { id: "h-calldata" }, "Calldata"), calldata),
+      ),
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "h-attempts" },
+      h("h2", { id: "h-attempts" }, "Attempts and fee bumps"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "attempts" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["#", "Kind", "Hash", "Status", "Fee per gas (wei)", "Sends"].map((c) => h("th", { scope: "col" }, c)),
+            ),
+          ),
+          h("tbody", {}, attemptRows),
+        ),
+      ),
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "h-audit" },
+      h("h2", { id: "h-audit" }, "Audit trail"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "tx-audit" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["When", "Action", "Actor", "Details"].map((c) => h("th", { scope: "col", class: c === "Details" ? "wide" : undefined }, c)),
+            ),
+          ),
+          h("tbody", {}, auditRows),
+        ),
+      ),
+    ),
   );
   // Confirmations move on while the page is open.
   every(POLL_MS * 2, async () => {
     const n = await api("GET", `/v1/transactions/${encodeURIComponent(id)}`).catch(() => null);
     if (!n) return;
-    for (const [dt, dd] of pairs(dl)) if (n[dt.textContent] !== undefined && n[dt.textContent] !== null) dd.textContent = String(n[dt.textContent]);
+    for (const [dt, dd] of pairs(dl))
+      if (n[dt.textContent] !== undefined && n[dt.textContent] !== null) dd.textContent = String(n[dt.textContent]);
   });
 }
 function* pairs(dl) {
@@ -368,7 +579,18 @@ function spendBar(label, spent, limit, id) {
   const s = Number(spent ?? 0);
   const l = limit === null || limit === undefined || limit === "" ? null : Number(limit);
   const pct = l ? Math.min(100, (s / l) * 100) : 0;
-  const bar = h("div", { class: `bar${l !== null && s >= l ? " over" : ""}`, role: "meter", "aria-valuemin": 0, "aria-valuemax": l ?? 0, "aria-valuenow": s, "aria-labelledby": id }, h("span", {}));
+  const bar = h(
+    "div",
+    {
+      class: `bar${l !== null && s >= l ? " over" : ""}`,
+      role: "meter",
+      "aria-valuemin": 0,
+      "aria-valuemax": l ?? 0,
+      "aria-valuenow": s,
+      "aria-labelledby": id,
+    },
+    h("span", {}),
+  );
   bar.firstChild.style.width = `${pct}%`;
   return h("div", {}, h("p", { id, class: "hint" }, `${label}: ${spent ?? 0}${l !== null ? ` of ${limit}` : " (no limit)"}`), bar);
 }
@@ -381,11 +603,23 @@ function agentCard(a) {
     const control =
       g.kind === "list"
         ? h("textarea", { id, name: g.name, rows: 2, "aria-describedby": `${id}-err` }, (v ?? []).join("\n"))
-        : h("input", { id, name: g.name, inputmode: g.kind === "int" ? "numeric" : "decimal", value: v ?? "", "aria-describedby": `${id}-err` });
+        : h("input", {
+            id,
+            name: g.name,
+            inputmode: g.kind === "int" ? "numeric" : "decimal",
+            value: v ?? "",
+            "aria-describedby": `${id}-err`,
+          });
     return h("div", {}, h("label", { for: id }, g.label), control, h("p", { class: "field-error", id: `${id}-err`, "data-field": g.name }));
   });
   const msg = h("p", { role: "status" });
-  const form = h("form", { class: "guardrails", "aria-label": `Guardrails of ${a.name}`, novalidate: true }, inputs, h("button", { type: "submit" }, "Save guardrails"), msg);
+  const form = h(
+    "form",
+    { class: "guardrails", "aria-label": `Guardrails of ${a.name}`, novalidate: true },
+    inputs,
+    h("button", { type: "submit" }, "Save guardrails"),
+    msg,
+  );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     for (const e of form.querySelectorAll(".field-error")) e.textContent = "";
@@ -459,7 +693,10 @@ function agentCard(a) {
 
 async function agentsView(root) {
   const { agents } = await api("GET", "/v1/agents");
-  root.replaceChildren(h("h1", {}, "Agents"), agents.length ? h("div", { class: "grid" }, agents.map(agentCard)) : h("p", {}, "No agents yet."));
+  root.replaceChildren(
+    h("h1", {}, "Agents"),
+    agents.length ? h("div", { class: "grid" }, agents.map(agentCard)) : h("p", {}, "No agents yet."),
+  );
 }
 
 // ---- approvals (human approvals: /v1/pending-approvals) ----
@@ -495,12 +732,22 @@ async function approvalsView(root) {
     pending = await api("GET", "/v1/pending-approvals?status=pending&limit=100");
   } catch (e) {
     if (e.status === 404) {
-      root.replaceChildren(h("h1", {}, "Approvals"), h("p", { class: "card", id: "approvals-unavailable", role: "status" }, "Approvals are not available on this service (it has no /v1/pending-approvals)."));
+      root.replaceChildren(
+        h("h1", {}, "Approvals"),
+        h(
+          "p",
+          { class: "card", id: "approvals-unavailable", role: "status" },
+          "Approvals are not available on this service (it has no /v1/pending-approvals).",
+        ),
+      );
       return;
     }
     throw e;
   }
-  const [recent, agents] = await Promise.all([api("GET", "/v1/pending-approvals?limit=20"), api("GET", "/v1/agents").catch(() => ({ agents: [] }))]);
+  const [recent, agents] = await Promise.all([
+    api("GET", "/v1/pending-approvals?limit=20"),
+    api("GET", "/v1/agents").catch(() => ({ agents: [] })),
+  ]);
   const names = new Map((agents.agents ?? []).map((a) => [a.id, a.name]));
   const waiting = h("div", { class: "grid", id: "approvals-waiting" });
   const decided = h("div", { class: "grid", id: "approvals-decided" });
@@ -528,7 +775,10 @@ async function approvalsView(root) {
   const render = () => {
     const list = [...cards.values()].sort((a, b) => b.created.localeCompare(a.created));
     const w = list.filter((c) => WAITING.has(c.status)).map((c) => c.el);
-    const d = list.filter((c) => !WAITING.has(c.status)).slice(0, 20).map((c) => c.el);
+    const d = list
+      .filter((c) => !WAITING.has(c.status))
+      .slice(0, 20)
+      .map((c) => c.el);
     // Only touch the DOM when the order or a card changed (moving a node loses its focus).
     const same = (box, els) => box.children.length === els.length && els.every((e, i) => box.children[i] === e);
     if (!same(waiting, w)) waiting.replaceChildren(...w);
@@ -545,7 +795,10 @@ async function approvalsView(root) {
   };
   show(pending.pending_approvals ?? [], recent.pending_approvals ?? []);
   every(POLL_MS * 2, async () => {
-    const [p, r] = await Promise.all([api("GET", "/v1/pending-approvals?status=pending&limit=100"), api("GET", "/v1/pending-approvals?limit=20")]).catch(() => [null, null]);
+    const [p, r] = await Promise.all([
+      api("GET", "/v1/pending-approvals?status=pending&limit=100"),
+      api("GET", "/v1/pending-approvals?limit=20"),
+    ]).catch(() => [null, null]);
     if (p && r) show(p.pending_approvals ?? [], r.pending_approvals ?? []);
   });
 }
@@ -581,7 +834,12 @@ function approvalCard(p, names, onVoted) {
   const pre = `ap-${p.id.slice(0, 8)}`;
   const s = p.summary ?? {};
   const open = p.status === "pending";
-  const what = p.action === "sign_intent" ? `Sign ${s.intent_type ?? "intent"}` : p.action === "transaction.sign" ? "Sign a transaction" : "Send a transaction";
+  const what =
+    p.action === "sign_intent"
+      ? `Sign ${s.intent_type ?? "intent"}`
+      : p.action === "transaction.sign"
+        ? "Sign a transaction"
+        : "Send a transaction";
   const agent = names.get(p.agent_id);
   const facts = [
     ...approvalFacts(p),
@@ -595,10 +853,44 @@ function approvalCard(p, names, onVoted) {
     ? h(
         "div",
         { class: "table-wrap" },
-        h("table", { class: "sim" }, h("caption", {}, "Simulated balance changes"), h("thead", {}, h("tr", {}, ["Address", "Asset", "Change"].map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, changes.length ? changes.map((c) => h("tr", {}, h("td", { class: "mono" }, c.address), h("td", {}, c.token_symbol || c.token), h("td", { class: "mono" }, c.change))) : h("tr", {}, h("td", { colspan: 3 }, "No balance changes.")))),
+        h(
+          "table",
+          { class: "sim" },
+          h("caption", {}, "Simulated balance changes"),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Address", "Asset", "Change"].map((c) => h("th", { scope: "col" }, c)),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            changes.length
+              ? changes.map((c) =>
+                  h(
+                    "tr",
+                    {},
+                    h("td", { class: "mono" }, c.address),
+                    h("td", {}, c.token_symbol || c.token),
+                    h("td", { class: "mono" }, c.change),
+                  ),
+                )
+              : h("tr", {}, h("td", { colspan: 3 }, "No balance changes.")),
+          ),
+        ),
       )
     : h("p", { class: "hint" }, "Not simulated (no balance changes to show).");
-  const votes = (p.signatures ?? []).map((v) => h("li", {}, `${v.decision === "approve" ? "Approved" : "Rejected"} by operator key ${short(v.approver_id, 8)} at ${when(v.created_at)}${v.reason ? `: “${v.reason}”` : ""}`));
+  const votes = (p.signatures ?? []).map((v) =>
+    h(
+      "li",
+      {},
+      `${v.decision === "approve" ? "Approved" : "Rejected"} by operator key ${short(v.approver_id, 8)} at ${when(v.created_at)}${v.reason ? `: “${v.reason}”` : ""}`,
+    ),
+  );
   let outcome = null;
   if (p.status === "executed" && p.result) {
     const r = p.result;
@@ -606,12 +898,25 @@ function approvalCard(p, names, onVoted) {
       "div",
       { class: "outcome" },
       h("p", { class: "ok" }, "Executed."),
-      r.tx_hash ? h("p", {}, "Transaction ", h("a", { href: `#/tx/${r.id}`, class: "mono" }, short(r.id, 8)), " ", badge(r.status ?? "signed"), " hash ", h("span", { class: "mono" }, r.tx_hash)) : h("p", { class: "mono" }, r.signature ? `signature ${r.signature}` : JSON.stringify(r)),
+      r.tx_hash
+        ? h(
+            "p",
+            {},
+            "Transaction ",
+            h("a", { href: `#/tx/${r.id}`, class: "mono" }, short(r.id, 8)),
+            " ",
+            badge(r.status ?? "signed"),
+            " hash ",
+            h("span", { class: "mono" }, r.tx_hash),
+          )
+        : h("p", { class: "mono" }, r.signature ? `signature ${r.signature}` : JSON.stringify(r)),
     );
-  } else if (p.status === "failed") outcome = h("p", { class: "bad" }, `Failed: ${p.failure_reason ?? "unknown reason"}. Nothing was signed.`);
+  } else if (p.status === "failed")
+    outcome = h("p", { class: "bad" }, `Failed: ${p.failure_reason ?? "unknown reason"}. Nothing was signed.`);
   else if (p.status === "executing") outcome = h("p", { class: "hint" }, "Approved: executing now…");
   else if (p.status === "rejected") outcome = h("p", { class: "bad" }, "Rejected: nothing was signed.");
-  else if (p.status === "expired" || p.status === "cancelled") outcome = h("p", { class: "hint" }, `${p.status === "expired" ? "Expired" : "Cancelled"}: nothing was signed.`);
+  else if (p.status === "expired" || p.status === "cancelled")
+    outcome = h("p", { class: "hint" }, `${p.status === "expired" ? "Expired" : "Cancelled"}: nothing was signed.`);
 
   const out = h("p", { role: "status" });
   let form = null;
@@ -622,8 +927,14 @@ function approvalCard(p, names, onVoted) {
       out.className = "";
       try {
         // The vote names the payload hash it was shown: a request changed meanwhile is refused (409).
-        const next = await api("POST", `/v1/pending-approvals/${p.id}/approve`, { decision, payload_hash: p.payload_hash, reason: reason.value.trim() || undefined });
-        announce(decision === "approve" ? `Approval ${short(p.id, 8)}: approved, now ${next.status}` : `Approval ${short(p.id, 8)}: rejected`);
+        const next = await api("POST", `/v1/pending-approvals/${p.id}/approve`, {
+          decision,
+          payload_hash: p.payload_hash,
+          reason: reason.value.trim() || undefined,
+        });
+        announce(
+          decision === "approve" ? `Approval ${short(p.id, 8)}: approved, now ${next.status}` : `Approval ${short(p.id, 8)}: rejected`,
+        );
         if (next.status === "pending") {
           out.textContent = `Vote recorded: ${next.current_approvals} of ${next.required_approvals} approvals.`;
           out.className = "ok";
@@ -638,15 +949,32 @@ function approvalCard(p, names, onVoted) {
       { class: "decide" },
       h("label", { for: `${pre}-reason` }, "Reason (recorded with the decision)"),
       reason,
-      h("div", {}, h("button", { type: "button", onclick: decide("approve") }, "Approve"), h("button", { type: "button", class: "danger", onclick: decide("reject") }, "Reject")),
+      h(
+        "div",
+        {},
+        h("button", { type: "button", onclick: decide("approve") }, "Approve"),
+        h("button", { type: "button", class: "danger", onclick: decide("reject") }, "Reject"),
+      ),
     );
   }
   return h(
     "section",
     { class: "card approval", "aria-labelledby": `${pre}-h`, "data-approval-id": p.id, "data-status": p.status },
     h("h3", { id: `${pre}-h` }, what, " ", badge(p.status ?? "pending")),
-    (p.reasons ?? []).length ? h("ul", { class: "reasons" }, p.reasons.map((r) => h("li", {}, h("strong", {}, r.rule), r.detail ? `: ${r.detail}` : ""))) : null,
-    h("dl", { class: "fields" }, facts.filter(([, v]) => v !== undefined && v !== null && v !== "").map(([k, v, mono]) => [h("dt", {}, k), h("dd", { class: mono ? "mono" : undefined }, v)])),
+    (p.reasons ?? []).length
+      ? h(
+          "ul",
+          { class: "reasons" },
+          p.reasons.map((r) => h("li", {}, h("strong", {}, r.rule), r.detail ? `: ${r.detail}` : "")),
+        )
+      : null,
+    h(
+      "dl",
+      { class: "fields" },
+      facts
+        .filter(([, v]) => v !== undefined && v !== null && v !== "")
+        .map(([k, v, mono]) => [h("dt", {}, k), h("dd", { class: mono ? "mono" : undefined }, v)]),
+    ),
     sim,
     votes.length ? h("ul", { class: "votes" }, votes) : null,
     outcome,
@@ -663,7 +991,14 @@ async function auditView(root) {
   const form = h(
     "form",
     { class: "filters card", "aria-label": "Filter audit events" },
-    names.map((n) => h("div", {}, h("label", { for: `a-${n}` }, labels[n]), h("input", { id: `a-${n}`, name: n, maxlength: 100, value: params.get(n) ?? "" }))),
+    names.map((n) =>
+      h(
+        "div",
+        {},
+        h("label", { for: `a-${n}` }, labels[n]),
+        h("input", { id: `a-${n}`, name: n, maxlength: 100, value: params.get(n) ?? "" }),
+      ),
+    ),
     h("div", {}, h("button", { type: "submit" }, "Apply filters")),
   );
   form.addEventListener("submit", (ev) => {
@@ -677,7 +1012,30 @@ async function auditView(root) {
   const [verify, page] = await Promise.all([api("GET", "/v1/audit/verify"), api("GET", `/v1/audit/events?limit=100&${query}`)]);
   const tbody = h("tbody", {});
   const add = (events) =>
-    tbody.append(...events.map((e) => h("tr", {}, h("td", { class: "wide" }, String(e.chain_seq ?? "")), h("td", {}, when(e.created_at)), h("td", {}, e.action), h("td", {}, `${e.actor_type}${e.actor_id ? " " + short(e.actor_id, 8) : ""}`), h("td", { class: "mono" }, e.resource_id ? h("a", { href: e.resource_type === "transaction" ? `#/tx/${e.resource_id}` : `#/audit?resource_id=${e.resource_id}` }, short(e.resource_id, 8)) : ""), h("td", { class: "mono wide" }, JSON.stringify(e.details ?? {})))));
+    tbody.append(
+      ...events.map((e) =>
+        h(
+          "tr",
+          {},
+          h("td", { class: "wide" }, String(e.chain_seq ?? "")),
+          h("td", {}, when(e.created_at)),
+          h("td", {}, e.action),
+          h("td", {}, `${e.actor_type}${e.actor_id ? " " + short(e.actor_id, 8) : ""}`),
+          h(
+            "td",
+            { class: "mono" },
+            e.resource_id
+              ? h(
+                  "a",
+                  { href: e.resource_type === "transaction" ? `#/tx/${e.resource_id}` : `#/audit?resource_id=${e.resource_id}` },
+                  short(e.resource_id, 8),
+                )
+              : "",
+          ),
+          h("td", { class: "mono wide" }, JSON.stringify(e.details ?? {})),
+        ),
+      ),
+    );
   add(page.events);
   let cursor = page.next_cursor;
   const more = h("button", { type: "button", class: "secondary", hidden: !cursor }, "Load older");
@@ -693,27 +1051,134 @@ async function auditView(root) {
       "section",
       { class: "card", id: "audit-verify", "aria-labelledby": "h-chain" },
       h("h2", { id: "h-chain" }, "Hash chain"),
-      verify.chain_valid ? h("p", { class: "ok" }, `Chain valid: ${verify.events_verified} events verified`) : h("p", { class: "bad" }, `Chain broken at event ${verify.broken_at_event_id} (${verify.events_verified} of ${verify.events_checked} verified)`),
-      h("p", { class: "hint" }, `${verify.events_unsealed} events not sealed yet (sealed within seconds). ${verify.scheme?.chain_structure ?? ""}`),
+      verify.chain_valid
+        ? h("p", { class: "ok" }, `Chain valid: ${verify.events_verified} events verified`)
+        : h(
+            "p",
+            { class: "bad" },
+            `Chain broken at event ${verify.broken_at_event_id} (${verify.events_verified} of ${verify.events_checked} verified)`,
+          ),
+      h(
+        "p",
+        { class: "hint" },
+        `${verify.events_unsealed} events not sealed yet (sealed within seconds). ${verify.scheme?.chain_structure ?? ""}`,
+      ),
     ),
     form,
-    h("div", { class: "card table-wrap" }, h("table", { id: "audit-events" }, h("thead", {}, h("tr", {}, ["Seq", "When", "Action", "Actor", "Resource", "Details"].map((c) => h("th", { scope: "col", class: c === "Seq" || c === "Details" ? "wide" : undefined }, c)))), tbody), more),
+    h(
+      "div",
+      { class: "card table-wrap" },
+      h(
+        "table",
+        { id: "audit-events" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Seq", "When", "Action", "Actor", "Resource", "Details"].map((c) =>
+              h("th", { scope: "col", class: c === "Seq" || c === "Details" ? "wide" : undefined }, c),
+            ),
+          ),
+        ),
+        tbody,
+      ),
+      more,
+    ),
   );
 }
 
 // ---- keys and chains ----
 async function keysView(root) {
-  const [keys, chains, metrics] = await Promise.all([api("GET", "/v1/signing-keys"), api("GET", "/v1/admin/chains"), metricsText().catch(() => [])]);
+  const [keys, chains, metrics] = await Promise.all([
+    api("GET", "/v1/signing-keys"),
+    api("GET", "/v1/admin/chains"),
+    metricsText().catch(() => []),
+  ]);
   const keyList = keys.signing_keys ?? keys.keys ?? [];
-  const keyRows = keyList.map((k) => h("tr", {}, h("td", { class: "mono" }, k.path), h("td", { class: "mono" }, k.address), h("td", {}, k.chain ?? "any"), h("td", {}, k.agent_id ? short(k.agent_id, 8) : "shared"), h("td", { class: "balance", "data-address": k.address }, "…")));
+  const keyRows = keyList.map((k) =>
+    h(
+      "tr",
+      {},
+      h("td", { class: "mono" }, k.path),
+      h("td", { class: "mono" }, k.address),
+      h("td", {}, k.chain ?? "any"),
+      h("td", {}, k.agent_id ? short(k.agent_id, 8) : "shared"),
+      h("td", { class: "balance", "data-address": k.address }, "…"),
+    ),
+  );
   const chainList = chains.chains ?? [];
-  const chainRows = chainList.map((c) => h("tr", { "data-chain": c.name }, h("td", {}, c.name), h("td", {}, String(c.chain_id)), h("td", {}, c.is_enabled === false ? "disabled" : "enabled"), h("td", { class: "mono wide" }, c.rpc_url ?? ""), h("td", { class: "rpc" }, "…")));
-  const broadcasts = metrics.filter((m) => m.name === "intents_broadcast_results_total").map((m) => ({ label: `${m.labels.chain}: ${m.labels.outcome}`, value: m.value }));
+  const chainRows = chainList.map((c) =>
+    h(
+      "tr",
+      { "data-chain": c.name },
+      h("td", {}, c.name),
+      h("td", {}, String(c.chain_id)),
+      h("td", {}, c.is_enabled === false ? "disabled" : "enabled"),
+      h("td", { class: "mono wide" }, c.rpc_url ?? ""),
+      h("td", { class: "rpc" }, "…"),
+    ),
+  );
+  const broadcasts = metrics
+    .filter((m) => m.name === "intents_broadcast_results_total")
+    .map((m) => ({ label: `${m.labels.chain}: ${m.labels.outcome}`, value: m.value }));
   root.replaceChildren(
     h("h1", {}, "Keys and chains"),
-    h("section", { class: "card", "aria-labelledby": "h-keys" }, h("h2", { id: "h-keys" }, "Signing keys"), h("div", { class: "table-wrap" }, h("table", { id: "keys" }, h("thead", {}, h("tr", {}, ["Path", "Address", "Chain", "Agent", "Balance"].map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, keyRows)))),
-    h("section", { class: "card", "aria-labelledby": "h-chains" }, h("h2", { id: "h-chains" }, "Chains"), h("div", { class: "table-wrap" }, h("table", { id: "chains" }, h("thead", {}, h("tr", {}, ["Name", "Chain id", "State", "RPC", "RPC health"].map((c) => h("th", { scope: "col", class: c === "RPC" ? "wide" : undefined }, c)))), h("tbody", {}, chainRows)))),
-    h("section", { class: "card chart", "aria-labelledby": "h-bc" }, h("h2", { id: "h-bc" }, "Broadcast outcomes"), barChart("Broadcast outcomes by chain", broadcasts, (v) => String(v))),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "h-keys" },
+      h("h2", { id: "h-keys" }, "Signing keys"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "keys" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Path", "Address", "Chain", "Agent", "Balance"].map((c) => h("th", { scope: "col" }, c)),
+            ),
+          ),
+          h("tbody", {}, keyRows),
+        ),
+      ),
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "h-chains" },
+      h("h2", { id: "h-chains" }, "Chains"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "chains" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Name", "Chain id", "State", "RPC", "RPC health"].map((c) =>
+                h("th", { scope: "col", class: c === "RPC" ? "wide" : undefined }, c),
+              ),
+            ),
+          ),
+          h("tbody", {}, chainRows),
+        ),
+      ),
+    ),
+    h(
+      "section",
+      { class: "card chart", "aria-labelledby": "h-bc" },
+      h("h2", { id: "h-bc" }, "Broadcast outcomes"),
+      barChart("Broadcast outcomes by chain", broadcasts, (v) => String(v)),
+    ),
   );
   // RPC health and balances: the service asks each chain's nodes (bounded, with a timeout each).
   const [health, balances] = await Promise.all([api("GET", "/v1/admin/chains/health"), api("GET", "/v1/admin/signing-keys/balances")]);

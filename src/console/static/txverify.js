@@ -74,7 +74,8 @@ export function decodeCalldata(data) {
   const words = [];
   for (let i = 10; i < data.length; i += 64) words.push(data.slice(i, i + 64));
   const known = SELECTORS[sel];
-  if (!known || words.length !== known.args.length || words.some((w) => w.length !== 64)) return { kind: "raw", selector: sel, words: words.map((w) => "0x" + w) };
+  if (!known || words.length !== known.args.length || words.some((w) => w.length !== 64))
+    return { kind: "raw", selector: sel, words: words.map((w) => "0x" + w) };
   const args = known.args.map((spec, i) => {
     const [type, name] = spec.split(" ");
     const w = words[i];

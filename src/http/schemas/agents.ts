@@ -5,11 +5,16 @@ import { MAX_DATA_BYTES_CEILING } from "../../config.js";
 import { parseMajor } from "../../units.js";
 
 const addressList = z
-  .array(z.string().refine((v) => /^0x[0-9a-fA-F]{40}$/.test(v) && isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte address"))
+  .array(
+    z.string().refine((v) => /^0x[0-9a-fA-F]{40}$/.test(v) && isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte address"),
+  )
   .max(1000)
   .transform((l) => [...new Set(l.map((a) => a.toLowerCase()))]);
 const major = z.string().refine((v) => parseMajor(v) !== undefined, "must be a non-negative decimal string with at most 18 decimals");
-const chainList = z.array(z.string().min(1).max(64)).max(100).transform((l) => [...new Set(l.map((c) => c.toLowerCase()))]);
+const chainList = z
+  .array(z.string().min(1).max(64))
+  .max(100)
+  .transform((l) => [...new Set(l.map((c) => c.toLowerCase()))]);
 const ttl = z.number().int().min(60).max(86_400).nullable();
 const dateTime = z.iso.datetime({ offset: true });
 
@@ -51,8 +56,17 @@ const guardrailFields = {
   shared_signer: z.boolean().optional(),
   // Signing intents (POST /v1/agents/{id}/sign).
   typed_data_unknown: z.enum(["allow", "deny"]).nullable().optional(),
-  siwe_domain_allowlist: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be a host name, optionally with :port")).max(1000)
-    .transform((l) => [...new Set(l.map((d) => d.toLowerCase()))]).optional(),
+  siwe_domain_allowlist: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be a host name, optionally with :port"),
+    )
+    .max(1000)
+    .transform((l) => [...new Set(l.map((d) => d.toLowerCase()))])
+    .optional(),
   verifying_contract_allowlist: addressList.optional(),
   raw_signing_enabled: z.boolean().optional(),
   eip7702_delegate_allowlist: addressList.optional(),

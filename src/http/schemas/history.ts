@@ -3,7 +3,10 @@ import { z } from "zod";
 import { UUID } from "../../uuid.js";
 import { ListQuery } from "./transactions.js";
 
-const agentId = z.string().max(100).refine((v) => UUID.test(v), "must be an agent id (uuid)");
+const agentId = z
+  .string()
+  .max(100)
+  .refine((v) => UUID.test(v), "must be an agent id (uuid)");
 
 export const HistoryQuery = ListQuery.extend({ agent_id: agentId.optional() });
 export type HistoryQuery = z.infer<typeof HistoryQuery>;

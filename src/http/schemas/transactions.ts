@@ -39,10 +39,24 @@ const authorizationEntry = z.strictObject({
 
 const majorValue = z
   .string()
-  .refine((v) => parseMajor(v) !== undefined, "must be a non-negative decimal string in the native unit with at most 18 decimals (e.g. \"0.5\")");
+  .refine(
+    (v) => parseMajor(v) !== undefined,
+    'must be a non-negative decimal string in the native unit with at most 18 decimals (e.g. "0.5")',
+  );
 
 // Fields of the reference request that belong to non-EVM chains or features this service does not offer.
-const UNSUPPORTED = ["destination_tag", "memo", "fee_rate_sat_per_vbyte", "fee_limit_sun", "token_mint", "token_decimals", "ttl", "xrpl_tx_json", "raw_transaction", "tron_transaction"] as const;
+const UNSUPPORTED = [
+  "destination_tag",
+  "memo",
+  "fee_rate_sat_per_vbyte",
+  "fee_limit_sun",
+  "token_mint",
+  "token_decimals",
+  "ttl",
+  "xrpl_tx_json",
+  "raw_transaction",
+  "tron_transaction",
+] as const;
 
 export const TransactionRequestSchema = z
   .strictObject({
@@ -50,7 +64,12 @@ export const TransactionRequestSchema = z
     value: majorValue,
     chain: z.union([z.string().min(1).max(64), z.number().int().positive()]).transform(String),
     data: hexData.optional(),
-    signing_key_path: z.string().min(1).max(256).regex(/^[A-Za-z0-9._\/-]+$/, "may contain letters, digits, '.', '_', '-' and '/'").optional(),
+    signing_key_path: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[A-Za-z0-9._\/-]+$/, "may contain letters, digits, '.', '_', '-' and '/'")
+      .optional(),
     // EIP-2681 allows up to 2^64 - 1; no key of this service gets near 2^32, and larger values are refused
     // here rather than in the signer. Which nonces are accepted at all: src/pipeline/nonce.ts.
     nonce: z.number().int().min(0).max(MAX_EXPLICIT_NONCE).optional(),
@@ -72,7 +91,12 @@ export const TransactionRequestSchema = z
     access_list: z.array(accessListEntry).max(64).optional(),
     authorization_list: z.array(authorizationEntry).min(1).max(8).optional(),
     // A resubmission of a request held for approval: answered from the approval (src/approvals/gate.ts).
-    approval_id: z.uuid().optional().describe("The pending_approval_id of a 202: returns the approved request's result (never signs again), 202 while it waits, 409 once it was rejected, expired, cancelled or failed"),
+    approval_id: z
+      .uuid()
+      .optional()
+      .describe(
+        "The pending_approval_id of a 202: returns the approved request's result (never signs again), 202 while it waits, 409 once it was rejected, expired, cancelled or failed",
+      ),
     ...Object.fromEntries(UNSUPPORTED.map((k) => [k, z.never({ error: "is not supported for EVM transactions" }).optional()])),
   })
   .superRefine((r, ctx) => {
@@ -82,7 +106,11 @@ export const TransactionRequestSchema = z
       ctx.addIssue({ code: "custom", path: ["gas_price"], message: "cannot be combined with max_fee_per_gas / max_priority_fee_per_gas" });
     }
     if ((r.max_fee_per_gas === undefined) !== (r.max_priority_fee_per_gas === undefined)) {
-      ctx.addIssue({ code: "custom", path: [r.max_fee_per_gas === undefined ? "max_fee_per_gas" : "max_priority_fee_per_gas"], message: "max_fee_per_gas and max_priority_fee_per_gas go together" });
+      ctx.addIssue({
+        code: "custom",
+        path: [r.max_fee_per_gas === undefined ? "max_fee_per_gas" : "max_priority_fee_per_gas"],
+        message: "max_fee_per_gas and max_priority_fee_per_gas go together",
+      });
     }
     const legacyType = r.tx_type === 0 || r.tx_type === 1;
     if (legacyType && r.max_fee_per_gas !== undefined) {
@@ -101,16 +129,28 @@ export const TransactionRequestSchema = z
       ctx.addIssue({ code: "custom", path: ["authorization_list"], message: "is required for tx_type 4" });
     }
     if (r.authorization_list !== undefined && r.gas_price !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["gas_price"], message: "cannot be used with an authorization_list (type 4 uses max_fee_per_gas)" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["gas_price"],
+        message: "cannot be used with an authorization_list (type 4 uses max_fee_per_gas)",
+      });
     }
     // An authorization's nonce is the key's account nonce when it is processed: the transaction's own
     // nonce + 1 + its position. The service picks it; a caller may only state the same value.
     r.authorization_list?.forEach((a, i) => {
       if (a.nonce === undefined) return;
       if (r.nonce === undefined) {
-        ctx.addIssue({ code: "custom", path: ["authorization_list", i, "nonce"], message: "is chosen by the service (the transaction's nonce + 1 + position); omit it" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["authorization_list", i, "nonce"],
+          message: "is chosen by the service (the transaction's nonce + 1 + position); omit it",
+        });
       } else if (a.nonce !== r.nonce + 1 + i) {
-        ctx.addIssue({ code: "custom", path: ["authorization_list", i, "nonce"], message: `must be ${r.nonce + 1 + i} (the transaction's nonce + 1 + position)` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["authorization_list", i, "nonce"],
+          message: `must be ${r.nonce + 1 + i} (the transaction's nonce + 1 + position)`,
+        });
       }
     });
     const maxFee = big(r.max_fee_per_gas);
@@ -122,7 +162,6 @@ export const TransactionRequestSchema = z
 
 export type TransactionRequestBody = z.input<typeof TransactionRequestSchema>;
 export type TransactionRequest = z.output<typeof TransactionRequestSchema>;
-
 
 // The wire shape of a transaction (TransactionResponse of the reference OpenAPI, plus the lifecycle
 // fields README.md documents). Fields without a value are left out rather than sent as null, as the
@@ -156,7 +195,6 @@ export interface TransactionResponse {
   signing_key_path: string;
 }
 
-
 // Simulation: POST …/transactions/simulate and …/simulate-bundle.
 
 const F = TransactionRequestSchema.shape;
@@ -175,7 +213,10 @@ export type SimulateTransactionRequest = z.output<typeof SimulateTransactionRequ
 export const MAX_BUNDLE = 20;
 
 export const SimulateBundleRequestSchema = z.strictObject({
-  transactions: z.array(SimulateTransactionRequestSchema).min(1, "must hold at least one transaction").max(MAX_BUNDLE, `may hold at most ${MAX_BUNDLE} transactions`),
+  transactions: z
+    .array(SimulateTransactionRequestSchema)
+    .min(1, "must hold at least one transaction")
+    .max(MAX_BUNDLE, `may hold at most ${MAX_BUNDLE} transactions`),
 });
 
 export const BalanceChangeSchema = z.object({

@@ -17,7 +17,10 @@ const webhookUrl = z
 
 export const CreateWebhookRequest = z.strictObject({
   url: webhookUrl,
-  events: z.array(z.enum(WEBHOOK_EVENT_TYPES)).min(1).max(WEBHOOK_EVENT_TYPES.length * 4)
+  events: z
+    .array(z.enum(WEBHOOK_EVENT_TYPES))
+    .min(1)
+    .max(WEBHOOK_EVENT_TYPES.length * 4)
     .transform((l) => [...new Set(l)])
     // The transaction events; operator alerts (signing_key.nonce_gap_alert) and signatures are subscribed to by name.
     .default([...DEFAULT_WEBHOOK_EVENT_TYPES]),
