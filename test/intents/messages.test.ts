@@ -175,12 +175,18 @@ describe("message and digest signing intents", () => {
     );
     expect(csv.raw).toContain(r.body.id);
 
-    while ((await sealAuditEvents(s.svc.ctx.pool)) > 0);
-    await fanoutWebhookEvents(s.svc.ctx.pool);
-    const deliveries = await s.svc.ctx.pool.query("SELECT event_type, payload FROM webhook_deliveries WHERE endpoint_id = $1", [
-      hook.body.id,
-    ]);
-    const mine = deliveries.rows.filter((d) => d.payload.data.signature_id === r.body.id);
+    // The service's own sealer and fan-out run beside these calls (a sealing pass in flight makes ours
+    // find nothing to seal), so look again until the delivery is there or 10 s have passed.
+    let mine: Array<{ event_type: string; payload: { data: Record<string, unknown> } }> = [];
+    for (let i = 0; i < 100 && mine.length === 0; i++) {
+      if (i > 0) await new Promise((res) => setTimeout(res, 100));
+      while ((await sealAuditEvents(s.svc.ctx.pool)) > 0);
+      await fanoutWebhookEvents(s.svc.ctx.pool);
+      const deliveries = await s.svc.ctx.pool.query("SELECT event_type, payload FROM webhook_deliveries WHERE endpoint_id = $1", [
+        hook.body.id,
+      ]);
+      mine = deliveries.rows.filter((d) => d.payload.data.signature_id === r.body.id);
+    }
     expect(mine).toHaveLength(1);
     expect(mine[0].event_type).toBe("agent.signature.created");
     expect(mine[0].payload.data).toMatchObject({ agent_id: a.id, kind: "siwe", meaning: { domain: "app.example.com" } });
