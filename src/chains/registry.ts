@@ -18,24 +18,14 @@ import {
   rpcUrls,
   wsUrl,
 } from "./fields.js";
-import { deletedChainNames, listChainRows, upsertFileChain } from "../db/chains.js";
+import { deletedChainNames, listChainRows, upsertFileChain, type ChainFields } from "../db/chains.js";
 import type { Queryable } from "../db/pool.js";
 
-export interface Chain {
+/** A chain as the registry serves it: the stored fields (src/db/chains.ts) plus its row's own columns. */
+export interface Chain extends Omit<ChainFields, "max_fee_per_gas_gwei" | "base_fee_multiple"> {
   id: string;
-  name: string;
-  display_name: string;
-  chain_id: number;
-  native_currency: string;
-  is_testnet: boolean;
-  is_enabled: boolean;
   /** Effective RPC URLs: environment or runtime overrides first, else the stored ones. */
   rpc_urls: string[];
-  ws_url: string | null;
-  explorer_url: string | null;
-  eip1559: boolean;
-  confirmations: number;
-  aliases: string[];
   /** Fee bounds of this chain (null: MAX_FEE_PER_GAS_CAP_GWEI, BASE_FEE_MULTIPLE); numeric columns arrive as strings. */
   max_fee_per_gas_gwei?: string | null;
   base_fee_multiple?: string | null;
