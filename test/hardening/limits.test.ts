@@ -5,9 +5,15 @@
 // bounded: past MAX_INFLIGHT_PER_ADDRESS the service sheds load with 503 + Retry-After instead of
 // queueing on the nonce row lock. Every refusal is RFC 7807 and writes nothing.
 import { describe, expect, it } from "vitest";
+import { generateApiKey } from "../../src/auth/keys.js";
 import { call, createAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
 import { useService } from "../helpers/use-service.js";
+
+// Well-formed agent keys nobody holds, made per run (a key is never written into the repository).
+const oneMoreGuess = generateApiKey("ocv_");
+const anotherWrongKey = generateApiKey("ocv_");
+const honestTypo = generateApiKey("ocv_");
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const MAX_INFLIGHT = 3;
@@ -110,8 +116,8 @@ describe("limits", () => {
         .statusCode,
     ).toBe(200);
     // ...and a further bad key from there is still 429, a bad key from another address a plain 401.
-    expect((await get("10.7.7.7", "ocv_one_more_guess_xxxxxxxxxxxxxxxxxxxxxxxxxxxx")).statusCode).toBe(429);
-    expect((await get("10.7.7.8", "ocv_one_more_guess_xxxxxxxxxxxxxxxxxxxxxxxxxxxx")).statusCode).toBe(401);
+    expect((await get("10.7.7.7", oneMoreGuess)).statusCode).toBe(429);
+    expect((await get("10.7.7.8", oneMoreGuess)).statusCode).toBe(401);
     // Nothing was written by any of it.
     expect(await counts()).toEqual(before);
     expect(await auditCount()).toBe(audit);
@@ -132,7 +138,7 @@ describe("limits", () => {
     for (let i = 0; i < PER_CREDENTIAL + 3; i++) tries.push((await get(`10.30.0.${i + 1}`, revoked)).statusCode);
     expect(tries).toEqual([...Array(PER_CREDENTIAL).fill(401), ...Array(3).fill(429)]);
     // Another credential from those addresses is unaffected.
-    expect((await get("10.30.0.1", "ocv_another_wrong_key_xxxxxxxxxxxxxxxxxxxxxxxx")).statusCode).toBe(401);
+    expect((await get("10.30.0.1", anotherWrongKey)).statusCode).toBe(401);
 
     // Failures are counted by the whole credential, never a part of it: keys sharing the valid key's
     // prefix (what listings show), or tokens claiming its agent, lock nobody out.
@@ -160,7 +166,7 @@ describe("limits", () => {
       codes.push((await viaProxy(`198.18.0.${i + 1}, 203.0.113.9`, `ocv_proxy_guess_${i}_${"y".repeat(32)}`)).statusCode);
     expect(codes).toEqual([...Array(AUTH_FAILURES).fill(401), ...Array(3).fill(429)]);
     // Another client behind the same proxy is neither blocked nor blamed; a valid token of the attacker's address still works.
-    expect((await viaProxy("198.51.100.7", "ocv_honest_typo_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")).statusCode).toBe(401);
+    expect((await viaProxy("198.51.100.7", honestTypo)).statusCode).toBe(401);
     expect((await viaProxy("203.0.113.9", svc.agent.token)).statusCode).toBe(200);
     // The audit trail records the same address the limits use.
     const res = await svc.app.inject({
