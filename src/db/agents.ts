@@ -1,5 +1,5 @@
 // Agents and their credentials. SQL in plain sight; callers pass a pool or a transaction client.
-import type { Queryable } from "./pool.js";
+import type { PoolClient, Queryable } from "./pool.js";
 
 export interface AgentRow {
   id: string;
@@ -200,18 +200,40 @@ export interface SpendToday {
 }
 
 // What counts: every row whose signature left the service. A node's refusal (`failed`) uncounts a row
-// only when its bytes were never handed out (signed_tx_disclosed, migrations/0008_spend_model.sql).
-const COUNTS = `counts_toward_limits AND (status NOT IN ('failed', 'simulation_failed') OR signed_tx_disclosed)`;
+// only when its bytes were never handed out (signed_tx_disclosed, migrations/0008_spend_model.sql). The
+// rule is the SQL function transaction_counts() (migrations/0015_spend_ledger.sql), which keeps the
+// per-minute ledger these reads sum.
+
+const ZERO: SpendToday = { spent_wei: 0n, fees_wei: 0n, count_today: 0 };
 
 export async function spendToday(db: Queryable, agentId: string): Promise<SpendToday> {
-  const { rows } = await db.query<{ spent: string | null; fees: string | null; count_today: string }>(
-    `SELECT sum(value_wei) AS spent, sum(fee_wei) AS fees,
-            count(*) FILTER (WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS count_today
-       FROM transactions
-      WHERE agent_id = $1 AND created_at > now() - interval '24 hours' AND ${COUNTS}`,
-    [agentId],
+  return (await spendOf(db, [agentId])).get(agentId) ?? ZERO;
+}
+
+type SpendRow = { agent_id: string; spent_wei: string; fees_wei: string; count_today: string };
+const toSpend = (rows: SpendRow[]) =>
+  new Map(
+    rows.map((r) => [r.agent_id, { spent_wei: BigInt(r.spent_wei), fees_wei: BigInt(r.fees_wei), count_today: Number(r.count_today) }]),
   );
-  return { spent_wei: BigInt(rows[0].spent ?? "0"), fees_wei: BigInt(rows[0].fees ?? "0"), count_today: Number(rows[0].count_today) };
+
+/**
+ * The rolling spend of several agents in one statement, from the per-minute ledger that the triggers of
+ * migrations/0015_spend_ledger.sql keep (SQL function agent_spend there). No lock.
+ */
+export async function spendOf(db: Queryable, agentIds: string[]): Promise<Map<string, SpendToday>> {
+  const { rows } = await db.query<SpendRow>("SELECT * FROM agent_spend($1::uuid[])", [agentIds]);
+  return toSpend(rows);
+}
+
+/**
+ * Locks the agents' spend rows (agent_spend_locks, FOR UPDATE, in id order, held to the end of `tx`)
+ * and then reads their rolling spend, in one round trip (SQL function lock_agent_spend): everything
+ * the previous holders committed is counted, and nothing this agent signs elsewhere can be counted
+ * until `tx` ends.
+ */
+export async function lockSpend(tx: PoolClient, agentIds: string[]): Promise<Map<string, SpendToday>> {
+  const { rows } = await tx.query<SpendRow>("SELECT * FROM lock_agent_spend($1::uuid[])", [agentIds]);
+  return toSpend(rows);
 }
 
 /** Token amounts (base units) this agent moved out in the last 24 h, per token, excluding failed transactions. */

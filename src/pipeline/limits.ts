@@ -1,8 +1,9 @@
 // Stage 7b of the submit pipeline: the rolling limits of a commit group, inside its database
 // transaction. Takes the open transaction and the group's requests; returns those accepted (in arrival
 // order) and those denied. Locks: each limited agent's `agent_spend_locks` row (FOR UPDATE), held to
-// the group's COMMIT. Reads the agents' spend since midnight UTC; writes nothing.
-import { spendToday, tokenSpendToday } from "../db/agents.js";
+// the group's COMMIT. Reads the agents' rolling spend (db/agents.ts lockSpend); writes nothing but the
+// pruning of ledger buckets that left the window.
+import { lockSpend, tokenSpendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkRollingGuardrails, hasRollingLimits, type Denial } from "./guardrails.js";
 import { checkTokenOutflows } from "./token-guardrails.js";
@@ -23,11 +24,11 @@ export async function checkGroupLimits(
     ...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id)),
   ].sort();
   if (agentIds.length === 0) return { accepted: items, denied: [] };
-  await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = ANY($1::uuid[]) ORDER BY agent_id FOR UPDATE", [agentIds]);
-
+  // Locked, then read, in one round trip: the agents' spend rows and their rolling spend.
+  const totals = await lockSpend(tx, agentIds);
   const spent = new Map<string, { wei: bigint; fees: bigint; count: number; tokens?: Map<string, bigint> }>();
   for (const id of agentIds) {
-    const s = await spendToday(tx, id);
+    const s = totals.get(id)!;
     const needsTokens = items.some((i) => i.tokenLimited && i.input.principal.agent.id === id);
     spent.set(id, {
       wei: s.spent_wei,

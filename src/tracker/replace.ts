@@ -9,7 +9,7 @@
 // Throws ServiceError 409 (no longer replaceable, lease lost), 422 (the fee cap forbids a +10% bump, or
 // the agent's fee limits forbid the replacement's worst case: fee_limit_reached).
 import { keccak256, parseTransaction, parseUnits, type Hex, type TransactionSerializable } from "viem";
-import { getAgent, spendToday } from "../db/agents.js";
+import { getAgent, lockSpend } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline/guardrails.js";
 import { appendAudit } from "../db/audit.js";
@@ -140,8 +140,7 @@ async function chargeReplacement(tx: PoolClient, row: TxRow, feeWei: bigint): Pr
       if (denial) throw feeLimitReached(denial.detail);
       if (increase > 0n && policy.dailyFeeBudgetWei !== null) {
         // Locked: the agent's spend row, so this charge and the agent's submissions see each other.
-        await tx.query("SELECT 1 FROM agent_spend_locks WHERE agent_id = $1 FOR UPDATE", [row.agent_id]);
-        const spent = await spendToday(tx, row.agent_id);
+        const spent = (await lockSpend(tx, [row.agent_id])).get(row.agent_id)!;
         const over = checkRollingGuardrails(
           { ...policy, dailyLimitWei: null, maxPerDay: null },
           { valueWei: 0n, feeWei: increase },
