@@ -106,6 +106,22 @@ BEGIN
   RETURN QUERY SELECT * FROM agent_spend(p_agent_ids);
 END $$;
 
+-- A commit group's first round trip: the agents' spend locks and rolling spend (lock_agent_spend), then
+-- the group's nonces under each (chain, address) row lock (reserve_nonces, migrations/0007), in that
+-- lock order. The nonces are reserved before the limits are checked; a group in which a request is
+-- denied rolls back and commits again without it (src/pipeline/submit.ts).
+CREATE FUNCTION lock_spend_reserve_nonces(
+  p_agent_ids uuid[], p_chain_id bigint, p_addresses text[], p_latest bigint[], p_pending bigint[], p_counts integer[])
+RETURNS TABLE (agent_id uuid, spent_wei numeric, fees_wei numeric, count_today bigint, address text, nonces bigint[])
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY SELECT s.agent_id, s.spent_wei, s.fees_wei, s.count_today, NULL::text, NULL::bigint[] FROM lock_agent_spend(p_agent_ids) s;
+  RETURN QUERY
+    SELECT NULL::uuid, NULL::numeric, NULL::numeric, NULL::bigint, a.address, reserve_nonces(p_chain_id, a.address, a.latest, a.pending, a.n)
+      FROM unnest(p_addresses, p_latest, p_pending, p_counts) WITH ORDINALITY AS a(address, latest, pending, n, i)
+     ORDER BY a.i;
+END $$;
+
 -- The buckets of what is already stored (a little over the window: the edge minute is read from the rows).
 INSERT INTO agent_spend_minutes (agent_id, minute, value_wei, fee_wei, count)
 SELECT agent_id, date_trunc('minute', created_at), sum(value_wei), sum(fee_wei), count(*)

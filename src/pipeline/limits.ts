@@ -1,34 +1,36 @@
 // Stage 7b of the submit pipeline: the rolling limits of a commit group, inside its database
-// transaction. Takes the open transaction and the group's requests; returns those accepted (in arrival
-// order) and those denied. Locks: each limited agent's `agent_spend_locks` row (FOR UPDATE), held to
-// the group's COMMIT. Reads the agents' rolling spend (db/agents.ts lockSpend); writes nothing but the
-// pruning of ledger buckets that left the window.
-import { lockSpend, tokenSpendToday } from "../db/agents.js";
+// transaction. Takes the open transaction, the group's requests and the limited agents' rolling spend
+// read under their spend locks (`agent_spend_locks` rows, FOR UPDATE, held to the group's COMMIT);
+// returns the requests accepted (in arrival order) and those denied. Writes nothing.
+import { tokenSpendToday, type SpendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkRollingGuardrails, hasRollingLimits, type Denial } from "./guardrails.js";
 import { checkTokenOutflows } from "./token-guardrails.js";
 import { ApprovalLedger, calldataPolicyOf } from "./token-policy.js";
 import type { Queued } from "./types.js";
 
+/** The agents of a group whose rolling limits apply: their spend rows are locked and read for the group. */
+export function limitedAgents(items: Queued[]): string[] {
+  return [
+    ...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id)),
+  ].sort();
+}
+
 /**
- * 7b. Each agent with rolling limits (value, count, per-token) in the group: its spend row is locked
- * (in id order, so two groups never wait on each other in a cycle), which serialises that agent's
- * submissions across addresses and replicas; then the requests are checked in arrival order, each
- * seeing what those before it in the group will spend. Denied requests leave the group.
+ * 7b. The rolling limits of a group, given the limited agents' spend as read under their spend locks
+ * (db/agents.ts lockSpend, or with the nonces in one round trip, nonce.ts lockSpendAndReserveNonces).
+ * The locks serialise each agent's submissions across addresses, chains and replicas; the requests are
+ * checked in arrival order, each seeing what those before it in the group will spend. Denied requests
+ * leave the group. Token limits and approval caps read their own history here, under the same locks.
  */
 export async function checkGroupLimits(
   tx: PoolClient,
   items: Queued[],
+  totals: Map<string, SpendToday>,
 ): Promise<{ accepted: Queued[]; denied: Array<{ item: Queued; denial: Denial }> }> {
-  const agentIds = [
-    ...new Set(items.filter((i) => hasRollingLimits(i.policy) || i.tokenLimited || i.recheck).map((i) => i.input.principal.agent.id)),
-  ].sort();
-  if (agentIds.length === 0) return { accepted: items, denied: [] };
-  // Locked, then read, in one round trip: the agents' spend rows and their rolling spend.
-  const totals = await lockSpend(tx, agentIds);
+  if (totals.size === 0) return { accepted: items, denied: [] };
   const spent = new Map<string, { wei: bigint; fees: bigint; count: number; tokens?: Map<string, bigint> }>();
-  for (const id of agentIds) {
-    const s = totals.get(id)!;
+  for (const [id, s] of totals) {
     const needsTokens = items.some((i) => i.tokenLimited && i.input.principal.agent.id === id);
     spent.set(id, {
       wei: s.spent_wei,

@@ -5,6 +5,7 @@
 // with `INSERT … ON CONFLICT DO UPDATE` (which creates a missing row and row-locks it either way); a
 // caller-chosen nonce and a release take it with `SELECT … FOR UPDATE`. Writes: next_nonce,
 // and consumes a released nonce when one is waiting.
+import type { SpendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 
 export interface ChainCounts {
@@ -13,28 +14,44 @@ export interface ChainCounts {
 }
 
 /**
- * Nonces for a commit group, which may span several addresses of one chain: `count` per address,
- * ascending, released nonces first, then consecutive fresh ones (SQL function reserve_nonces,
- * migrations/0007_reserve_nonces.sql). One round trip; the address rows are locked in the order given,
- * which callers keep sorted so that two groups never wait on each other in a cycle.
+ * A commit group's locks and reads in one round trip (SQL function lock_spend_reserve_nonces,
+ * migrations/0015_spend_ledger.sql): the limited agents' spend rows, locked in id order, and their
+ * rolling spend read after the locks; then the runs' nonces, as reserveNonceRuns gives them. The
+ * caller checks the limits with that spend and rolls back if any request is denied.
  */
-export async function reserveNonceRuns(
+export async function lockSpendAndReserveNonces(
   tx: PoolClient,
   chainId: number,
+  agentIds: string[],
   runs: Array<{ address: string; counts: ChainCounts; count: number }>,
-): Promise<Map<string, bigint[]>> {
-  const { rows } = await tx.query<{ address: string; nonces: string[] }>(
-    `SELECT a.address, reserve_nonces($1, a.address, a.latest, a.pending, a.n) AS nonces
-       FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::integer[]) WITH ORDINALITY AS a(address, latest, pending, n, i)`,
-    [
-      chainId,
-      runs.map((r) => r.address),
-      runs.map((r) => r.counts.latest.toString()),
-      runs.map((r) => r.counts.pending.toString()),
-      runs.map((r) => r.count),
-    ],
-  );
-  return new Map(rows.map((r) => [r.address, r.nonces.map((n) => BigInt(n))]));
+): Promise<{ spend: Map<string, SpendToday>; nonces: Map<string, bigint[]> }> {
+  const { rows } = await tx.query<{
+    agent_id: string | null;
+    spent_wei: string;
+    fees_wei: string;
+    count_today: string;
+    address: string | null;
+    nonces: string[] | null;
+  }>("SELECT * FROM lock_spend_reserve_nonces($1::uuid[], $2, $3::text[], $4::bigint[], $5::bigint[], $6::integer[])", [
+    agentIds,
+    chainId,
+    runs.map((r) => r.address),
+    runs.map((r) => r.counts.latest.toString()),
+    runs.map((r) => r.counts.pending.toString()),
+    runs.map((r) => r.count),
+  ]);
+  const spend = new Map<string, SpendToday>();
+  const nonces = new Map<string, bigint[]>();
+  for (const r of rows) {
+    if (r.agent_id !== null)
+      spend.set(r.agent_id, { spent_wei: BigInt(r.spent_wei), fees_wei: BigInt(r.fees_wei), count_today: Number(r.count_today) });
+    else
+      nonces.set(
+        r.address!,
+        r.nonces!.map((n) => BigInt(n)),
+      );
+  }
+  return { spend, nonces };
 }
 
 /** Gives a nonce back after a definitive rejection: the next submission on this address reuses it. */

@@ -6,10 +6,12 @@
 //                 fee bounds: the chain's cap and price multiple, the gas limit, the agent's tx_max_fee →
 //                 join the chain's next commit group (a caller-chosen nonce: a group of its own)
 //   per group:    each signing address's nonce counts (read while the group before it commits) →
-//                 BEGIN: lock the agents' spend rows → rolling limits (value, count, worst-case fees,
-//                        tokens), each request seeing those before it (limits.ts) → lock each
-//                        (chain, address) nonce row, in address order → reserve one nonce per request
-//                        (or check the caller's against the key's window, nonce.ts) → sign each in the
+//                 BEGIN: in one round trip, lock the agents' spend rows and read their rolling spend,
+//                        then lock each (chain, address) nonce row, in address order, and reserve one
+//                        nonce per request (nonce.ts) → rolling limits (value, count, worst-case fees,
+//                        tokens), each request seeing those before it (limits.ts); a denial rolls the
+//                        group back and it commits again without that request (a caller-chosen nonce
+//                        is checked against the key's window after the limits instead) → sign each in the
 //                        HSM (in parallel) → rows (rows.ts) + audit events + token spend + idempotency
 //                        links in one statement  COMMIT →
 //                 broadcast in nonce order (one JSON-RPC batch) → record the outcomes (accepted ones in
@@ -31,6 +33,7 @@ import { rpcFailure } from "../chains/node-errors.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
 import { withTransaction } from "../db/pool.js";
+import { lockSpend } from "../db/agents.js";
 import { getTransaction, insertTransactionGroup, SIGNED_BY_MODE } from "../db/transactions.js";
 import { badRequest, guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
 import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
@@ -48,8 +51,8 @@ import {
 import { finishGroup } from "./group-broadcast.js";
 import { checkFeeGuardrail, checkStaticGuardrails, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
-import { checkGroupLimits } from "./limits.js";
-import { reserveExplicitNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
+import { checkGroupLimits, limitedAgents } from "./limits.js";
+import { lockSpendAndReserveNonces, reserveExplicitNonce, type ChainCounts } from "./nonce.js";
 import { TransactionRequestSchema } from "../http/schemas/transactions.js";
 import { toIntent, type Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
@@ -259,6 +262,13 @@ async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<stri
     for (const [address, p] of counts) resolved.set(address, await p);
     outcome = await signAndCommit(deps, items, resolved);
   } catch (err) {
+    if (err instanceof Regroup) {
+      // Rolled back: nothing was signed or written. The denied requests are answered; the rest commit
+      // again, their spend read anew under the locks.
+      for (const { item, denial } of err.denied) void deny(deps, item.input, item.intent, item.chain, denial).then(item.reject);
+      if (err.accepted.length > 0) await commitItems(deps, err.accepted, counts);
+      return;
+    }
     // PostgreSQL refusing one request's values (a data or constraint error) would fail everyone in
     // its group: commit them one by one instead, so only that request fails. An outage fails all.
     if (items.length > 1 && isDataError(err)) {
@@ -289,16 +299,15 @@ async function signAndCommit(
   let endCommit = () => 0;
   const result = await withTransaction(deps.pool, async (tx) => {
     const endLockWait = deps.metrics.stageDuration.startTimer({ stage: "lock_wait" });
-    // 7b. Rolling limits under the agents' spend locks, in arrival order.
-    const checked = await checkGroupLimits(tx, items);
-    const denied = checked.denied;
-    if (checked.accepted.length === 0) return { committed: [], denied };
-    // By address (the lock order), then arrival: each address's nonces go out in arrival order.
-    const accepted = [...checked.accepted].sort((a, b) => (fromOf(a) < fromOf(b) ? -1 : fromOf(a) > fromOf(b) ? 1 : 0));
-
-    // 7c. One nonce per request, under each (chain, address) row lock.
+    const agentIds = limitedAgents(items);
+    let accepted: Queued[];
+    let denied: Array<{ item: Queued; denial: Denial }> = [];
     let nonces: bigint[];
     if (explicitNonce !== undefined) {
+      // 7b. A caller-chosen nonce (a group of one): rolling limits, then the nonce against the key's window.
+      const checked = await checkGroupLimits(tx, items, agentIds.length ? await lockSpend(tx, agentIds) : new Map());
+      ({ accepted, denied } = checked);
+      if (accepted.length === 0) return { committed: [], denied };
       const item = accepted[0];
       const r = await reserveExplicitNonce(
         tx,
@@ -321,14 +330,22 @@ async function signAndCommit(
       }
       nonces = [r.nonce];
     } else {
+      // 7b–c. One round trip: the agents' spend locks and rolling spend, then one nonce per request under
+      // each (chain, address) row lock, by address (the lock order), then arrival. The limits are checked
+      // after; a group with a denied request rolls back and commits again without it (commitItems), so
+      // no nonce is ever reserved for a request that does not sign.
+      accepted = [...items].sort((a, b) => (fromOf(a) < fromOf(b) ? -1 : fromOf(a) > fromOf(b) ? 1 : 0));
       const perAddress = new Map<string, number>();
       for (const item of accepted) perAddress.set(fromOf(item), (perAddress.get(fromOf(item)) ?? 0) + 1);
-      const runs = await reserveNonceRuns(
+      const locked = await lockSpendAndReserveNonces(
         tx,
         chain.chain_id,
+        agentIds,
         [...perAddress].map(([address, count]) => ({ address, count, counts: counts.get(address)! })),
       );
-      const next = new Map([...runs].map(([address, list]) => [address, list.values()]));
+      const checked = await checkGroupLimits(tx, items, locked.spend);
+      if (checked.denied.length > 0) throw new Regroup(checked.accepted, checked.denied);
+      const next = new Map([...locked.nonces].map(([address, list]) => [address, list.values()]));
       nonces = accepted.map((item) => next.get(fromOf(item))!.next().value!);
     }
     endLockWait();
@@ -392,6 +409,16 @@ async function signAndCommit(
   });
   endCommit();
   return result;
+}
+
+/** A group in which the rolling limits denied a request: rolled back, and committed again without it. */
+class Regroup extends Error {
+  constructor(
+    readonly accepted: Queued[],
+    readonly denied: Array<{ item: Queued; denial: Denial }>,
+  ) {
+    super("regroup");
+  }
 }
 
 /** Fee bounds when neither the chain nor the configuration sets them: 500 gwei, 4 × the current price. */
