@@ -15,6 +15,7 @@ import type { Signer } from "./signer/signer.js";
 import { ensureSigningKey } from "./keys.js";
 import { AuthService } from "./auth/service.js";
 import { AddressAdmission } from "./pipeline/admission.js";
+import { KeyAccessCache } from "./pipeline/resolve.js";
 import { CommitGroups } from "./pipeline/commit-groups.js";
 import { SimulatorRegistry } from "./simulators/index.js";
 import { startAuditSealer } from "./audit-chain.js";
@@ -33,6 +34,8 @@ export interface Context {
   clients: ChainClients;
   auth: AuthService;
   admission: AddressAdmission;
+  /** The signing keys agents were found allowed to use, per version of their key access. */
+  keyAccess: KeyAccessCache;
   commits: CommitGroups;
   /** Simulators per chain (anvil forks are started on first use and stopped by close()). */
   simulators: SimulatorRegistry;
@@ -151,6 +154,7 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
     const auth = await AuthService.create(pool, config.jwtDefaultTtlSeconds);
     const { generated } = await auth.bootstrapOperator(config.adminApiKey);
     const admission = new AddressAdmission(config.maxInflightPerAddress);
+    const keyAccess = new KeyAccessCache();
     const commits = new CommitGroups();
     const auditSealer = startAuditSealer(pool, 250, (err) => log.warn({ err }, "audit sealing failed; will retry"));
     closers.push(() => auditSealer.stop());
@@ -184,6 +188,7 @@ export async function createContext(config: Config, log: Logger): Promise<Contex
       clients,
       auth,
       admission,
+      keyAccess,
       commits,
       simulators,
       localChainUrl,

@@ -31,6 +31,8 @@ export interface AgentRow {
   tx_max_gas_limit: string | null;
   /** May sign with the chain's shared keys/{chain}-signer (migration 0009). */
   shared_signer: boolean;
+  /** Bumped by triggers whenever anything that decides which keys this agent may use changes (migration 0016). */
+  key_access_version: string;
   // Signing intents (POST /v1/agents/{id}/sign); see migrations/0013_signing_intents.sql.
   typed_data_unknown: "allow" | "deny" | null;
   siwe_domain_allowlist: string[];

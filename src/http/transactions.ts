@@ -174,6 +174,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       simulators: deps.simulators,
       log: deps.log,
       maxDataBytes: deps.config?.maxDataBytes,
+      keyAccess: deps.keyAccess,
     };
   };
   app.post(

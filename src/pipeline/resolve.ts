@@ -8,7 +8,8 @@
 //   - the chain's shared signer keys/{chain}-signer (a key with no agent_id), unless its operator set
 //     `shared_signer: false` on the agent;
 //   - keys an operator granted to it (signing_key_grants; POST /v1/signing-keys/{id}/grants).
-// Reads signing_keys, signing_key_grants and the agent row; takes no lock.
+// Reads signing_keys, signing_key_grants and the agent row; takes no lock. What it found is remembered
+// per agent until anything that decides it changes (KeyAccessCache).
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import type { Queryable } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
@@ -57,13 +58,53 @@ export function keyUsableBy(key: KeyAccess, agentId: string, chain: Pick<Chain, 
 /** The one answer for "no such key", "inactive" and "not yours" (the path is not echoed: the bodies are identical). */
 const noKey = () => notFound("No signing key at signing_key_path that this agent may use.");
 
+/**
+ * The keys agents were found allowed to use, remembered per agent and per value of its
+ * `key_access_version` (migrations/0016_key_access_version.sql): triggers bump that version whenever a
+ * grant, a key or the agent's shared_signer switch changes, and every request reads it with the agent
+ * row, so a remembered answer is never used after a change that could alter it. Only answers that
+ * found a key are remembered: a refusal is asked of the database each time, so "no such key" and "not
+ * yours" stay the same answer. Bounded; the oldest entries go first.
+ */
+export class KeyAccessCache {
+  private readonly paths = new Map<string, string>();
+  constructor(private readonly max = 10_000) {}
+
+  get(key: string): string | undefined {
+    return this.paths.get(key);
+  }
+
+  set(key: string, path: string): void {
+    if (this.paths.size >= this.max) this.paths.delete(this.paths.keys().next().value!);
+    this.paths.set(key, path);
+  }
+}
+
+/** Who asks for a key: the agent's id and, when read with its row, its key-access version. */
+export type KeyRequester = string | { id: string; key_access_version?: string | number };
+
 export async function resolveSigningKey(
   db: Queryable,
   signer: Signer,
-  agentId: string,
+  requester: KeyRequester,
   chain: Chain,
   requested?: string,
+  cache?: KeyAccessCache,
 ): Promise<SigningKeyInfo> {
+  const agentId = typeof requester === "string" ? requester : requester.id;
+  const version = typeof requester === "string" ? undefined : requester.key_access_version;
+  const cacheKey = cache && version !== undefined ? `${agentId}|${version}|${chain.chain_id}|${requested ?? ""}` : undefined;
+  if (cacheKey) {
+    const path = cache!.get(cacheKey);
+    const key = path !== undefined ? await signer.getKey(path) : null;
+    if (key) return key;
+  }
+  const key = await lookUpSigningKey(db, signer, agentId, chain, requested);
+  if (cacheKey) cache!.set(cacheKey, key.path);
+  return key;
+}
+
+async function lookUpSigningKey(db: Queryable, signer: Signer, agentId: string, chain: Chain, requested?: string): Promise<SigningKeyInfo> {
   const candidates = requested !== undefined ? [requested] : defaultKeyPaths(agentId, chain);
   // One query: each candidate's row, whether it was granted to the agent, and the agent's shared-signer
   // switch (false when the agent row is gone).

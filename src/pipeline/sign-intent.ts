@@ -115,7 +115,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
     const chain = resolveChain(deps.chains, req.chain);
     const chainDenial = checkChainAllowed(policyOf(agent), chain);
     if (chainDenial) throw await deny(deps, input, req, chain, chainDenial);
-    const key = await resolveSigningKey(deps.pool, deps.signer, agent.id, chain, req.signing_key_path);
+    const key = await resolveSigningKey(deps.pool, deps.signer, agent, chain, req.signing_key_path, deps.keyAccess);
     const decoded = await decode(deps, agent, chain, key, req);
     if ("reason_code" in decoded) throw await deny(deps, input, req, chain, decoded);
     // Approval rules (src/approvals): past every guardrail, before the signature, it may wait for operators.

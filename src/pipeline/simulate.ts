@@ -34,7 +34,7 @@ import {
   type SimulateTransactionRequest,
   type SimulationResponse,
 } from "../http/schemas/transactions.js";
-import { resolveChain, resolveSigningKey } from "./resolve.js";
+import { resolveChain, resolveSigningKey, type KeyAccessCache } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
 
 type AgentPrincipal = Extract<Principal, { type: "agent" }>;
@@ -47,6 +47,7 @@ export interface SimulationDeps {
   log: Logger;
   /** MAX_DATA_BYTES (an agent's own `tx_max_data_bytes` wins). */
   maxDataBytes?: number;
+  keyAccess?: KeyAccessCache;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ async function prepare(
   const calls: PreparedCall[] = [];
   for (const r of reqs) {
     const k = r.signing_key_path ?? "";
-    if (!keys.has(k)) keys.set(k, resolveSigningKey(deps.pool, deps.signer, principal.agent.id, chain, r.signing_key_path));
+    if (!keys.has(k)) keys.set(k, resolveSigningKey(deps.pool, deps.signer, principal.agent, chain, r.signing_key_path, deps.keyAccess));
     const key = await keys.get(k)!;
     calls.push({
       keyPath: key.path,

@@ -91,7 +91,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
     // 3. Chain and signing key.
     const chain = resolveChain(deps.chains, intent.chain);
     const policy = policyOf(agent);
-    const key = await resolveSigningKey(deps.pool, deps.signer, agent.id, chain, intent.signingKeyPath);
+    const key = await resolveSigningKey(deps.pool, deps.signer, agent, chain, intent.signingKeyPath, deps.keyAccess);
 
     // 4. Guardrails that need no history.
     const endGuardrails = deps.metrics.stageDuration.startTimer({ stage: "guardrails" });

@@ -16,6 +16,7 @@ import type { CommitGroups } from "./commit-groups.js";
 import type { FeeBounds, Fees } from "./fees.js";
 import type { GuardrailPolicy } from "./guardrails.js";
 import type { Claim } from "./idempotency.js";
+import type { KeyAccessCache } from "./resolve.js";
 import type { Intent } from "./request.js";
 import type { PassedSimulation } from "./simulate.js";
 import type { IncreaseRecheck } from "./token-policy.js";
@@ -29,6 +30,8 @@ export interface PipelineDeps {
   log: Logger;
   /** Per signing address: how many submissions may be in flight (load shedding). */
   admission: AddressAdmission;
+  /** Signing keys agents were found allowed to use (resolve.ts); without it every request asks the database. */
+  keyAccess?: KeyAccessCache;
   /** Per chain: the commit groups and the broadcast order. */
   commits: CommitGroups;
   metrics: Metrics;

@@ -171,6 +171,24 @@ describe("signing-key grants", () => {
       200,
     );
     expect((await submit(c)).status).toBe(201);
+    // The service now remembers that c may use the shared signer; taking it away counts at once.
+    await call(svc.app, "PATCH", `/v1/agents/${c.id}`, { token: op, body: { shared_signer: false } });
+    await expectRefused(c, { path: LOCAL_SIGNER_PATH, address: shared.address });
+    expect((await submit(c)).status).toBe(404);
+  });
+
+  it("what a replica remembers of a key never outlives a change made through another replica or straight in the database", async () => {
+    const k = await createKey({ path: "keys/remembered" });
+    const grant = (agentId: string) => call(svc.app, "POST", `/v1/signing-keys/${k.id}/grants`, { token: op, body: { agent_id: agentId } });
+    expect((await grant(a.id)).status).toBe(201);
+    for (let i = 0; i < 2; i++) expect((await submit(a, k.path)).status).toBe(201); // the second from memory
+    // Another replica (or an operator with psql) takes the grant back: this one refuses at once.
+    await svc.ctx.pool.query("DELETE FROM signing_key_grants WHERE key_id = $1", [k.id]);
+    await expectRefused(a, k);
+    expect((await grant(a.id)).status).toBe(201);
+    expect((await submit(a, k.path)).status).toBe(201);
+    await svc.ctx.pool.query("UPDATE signing_keys SET is_active = false WHERE id = $1", [k.id]);
+    await expectRefused(a, k);
   });
 });
 
