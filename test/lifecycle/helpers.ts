@@ -3,10 +3,10 @@
 import { createPublicClient, http, type Hex, type PublicClient } from "viem";
 import type { Pool } from "../../src/db/pool.js";
 import type { TxRow } from "../../src/db/transactions.js";
-import { recordSigningKey } from "../../src/db/signing-keys.js";
 import type { AttemptRow } from "../../src/db/attempts.js";
 import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import type { TestService } from "../helpers/service.js";
+import { fundedKey } from "../helpers/use-service.js";
 
 export const DEAD = "0x000000000000000000000000000000000000dEaD";
 
@@ -80,11 +80,7 @@ export async function agentWithKey(
   client: PublicClient,
 ): Promise<TestAgent & { address: Hex; path: string }> {
   const agent = await createAgent(svc.app, operatorKey);
-  const path = `agents/${agent.id}/chains/local`;
-  const key = await svc.ctx.signer.createKey(path);
-  await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: agent.id });
-  await rpc(client, "anvil_setBalance", [key.address, "0x" + (10n ** 21n).toString(16)]);
-  return { ...agent, address: key.address, path };
+  return { ...agent, ...(await fundedKey(svc, agent.id, client)) };
 }
 
 export function submitter(svc: TestService, agent: TestAgent) {

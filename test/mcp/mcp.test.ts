@@ -7,10 +7,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { createPublicClient, formatEther, http, parseEther, type Hex } from "viem";
+import { formatEther, parseEther, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const BIN = path.resolve(import.meta.dirname, "../../bin/intents.mjs");
@@ -29,20 +29,11 @@ const TOOLS = [
   "submit_transaction",
 ];
 
-let svc: TestService;
-let base: string;
-const op = newOperatorKey();
-let chain: ReturnType<typeof createPublicClient>;
-
-beforeAll(async () => {
-  svc = await startTestService({ ADMIN_API_KEY: op });
-  base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
-  chain = createPublicClient({ transport: http(svc.ctx.localChainUrl!) });
-});
-afterAll(async () => svc?.close());
+const svc = useService({ listen: true });
+const { op } = svc;
 
 async function httpClient(credential: string) {
-  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+  const transport = new StreamableHTTPClientTransport(new URL(`${svc.baseUrl}/mcp`), {
     requestInit: { headers: { authorization: `Bearer ${credential}` } },
   });
   const client = new Client({ name: "test-host", version: "1.0.0" });
@@ -54,7 +45,7 @@ async function stdioClient(credential: string) {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [BIN, "mcp"],
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: credential },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: svc.baseUrl, INTENTS_AGENT_KEY: credential },
     stderr: "pipe",
   });
   const client = new Client({ name: "test-host", version: "1.0.0" });
@@ -99,7 +90,7 @@ for (const kind of ["http", "stdio"] as const) {
       // simulate_first defaults to true for tools.
       expect(tx.simulation_status).toBe("success");
       expect(text(r)).toContain(tx.tx_hash);
-      const receipt = await chain.waitForTransactionReceipt({ hash: tx.tx_hash as Hex });
+      const receipt = await svc.chain.waitForTransactionReceipt({ hash: tx.tx_hash as Hex });
       expect(receipt.status).toBe("success");
       const got = (await client.callTool({ name: "get_transaction", arguments: { tx_id: tx.id } })) as CallToolResult;
       expect((got.structuredContent as any).tx_hash).toBe(tx.tx_hash);
@@ -143,7 +134,7 @@ for (const kind of ["http", "stdio"] as const) {
 
     it("nothing is signed by a malformed tool call", async () => {
       const before = await countTxs(agent.id);
-      const nonce = await chain.getTransactionCount({
+      const nonce = await svc.chain.getTransactionCount({
         address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any).address as Hex,
       });
       for (const args of [
@@ -159,7 +150,7 @@ for (const kind of ["http", "stdio"] as const) {
       expect(bad.isError).toBe(true);
       expect(await countTxs(agent.id)).toBe(before);
       expect(
-        await chain.getTransactionCount({
+        await svc.chain.getTransactionCount({
           address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any)
             .address as Hex,
         }),
@@ -216,7 +207,7 @@ describe("MCP retries and attacks", () => {
 
   /** One JSON-RPC request over /mcp by hand, as a host that retries with the same id would send it. */
   async function rawPost(credential: string, sessionId: string | undefined, msg: unknown) {
-    const res = await fetch(`${base}/mcp`, {
+    const res = await fetch(`${svc.baseUrl}/mcp`, {
       method: "POST",
       headers: {
         authorization: `Bearer ${credential}`,
@@ -263,7 +254,7 @@ describe("MCP retries and attacks", () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [BIN, "mcp"],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: agent.apiKey },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: svc.baseUrl, INTENTS_AGENT_KEY: agent.apiKey },
     });
     const waiting = new Map<number, (m: any) => void>();
     transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
@@ -349,7 +340,7 @@ describe("MCP and human approvals", () => {
     const { client, transport } = await httpClient(credential);
     return {
       rpc: async (msg) => {
-        const res = await fetch(`${base}/mcp`, {
+        const res = await fetch(`${svc.baseUrl}/mcp`, {
           method: "POST",
           headers: {
             authorization: `Bearer ${credential}`,
@@ -370,7 +361,7 @@ describe("MCP and human approvals", () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: [BIN, "mcp"],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: credential },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: svc.baseUrl, INTENTS_AGENT_KEY: credential },
     });
     const waiting = new Map<number, (m: any) => void>();
     transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
@@ -461,7 +452,7 @@ describe("MCP and human approvals", () => {
         expect(done.structuredContent).toMatchObject({ id, status: "executed", current_approvals: 1 });
         expect(result).toMatchObject({ status: "broadcast", agent_id: agent.id, value_wei: "50000000000000000" });
         expect(text(done)).toContain(result.tx_hash);
-        expect((await chain.waitForTransactionReceipt({ hash: result.tx_hash as Hex })).status).toBe("success");
+        expect((await svc.chain.waitForTransactionReceipt({ hash: result.tx_hash as Hex })).status).toBe("success");
 
         // The retried call (same request id) now answers that transaction; one transaction only.
         const retried = (await s.rpc(tool(101, "submit_transaction", args))).result as CallToolResult;
