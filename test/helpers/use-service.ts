@@ -22,7 +22,7 @@ type Env = Record<string, string>;
 type StartOptions = Parameters<typeof startTestService>[1];
 
 export interface UseServiceOptions {
-  /** Environment of the service (ADMIN_API_KEY is set to the handle's operator key unless given here). */
+  /** Environment of the service (ADMIN_API_KEY is set to the handle's operator key unless given here or generated). */
   env?: Env | ((made: { anvil?: AnvilNode }) => Env | Promise<Env>);
   /** Where the database, data folder or log go when a test needs them outside the service's lifetime. */
   start?: StartOptions | (() => StartOptions);
@@ -32,6 +32,8 @@ export interface UseServiceOptions {
   agent?: Record<string, unknown> | true;
   /** The agent also gets its own HSM key on the local chain (agents/{id}/chains/local), funded with 1000 ETH. */
   agentKey?: boolean;
+  /** No ADMIN_API_KEY: the first start generates one, as `npm start` does (the handle's op). */
+  generatedOperatorKey?: boolean;
   /** Listen on a free port of 127.0.0.1, for clients that speak real HTTP (the handle's baseUrl). */
   listen?: boolean;
   /** This many more replicas on the same database (startReplica), closed before the service. */
@@ -68,13 +70,18 @@ export function useService(opts: UseServiceOptions = {}): ServiceHandle {
     if (opts.anvil) anvil = await startAnvil(opts.anvil === true ? {} : opts.anvil);
     const env = typeof opts.env === "function" ? await opts.env({ anvil }) : opts.env;
     const start = typeof opts.start === "function" ? opts.start() : opts.start;
-    svc = await startTestService({ ADMIN_API_KEY: op, ...(anvil ? { CHAIN_LOCAL_RPC_URLS: anvil.url } : {}), ...env }, start);
+    const key: Env = opts.generatedOperatorKey ? {} : { ADMIN_API_KEY: op };
+    svc = await startTestService({ ...key, ...(anvil ? { CHAIN_LOCAL_RPC_URLS: anvil.url } : {}), ...env }, start);
     if (opts.listen) baseUrl = await svc.app.listen({ port: 0, host: "127.0.0.1" });
     for (let i = 0; i < (opts.replicas ?? 0); i++) replicas.push(await startReplica(svc));
     const localRpc = anvil?.url ?? svc.ctx.chains.resolve("local")?.rpc_urls[0];
     if (localRpc) chain = createPublicClient({ transport: http(localRpc), cacheTime: 0 }) as PublicClient;
     if (opts.agent || opts.agentKey) {
-      agent = await createAgent(svc.app, op, opts.agent === true || opts.agent === undefined ? {} : opts.agent);
+      agent = await createAgent(
+        svc.app,
+        svc.ctx.generatedOperatorKey ?? op,
+        opts.agent === true || opts.agent === undefined ? {} : opts.agent,
+      );
       if (opts.agentKey) agent = { ...agent, ...(await fundedKey(svc, agent.id, need(chain, "a local chain"))) };
     }
   });
@@ -108,7 +115,9 @@ export function useService(opts: UseServiceOptions = {}): ServiceHandle {
       for (const r of replicas.splice(0)) await r.close();
       await s?.close();
     },
-    op,
+    get op() {
+      return opts.generatedOperatorKey ? need(svc?.ctx.generatedOperatorKey, "the generated operator key") : op;
+    },
     get agent() {
       return need(agent, "an agent (useService({ agent }))");
     },
