@@ -6,21 +6,20 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { encodeFunctionData, hexToSignature, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { IntentToken } from "../contracts/intents.js";
 import { call, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { permit, startIntentStack, transferWithAuthorization, UNIT, type IntentStack } from "../intents/helpers.js";
+import { permit, transferWithAuthorization, UNIT, useIntentStack } from "../intents/helpers.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 const NEW_PAYEE = "0x00000000000000000000000000000000000b0b00" as Address;
 
 describe("human approvals", () => {
-  let s: IntentStack;
+  const s = useIntentStack();
   let ops: Array<{ id: string; key: string }>;
   beforeAll(async () => {
-    s = await startIntentStack();
     // Three operator keys besides the admin key: votes are counted per key.
     ops = [];
     for (const name of ["alice", "bob", "carol"]) {
@@ -28,8 +27,7 @@ describe("human approvals", () => {
       expect(r.status).toBe(201);
       ops.push({ id: r.body.id ?? r.body.key?.id, key: r.body.api_key });
     }
-  }, 60_000);
-  afterAll(async () => s?.close());
+  });
 
   const setRules = (a: TestAgent, rules: Record<string, unknown> | null) =>
     call(s.svc.app, "PUT", `/v1/agents/${a.id}/approval-rules`, { token: s.op, body: { approval_rules: rules } });

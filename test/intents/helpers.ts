@@ -5,15 +5,16 @@ import { encodeFunctionData, type Address, type Hex } from "viem";
 import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { PERMIT2_ADDRESS } from "../../src/pipeline/typed-data.js";
 import { Delegate7702, IntentToken, MiniPermit2 } from "../contracts/intents.js";
-import { call, createAgent, newOperatorKey, type Res, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { beforeAll } from "vitest";
+import { call, createAgent, type Res, type TestAgent } from "../helpers/api.js";
+import { useService, type ServiceHandle } from "../helpers/use-service.js";
 import { devClients } from "../simulation/helpers.js";
 
 export const UNIT = 10n ** 6n;
 export const PERMIT2 = PERMIT2_ADDRESS as Address;
 
 export interface IntentStack {
-  svc: TestService;
+  svc: ServiceHandle;
   dev: ReturnType<typeof devClients>;
   op: string;
   token: Address;
@@ -22,37 +23,39 @@ export interface IntentStack {
   sign(a: TestAgent, body: Record<string, unknown>, headers?: Record<string, string>): Promise<Res<any>>;
   balance(who: Address): Promise<bigint>;
   now(): Promise<bigint>;
-  close(): Promise<void>;
 }
 
-export async function startIntentStack(): Promise<IntentStack> {
-  const op = newOperatorKey();
-  const svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" });
-  const dev = devClients(svc.ctx.localChainUrl!);
-  const token = await dev.deploy(IntentToken as never, ["USD Coin", "USDC"]);
-  const delegate = await dev.deploy(Delegate7702 as never);
-  await dev.pub.request({ method: "anvil_setCode" as never, params: [PERMIT2, MiniPermit2.deployedBytecode] as never });
-  return {
+/** The stack, started before the file's (or describe's) tests and stopped after them; its fields exist once beforeAll has run. */
+export function useIntentStack(opts: { listen?: boolean } = {}): IntentStack {
+  const svc = useService({ env: { TRACKER: "off" }, ...opts });
+  const { op } = svc;
+  const s: IntentStack = {
     svc,
-    dev,
     op,
-    token,
-    delegate,
+    dev: undefined as never,
+    token: undefined as never,
+    delegate: undefined as never,
     async agent(fields = {}, tokens = 1_000n) {
       const agent = await createAgent(svc.app, op, fields);
       const key = await svc.ctx.signer.createKey(`agents/${agent.id}/chains/local`);
       await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: agent.id });
-      await dev.setBalance(key.address, 10n ** 20n);
-      if (tokens > 0n) await dev.send(token, IntentToken.abi, "mint", [key.address, tokens * UNIT]);
+      await s.dev.setBalance(key.address, 10n ** 20n);
+      if (tokens > 0n) await s.dev.send(s.token, IntentToken.abi, "mint", [key.address, tokens * UNIT]);
       return { ...agent, address: key.address };
     },
     sign: (a, body, headers) =>
       call(svc.app, "POST", `/v1/agents/${a.id}/sign`, { token: a.token, body: { chain: "local", ...body }, headers }),
     balance: (who) =>
-      dev.pub.readContract({ address: token, abi: IntentToken.abi, functionName: "balanceOf", args: [who] }) as Promise<bigint>,
-    now: async () => (await dev.pub.getBlock()).timestamp,
-    close: () => svc.close(),
+      s.dev.pub.readContract({ address: s.token, abi: IntentToken.abi, functionName: "balanceOf", args: [who] }) as Promise<bigint>,
+    now: async () => (await s.dev.pub.getBlock()).timestamp,
   };
+  beforeAll(async () => {
+    s.dev = devClients(svc.ctx.localChainUrl!);
+    s.token = await s.dev.deploy(IntentToken as never, ["USD Coin", "USDC"]);
+    s.delegate = await s.dev.deploy(Delegate7702 as never);
+    await s.dev.pub.request({ method: "anvil_setCode" as never, params: [PERMIT2, MiniPermit2.deployedBytecode] as never });
+  });
+  return s;
 }
 
 /** EIP-3009 TransferWithAuthorization typed data, as an x402 client builds it. */

@@ -4,20 +4,16 @@
 // allowlisted, an authorization for chain id 0 or another chain, a caller-chosen authorization nonce
 // and type 3 are refused with nothing signed.
 import { concat, parseTransaction, recoverTransactionAddress, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Delegate7702 } from "../contracts/intents.js";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { ping, startIntentStack, type IntentStack } from "./helpers.js";
+import { ping, useIntentStack } from "./helpers.js";
 
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 
 describe("transaction signing intents", () => {
-  let s: IntentStack;
-  beforeAll(async () => {
-    s = await startIntentStack();
-  }, 60_000);
-  afterAll(async () => s?.close());
+  const s = useIntentStack();
 
   const txCount = async (agentId: string) =>
     (await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM transactions WHERE agent_id = $1", [agentId])).rows[0].n;
