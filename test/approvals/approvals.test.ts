@@ -5,7 +5,7 @@
 // an x402 payment to a new payee waits and is signed once approved.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { encodeFunctionData, hexToSignature, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
+import { encodeFunctionData, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IntentToken } from "../contracts/intents.js";
 import { call, type TestAgent } from "../helpers/api.js";
@@ -213,19 +213,7 @@ describe("human approvals", () => {
     expect(replay.body.signature).toBe(resub.body.signature);
     expect(Number((await s.svc.ctx.pool.query("SELECT count(*) FROM signatures WHERE agent_id = $1", [a.id])).rows[0].count)).toBe(1);
 
-    const sig = hexToSignature(resub.body.signature as Hex);
-    const m = td.message;
-    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [
-      m.from,
-      m.to,
-      BigInt(m.value),
-      0n,
-      BigInt(m.validBefore),
-      m.nonce,
-      Number(sig.v),
-      sig.r,
-      sig.s,
-    ]);
+    await s.redeem(td, resub.body.signature as Hex);
     expect(await s.balance(NEW_PAYEE)).toBe(2n * UNIT);
     // The approval allowed that payee for that one signature only: the allowlist is unchanged.
     const again = transferWithAuthorization(s.token, a.address, NEW_PAYEE, UNIT, soon, keccak256(toHex(`pay-${Math.random()}`)));

@@ -34,19 +34,8 @@ describe("typed data: payments and permits under the token guardrails", () => {
     expect(await recoverTypedDataAddress({ ...(td as any), signature: r.body.signature })).toBe(a.address);
     expect(BigInt(parseSignature(r.body.signature).s)).toBeLessThanOrEqual(SECP256K1_HALF_N);
 
-    const sig = hexToSignature(r.body.signature as Hex);
     const m = td.message;
-    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [
-      m.from,
-      m.to,
-      BigInt(m.value),
-      0n,
-      BigInt(m.validBefore),
-      m.nonce,
-      Number(sig.v),
-      sig.r,
-      sig.s,
-    ]);
+    await s.redeem(td, r.body.signature as Hex);
     expect(await s.balance(PAYEE)).toBe(2n * UNIT);
 
     const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'signature.create' AND resource_id = $1", [
