@@ -73,3 +73,13 @@ export function useIntentStack(opts: { listen?: boolean } = {}): IntentStack {
 export { permit, permitSingle, permitTransferFrom, transferWithAuthorization } from "../helpers/typed-data.js";
 
 export const ping = () => encodeFunctionData({ abi: Delegate7702.abi, functionName: "ping" });
+
+/** A type-4 transaction intent in which `account` delegates itself to `delegate` and calls its ping(). */
+export const delegation = (account: Address, delegate: Address) => ({
+  intent_type: "transaction",
+  tx_type: 4,
+  to: account,
+  value: "0",
+  data: ping(),
+  authorization_list: [{ address: delegate }],
+});

@@ -6,7 +6,7 @@ import { keccak256, parseTransaction, recoverAddress, toHex, verifyMessage, veri
 import { beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { ping, transferWithAuthorization, UNIT, useIntentStack } from "./helpers.js";
+import { delegation, transferWithAuthorization, UNIT, useIntentStack } from "./helpers.js";
 
 const SDK = path.resolve(import.meta.dirname, "../../../shared/vendor/1claw-sdk/dist/index.js");
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
@@ -58,14 +58,7 @@ describe("official SDK: agents.sign()", () => {
       expect(tx.tx_type).toBe(tx_type);
       expect((await s.dev.pub.waitForTransactionReceipt({ hash: tx.tx_hash })).status).toBe("success");
     }
-    const setCode = await sign({
-      intent_type: "transaction",
-      tx_type: 4,
-      to: a.address,
-      value: "0",
-      data: ping(),
-      authorization_list: [{ address: s.delegate }],
-    });
+    const setCode = await sign(delegation(a.address, s.delegate));
     expect(parseTransaction(setCode.signed_tx as Hex).type).toBe("eip7702");
     expect((await s.dev.pub.waitForTransactionReceipt({ hash: setCode.tx_hash })).status).toBe("success");
     expect((await s.dev.pub.getCode({ address: a.address }))?.toLowerCase()).toBe(`0xef0100${s.delegate.slice(2).toLowerCase()}`);

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { Delegate7702 } from "../contracts/intents.js";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { ping, useIntentStack } from "./helpers.js";
+import { delegation, ping, useIntentStack } from "./helpers.js";
 
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 
@@ -73,14 +73,7 @@ describe("transaction signing intents", () => {
 
   it("EIP-7702: an authorization to an allowlisted delegate, sent in a type-4 transaction, delegates the key's account", async () => {
     const a = await s.agent({ eip7702_delegate_allowlist: [s.delegate] }, 0n);
-    const r = await s.sign(a, {
-      intent_type: "transaction",
-      tx_type: 4,
-      to: a.address,
-      value: "0",
-      data: ping(),
-      authorization_list: [{ address: s.delegate }],
-    });
+    const r = await s.sign(a, delegation(a.address, s.delegate));
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.tx_type).toBe(4);
     const parsed = parseTransaction(r.body.signed_tx as Hex);
