@@ -11,10 +11,9 @@ import { SignIntentRequestSchema } from "./schemas/signatures.js";
 import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { decodeCursor, EXPORT_PAGE_SIZE, listPage, openPagedExport, sendExport } from "./listing.js";
-import { idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";
+import { idempotencyKey, intentsAgentGuard, sendGateResult, validatedByPipeline } from "./transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
-import { approvalLocation } from "./approvals.js";
 import { UUID } from "../uuid.js";
 import { AgentParams, ExportQuery, Filters, HistoryQuery, ListQuery } from "./schemas/signatures.js";
 
@@ -104,8 +103,7 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         "sign_intent",
         (input) => signIntent(deps, input),
       );
-      if (result.status === 202) void reply.header("location", approvalLocation(result.body));
-      return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
+      return sendGateResult(reply, result);
     },
   );
 

@@ -18,14 +18,20 @@ import {
 } from "./schemas/transactions.js";
 import { decodeCursor, listPage } from "./listing.js";
 import type { App } from "./types.js";
-import { withApprovals } from "../approvals/gate.js";
+import { withApprovals, type GateResult } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { UUID } from "../uuid.js";
 import { AgentParams, IdempotencyHeaders, ListQuery, SignedTxQuery, TxParams } from "./schemas/transactions.js";
 
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
+
+/** The pipeline's answer as it wrote it; held by approval rules, a 202 with the pending approval's Location. */
+export function sendGateResult(reply: FastifyReply, result: GateResult) {
+  if (result.status === 202) void reply.header("location", approvalLocation(result.body));
+  return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
+}
 
 /** A page of the transaction list (an agent's, or every agent's for operators). */
 export const transactionsPage = (rows: ListedTx[], limit: number, includeSignedTx: boolean) =>
@@ -101,8 +107,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
           mode === "sign" ? "transaction.sign" : "transaction.submit",
           (input) => submitTransaction(deps, input),
         );
-        if (result.status === 202) void reply.header("location", approvalLocation(result.body));
-        return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
+        return sendGateResult(reply, result);
       },
     );
   }
