@@ -2,19 +2,17 @@
 // history of message, typed-data and digest signatures: an agent's own list, every agent's list and a
 // streamed export for operators (transactions signed through /sign are in the transaction history).
 import { z } from "zod";
-import { requireIntentsAgent, requireOperator, requireReader } from "../auth/principal.js";
+import { requireIntentsAgent, requireOperator } from "../auth/principal.js";
 import type { Pool, Queryable } from "../db/pool.js";
 import { listSignatures, type ListedSignature, type SignatureFilter } from "../db/signatures.js";
-import { notFound } from "../errors.js";
 import { signIntent } from "../pipeline/sign-intent.js";
 import { SignIntentRequestSchema } from "./schemas/signatures.js";
 import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { decodeCursor, EXPORT_PAGE_SIZE, listPage, openPagedExport, sendExport } from "./listing.js";
-import { idempotencyKey, intentsAgentGuard, sendGateResult, validatedByPipeline } from "./transactions.js";
+import { idempotencyKey, intentsAgentGuard, readableAgent, sendGateResult, validatedByPipeline } from "./transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
-import { UUID } from "../uuid.js";
 import { AgentParams, ExportQuery, Filters, HistoryQuery, ListQuery } from "./schemas/signatures.js";
 
 const wants = (v: string | undefined) => v === "true" || v === "1";
@@ -118,9 +116,8 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
       },
     },
     async (req) => {
-      requireReader(req, req.params.agent_id, { intents: true });
-      if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
-      const rows = await listSignatures(deps.pool, filterOf(req.query, req.params.agent_id.toLowerCase()));
+      const agentId = readableAgent(req, req.params.agent_id);
+      const rows = await listSignatures(deps.pool, filterOf(req.query, agentId.toLowerCase()));
       return page(rows, req.query.limit, wants(req.query.include_signature));
     },
   );

@@ -27,6 +27,13 @@ import { AgentParams, IdempotencyHeaders, ListQuery, SignedTxQuery, TxParams } f
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
 
+/** The agent whose history `req` may read (itself, or any for an operator); 404 for an id that is no UUID. */
+export function readableAgent(req: FastifyRequest, agentId: string): string {
+  requireReader(req, agentId, { intents: true });
+  if (!UUID.test(agentId)) throw notFound("Agent not found.");
+  return agentId;
+}
+
 /** The pipeline's answer as it wrote it; held by approval rules, a 202 with the pending approval's Location. */
 export function sendGateResult(reply: FastifyReply, result: GateResult) {
   if (result.status === 202) void reply.header("location", approvalLocation(result.body));
@@ -123,9 +130,8 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       },
     },
     async (req) => {
-      requireReader(req, req.params.agent_id, { intents: true });
-      if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
-      const rows = await listTransactions(deps.pool, toFilter(deps.chains, req.query, req.params.agent_id));
+      const agentId = readableAgent(req, req.params.agent_id);
+      const rows = await listTransactions(deps.pool, toFilter(deps.chains, req.query, agentId));
       return transactionsPage(rows, req.query.limit, wantsSignedTx(req.query.include_signed_tx));
     },
   );
