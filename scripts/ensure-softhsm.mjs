@@ -4,6 +4,7 @@
 // as root with apt it is installed (Debian package softhsm2); elsewhere we stop with the exact command.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import { ensurePackage } from "./lib/apt.mjs";
 
 const CANDIDATES = [
   "/usr/lib/softhsm/libsofthsm2.so",
@@ -13,7 +14,6 @@ const CANDIDATES = [
   "/usr/lib64/pkcs11/libsofthsm2.so",
   "/opt/homebrew/lib/softhsm/libsofthsm2.so",
 ];
-const INSTALL = "apt-get update && apt-get install -y softhsm2";
 
 if (process.env.PKCS11_MODULE) {
   if (!fs.existsSync(process.env.PKCS11_MODULE)) {
@@ -22,7 +22,6 @@ if (process.env.PKCS11_MODULE) {
   }
   process.exit(0);
 }
-const found = () => CANDIDATES.find((p) => fs.existsSync(p)) && hasUtil();
 function hasUtil() {
   try {
     execFileSync("softhsm2-util", ["--version"], { stdio: "ignore" });
@@ -31,34 +30,12 @@ function hasUtil() {
     return false;
   }
 }
-if (found()) process.exit(0);
-
-const isRoot = process.getuid?.() === 0;
-let hasApt = false;
-try {
-  execFileSync("apt-get", ["--version"], { stdio: "ignore" });
-  hasApt = true;
-} catch {}
-
-if (isRoot && hasApt) {
-  console.error("SoftHSM2 is missing; installing the Debian package softhsm2 …");
-  try {
-    execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-    execFileSync("apt-get", ["install", "-y", "-qq", "softhsm2"], {
-      stdio: "inherit",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  } catch {
-    console.error(`Installing SoftHSM2 failed. Run as root:\n  ${INSTALL}`);
-    process.exit(1);
-  }
-  if (found()) process.exit(0);
-  console.error(`SoftHSM2 still not found after installing. Run as root:\n  ${INSTALL}`);
-  process.exit(1);
-}
-console.error(
-  `SoftHSM2 (libsofthsm2.so) is not installed and cannot be installed from here.\n` +
-    `Run as root:\n  ${isRoot ? "" : "sudo "}${hasApt ? INSTALL : "install your distribution's softhsm2 package"}\n` +
+ensurePackage({
+  name: "SoftHSM2",
+  pkg: "softhsm2",
+  found: () => CANDIDATES.find((p) => fs.existsSync(p)) && hasUtil(),
+  unavailable: ({ isRoot, hasApt, install }) =>
+    `SoftHSM2 (libsofthsm2.so) is not installed and cannot be installed from here.\n` +
+    `Run as root:\n  ${isRoot ? "" : "sudo "}${hasApt ? install : "install your distribution's softhsm2 package"}\n` +
     `or point PKCS11_MODULE (with PKCS11_PIN) at another PKCS#11 module.`,
-);
-process.exit(1);
+});

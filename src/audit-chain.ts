@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { Pool } from "./db/pool.js";
 import { withTransaction } from "./db/pool.js";
 import { canonicalJson } from "./canonical-json.js";
+import type { AuditEventRow } from "./db/audit.js";
 
 export const GENESIS_HASH = "0".repeat(64);
 // "auditsel" in ASCII: one sealer at a time across all replicas.
@@ -18,19 +19,8 @@ export const AUDIT_SCHEME = {
   link_field: "prev_hash",
 };
 
-interface ContentRow {
-  seq: string;
-  id: string;
-  action: string;
-  actor_type: string;
-  actor_id: string | null;
-  resource_type: string | null;
-  resource_id: string | null;
-  details: unknown;
-  request_id: string | null;
-  ip_address: string | null;
-  created_at_text: string;
-}
+/** What a hash covers: the stored event without its links, created_at as text to the microsecond. */
+type ContentRow = Omit<AuditEventRow, "created_at" | "chain_seq" | "prev_hash" | "hash" | "org_id"> & { created_at_text: string };
 
 const CONTENT_COLUMNS = `seq, id, action, actor_type, actor_id, resource_type, resource_id, details, request_id, ip_address,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at_text`;

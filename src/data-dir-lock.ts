@@ -41,18 +41,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
         'Each process needs its own DATA_DIR: stop that one, or start this one with another DATA_DIR (see README, "Several processes").',
     );
   }
-  fs.ftruncateSync(fd, 0);
-  fs.writeSync(fd, `${process.pid}\n`, 0);
-  return {
-    file,
-    release: () => {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already closed */
-      }
-    },
-  };
+  return holdWithPid(file, fd, false);
 }
 
 /**
@@ -77,13 +66,18 @@ function pidFileLock(dataDir: string, file: string, fd: number): DataDirLock {
       `${path.resolve(dataDir)} is in use by another intents service (pid ${holder}). Each process needs its own DATA_DIR.`,
     );
   }
+  return holdWithPid(file, fd, true);
+}
+
+/** The lock is ours: the file names this process; release closes it (emptied first when the pid is the lock). */
+function holdWithPid(file: string, fd: number, emptyOnRelease: boolean): DataDirLock {
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, `${process.pid}\n`, 0);
   return {
     file,
     release: () => {
       try {
-        fs.ftruncateSync(fd, 0);
+        if (emptyOnRelease) fs.ftruncateSync(fd, 0);
         fs.closeSync(fd);
       } catch {
         /* already closed */

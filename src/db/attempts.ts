@@ -69,11 +69,11 @@ export async function insertAttempt(db: Queryable, a: NewAttempt): Promise<Attem
   return rows[0];
 }
 
-/** The first attempt, from the row that holds it (inside the transaction that inserts the row). */
-export async function recordAttempt(db: Queryable, row: TxRow, status: AttemptStatus = "signed"): Promise<AttemptRow> {
-  return insertAttempt(db, {
+/** The row's own signature as its original attempt's fields. */
+function originalOf(row: TxRow) {
+  return {
     tx_id: row.id,
-    kind: "original",
+    kind: "original" as const,
     tx_hash: row.tx_hash!,
     signed_tx: row.signed_tx!,
     to_address: row.to_address,
@@ -82,8 +82,12 @@ export async function recordAttempt(db: Queryable, row: TxRow, status: AttemptSt
     gas_price: row.gas_price,
     max_fee_per_gas: row.max_fee_per_gas,
     max_priority_fee_per_gas: row.max_priority_fee_per_gas,
-    status,
-  });
+  };
+}
+
+/** The first attempt, from the row that holds it (inside the transaction that inserts the row). */
+export async function recordAttempt(db: Queryable, row: TxRow, status: AttemptStatus = "signed"): Promise<AttemptRow> {
+  return insertAttempt(db, { ...originalOf(row), status });
 }
 
 /** The history to show: the stored attempts, or the row's own signature while none is stored yet. */
@@ -92,16 +96,7 @@ export function attemptsOrOriginal(row: TxRow, stored: AttemptRow[]): AttemptRow
   return [
     {
       id: "0",
-      tx_id: row.id,
-      kind: "original",
-      tx_hash: row.tx_hash,
-      signed_tx: row.signed_tx,
-      to_address: row.to_address,
-      value_wei: row.value_wei,
-      gas_limit: row.gas_limit,
-      gas_price: row.gas_price,
-      max_fee_per_gas: row.max_fee_per_gas,
-      max_priority_fee_per_gas: row.max_priority_fee_per_gas,
+      ...originalOf(row),
       status: row.status === "failed" ? "failed" : row.block_number !== null ? "mined" : row.status === "broadcast" ? "sent" : "signed",
       replaced_by: null,
       error_message: null,

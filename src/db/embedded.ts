@@ -101,22 +101,19 @@ export function makeReachableForPostgres(dataDir: string): void {
   }
 }
 
-export async function startEmbeddedPostgres(opts: {
-  dataDir: string;
-  database?: string;
+/** The cluster's settings: loopback TCP only, password authentication, the postgres user when run as root. */
+export function clusterOptions(opts: {
+  databaseDir: string;
+  port: number;
+  password: string;
   onLog?: (line: string) => void;
-}): Promise<EmbeddedDatabase> {
-  const dir = path.join(opts.dataDir, "postgres");
-  fs.mkdirSync(opts.dataDir, { recursive: true });
-  makeReachableForPostgres(opts.dataDir);
-  const password = readOrCreateSecret(path.join(opts.dataDir, "postgres-password"));
-  const port = await freePort();
+}): ConstructorParameters<typeof EmbeddedPostgres>[0] {
   const log = opts.onLog ?? (() => {});
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
+  return {
+    databaseDir: opts.databaseDir,
+    port: opts.port,
     user: "postgres",
-    password,
+    password: opts.password,
     authMethod: "scram-sha-256",
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
@@ -136,7 +133,20 @@ export async function startEmbeddedPostgres(opts: {
     ],
     onLog: (m) => log(m.trim()),
     onError: (e) => log(String(e)),
-  });
+  };
+}
+
+export async function startEmbeddedPostgres(opts: {
+  dataDir: string;
+  database?: string;
+  onLog?: (line: string) => void;
+}): Promise<EmbeddedDatabase> {
+  const dir = path.join(opts.dataDir, "postgres");
+  fs.mkdirSync(opts.dataDir, { recursive: true });
+  makeReachableForPostgres(opts.dataDir);
+  const password = readOrCreateSecret(path.join(opts.dataDir, "postgres-password"));
+  const port = await freePort();
+  const pg = new EmbeddedPostgres(clusterOptions({ databaseDir: dir, port, password, onLog: opts.onLog }));
   if (!fs.existsSync(path.join(dir, "PG_VERSION"))) {
     await pg.initialise();
   } else {

@@ -1,22 +1,18 @@
 // Signing intents: POST /v1/agents/{agent_id}/sign (the pipeline is src/pipeline/sign-intent.ts), and the
 // history of message, typed-data and digest signatures: an agent's own list, every agent's list and a
 // streamed export for operators (transactions signed through /sign are in the transaction history).
-import { Readable } from "node:stream";
 import { z } from "zod";
-import { requireIntentsAgent, requireOperator, requireReader } from "../auth/principal.js";
+import { requireIntentsAgent, requireOperator } from "../auth/principal.js";
 import type { Pool, Queryable } from "../db/pool.js";
 import { listSignatures, type ListedSignature, type SignatureFilter } from "../db/signatures.js";
-import { notFound } from "../errors.js";
 import { signIntent } from "../pipeline/sign-intent.js";
 import { SignIntentRequestSchema } from "./schemas/signatures.js";
 import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
-import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
-import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";
+import { decodeCursor, EXPORT_PAGE_SIZE, listPage, openPagedExport, sendExport } from "./listing.js";
+import { idempotencyKey, intentsAgentGuard, readableAgent, sendGateResult, validatedByPipeline } from "./transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
-import { approvalLocation } from "./approvals.js";
-import { UUID } from "../uuid.js";
 import { AgentParams, ExportQuery, Filters, HistoryQuery, ListQuery } from "./schemas/signatures.js";
 
 const wants = (v: string | undefined) => v === "true" || v === "1";
@@ -66,30 +62,19 @@ function filterOf(q: z.infer<typeof Filters> & { limit?: number; cursor?: string
   };
 }
 
-function page(rows: ListedSignature[], limit: number, include: boolean) {
-  const last = rows[rows.length - 1];
-  return {
-    signatures: rows.map((r) => toSignatureResponse(r, include)),
-    next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.cursor_ts, id: last.id }) : null,
-  };
-}
+const page = (rows: ListedSignature[], limit: number, include: boolean) =>
+  listPage("signatures", rows, limit, (r) => toSignatureResponse(r, include));
 
-async function* exportLines(db: Queryable, filter: SignatureFilter, format: "jsonl" | "csv", include: boolean): AsyncGenerator<string> {
-  const columns = include ? [...CSV_COLUMNS, "signature"] : CSV_COLUMNS;
-  if (format === "csv") yield csvRecord(columns);
-  let after = filter.after;
-  for (;;) {
-    const rows = await listSignatures(db, { ...filter, limit: EXPORT_PAGE_SIZE, after });
-    let out = "";
-    for (const r of rows) {
-      const s = toSignatureResponse(r, include) as Record<string, unknown>;
-      out +=
-        format === "jsonl" ? JSON.stringify(s) + "\n" : csvRecord(columns.map((c) => (c === "meaning" ? JSON.stringify(s.meaning) : s[c])));
-    }
-    if (out) yield out;
-    if (rows.length < EXPORT_PAGE_SIZE) return;
-    after = { ts: rows[rows.length - 1].cursor_ts, id: rows[rows.length - 1].id };
-  }
+/** Opens an export of the signatures `filter` selects (streamed page by page, src/http/listing.ts). */
+function openExport(db: Queryable, filter: SignatureFilter, format: "jsonl" | "csv", include: boolean): Promise<AsyncGenerator<string>> {
+  const { after, ...rest } = filter;
+  return openPagedExport((p) => listSignatures(db, { ...rest, ...p }), after, {
+    format,
+    columns: include ? [...CSV_COLUMNS, "signature"] : CSV_COLUMNS,
+    toRecord: (r) => toSignatureResponse(r, include),
+    // The meaning is an object: one CSV field of JSON.
+    csvValue: (s, c) => (c === "meaning" ? JSON.stringify(s.meaning) : s[c]),
+  });
 }
 
 export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Pool }): Promise<void> {
@@ -116,8 +101,7 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         "sign_intent",
         (input) => signIntent(deps, input),
       );
-      if (result.status === 202) void reply.header("location", approvalLocation(result.body));
-      return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
+      return sendGateResult(reply, result);
     },
   );
 
@@ -132,9 +116,8 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
       },
     },
     async (req) => {
-      requireReader(req, req.params.agent_id, { intents: true });
-      if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
-      const rows = await listSignatures(deps.pool, filterOf(req.query, req.params.agent_id.toLowerCase()));
+      const agentId = readableAgent(req, req.params.agent_id);
+      const rows = await listSignatures(deps.pool, filterOf(req.query, agentId.toLowerCase()));
       return page(rows, req.query.limit, wants(req.query.include_signature));
     },
   );
@@ -165,21 +148,13 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
     async (req, reply) => {
       requireOperator(req);
       const { format } = req.query;
-      const lines = exportLines(
+      const lines = await openExport(
         deps.pool,
         filterOf(req.query, req.query.agent_id?.toLowerCase()),
         format,
         wants(req.query.include_signature),
       );
-      const stamp = new Date()
-        .toISOString()
-        .replace(/[-:]/g, "")
-        .replace(/\.\d+Z$/, "Z");
-      return reply
-        .header("content-type", EXPORT_CONTENT_TYPES[format])
-        .header("content-disposition", `attachment; filename="signatures-${stamp}.${format}"`)
-        .header("cache-control", "no-store")
-        .send(Readable.from(lines, { objectMode: false }));
+      return sendExport(reply, "signatures", format, lines);
     },
   );
 }

@@ -3,7 +3,7 @@
 import { requireIntentsAgent, requireReader } from "../auth/principal.js";
 import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
-import { getTransaction, listTransactions, type ListedTx, type TxCursor, type TxFilter } from "../db/transactions.js";
+import { getTransaction, listTransactions, type ListedTx, type TxFilter } from "../db/transactions.js";
 import { badRequest, notFound, simulationNotAvailable } from "../errors.js";
 import { submitTransaction } from "../pipeline/submit.js";
 import type { PipelineDeps } from "../pipeline/types.js";
@@ -16,35 +16,33 @@ import {
   SimulationResponseSchema,
   TransactionRequestSchema,
 } from "./schemas/transactions.js";
+import { decodeCursor, listPage } from "./listing.js";
 import type { App } from "./types.js";
-import { withApprovals } from "../approvals/gate.js";
+import { withApprovals, type GateResult } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { UUID } from "../uuid.js";
 import { AgentParams, IdempotencyHeaders, ListQuery, SignedTxQuery, TxParams } from "./schemas/transactions.js";
 
 /** Only the literal values "true" and "1" include the raw signed transaction. */
 export const wantsSignedTx = (v: string | undefined) => v === "true" || v === "1";
 
-const CURSOR_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
-
-export function encodeCursor(c: TxCursor): string {
-  return Buffer.from(`${c.ts}|${c.id}`).toString("base64url");
+/** The agent whose history `req` may read (itself, or any for an operator); 404 for an id that is no UUID. */
+export function readableAgent(req: FastifyRequest, agentId: string): string {
+  requireReader(req, agentId, { intents: true });
+  if (!UUID.test(agentId)) throw notFound("Agent not found.");
+  return agentId;
 }
 
-export function decodeCursor(c: string): TxCursor {
-  const [ts, id] = Buffer.from(c, "base64url").toString("utf8").split("|");
-  if (!ts || !id || !CURSOR_TS.test(ts) || !UUID.test(id) || Number.isNaN(new Date(ts).getTime())) {
-    throw badRequest("Invalid cursor.", [{ field: "cursor", message: "is not a cursor returned by this API" }]);
-  }
-  return { ts, id };
+/** The pipeline's answer as it wrote it; held by approval rules, a 202 with the pending approval's Location. */
+export function sendGateResult(reply: FastifyReply, result: GateResult) {
+  if (result.status === 202) void reply.header("location", approvalLocation(result.body));
+  return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
 }
 
-/** The cursor for the page after `rows`, or null when this page was the last. */
-export function nextCursor(rows: ListedTx[], limit: number): string | null {
-  const last = rows[rows.length - 1];
-  return rows.length === limit && last ? encodeCursor({ ts: last.cursor_ts, id: last.id }) : null;
-}
+/** A page of the transaction list (an agent's, or every agent's for operators). */
+export const transactionsPage = (rows: ListedTx[], limit: number, includeSignedTx: boolean) =>
+  listPage("transactions", rows, limit, (r) => toTransactionResponse(r, { includeSignedTx }));
 
 export function toFilter(chains: ChainRegistry, q: ListQuery, agentId?: string): TxFilter {
   let chain: string | undefined;
@@ -116,8 +114,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
           mode === "sign" ? "transaction.sign" : "transaction.submit",
           (input) => submitTransaction(deps, input),
         );
-        if (result.status === 202) void reply.header("location", approvalLocation(result.body));
-        return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);
+        return sendGateResult(reply, result);
       },
     );
   }
@@ -133,14 +130,9 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       },
     },
     async (req) => {
-      requireReader(req, req.params.agent_id, { intents: true });
-      if (!UUID.test(req.params.agent_id)) throw notFound("Agent not found.");
-      const rows = await listTransactions(deps.pool, toFilter(deps.chains, req.query, req.params.agent_id));
-      const include = wantsSignedTx(req.query.include_signed_tx);
-      return {
-        transactions: rows.map((r) => toTransactionResponse(r, { includeSignedTx: include })),
-        next_cursor: nextCursor(rows, req.query.limit),
-      };
+      const agentId = readableAgent(req, req.params.agent_id);
+      const rows = await listTransactions(deps.pool, toFilter(deps.chains, req.query, agentId));
+      return transactionsPage(rows, req.query.limit, wantsSignedTx(req.query.include_signed_tx));
     },
   );
 

@@ -20,7 +20,8 @@
 // reserves a nonce while its address is rewritten; submissions wait for that one short transaction.
 import { lockNonceRow, resetNextNonce } from "../db/nonces.js";
 import { appendAudit } from "../db/audit.js";
-import { withTransaction } from "../db/pool.js";
+import { auditTransaction } from "./audit.js";
+import { withTransaction, type Queryable } from "../db/pool.js";
 import { TRACKER_ACTOR, type StepContext } from "./types.js";
 
 const MAX_ADDRESSES_PER_PASS = 200;
@@ -116,40 +117,25 @@ async function recordNonceReset(sc: StepContext, address: string, confirmedNonce
       [chainId, address, latest.toString()],
     );
     await resetNextNonce(tx, chainId, address, pending);
-    await appendAudit(tx, {
-      action: "chain.reset_detected",
-      actor: TRACKER_ACTOR,
-      resourceType: "chain",
-      resourceId: String(chainId),
-      details: {
-        chain: sc.chain.name,
-        chain_id: chainId,
-        address,
-        kind: "nonce_went_back",
-        chain_nonce: Number(latest),
-        confirmed_nonce: Number(confirmedNonce),
-        next_nonce_before: Number(locked.next),
-        next_nonce_after: Number(pending),
-        transactions_marked: marked.rows.length,
-      },
+    await auditResetDetected(tx, sc, chainId, address, {
+      kind: "nonce_went_back",
+      chain_nonce: Number(latest),
+      confirmed_nonce: Number(confirmedNonce),
+      next_nonce_before: Number(locked.next),
+      next_nonce_after: Number(pending),
+      transactions_marked: marked.rows.length,
     });
     for (const m of marked.rows) {
-      await appendAudit(tx, {
-        action: "transaction.chain_reset",
-        actor: TRACKER_ACTOR,
-        resourceType: "transaction",
-        resourceId: m.id,
-        details: {
-          chain: sc.chain.name,
-          chain_id: chainId,
-          from: address,
-          nonce: Number(m.nonce),
-          tx_hash: m.tx_hash,
-          chain_status: "chain_reset",
-          reason: `chain reset: ${sc.chain.name} no longer holds this transaction (its mined count for the sender went back to ${latest})`,
-          previous_chain_status: m.chain_status,
-          old_block_number: m.block_number === null ? null : Number(m.block_number),
-        },
+      await auditTransaction(tx, "transaction.chain_reset", m.id, {
+        chain: sc.chain.name,
+        chain_id: chainId,
+        from: address,
+        nonce: Number(m.nonce),
+        tx_hash: m.tx_hash,
+        chain_status: "chain_reset",
+        reason: `chain reset: ${sc.chain.name} no longer holds this transaction (its mined count for the sender went back to ${latest})`,
+        previous_chain_status: m.chain_status,
+        old_block_number: m.block_number === null ? null : Number(m.block_number),
       });
     }
     return { latest, pending, marked: marked.rows.length, before: locked.next.toString() };
@@ -185,19 +171,10 @@ async function recordBlockLoss(sc: StepContext, address: string, fromBlock: bigi
       "UPDATE transaction_attempts SET status = 'sent', updated_at = now() WHERE tx_id = ANY($1::uuid[]) AND status = 'mined'",
       [rows.map((r) => r.id)],
     );
-    await appendAudit(tx, {
-      action: "chain.reset_detected",
-      actor: TRACKER_ACTOR,
-      resourceType: "chain",
-      resourceId: String(chainId),
-      details: {
-        chain: sc.chain.name,
-        chain_id: chainId,
-        address,
-        kind: "block_gone",
-        block_number: Number(fromBlock),
-        transactions_followed_again: rows.length,
-      },
+    await auditResetDetected(tx, sc, chainId, address, {
+      kind: "block_gone",
+      block_number: Number(fromBlock),
+      transactions_followed_again: rows.length,
     });
     return rows.length;
   });
@@ -206,4 +183,21 @@ async function recordBlockLoss(sc: StepContext, address: string, fromBlock: bigi
     { chain: sc.chain.name, address, block_number: Number(fromBlock), transactions: n },
     "chain reset detected: a block holding confirmed transactions is gone; following them again",
   );
+}
+
+/** The `chain.reset_detected` audit event of one address: which chain, and what `details` say was seen. */
+function auditResetDetected(
+  tx: Queryable,
+  sc: StepContext,
+  chainId: number,
+  address: string,
+  details: { kind: "nonce_went_back" | "block_gone" } & Record<string, unknown>,
+) {
+  return appendAudit(tx, {
+    action: "chain.reset_detected",
+    actor: TRACKER_ACTOR,
+    resourceType: "chain",
+    resourceId: String(chainId),
+    details: { chain: sc.chain.name, chain_id: chainId, address, ...details },
+  });
 }

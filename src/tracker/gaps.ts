@@ -16,6 +16,7 @@
 // Writes: nonces, released_nonces, new transactions rows (+ first attempt, audit); then broadcasts them.
 import type { Hex } from "viem";
 import { appendAudit } from "../db/audit.js";
+import { auditTransaction } from "./audit.js";
 import { withTransaction, type PoolClient } from "../db/pool.js";
 import { insertTransaction, type TxRow } from "../db/transactions.js";
 import { broadcastSigned } from "../pipeline/broadcast.js";
@@ -203,13 +204,7 @@ export async function repairAddress(sc: StepContext, address: string): Promise<v
       const row = await insertTransaction(tx, fillRow);
       await recordAttempt(tx, row);
       await dropReleased(tx, chainId, address, nonce);
-      await appendAudit(tx, {
-        action: "transaction.submit",
-        actor: TRACKER_ACTOR,
-        resourceType: "transaction",
-        resourceId: row.id,
-        details: auditDetails(fillRow, undefined, { reason: "gap_fill" }),
-      });
+      await auditTransaction(tx, "transaction.submit", row.id, auditDetails(fillRow, undefined, { reason: "gap_fill" }));
       rows.push(row);
     }
     return rows;

@@ -15,7 +15,7 @@
 //   unknown (timeout, unreachable) → counted; tried again later.
 // Writes: attempt and row status, counters, audit (broadcast, dropped); fenced by the row's lease.
 import type { Hex } from "viem";
-import { appendAudit } from "../db/audit.js";
+import { auditDropped, auditTransaction } from "./audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { needsHigherFees, recordBroadcastOutcome, sendSigned } from "../pipeline/broadcast.js";
 import { releaseNonce } from "../pipeline/nonce.js";
@@ -70,18 +70,12 @@ export async function sendAttempt(
       // transaction took it again (a node that "already knows" it only answered a lagging lookup).
       const lost = meta.missing === true && outcome.kind === "accepted";
       if (lost) {
-        await appendAudit(sc.deps.pool, {
-          action: "transaction.dropped",
-          actor: TRACKER_ACTOR,
-          resourceType: "transaction",
-          resourceId: row.id,
-          details: {
-            chain: row.chain,
-            tx_hash: attempt.tx_hash,
-            nonce: Number(row.nonce),
-            reason: "missing from the node's mempool and not mined; the stored signature was sent again",
-            final: false,
-          },
+        await auditTransaction(sc.deps.pool, "transaction.dropped", row.id, {
+          chain: row.chain,
+          tx_hash: attempt.tx_hash,
+          nonce: Number(row.nonce),
+          reason: "missing from the node's mempool and not mined; the stored signature was sent again",
+          final: false,
         });
         sc.deps.log.info(
           { tx_id: row.id, chain: row.chain, tx_hash: attempt.tx_hash },
@@ -157,20 +151,19 @@ export async function promoteAttempt(
       ],
     );
     if (meta.audit) {
-      await appendAudit(tx, {
-        action: "transaction.broadcast",
-        actor: meta.actor,
-        resourceType: "transaction",
-        resourceId: row.id,
-        requestId: meta.requestId,
-        details: {
+      await auditTransaction(
+        tx,
+        "transaction.broadcast",
+        row.id,
+        {
           chain: row.chain,
           tx_hash: attempt.tx_hash,
           nonce: Number(row.nonce),
           attempt_kind: attempt.kind,
           rebroadcast: meta.rebroadcast,
         },
-      });
+        { actor: meta.actor, requestId: meta.requestId },
+      );
     }
   });
 }
@@ -188,13 +181,7 @@ async function dropTransaction(sc: StepContext, row: TxRow, attempt: AttemptRow,
       [row.id],
     );
     await releaseNonce(tx, Number(row.chain_id), row.from_address, BigInt(row.nonce!));
-    await appendAudit(tx, {
-      action: "transaction.dropped",
-      actor: TRACKER_ACTOR,
-      resourceType: "transaction",
-      resourceId: row.id,
-      details: { chain: row.chain, tx_hash: attempt.tx_hash, nonce: Number(row.nonce), reason: message, final: true },
-    });
+    await auditDropped(tx, row, attempt.tx_hash, message);
   });
   sc.deps.log.warn({ tx_id: row.id, chain: row.chain, reason: message }, "transaction dropped: the node refuses it");
 }

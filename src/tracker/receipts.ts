@@ -10,6 +10,7 @@
 // Writes: the transactions row, attempt statuses, audit events (confirmed, reorged, dropped).
 import type { Hex } from "viem";
 import { appendAudit, type AuditEvent } from "../db/audit.js";
+import { auditDropped, auditTransaction } from "./audit.js";
 import type { TxRow } from "../db/transactions.js";
 import { minableAttempts, type AttemptRow } from "../db/attempts.js";
 import { withLease } from "../db/leases.js";
@@ -192,28 +193,16 @@ async function recordMined(
     const base = eventBase(row, mined.tx_hash);
     if (row.status === "signed") {
       // A send whose answer was lost reached a node after all: the broadcast is known from its receipt.
-      await appendAudit(tx, {
-        action: "transaction.broadcast",
-        actor: TRACKER_ACTOR,
-        resourceType: "transaction",
-        resourceId: row.id,
-        details: { ...base, seen: "mined" },
-      });
+      await auditTransaction(tx, "transaction.broadcast", row.id, { ...base, seen: "mined" });
     }
     if (moved) {
-      await appendAudit(tx, {
-        action: "transaction.reorged",
-        actor: TRACKER_ACTOR,
-        resourceType: "transaction",
-        resourceId: row.id,
-        details: {
-          ...base,
-          reason: "mined again in another block",
-          old_block_number: Number(row.block_number),
-          old_block_hash: row.block_hash,
-          block_number: Number(block),
-          block_hash: r.blockHash,
-        },
+      await auditTransaction(tx, "transaction.reorged", row.id, {
+        ...base,
+        reason: "mined again in another block",
+        old_block_number: Number(row.block_number),
+        old_block_hash: row.block_hash,
+        block_number: Number(block),
+        block_hash: r.blockHash,
       });
     }
     if (final) {
@@ -239,13 +228,7 @@ async function recordNonceTaken(sc: StepContext, row: TxRow): Promise<void> {
       "UPDATE transaction_attempts SET status = 'dropped', updated_at = now() WHERE tx_id = $1 AND status IN ('signed', 'sent', 'mined')",
       [row.id],
     );
-    await appendAudit(tx, {
-      action: "transaction.dropped",
-      actor: TRACKER_ACTOR,
-      resourceType: "transaction",
-      resourceId: row.id,
-      details: { chain: row.chain, tx_hash: row.tx_hash, nonce: Number(row.nonce), reason: message, final: true },
-    });
+    await auditDropped(tx, row, row.tx_hash, message);
   });
   sc.deps.log.warn({ tx_id: row.id, chain: row.chain, nonce: row.nonce }, message);
 }

@@ -12,7 +12,7 @@ import { keccak256, parseTransaction, parseUnits, type Hex, type TransactionSeri
 import { getAgent, lockSpend } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 import { checkFeeGuardrail, checkRollingGuardrails, policyOf } from "../pipeline/guardrails.js";
-import { appendAudit } from "../db/audit.js";
+import { auditTransaction } from "./audit.js";
 import type { Principal } from "../auth/principal.js";
 import { getTransaction, type TxRow } from "../db/transactions.js";
 import { conflict, feeCapReached, feeLimitReached } from "../errors.js";
@@ -94,13 +94,11 @@ export async function replaceTransaction(
       max_priority_fee_per_gas: bump.fees.type === "eip1559" ? bump.fees.maxPriorityFeePerGas : null,
       status: "signed",
     });
-    await appendAudit(tx, {
-      action: "transaction.replaced",
-      actor: meta.actor,
-      resourceType: "transaction",
-      resourceId: row.id,
-      requestId: meta.requestId,
-      details: {
+    await auditTransaction(
+      tx,
+      "transaction.replaced",
+      row.id,
+      {
         chain: row.chain,
         nonce: Number(row.nonce),
         kind,
@@ -109,7 +107,8 @@ export async function replaceTransaction(
         tx_hash: hash,
         ...feeDetails(bump.fees),
       },
-    });
+      { actor: meta.actor, requestId: meta.requestId },
+    );
     return a;
   });
   if (!attempt) throw conflict("This transaction was taken over by another process; retry.", "transaction_busy");

@@ -1,10 +1,9 @@
 // /v1/chains (public) and /v1/admin/chains (operators) against the real stack: the registry seeded from
 // chains.json, an RPC override with credentials from the environment, Postgres and the audit log.
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readChainsFile, seedChains } from "../../src/chains/registry.js";
 import { defaultChainsFile } from "../../src/context.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const CREDENTIALED_RPC = "https://user:secret@rpc.example/v2/AbCdEf0123456789XyZ?apikey=supersecret";
 // Credentials where providers put them and a path-pattern redaction does not look: a key=value path
@@ -17,8 +16,8 @@ const LEAKY_RPCS: Record<string, string> = {
 };
 const SECRETS = ["secret", "AbCdEf0123456789XyZ", "user:", "Qk7mZp", "k9T", "eyJ", "a1b2c3d4e5f6a7b8c9d0", "Zz9Yy8Xx7Ww6Vv5Uu4"];
 
-let svc: TestService;
-let operatorKey: string;
+const svc = useService({ env: { CHAIN_BASE_RPC_URLS: CREDENTIALED_RPC, ...LEAKY_RPCS } });
+const operatorKey = svc.op;
 let agentToken: string;
 
 const op = () => ({ authorization: `Bearer ${operatorKey}` });
@@ -39,17 +38,11 @@ async function call(
 }
 
 beforeAll(async () => {
-  operatorKey = "1ck_" + randomBytes(32).toString("base64url");
-  svc = await startTestService({ ADMIN_API_KEY: operatorKey, CHAIN_BASE_RPC_URLS: CREDENTIALED_RPC, ...LEAKY_RPCS });
   const created = await call("POST", "/v1/agents", { headers: op(), body: { name: "chains-test-agent" } });
   expect(created.status).toBe(201);
   const tok = await call("POST", "/v1/auth/agent-token", { body: { api_key: created.body.api_key } });
   expect(tok.status).toBe(200);
   agentToken = tok.body.access_token;
-});
-
-afterAll(async () => {
-  await svc?.close();
 });
 
 describe("public chains", () => {

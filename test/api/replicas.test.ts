@@ -1,59 +1,24 @@
 // Two app instances with their own connection pools against one database, as two replicas would run:
 // they coordinate only through PostgreSQL, so nonces stay distinct and consecutive.
 import { createPublicClient, http } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../../src/app.js";
-import { AuthService } from "../../src/auth/service.js";
-import { ChainClients } from "../../src/chains/clients.js";
-import { ChainRegistry } from "../../src/chains/registry.js";
-import type { Context } from "../../src/context.js";
-import { createPool } from "../../src/db/pool.js";
-import type { App } from "../../src/http/types.js";
-import { AddressAdmission } from "../../src/pipeline/admission.js";
-import { CommitGroups } from "../../src/pipeline/commit-groups.js";
-import { call, createAgent, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 describe("two replicas on one database", () => {
-  let svc: TestService;
-  let app2: App;
-  let ctx2: Context;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    // The second replica: its own pool, registry, clients, auth and limiter; the same HSM token
-    // (one PKCS#11 module per process) and the same chain.
-    const pool = createPool(svc.databaseUrl, { max: 20 });
-    const chains = new ChainRegistry(pool, {});
-    chains.setRuntimeRpc("local", [svc.ctx.localChainUrl!]);
-    await chains.refresh();
-    ctx2 = {
-      ...svc.ctx,
-      pool,
-      chains,
-      clients: new ChainClients(),
-      auth: await AuthService.create(pool, 3600),
-      admission: new AddressAdmission(512),
-      commits: new CommitGroups(),
-      close: async () => pool.end(),
-    };
-    app2 = await buildApp(ctx2);
-  });
-  afterAll(async () => {
-    await app2?.close();
-    await ctx2?.close();
-    await svc?.close();
-  });
-
+  // The second replica: its own pool, registry, clients, auth and limiter; the same HSM token
+  // (one PKCS#11 module per process) and the same chain.
+  const svc = useService({ replicas: 1 });
+  const { op } = svc;
+  const app2 = () => svc.replicas[0].app;
   it("200 concurrent submits across both get distinct consecutive nonces, all mined", async () => {
     const agent = await createAgent(svc.app, op);
     // A token issued by one replica is accepted by the other (the JWT key is shared through the database).
-    expect((await call(app2, "GET", "/v1/agents/me", { token: agent.token })).status).toBe(200);
+    expect((await call(app2(), "GET", "/v1/agents/me", { token: agent.token })).status).toBe(200);
     const body = { to: "0x000000000000000000000000000000000000dEaD", value: "0.0001", chain: "local" };
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        call(i % 2 ? app2 : svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body }),
+        call(i % 2 ? app2() : svc.app, "POST", `/v1/agents/${agent.id}/transactions`, { token: agent.token, body }),
       ),
     );
     expect(results.map((r) => r.status)).toEqual(Array(200).fill(201));

@@ -1,13 +1,12 @@
 // Signing keys against the real stack: keys generated in a SoftHSM token, mirrored in Postgres, and
 // balances read from the local anvil chain the service started (keys/local-signer is funded there).
-import { randomBytes } from "node:crypto";
 import { getAddress, isAddress } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_SIGNER_PATH } from "../../src/context.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
-let svc: TestService;
-let operatorKey: string;
+const svc = useService();
+const operatorKey = svc.op;
 let agentA: { id: string; apiKey: string; token: string };
 let agentB: { id: string; apiKey: string; token: string };
 
@@ -40,14 +39,8 @@ function expectKeyShape(k: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  operatorKey = "1ck_" + randomBytes(32).toString("base64url");
-  svc = await startTestService({ ADMIN_API_KEY: operatorKey });
   agentA = await createAgent("keys-agent-a");
   agentB = await createAgent("keys-agent-b");
-});
-
-afterAll(async () => {
-  await svc?.close();
 });
 
 describe("POST /v1/signing-keys", () => {

@@ -5,22 +5,21 @@
 // an x402 payment to a new payee waits and is signed once approved.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { encodeFunctionData, hexToSignature, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeFunctionData, keccak256, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
+import { beforeAll, describe, expect, it } from "vitest";
 import { IntentToken } from "../contracts/intents.js";
 import { call, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { permit, startIntentStack, transferWithAuthorization, UNIT, type IntentStack } from "../intents/helpers.js";
+import { permit, transferWithAuthorization, UNIT, useIntentStack } from "../intents/helpers.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 const NEW_PAYEE = "0x00000000000000000000000000000000000b0b00" as Address;
 
 describe("human approvals", () => {
-  let s: IntentStack;
+  const s = useIntentStack();
   let ops: Array<{ id: string; key: string }>;
   beforeAll(async () => {
-    s = await startIntentStack();
     // Three operator keys besides the admin key: votes are counted per key.
     ops = [];
     for (const name of ["alice", "bob", "carol"]) {
@@ -28,8 +27,7 @@ describe("human approvals", () => {
       expect(r.status).toBe(201);
       ops.push({ id: r.body.id ?? r.body.key?.id, key: r.body.api_key });
     }
-  }, 60_000);
-  afterAll(async () => s?.close());
+  });
 
   const setRules = (a: TestAgent, rules: Record<string, unknown> | null) =>
     call(s.svc.app, "PUT", `/v1/agents/${a.id}/approval-rules`, { token: s.op, body: { approval_rules: rules } });
@@ -215,19 +213,7 @@ describe("human approvals", () => {
     expect(replay.body.signature).toBe(resub.body.signature);
     expect(Number((await s.svc.ctx.pool.query("SELECT count(*) FROM signatures WHERE agent_id = $1", [a.id])).rows[0].count)).toBe(1);
 
-    const sig = hexToSignature(resub.body.signature as Hex);
-    const m = td.message;
-    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [
-      m.from,
-      m.to,
-      BigInt(m.value),
-      0n,
-      BigInt(m.validBefore),
-      m.nonce,
-      Number(sig.v),
-      sig.r,
-      sig.s,
-    ]);
+    await s.redeem(td, resub.body.signature as Hex);
     expect(await s.balance(NEW_PAYEE)).toBe(2n * UNIT);
     // The approval allowed that payee for that one signature only: the allowlist is unchanged.
     const again = transferWithAuthorization(s.token, a.address, NEW_PAYEE, UNIT, soon, keccak256(toHex(`pay-${Math.random()}`)));

@@ -2,26 +2,20 @@
 // src/cli.ts) against a live service, with an operator key of its own.
 import { execFile } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const TSX = path.resolve("node_modules/.bin/tsx");
 
 describe("approvals CLI", () => {
-  const op = newOperatorKey();
-  let svc: TestService;
-  let base: string;
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" });
-    base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
-  }, 60_000);
-  afterAll(async () => svc?.close());
+  const svc = useService({ env: { TRACKER: "off" }, listen: true });
+  const { op } = svc;
 
   const cli = (args: string[], key = op): Promise<{ code: number; stdout: string; stderr: string; json: any }> =>
     new Promise((resolve) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, INTENTS_URL: base, INTENTS_OPERATOR_KEY: key };
+      const env: NodeJS.ProcessEnv = { ...process.env, INTENTS_URL: svc.baseUrl, INTENTS_OPERATOR_KEY: key };
       delete env.ADMIN_API_KEY;
       execFile(TSX, ["src/cli.ts", ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
         let json: unknown;

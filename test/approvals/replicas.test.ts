@@ -2,65 +2,29 @@
 // clients, limiter and liveness lock, on one database and one HSM token): every approval executes
 // exactly once, and the signing key's nonces stay consecutive. And the sweep's takeover of an
 // execution whose process died: run once, never signed twice.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../../src/app.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { sweepApprovals, executionKey } from "../../src/approvals/service.js";
-import { AuthService } from "../../src/auth/service.js";
-import { ChainClients } from "../../src/chains/clients.js";
-import { ChainRegistry } from "../../src/chains/registry.js";
 import type { Context } from "../../src/context.js";
-import { createPool } from "../../src/db/pool.js";
 import type { App } from "../../src/http/types.js";
-import { AddressAdmission } from "../../src/pipeline/admission.js";
-import { CommitGroups } from "../../src/pipeline/commit-groups.js";
-import { ProcessLiveness } from "../../src/pipeline/liveness.js";
 import { submitTransaction } from "../../src/pipeline/submit.js";
 import { getAgent } from "../../src/db/agents.js";
-import { call, createAgent, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call, createAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
 describe("approvals across three replicas", () => {
-  let svc: TestService;
+  const svc = useService({ replicas: 2 });
+  const { op } = svc;
   const apps: App[] = [];
   const extra: Context[] = [];
-  const op = newOperatorKey();
   const keys: string[] = [];
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    apps.push(svc.app);
-    for (let i = 0; i < 2; i++) {
-      const pool = createPool(svc.databaseUrl, { max: 20 });
-      const chains = new ChainRegistry(pool, {});
-      chains.setRuntimeRpc("local", [svc.ctx.localChainUrl!]);
-      await chains.refresh();
-      const liveness = await ProcessLiveness.start(svc.databaseUrl, svc.ctx.log);
-      const ctx: Context = {
-        ...svc.ctx,
-        pool,
-        chains,
-        liveness,
-        clients: new ChainClients(),
-        auth: await AuthService.create(pool, 3600),
-        admission: new AddressAdmission(512),
-        commits: new CommitGroups(),
-        close: async () => {
-          await liveness.stop();
-          await pool.end();
-        },
-      };
-      extra.push(ctx);
-      apps.push(await buildApp(ctx));
-    }
+    apps.push(svc.app, ...svc.replicas.map((r) => r.app));
+    extra.push(...svc.replicas.map((r) => r.ctx));
     for (const name of ["a", "b", "c"])
       keys.push((await call(svc.app, "POST", "/v1/auth/api-keys", { token: op, body: { name } })).body.api_key);
-  }, 60_000);
-  afterAll(async () => {
-    for (const app of apps.slice(1)) await app.close();
-    for (const ctx of extra) await ctx.close();
-    await svc?.close();
   });
 
   it("20 approvals, 3 operator keys voting at once on 3 replicas (and /execute hammered): 20 executions, no duplicate, consecutive nonces", async () => {

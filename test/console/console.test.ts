@@ -17,18 +17,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_CSP } from "../../src/http/console.js";
 import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
 import { launchChromium } from "../helpers/browser.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
 
 describe("operator console in Chromium", () => {
-  let svc: TestService;
-  let base: string;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
-  const op = newOperatorKey();
+  const svc = useService({ listen: true });
+  const { op } = svc;
   let agent: TestAgent;
   const requests: string[] = [];
   const problems: string[] = [];
@@ -57,8 +56,6 @@ describe("operator console in Chromium", () => {
   }
 
   beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-    base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
     agent = await createAgent(svc.app, op, { name: "treasury-bot" });
     await createAgent(svc.app, op, { name: "payroll-agent", tx_daily_limit: "5", tx_max_per_day: 20 });
     browser = await launchChromium();
@@ -72,11 +69,10 @@ describe("operator console in Chromium", () => {
   });
   afterAll(async () => {
     await browser?.close();
-    await svc?.close();
   });
 
   it("serves the page with a strict CSP and no inline script or style", async () => {
-    const r = await fetch(`${base}/console/`);
+    const r = await fetch(`${svc.baseUrl}/console/`);
     expect(r.status).toBe(200);
     expect(r.headers.get("content-security-policy")).toBe(CONSOLE_CSP);
     expect(CONSOLE_CSP).toContain("script-src 'self'");
@@ -85,13 +81,13 @@ describe("operator console in Chromium", () => {
     const html = await r.text();
     expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/); // every script has a src
     expect(html).not.toMatch(/\sstyle=|\son[a-z]+=/i);
-    expect((await fetch(`${base}/console/../package.json`)).status).toBe(404);
-    expect((await fetch(`${base}/console/nope.js`)).status).toBe(404);
-    expect((await fetch(`${base}/console`, { redirect: "manual" })).headers.get("location")).toBe("/console/");
+    expect((await fetch(`${svc.baseUrl}/console/../package.json`)).status).toBe(404);
+    expect((await fetch(`${svc.baseUrl}/console/nope.js`)).status).toBe(404);
+    expect((await fetch(`${svc.baseUrl}/console`, { redirect: "manual" })).headers.get("location")).toBe("/console/");
   });
 
   it("refuses a wrong operator key and an agent key", async () => {
-    await page.goto(`${base}/console/`);
+    await page.goto(`${svc.baseUrl}/console/`);
     await screenshot("signin");
     for (const wrong of [newOperatorKey(), agent.apiKey]) {
       await page.getByLabel("Operator key").fill(wrong);
@@ -134,7 +130,7 @@ describe("operator console in Chromium", () => {
     const shown = await page.locator("#tx-rows tr[data-tx-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-tx-id")));
     const api = await call(svc.app, "GET", `/v1/transactions?agent_id=${agent.id}&status=broadcast`, { token: op });
     expect(shown).toEqual(api.body.transactions.map((t: { id: string }) => t.id));
-    await page.goto(`${base}/console/#/transactions`);
+    await page.goto(`${svc.baseUrl}/console/#/transactions`);
     await page.locator("#tx-rows tr[data-tx-id]").first().waitFor();
   });
 
@@ -181,18 +177,18 @@ describe("operator console in Chromium", () => {
     await screenshot("agents");
 
     // The denial is in the audit view, with its rule.
-    await page.goto(`${base}/console/#/audit?action=transaction.denied`);
+    await page.goto(`${svc.baseUrl}/console/#/audit?action=transaction.denied`);
     await page.locator("#audit-events tbody tr").first().waitFor();
     expect(await page.locator("#audit-events tbody").textContent()).toContain("max_value_exceeded");
     await expect.poll(() => page.locator("#audit-verify").textContent()).toMatch(/Chain valid|events not sealed/);
-    await page.goto(`${base}/console/#/audit`);
+    await page.goto(`${svc.baseUrl}/console/#/audit`);
     await page.locator("#audit-events tbody tr").first().waitFor();
     await screenshot("audit");
   });
 
   it("rotates an agent's key (shown once; the old key stops working) and disables the agent", async () => {
     const victim = await createAgent(svc.app, op, { name: "rotate-me" });
-    await page.goto(`${base}/console/#/agents?r=1`);
+    await page.goto(`${svc.baseUrl}/console/#/agents?r=1`);
     const card = page.locator(`section.agent[data-agent-id="${victim.id}"]`);
     await card.waitFor();
     page.once("dialog", (d) => void d.accept());
@@ -241,7 +237,7 @@ describe("operator console in Chromium", () => {
     expect(shown.summary.balance_changes?.length).toBeGreaterThan(0);
     expect(await txCount()).toBe(0);
 
-    await page.goto(`${base}/console/#/transactions`);
+    await page.goto(`${svc.baseUrl}/console/#/transactions`);
     await page.getByRole("link", { name: "Approvals" }).click();
     const card = page.locator(`#approvals-waiting section.approval[data-approval-id="${id}"]`);
     await card.waitFor({ timeout: 15_000 });
@@ -298,7 +294,7 @@ describe("operator console in Chromium", () => {
     await expect
       .poll(async () => (await call(svc.app, "GET", `/v1/transactions/${txId}`, { token: op })).body.chain_status, { timeout: 30_000 })
       .toBe("confirmed");
-    await page.goto(`${base}/console/#/transactions?agent_id=${vendor.id}`);
+    await page.goto(`${svc.baseUrl}/console/#/transactions?agent_id=${vendor.id}`);
     await expect.poll(() => page.locator(`tr[data-tx-id="${txId}"]`).textContent(), { timeout: 15_000 }).toContain("confirmed");
 
     // Reject another with a reason: rejected, nothing signed.
@@ -360,7 +356,7 @@ describe("operator console in Chromium", () => {
 
   it("is usable with labels and the keyboard, with readable contrast", async () => {
     for (const view of ["transactions", "agents", "approvals", "audit", "keys"]) {
-      await page.goto(`${base}/console/#/${view}`);
+      await page.goto(`${svc.baseUrl}/console/#/${view}`);
       await page.locator("#view h1").waitFor();
       await page.waitForTimeout(300);
       // Every form control has a label (or an accessible name given by aria-label).
@@ -426,7 +422,7 @@ describe("operator console in Chromium", () => {
     await page.getByLabel("Operator key").waitFor();
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     expect(requests.length).toBeGreaterThan(20);
-    const outside = requests.filter((u) => !u.startsWith(base + "/") && !u.startsWith("data:"));
+    const outside = requests.filter((u) => !u.startsWith(svc.baseUrl + "/") && !u.startsWith("data:"));
     expect(outside).toEqual([]);
     expect(problems.filter((p) => /Content Security Policy|Refused to/i.test(p))).toEqual([]);
     expect(problems).toEqual([]);

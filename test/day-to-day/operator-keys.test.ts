@@ -5,38 +5,23 @@
 // straight in the database when none is at hand.
 import { execFile } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../../src/app.js";
-import { AuthService } from "../../src/auth/service.js";
-import type { Context } from "../../src/context.js";
-import { createPool } from "../../src/db/pool.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/http/types.js";
 import { call } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const TSX = path.resolve("node_modules/.bin/tsx");
 
 describe("operator keys", () => {
-  let svc: TestService;
+  // The second replica has its own pool and AuthService: no cache outlives a revocation.
+  const svc = useService({ generatedOperatorKey: true, env: { LOCAL_CHAIN: "off" }, listen: true, replicas: 1 });
   let app2: App;
-  let ctx2: Context;
   let generated: string;
-  let base: string;
 
-  beforeAll(async () => {
-    // No ADMIN_API_KEY: the first start generates one, as `npm start` does.
-    svc = await startTestService({ LOCAL_CHAIN: "off" });
-    generated = svc.ctx.generatedOperatorKey!;
+  beforeAll(() => {
+    generated = svc.op;
     expect(generated).toMatch(/^1ck_/);
-    const pool = createPool(svc.databaseUrl, { max: 5 });
-    ctx2 = { ...svc.ctx, pool, auth: await AuthService.create(pool, 3600), close: async () => pool.end() };
-    app2 = await buildApp(ctx2);
-    base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
-  });
-  afterAll(async () => {
-    await app2?.close();
-    await ctx2?.close();
-    await svc?.close();
+    app2 = svc.replicas[0].app;
   });
 
   const cli = (args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> =>
@@ -44,7 +29,7 @@ describe("operator keys", () => {
       execFile(
         TSX,
         ["src/cli.ts", ...args],
-        { env: { PATH: process.env.PATH, HOME: process.env.HOME, INTENTS_URL: base, ...env }, timeout: 60_000 },
+        { env: { PATH: process.env.PATH, HOME: process.env.HOME, INTENTS_URL: svc.baseUrl, ...env }, timeout: 60_000 },
         (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
       );
     });

@@ -5,15 +5,9 @@
 // answered within 10 s of its first retry after the kill (the committed row at once, a claim of the
 // dead process taken over as soon as its liveness lock is gone), with one transaction per key: nonces
 // distinct and consecutive, all mined. The answer-time distribution is printed.
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
-import { newOperatorKey } from "../helpers/api.js";
-import { createTestDatabase } from "../helpers/db.js";
-import { spawnService, type ServiceProcess } from "../helpers/process.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useProcessBench } from "../helpers/process.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const SUBMITS = 150;
@@ -23,43 +17,23 @@ const KILL_AFTER_ANSWERS = 50;
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 describe("three processes, kill -9 of one mid-load", () => {
-  let anvil: AnvilNode;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  let client: pg.Client;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "intents-3p-"));
-  const op = newOperatorKey();
-  const procs: ServiceProcess[] = [];
+  const bench = useProcessBench({ anvil: { sweepSeconds: 1 }, dirPrefix: "intents-3p-" });
+  const { op, procs } = bench;
   const bases: string[] = [];
 
   beforeAll(async () => {
-    anvil = await startAnvil({ sweepSeconds: 1 });
-    db = await createTestDatabase();
-    client = new pg.Client({ connectionString: db.url });
-    await client.connect();
     const env = (i: number) => ({
-      DATA_DIR: path.join(tmp, `data-${i}`),
-      SOFTHSM_DIR: path.join(tmp, "shared-token"),
+      DATA_DIR: path.join(bench.dir, `data-${i}`),
+      SOFTHSM_DIR: path.join(bench.dir, "shared-token"),
       PKCS11_TOKEN_LABEL: "intents-3p",
-      DATABASE_URL: db.url,
-      ADMIN_API_KEY: op,
-      CHAIN_LOCAL_RPC_URLS: anvil.url,
       TRACKER_INTERVAL_MS: "200",
       BROADCAST_TIMEOUT_MS: "2000",
       LOCAL_CHAIN_STUCK_AFTER_SECONDS: "3",
     });
     // The first creates the token and the key; the others join them.
     for (let i = 0; i < 3; i++) {
-      const p = spawnService(env(i));
-      procs.push(p);
-      bases.push(await p.url);
+      bases.push(await bench.spawn(env(i)).url);
     }
-  });
-  afterAll(async () => {
-    for (const p of procs) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill("SIGKILL");
-    await client?.end();
-    await db?.drop();
-    await anvil?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it("every key is answered within 10 s of its retry, one transaction per key, all mined", async () => {
@@ -144,7 +118,7 @@ describe("three processes, kill -9 of one mid-load", () => {
     // One transaction per key: as many rows as keys, each key's answer naming its own row.
     const ids = new Set(results.map((r) => r.id));
     expect(ids.size).toBe(SUBMITS);
-    const { rows } = await client.query<{ id: string; nonce: string; from_address: string }>(
+    const { rows } = await bench.client.query<{ id: string; nonce: string; from_address: string }>(
       "SELECT id, nonce, from_address FROM transactions WHERE agent_id = $1 ORDER BY nonce",
       [agentId],
     );
@@ -158,7 +132,7 @@ describe("three processes, kill -9 of one mid-load", () => {
     const deadline = Date.now() + 90_000;
     let count = 0;
     while (Date.now() < deadline) {
-      const r = await fetch(anvil.url, {
+      const r = await fetch(bench.anvil.url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getTransactionCount", params: [from, "latest"] }),

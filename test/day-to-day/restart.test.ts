@@ -4,28 +4,14 @@
 //     and the first service, its database untouched, still serves a submission;
 //   - SIGINT, start again: the old rows are still confirmed and on the (persisted) local chain, a new
 //     submission is confirmed; the same after kill -9 of the whole service (node, PostgreSQL, anvil).
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { spawnService, type ServiceProcess } from "../helpers/process.js";
+import { descendants, spawnService, type ServiceProcess } from "../helpers/process.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
-
-function descendants(pid: number): number[] {
-  const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
-  const pairs = out
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).map(Number));
-  const result: number[] = [];
-  const walk = (p: number) => {
-    for (const [c, pp] of pairs) if (pp === p) (result.push(c), walk(c));
-  };
-  walk(pid);
-  return result;
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;

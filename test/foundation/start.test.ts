@@ -5,21 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ROOT, spawnService } from "../helpers/process.js";
-
-function descendants(pid: number): number[] {
-  const out = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" });
-  const pairs = out
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).map(Number));
-  const result: number[] = [];
-  const walk = (p: number) => {
-    for (const [c, pp] of pairs) if (pp === p) (result.push(c), walk(c));
-  };
-  walk(pid);
-  return result;
-}
+import { descendants, ROOT, spawnService } from "../helpers/process.js";
 
 async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

@@ -2,69 +2,26 @@
 // deployed on anvil, SoftHSM, Postgres): with the token and one spender allowlisted and the attacker not,
 // each token family's way of paying or empowering the attacker is refused, and nothing is signed: no
 // transaction row, the key's nonce unchanged, the attacker's balance and allowance zero.
-import { createPublicClient, encodeFunctionData, http, parseAbi, type Address, type Hex, type PublicClient } from "viem";
+import { createPublicClient, encodeFunctionData, http, type Address, type Hex, type PublicClient } from "viem";
 import { beforeAll, describe, expect, it } from "vitest";
-import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { PERMIT2 } from "../../src/pipeline/calldata.js";
 import { tokenDecimals } from "../../src/pipeline/token-policy.js";
 import { Router, TestToken } from "../contracts/index.js";
-import { call, createAgent, type TestAgent } from "../helpers/api.js";
+import { call, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { useService } from "../helpers/use-service.js";
-import { devClients } from "../simulation/helpers.js";
+import { encodeCall, PERMIT2_CALLS, TOKEN_CALLS } from "../helpers/token-calls.js";
+import { useTokenStack, type DevClients } from "../helpers/token-stack.js";
 
 const ALICE = "0x00000000000000000000000000000000000a11ce" as Address;
 const ATTACKER = "0x000000000000000000000000000000000000bad1" as Address;
 const UNIT = 10n ** 6n; // the test token has 6 decimals
-const FAMILIES = parseAbi([
-  "function transferAndCall(address to, uint256 amount)",
-  "function transferAndCall(address to, uint256 amount, bytes data)",
-  "function transferFromAndCall(address from, address to, uint256 amount, bytes data)",
-  "function approveAndCall(address spender, uint256 amount, bytes data)",
-  "function send(address to, uint256 amount, bytes data)",
-  "function operatorSend(address from, address to, uint256 amount, bytes data, bytes operatorData)",
-  "function authorizeOperator(address operator)",
-  "function increaseApproval(address spender, uint256 addedValue)",
-  "function increaseAllowance(address spender, uint256 addedValue)",
-  "function setApprovalForAll(address operator, bool approved)",
-  "function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)",
-]);
-const P2 = parseAbi([
-  "struct PermitDetails { address token; uint160 amount; uint48 expiration; uint48 nonce; }",
-  "struct PermitSingle { PermitDetails details; address spender; uint256 sigDeadline; }",
-  "struct PermitBatch { PermitDetails[] details; address spender; uint256 sigDeadline; }",
-  "struct AllowanceTransferDetails { address from; address to; uint160 amount; address token; }",
-  "function approve(address token, address spender, uint160 amount, uint48 expiration)",
-  "function permit(address owner, PermitSingle permitSingle, bytes signature)",
-  "function permit(address owner, PermitBatch permitBatch, bytes signature)",
-  "function transferFrom(address from, address to, uint160 amount, address token)",
-  "function transferFrom(AllowanceTransferDetails[] transferDetails)",
-]);
-const enc = (abi: typeof FAMILIES | typeof P2, functionName: string, args: unknown[]) =>
-  encodeFunctionData({ abi, functionName, args } as never);
 
 describe("calldata guardrails against a hostile agent", () => {
-  let dev: ReturnType<typeof devClients>;
-  let token: Address;
-  let router: Address;
-  const svc = useService({ env: { TRACKER: "off" } });
-  const { op } = svc;
+  const stack = useTokenStack();
+  const { svc, op, agentWithTokens } = stack;
+  let dev: DevClients, token: Address, router: Address;
+  beforeAll(() => ({ dev, token, router } = stack));
 
-  beforeAll(async () => {
-    dev = devClients(svc.ctx.localChainUrl!);
-    token = await dev.deploy(TestToken, ["USD Coin", "USDC"]);
-    router = await dev.deploy(Router);
-  });
-
-  /** An agent with its own funded key holding 1,000,000 of the test token. */
-  async function agentWithTokens(fields: Record<string, unknown>): Promise<TestAgent & { address: Address }> {
-    const agent = await createAgent(svc.app, op, fields);
-    const key = await svc.ctx.signer.createKey(`agents/${agent.id}/chains/local`);
-    await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: agent.id });
-    await dev.setBalance(key.address, 10n ** 20n);
-    await dev.send(token, TestToken.abi, "mint", [key.address, 1_000_000n * UNIT]);
-    return { ...agent, address: key.address };
-  }
   const submit = (a: TestAgent, to: Address, data: Hex) =>
     call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to, value: "0", chain: "local", data } });
   const allowance = (owner: Address, spender: Address) =>
@@ -89,36 +46,46 @@ describe("calldata guardrails against a hostile agent", () => {
     const a = await agentWithTokens({ tx_to_allowlist: [token, router, ALICE, PERMIT2] });
     const n = 1_000n * UNIT;
     const attacks: Array<[string, Address, Hex, string]> = [
-      ["ERC-677/1363 transferAndCall", token, enc(FAMILIES, "transferAndCall", [ATTACKER, n, "0x"]), "token_recipient_not_allowlisted"],
-      ["ERC-1363 transferAndCall without data", token, enc(FAMILIES, "transferAndCall", [ATTACKER, n]), "token_recipient_not_allowlisted"],
+      [
+        "ERC-677/1363 transferAndCall",
+        token,
+        encodeCall(TOKEN_CALLS, "transferAndCall", [ATTACKER, n, "0x"]),
+        "token_recipient_not_allowlisted",
+      ],
+      [
+        "ERC-1363 transferAndCall without data",
+        token,
+        encodeCall(TOKEN_CALLS, "transferAndCall", [ATTACKER, n]),
+        "token_recipient_not_allowlisted",
+      ],
       [
         "ERC-1363 transferFromAndCall",
         token,
-        enc(FAMILIES, "transferFromAndCall", [a.address, ATTACKER, n, "0x"]),
+        encodeCall(TOKEN_CALLS, "transferFromAndCall", [a.address, ATTACKER, n, "0x"]),
         "token_recipient_not_allowlisted",
       ],
-      ["ERC-777 send", token, enc(FAMILIES, "send", [ATTACKER, n, "0x"]), "token_recipient_not_allowlisted"],
+      ["ERC-777 send", token, encodeCall(TOKEN_CALLS, "send", [ATTACKER, n, "0x"]), "token_recipient_not_allowlisted"],
       [
         "ERC-777 operatorSend",
         token,
-        enc(FAMILIES, "operatorSend", [a.address, ATTACKER, n, "0x", "0x"]),
+        encodeCall(TOKEN_CALLS, "operatorSend", [a.address, ATTACKER, n, "0x", "0x"]),
         "token_recipient_not_allowlisted",
       ],
-      ["ERC-777 authorizeOperator", token, enc(FAMILIES, "authorizeOperator", [ATTACKER]), "spender_not_allowlisted"],
-      ["increaseApproval", token, enc(FAMILIES, "increaseApproval", [ATTACKER, n]), "spender_not_allowlisted"],
-      ["approveAndCall", token, enc(FAMILIES, "approveAndCall", [ATTACKER, n, "0x"]), "spender_not_allowlisted"],
-      ["setApprovalForAll", token, enc(FAMILIES, "setApprovalForAll", [ATTACKER, true]), "spender_not_allowlisted"],
+      ["ERC-777 authorizeOperator", token, encodeCall(TOKEN_CALLS, "authorizeOperator", [ATTACKER]), "spender_not_allowlisted"],
+      ["increaseApproval", token, encodeCall(TOKEN_CALLS, "increaseApproval", [ATTACKER, n]), "spender_not_allowlisted"],
+      ["approveAndCall", token, encodeCall(TOKEN_CALLS, "approveAndCall", [ATTACKER, n, "0x"]), "spender_not_allowlisted"],
+      ["setApprovalForAll", token, encodeCall(TOKEN_CALLS, "setApprovalForAll", [ATTACKER, true]), "spender_not_allowlisted"],
       [
         "EIP-2612 permit sent on chain",
         token,
-        enc(FAMILIES, "permit", [a.address, ATTACKER, n, 2n ** 40n, 27, "0x" + "01".repeat(32), "0x" + "02".repeat(32)]),
+        encodeCall(TOKEN_CALLS, "permit", [a.address, ATTACKER, n, 2n ** 40n, 27, "0x" + "01".repeat(32), "0x" + "02".repeat(32)]),
         "spender_not_allowlisted",
       ],
-      ["Permit2 approve", PERMIT2, enc(P2, "approve", [token, ATTACKER, n, 2 ** 40]), "spender_not_allowlisted"],
+      ["Permit2 approve", PERMIT2, encodeCall(PERMIT2_CALLS, "approve", [token, ATTACKER, n, 2 ** 40]), "spender_not_allowlisted"],
       [
         "Permit2 permit",
         PERMIT2,
-        enc(P2, "permit", [
+        encodeCall(PERMIT2_CALLS, "permit", [
           a.address,
           { details: { token, amount: n, expiration: 2 ** 40, nonce: 0 }, spender: ATTACKER, sigDeadline: 2n ** 40n },
           "0x" + "ab".repeat(65),
@@ -128,7 +95,7 @@ describe("calldata guardrails against a hostile agent", () => {
       [
         "Permit2 batch permit",
         PERMIT2,
-        enc(P2, "permit", [
+        encodeCall(PERMIT2_CALLS, "permit", [
           a.address,
           {
             details: [
@@ -142,11 +109,16 @@ describe("calldata guardrails against a hostile agent", () => {
         ]),
         "spender_not_allowlisted",
       ],
-      ["Permit2 transferFrom", PERMIT2, enc(P2, "transferFrom", [a.address, ATTACKER, n, token]), "token_recipient_not_allowlisted"],
+      [
+        "Permit2 transferFrom",
+        PERMIT2,
+        encodeCall(PERMIT2_CALLS, "transferFrom", [a.address, ATTACKER, n, token]),
+        "token_recipient_not_allowlisted",
+      ],
       [
         "Permit2 batch transferFrom",
         PERMIT2,
-        enc(P2, "transferFrom", [
+        encodeCall(PERMIT2_CALLS, "transferFrom", [
           [
             { from: a.address, to: ALICE, amount: 1n, token },
             { from: a.address, to: ATTACKER, amount: n, token },
@@ -161,7 +133,7 @@ describe("calldata guardrails against a hostile agent", () => {
       });
     }
     // The allowlisted spender passes through the same families.
-    const ok = await submit(a, token, enc(FAMILIES, "transferAndCall", [ALICE, 5n * UNIT, "0x"]));
+    const ok = await submit(a, token, encodeCall(TOKEN_CALLS, "transferAndCall", [ALICE, 5n * UNIT, "0x"]));
     expect(ok.status, ok.raw).toBe(201);
     await dev.pub.waitForTransactionReceipt({ hash: ok.body.tx_hash });
     expect(await balance(ALICE)).toBe(5n * UNIT);
@@ -171,7 +143,7 @@ describe("calldata guardrails against a hostile agent", () => {
 
   it("non-canonical encodings are refused, not read leniently: a bool of 2, high address bits, trailing bytes", async () => {
     const a = await agentWithTokens({ tx_to_allowlist: [token, router] });
-    const forAll = enc(FAMILIES, "setApprovalForAll", [router, true]);
+    const forAll = encodeCall(TOKEN_CALLS, "setApprovalForAll", [router, true]);
     await expectRefused(a, token, (forAll.slice(0, -2) + "02") as Hex, "malformed_calldata");
     const transfer = encodeFunctionData({ abi: TestToken.abi, functionName: "transfer", args: [router, 1n] });
     // The high bytes of the address word (kept by ABI-v1 decoders, dropped by others).
@@ -185,7 +157,7 @@ describe("calldata guardrails against a hostile agent", () => {
 
   it("increaseAllowance three times cannot end above the approval cap: the current allowance is added", async () => {
     const a = await agentWithTokens({ tx_to_allowlist: [token, router], tx_token_limits: { [token]: { approval_cap: "100" } } });
-    const inc = (n: bigint) => enc(FAMILIES, "increaseAllowance", [router, n * UNIT]);
+    const inc = (n: bigint) => encodeCall(TOKEN_CALLS, "increaseAllowance", [router, n * UNIT]);
     const first = await submit(a, token, inc(40n));
     expect(first.status, first.raw).toBe(201);
     await dev.pub.waitForTransactionReceipt({ hash: first.body.tx_hash });
@@ -217,7 +189,7 @@ describe("calldata guardrails against a hostile agent", () => {
 
   it("concurrent allowance increases cannot add up past the cap: 6 × 40 at once against a cap of 100, two pass", async () => {
     const a = await agentWithTokens({ tx_to_allowlist: [token, router], tx_token_limits: { [token]: { approval_cap: "100" } } });
-    const inc = enc(FAMILIES, "increaseAllowance", [router, 40n * UNIT]);
+    const inc = encodeCall(TOKEN_CALLS, "increaseAllowance", [router, 40n * UNIT]);
     const results = await Promise.all(Array.from({ length: 6 }, () => submit(a, token, inc)));
     expect(results.filter((r) => r.status === 201)).toHaveLength(2);
     const denied = results.filter((r) => r.status === 403);

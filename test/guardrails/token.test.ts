@@ -2,39 +2,21 @@
 // cannot bypass the recipient allowlist or the limits.
 import { encodeFunctionData, type Address, type Hex } from "viem";
 import { beforeAll, describe, expect, it } from "vitest";
-import { recordSigningKey } from "../../src/db/signing-keys.js";
 import { Router, TestToken } from "../contracts/index.js";
-import { call, createAgent, type TestAgent } from "../helpers/api.js";
+import { call, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { useService } from "../helpers/use-service.js";
-import { devClients } from "../simulation/helpers.js";
+import { useTokenStack, type DevClients } from "../helpers/token-stack.js";
 
 const ALICE = "0x00000000000000000000000000000000000a11ce" as Address;
 const ATTACKER = "0x000000000000000000000000000000000000bad1" as Address;
 const UNIT = 10n ** 6n; // the test token has 6 decimals
 
 describe("token guardrails", () => {
-  let dev: ReturnType<typeof devClients>;
-  let token: Address;
-  let router: Address;
-  const svc = useService({ env: { TRACKER: "off" } });
-  const { op } = svc;
+  const stack = useTokenStack();
+  const { svc, op, agentWithTokens } = stack;
+  let dev: DevClients, token: Address, router: Address;
+  beforeAll(() => ({ dev, token, router } = stack));
 
-  beforeAll(async () => {
-    dev = devClients(svc.ctx.localChainUrl!);
-    token = await dev.deploy(TestToken, ["USD Coin", "USDC"]);
-    router = await dev.deploy(Router);
-  });
-
-  /** An agent with its own funded key holding `tokens` of the test token. */
-  async function agentWithTokens(fields: Record<string, unknown>, tokens = 1_000_000n): Promise<TestAgent & { address: Address }> {
-    const agent = await createAgent(svc.app, op, fields);
-    const key = await svc.ctx.signer.createKey(`agents/${agent.id}/chains/local`);
-    await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: agent.id });
-    await dev.setBalance(key.address, 10n ** 20n);
-    await dev.send(token, TestToken.abi, "mint", [key.address, tokens * UNIT]);
-    return { ...agent, address: key.address };
-  }
   const submit = (a: TestAgent, to: Address, data: Hex, extra: Record<string, unknown> = {}) =>
     call(svc.app, "POST", `/v1/agents/${a.id}/transactions`, { token: a.token, body: { to, value: "0", chain: "local", data, ...extra } });
   const transfer = (to: Address, amount: bigint) =>

@@ -18,8 +18,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TransactionRequestSchema } from "../../src/http/schemas/transactions.js";
-import { call, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call, type TestAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 25);
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : 0x1c1aa;
@@ -256,29 +256,29 @@ const queryString: fc.Arbitrary<string> = fc.oneof(
 /* ------------------------------------------------ the test ------------------------------------------------ */
 
 describe("fuzzing every route", () => {
-  const op = newOperatorKey();
-  let svc: TestService;
   let pin: string;
   let routes: Route[] = [];
   const publicRoutes = new Set<string>();
   const knownGaps = new Set<string>();
   const chainsDir = fs.mkdtempSync(path.join(os.tmpdir(), "intents-fuzz-chains-"));
+  // Registered before the service's hooks: the folder is removed after the service has stopped.
+  afterAll(() => fs.rmSync(chainsDir, { recursive: true, force: true }));
+
+  const svc = useService({
+    env: () => {
+      // Only the local chain: a valid-looking request for a public chain would otherwise wait on an
+      // unreachable RPC (a legitimate 502/503, not what this file looks for).
+      const all = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, "../../chains.json"), "utf8"));
+      const chainsFile = path.join(chainsDir, "chains.json");
+      fs.writeFileSync(chainsFile, JSON.stringify({ chains: all.chains.filter((c: { name: string }) => c.name === "local") }));
+      // The same bad credential is sent thousands of times and one agent makes thousands of requests:
+      // the per-credential failure limit and the request budget are tested in limits/quotas.test.ts.
+      return { CHAINS_FILE: chainsFile, TRACKER: "off", AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: "0", AGENT_REQUESTS_PER_MINUTE: "0" };
+    },
+  });
+  const { op } = svc;
 
   beforeAll(async () => {
-    // Only the local chain: a valid-looking request for a public chain would otherwise wait on an
-    // unreachable RPC (a legitimate 502/503, not what this file looks for).
-    const all = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, "../../chains.json"), "utf8"));
-    const chainsFile = path.join(chainsDir, "chains.json");
-    fs.writeFileSync(chainsFile, JSON.stringify({ chains: all.chains.filter((c: { name: string }) => c.name === "local") }));
-    // The same bad credential is sent thousands of times and one agent makes thousands of requests:
-    // the per-credential failure limit and the request budget are tested in limits/quotas.test.ts.
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      CHAINS_FILE: chainsFile,
-      TRACKER: "off",
-      AUTH_FAILURES_PER_CREDENTIAL_PER_MINUTE: "0",
-      AGENT_REQUESTS_PER_MINUTE: "0",
-    });
     pin = fs.readFileSync(path.join(svc.dataDir, "softhsm", "pin"), "utf8").trim();
 
     const spec = (svc.app as unknown as { swagger(): { paths: Record<string, Record<string, unknown>> } }).swagger();
@@ -305,10 +305,6 @@ describe("fuzzing every route", () => {
       if (res.statusCode !== 401) publicRoutes.add(key(r));
     }
   }, 120_000);
-  afterAll(async () => {
-    await svc?.close();
-    fs.rmSync(chainsDir, { recursive: true, force: true });
-  });
 
   const key = (r: Route) => `${r.method} ${r.path}`;
 

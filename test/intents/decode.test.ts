@@ -4,6 +4,7 @@
 import fc from "fast-check";
 import { hashTypedData } from "viem";
 import { describe, expect, it } from "vitest";
+import { PERMIT, PERMIT_DETAILS, TOKEN_PERMISSIONS } from "../helpers/typed-data.js";
 import { decodeTypedData, normalizeTypedData, PERMIT2_ADDRESS, TypedDataError, type TypedDataJson } from "../../src/pipeline/typed-data.js";
 
 const TOKEN = "0x1111111111111111111111111111111111111111";
@@ -15,13 +16,7 @@ const KNOWN: Array<[string, TypedDataJson]> = [
     "permit",
     {
       types: {
-        Permit: [
-          { name: "owner", type: "address" },
-          { name: "spender", type: "address" },
-          { name: "value", type: "uint256" },
-          { name: "nonce", type: "uint256" },
-          { name: "deadline", type: "uint256" },
-        ],
+        Permit: PERMIT,
       },
       primaryType: "Permit",
       domain: { name: "T", version: "1", chainId: 1, verifyingContract: TOKEN },
@@ -54,12 +49,7 @@ const KNOWN: Array<[string, TypedDataJson]> = [
           { name: "spender", type: "address" },
           { name: "sigDeadline", type: "uint256" },
         ],
-        PermitDetails: [
-          { name: "token", type: "address" },
-          { name: "amount", type: "uint160" },
-          { name: "expiration", type: "uint48" },
-          { name: "nonce", type: "uint48" },
-        ],
+        PermitDetails: PERMIT_DETAILS,
       },
       primaryType: "PermitBatch",
       domain: { name: "Permit2", chainId: 1, verifyingContract: PERMIT2_ADDRESS },
@@ -84,10 +74,7 @@ const KNOWN: Array<[string, TypedDataJson]> = [
           { name: "deadline", type: "uint256" },
           { name: "witness", type: "Order" },
         ],
-        TokenPermissions: [
-          { name: "token", type: "address" },
-          { name: "amount", type: "uint256" },
-        ],
+        TokenPermissions: TOKEN_PERMISSIONS,
         Order: [{ name: "id", type: "uint256" }],
       },
       primaryType: "PermitWitnessTransferFrom",

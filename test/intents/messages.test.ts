@@ -5,22 +5,18 @@
 import fc from "fast-check";
 import { createSiweMessage } from "viem/siwe";
 import { hashMessage, parseSignature, recoverAddress, toHex, verifyMessage, verifyTypedData, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sealAuditEvents } from "../../src/audit-chain.js";
 import { fanoutWebhookEvents } from "../../src/webhooks/fanout.js";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startIntentStack, type IntentStack } from "./helpers.js";
+import { useIntentStack } from "./helpers.js";
 
 const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 const RUNS = Number(process.env.FUZZ_RUNS ?? 25);
 
 describe("message and digest signing intents", () => {
-  let s: IntentStack;
-  beforeAll(async () => {
-    s = await startIntentStack();
-  }, 60_000);
-  afterAll(async () => s?.close());
+  const s = useIntentStack();
 
   const siwe = (address: Address, over: Partial<Parameters<typeof createSiweMessage>[0]> = {}) =>
     createSiweMessage({

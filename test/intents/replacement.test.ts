@@ -2,35 +2,21 @@
 // transaction at higher fees: same nonce, same EIP-7702 authorizations, still type 4, so the account is
 // delegated as the agent asked when the replacement mines. Anvil with automine off.
 import { concat, encodeDeployData, parseTransaction, type Hex, type PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Delegate7702 } from "../contracts/intents.js";
-import { call, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, chainClient, mine, receipt, rpc, txRow, waitFor } from "../lifecycle/helpers.js";
+import { call } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
+import { agentWithKey, mine, minedByHand, receipt, rpc, txRow, waitFor } from "../lifecycle/helpers.js";
 import { DEV_KEY } from "../simulation/helpers.js";
 import { privateKeyToAccount } from "viem/accounts";
 import { ping } from "./helpers.js";
 
 describe("replacing a type-4 transaction", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
+  const svc = useService(minedByHand());
+  const { op } = svc;
   let chain: PublicClient;
-  const op = newOperatorKey();
-  beforeAll(async () => {
-    anvil = await startAnvil({ noMining: true });
-    chain = chainClient(anvil.url);
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      CHAIN_LOCAL_RPC_URLS: anvil.url,
-      TRACKER_INTERVAL_MS: "100",
-      STUCK_AFTER_SECONDS: "3600",
-      GAP_FILL_AFTER_SECONDS: "3600",
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await svc?.close();
-    await anvil?.stop();
+  beforeAll(() => {
+    chain = svc.chain;
   });
 
   it("a speed-up keeps the authorization list and the type; the mined replacement delegates the account", async () => {

@@ -3,24 +3,22 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { keccak256, parseTransaction, recoverAddress, toHex, verifyMessage, verifyTypedData, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { ping, startIntentStack, transferWithAuthorization, UNIT, type IntentStack } from "./helpers.js";
+import { delegation, transferWithAuthorization, UNIT, useIntentStack } from "./helpers.js";
 
 const SDK = path.resolve(import.meta.dirname, "../../../shared/vendor/1claw-sdk/dist/index.js");
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 
 describe("official SDK: agents.sign()", () => {
-  let s: IntentStack;
+  const s = useIntentStack({ listen: true });
   let baseUrl: string;
   let OneclawClient: new (config: Record<string, unknown>) => any;
   beforeAll(async () => {
-    s = await startIntentStack();
-    baseUrl = await s.svc.app.listen({ port: 0, host: "127.0.0.1" });
+    baseUrl = s.svc.baseUrl;
     ({ OneclawClient } = await import(pathToFileURL(SDK).href));
-  }, 60_000);
-  afterAll(async () => s?.close());
+  });
 
   it("signs a message, typed data, a digest and transactions of types 0, 1, 2 and 4; a denial comes back as an error", async () => {
     const a = await s.agent({ raw_signing_enabled: true, eip7702_delegate_allowlist: [s.delegate] });
@@ -60,14 +58,7 @@ describe("official SDK: agents.sign()", () => {
       expect(tx.tx_type).toBe(tx_type);
       expect((await s.dev.pub.waitForTransactionReceipt({ hash: tx.tx_hash })).status).toBe("success");
     }
-    const setCode = await sign({
-      intent_type: "transaction",
-      tx_type: 4,
-      to: a.address,
-      value: "0",
-      data: ping(),
-      authorization_list: [{ address: s.delegate }],
-    });
+    const setCode = await sign(delegation(a.address, s.delegate));
     expect(parseTransaction(setCode.signed_tx as Hex).type).toBe("eip7702");
     expect((await s.dev.pub.waitForTransactionReceipt({ hash: setCode.tx_hash })).status).toBe("success");
     expect((await s.dev.pub.getCode({ address: a.address }))?.toLowerCase()).toBe(`0xef0100${s.delegate.slice(2).toLowerCase()}`);

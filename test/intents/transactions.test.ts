@@ -4,20 +4,16 @@
 // allowlisted, an authorization for chain id 0 or another chain, a caller-chosen authorization nonce
 // and type 3 are refused with nothing signed.
 import { concat, parseTransaction, recoverTransactionAddress, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Delegate7702 } from "../contracts/intents.js";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { ping, startIntentStack, type IntentStack } from "./helpers.js";
+import { delegation, ping, useIntentStack } from "./helpers.js";
 
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 
 describe("transaction signing intents", () => {
-  let s: IntentStack;
-  beforeAll(async () => {
-    s = await startIntentStack();
-  }, 60_000);
-  afterAll(async () => s?.close());
+  const s = useIntentStack();
 
   const txCount = async (agentId: string) =>
     (await s.svc.ctx.pool.query("SELECT count(*)::int AS n FROM transactions WHERE agent_id = $1", [agentId])).rows[0].n;
@@ -77,14 +73,7 @@ describe("transaction signing intents", () => {
 
   it("EIP-7702: an authorization to an allowlisted delegate, sent in a type-4 transaction, delegates the key's account", async () => {
     const a = await s.agent({ eip7702_delegate_allowlist: [s.delegate] }, 0n);
-    const r = await s.sign(a, {
-      intent_type: "transaction",
-      tx_type: 4,
-      to: a.address,
-      value: "0",
-      data: ping(),
-      authorization_list: [{ address: s.delegate }],
-    });
+    const r = await s.sign(a, delegation(a.address, s.delegate));
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.tx_type).toBe(4);
     const parsed = parseTransaction(r.body.signed_tx as Hex);

@@ -4,20 +4,11 @@
 // limit, 20 parallel payments against a limit of 10, unlimited approvals, look-alike types, wrong
 // chains, long validity windows.
 import { hexToSignature, keccak256, parseSignature, recoverTypedDataAddress, toHex, type Address, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { IntentToken, MiniPermit2 } from "../contracts/intents.js";
 import { call } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import {
-  PERMIT2,
-  permit,
-  permitSingle,
-  permitTransferFrom,
-  startIntentStack,
-  transferWithAuthorization,
-  UNIT,
-  type IntentStack,
-} from "./helpers.js";
+import { PERMIT2, permit, permitSingle, permitTransferFrom, transferWithAuthorization, UNIT, useIntentStack } from "./helpers.js";
 
 const PAYEE = "0x00000000000000000000000000000000000a11ce" as Address;
 const ATTACKER = "0x000000000000000000000000000000000000bad1" as Address;
@@ -25,13 +16,11 @@ const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92
 const nonce = (i: number | string) => keccak256(toHex(`payment-${i}-${Math.random()}`));
 
 describe("typed data: payments and permits under the token guardrails", () => {
-  let s: IntentStack;
+  const s = useIntentStack();
   let facilitator: Address;
-  beforeAll(async () => {
-    s = await startIntentStack();
+  beforeAll(() => {
     facilitator = s.dev.account.address;
-  }, 60_000);
-  afterAll(async () => s?.close());
+  });
 
   const soon = async () => (await s.now()) + 600n;
 
@@ -45,19 +34,8 @@ describe("typed data: payments and permits under the token guardrails", () => {
     expect(await recoverTypedDataAddress({ ...(td as any), signature: r.body.signature })).toBe(a.address);
     expect(BigInt(parseSignature(r.body.signature).s)).toBeLessThanOrEqual(SECP256K1_HALF_N);
 
-    const sig = hexToSignature(r.body.signature as Hex);
     const m = td.message;
-    await s.dev.send(s.token, IntentToken.abi, "transferWithAuthorization", [
-      m.from,
-      m.to,
-      BigInt(m.value),
-      0n,
-      BigInt(m.validBefore),
-      m.nonce,
-      Number(sig.v),
-      sig.r,
-      sig.s,
-    ]);
+    await s.redeem(td, r.body.signature as Hex);
     expect(await s.balance(PAYEE)).toBe(2n * UNIT);
 
     const audit = await s.svc.ctx.pool.query("SELECT details FROM audit_events WHERE action = 'signature.create' AND resource_id = $1", [

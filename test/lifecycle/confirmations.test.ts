@@ -5,20 +5,19 @@
 // throughout: leases keep them off each other's rows, so every event is recorded once.
 import type { PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
 import { ChainClients } from "../../src/chains/clients.js";
 import { ChainRegistry } from "../../src/chains/registry.js";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { Tracker, trackerOptions } from "../../src/tracker/tracker.js";
-import { call, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 import {
   agentWithKey,
   attemptsOf,
   auditOf,
   byHash,
-  chainClient,
   mine,
+  minedByHand,
   receipt,
   rpc,
   setConfirmations,
@@ -28,29 +27,20 @@ import {
 } from "./helpers.js";
 
 describe("confirmations, reverts, drops and reorgs", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
+  const svc = useService(minedByHand());
+  const { op } = svc;
   let chain: PublicClient;
   let submit: ReturnType<typeof submitter>;
   let agentId: string;
   let agentToken: string;
   let replicaPool: Pool;
   let replica: Tracker;
-  const op = newOperatorKey();
 
   beforeAll(async () => {
-    anvil = await startAnvil({ noMining: true });
-    chain = chainClient(anvil.url);
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      CHAIN_LOCAL_RPC_URLS: anvil.url,
-      TRACKER_INTERVAL_MS: "100",
-      STUCK_AFTER_SECONDS: "3600",
-      GAP_FILL_AFTER_SECONDS: "3600",
-    });
+    chain = svc.chain;
     await setConfirmations(svc, 3);
     replicaPool = createPool(svc.databaseUrl, { max: 5 });
-    const chains = new ChainRegistry(replicaPool, { LOCAL: [anvil.url] });
+    const chains = new ChainRegistry(replicaPool, { LOCAL: [svc.anvil.url] });
     await chains.refresh();
     replica = new Tracker(
       { pool: replicaPool, signer: svc.ctx.signer, chains, clients: new ChainClients(), log: svc.ctx.log },
@@ -65,8 +55,6 @@ describe("confirmations, reverts, drops and reorgs", () => {
   afterAll(async () => {
     await replica?.stop();
     await replicaPool?.end();
-    await svc?.close();
-    await anvil?.stop();
   });
 
   const row = (id: string) => txRow(svc.ctx.pool, id);

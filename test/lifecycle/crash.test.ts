@@ -2,16 +2,10 @@
 // runs as a child process (node --import tsx src/server.ts) on an external database and an external anvil; the
 // test-only INTENTS_TEST_CRASH_AFTER_COMMIT=1 makes it SIGKILL itself right after the COMMIT. After a
 // restart the transaction is broadcast once, from the stored signature: no second signature, no gap.
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import type { Hex, PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
-import { newOperatorKey } from "../helpers/api.js";
-import { spawnService, type ServiceProcess } from "../helpers/process.js";
-import { createTestDatabase } from "../helpers/db.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useProcessBench } from "../helpers/process.js";
 import { chainClient, receipt, waitFor } from "./helpers.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
@@ -26,43 +20,20 @@ async function api(base: string, method: string, url: string, token: string, bod
 }
 
 describe("kill -9 between COMMIT and broadcast", () => {
-  let anvil: AnvilNode;
+  const bench = useProcessBench({ dirPrefix: "intents-crash-" });
+  const { op } = bench;
   let chain: PublicClient;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let client: pg.Client;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "intents-crash-"));
-  const op = newOperatorKey();
-  const children: ServiceProcess[] = [];
-  let env: Record<string, string>;
+  const env = { DATA_DIR: bench.dir, PKCS11_TOKEN_LABEL: "intents-crash", TRACKER_INTERVAL_MS: "100", BROADCAST_TIMEOUT_MS: "1000" };
 
-  beforeAll(async () => {
-    anvil = await startAnvil();
-    chain = chainClient(anvil.url);
-    db = await createTestDatabase();
-    client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    env = {
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      ADMIN_API_KEY: op,
-      PKCS11_TOKEN_LABEL: "intents-crash",
-      CHAIN_LOCAL_RPC_URLS: anvil.url,
-      TRACKER_INTERVAL_MS: "100",
-      BROADCAST_TIMEOUT_MS: "1000",
-    };
-  });
-  afterAll(async () => {
-    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-    await client?.end();
-    await db?.drop();
-    await anvil?.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+  beforeAll(() => {
+    chain = chainClient(bench.anvil.url);
+    client = bench.client;
   });
 
   it("broadcasts the committed transaction once after a restart: no second signature, no gap", async () => {
     // First life: set up an agent, then submit with the crash hook armed.
-    const first = spawnService({ ...env, INTENTS_TEST_CRASH_AFTER_COMMIT: "1" });
-    children.push(first);
+    const first = bench.spawn({ ...env, INTENTS_TEST_CRASH_AFTER_COMMIT: "1" });
     const base1 = await first.url;
     const created = await api(base1, "POST", "/v1/agents", op, { name: "crash", intents_api_enabled: true });
     expect(created.status).toBe(201);
@@ -96,8 +67,7 @@ describe("kill -9 between COMMIT and broadcast", () => {
     expect(await receipt(chain, row.tx_hash)).toBeNull();
 
     // Second life: the tracker's startup recovery sends the stored signature.
-    const second = spawnService(env);
-    children.push(second);
+    const second = bench.spawn(env);
     const base2 = await second.url;
     const done = await waitFor(
       "the transaction confirmed",

@@ -7,12 +7,11 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Hex, PublicClient } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAnvil, type AnvilNode } from "../../src/chains/anvil.js";
+import type { AnvilNode } from "../../src/chains/anvil.js";
 import { ChainClients } from "../../src/chains/clients.js";
 import type { Chain } from "../../src/chains/registry.js";
-import { newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, chainClient, receipt, submitter, waitFor } from "./helpers.js";
+import { useService } from "../helpers/use-service.js";
+import { agentWithKey, receipt, submitter, waitFor } from "./helpers.js";
 
 function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
   const server = http.createServer(handler);
@@ -72,32 +71,29 @@ function flappingProxy(target: string) {
 }
 
 describe("RPC failover", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
-  let chain: PublicClient;
   const servers: http.Server[] = [];
-  const op = newOperatorKey();
   let dead: string;
   let hanging: string;
-
-  beforeAll(async () => {
-    anvil = await startAnvil();
-    chain = chainClient(anvil.url);
-    dead = await closedPort();
-    const h = await listen(() => {}); // accepts, never answers
-    servers.push(h.server);
-    hanging = h.url;
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      CHAIN_LOCAL_RPC_URLS: `${dead},${hanging},${anvil.url}`,
-      BROADCAST_TIMEOUT_MS: "500",
-      TRACKER_INTERVAL_MS: "100",
-    });
-  });
+  // Registered before the service's hooks: the servers close after the service has stopped.
   afterAll(async () => {
-    await svc?.close();
     for (const s of servers) (s.closeAllConnections(), s.close());
-    await anvil?.stop();
+  });
+  const svc = useService({
+    anvil: true,
+    env: async ({ anvil }) => {
+      dead = await closedPort();
+      const h = await listen(() => {}); // accepts, never answers
+      servers.push(h.server);
+      hanging = h.url;
+      return { CHAIN_LOCAL_RPC_URLS: `${dead},${hanging},${anvil!.url}`, BROADCAST_TIMEOUT_MS: "500", TRACKER_INTERVAL_MS: "100" };
+    },
+  });
+  const { op } = svc;
+  let chain: PublicClient;
+  let anvil: AnvilNode;
+  beforeAll(() => {
+    chain = svc.chain;
+    anvil = svc.anvil;
   });
 
   it("submits through the next URL when the first ones are dead, and ranks the dead ones last", async () => {
@@ -143,32 +139,27 @@ describe("RPC failover", () => {
 });
 
 describe("a flapping RPC", () => {
-  let anvil: AnvilNode;
-  let svc: TestService;
-  let chain: PublicClient;
   let proxy: http.Server;
   let stats: ReturnType<typeof flappingProxy>["stats"];
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    anvil = await startAnvil();
-    chain = chainClient(anvil.url);
-    const p = flappingProxy(anvil.url);
-    stats = p.stats;
-    const l = await listen(p.handler);
-    proxy = l.server;
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      CHAIN_LOCAL_RPC_URLS: l.url,
-      BROADCAST_TIMEOUT_MS: "1000",
-      TRACKER_INTERVAL_MS: "100",
-    });
-  });
+  // Registered before the service's hooks: the proxy closes after the service has stopped.
   afterAll(async () => {
-    await svc?.close();
     proxy?.closeAllConnections();
     proxy?.close();
-    await anvil?.stop();
+  });
+  const svc = useService({
+    anvil: true,
+    env: async ({ anvil }) => {
+      const p = flappingProxy(anvil!.url);
+      stats = p.stats;
+      const l = await listen(p.handler);
+      proxy = l.server;
+      return { CHAIN_LOCAL_RPC_URLS: l.url, BROADCAST_TIMEOUT_MS: "1000", TRACKER_INTERVAL_MS: "100" };
+    },
+  });
+  const { op } = svc;
+  let chain: PublicClient;
+  beforeAll(() => {
+    chain = svc.chain;
   });
 
   it("100 submits while every third RPC request is dropped: all mined, consecutive nonces, no duplicates", async () => {

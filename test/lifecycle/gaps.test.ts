@@ -3,27 +3,22 @@
 // self-transfer so the transactions behind it mine; a tracked nonce that drifted ahead of the chain is
 // brought back.
 import type { Hex, PublicClient } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { SYSTEM_AGENT_ID } from "../../src/tracker/types.js";
-import { call, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
-import { agentWithKey, auditOf, DEAD, chainClient, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+import { call } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
+import { agentWithKey, auditOf, DEAD, receipt, rpc, submitter, txRow, waitFor } from "./helpers.js";
+
+/** A quick tracker that fills gaps after a second and never replaces a stuck transaction. */
+const GAP_REPAIR = { TRACKER_INTERVAL_MS: "100", GAP_FILL_AFTER_SECONDS: "1", STUCK_AFTER_SECONDS: "3600" };
 
 describe("nonce gaps", () => {
-  let svc: TestService;
+  const svc = useService({ env: GAP_REPAIR });
+  const { op } = svc;
   let chain: PublicClient;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      TRACKER_INTERVAL_MS: "100",
-      GAP_FILL_AFTER_SECONDS: "1",
-      STUCK_AFTER_SECONDS: "3600",
-    });
-    chain = chainClient(svc.ctx.localChainUrl!);
+  beforeAll(() => {
+    chain = svc.chain;
   });
-  afterAll(async () => svc?.close());
 
   const count = (address: Hex) => chain.getTransactionCount({ address });
   /** Enough for one small transfer's gas, never for 5 ETH: the node refuses the big one outright. */
@@ -106,21 +101,12 @@ describe("nonce gaps", () => {
 });
 
 describe("gap repair is bounded per key", () => {
-  let svc: TestService;
+  const svc = useService({ env: { ...GAP_REPAIR, GAP_FILLS_PER_KEY_PER_DAY: "1" } });
+  const { op } = svc;
   let chain: PublicClient;
-  const op = newOperatorKey();
-
-  beforeAll(async () => {
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
-      TRACKER_INTERVAL_MS: "100",
-      GAP_FILL_AFTER_SECONDS: "1",
-      STUCK_AFTER_SECONDS: "3600",
-      GAP_FILLS_PER_KEY_PER_DAY: "1",
-    });
-    chain = chainClient(svc.ctx.localChainUrl!);
+  beforeAll(() => {
+    chain = svc.chain;
   });
-  afterAll(async () => svc?.close());
 
   it("past GAP_FILLS_PER_KEY_PER_DAY it raises an alert (metric, audit, webhook) instead of filling", async () => {
     const hook = await call(svc.app, "POST", "/v1/webhooks", {

@@ -3,12 +3,26 @@
 import { createPublicClient, http, type Hex, type PublicClient } from "viem";
 import type { Pool } from "../../src/db/pool.js";
 import type { TxRow } from "../../src/db/transactions.js";
-import { recordSigningKey } from "../../src/db/signing-keys.js";
 import type { AttemptRow } from "../../src/db/attempts.js";
 import { call, createAgent, type TestAgent } from "../helpers/api.js";
 import type { TestService } from "../helpers/service.js";
+import { fundedKey, type ServiceHandle, type UseServiceOptions } from "../helpers/use-service.js";
 
 export const DEAD = "0x000000000000000000000000000000000000dEaD";
+
+/**
+ * useService() options for an anvil of the test's own with automine off (blocks are mined by the test)
+ * and a quick tracker that neither replaces stuck transactions nor fills gaps unless `env` says so.
+ */
+export function minedByHand(env: Record<string, string> = {}): UseServiceOptions {
+  return {
+    anvil: { noMining: true },
+    env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "3600", GAP_FILL_AFTER_SECONDS: "3600", ...env },
+  };
+}
+
+/** The agent of useService({ agentKey: true }), with its key's address. */
+export const keyedAgent = (svc: ServiceHandle) => svc.agent as TestAgent & { address: Hex; path: string };
 
 export function chainClient(url: string): PublicClient {
   return createPublicClient({ transport: http(url), cacheTime: 0 }) as PublicClient;
@@ -80,17 +94,15 @@ export async function agentWithKey(
   client: PublicClient,
 ): Promise<TestAgent & { address: Hex; path: string }> {
   const agent = await createAgent(svc.app, operatorKey);
-  const path = `agents/${agent.id}/chains/local`;
-  const key = await svc.ctx.signer.createKey(path);
-  await recordSigningKey(svc.ctx.pool, key, { chain: "local", agentId: agent.id });
-  await rpc(client, "anvil_setBalance", [key.address, "0x" + (10n ** 21n).toString(16)]);
-  return { ...agent, address: key.address, path };
+  return { ...agent, ...(await fundedKey(svc, agent.id, client)) };
 }
 
-export function submitter(svc: TestService, agent: TestAgent) {
+/** Submits as `agent` (by default the handle's own agent, read at each call). */
+export function submitter(svc: TestService, agent: TestAgent | (() => TestAgent) = () => (svc as ServiceHandle).agent) {
+  const who = () => (typeof agent === "function" ? agent() : agent);
   return (body: Record<string, unknown>, headers?: Record<string, string>) =>
-    call(svc.app, "POST", `/v1/agents/${agent.id}/transactions`, {
-      token: agent.token,
+    call(svc.app, "POST", `/v1/agents/${who().id}/transactions`, {
+      token: who().token,
       body: { chain: "local", to: DEAD, value: "0", ...body },
       headers,
     });

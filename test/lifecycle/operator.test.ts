@@ -1,30 +1,20 @@
 // Operators speed up or cancel a pending transaction by id (anvil with automine off, so it stays
 // pending until the test mines). Both re-sign the same nonce with fees ≥ +10% and keep the id.
-import { parseTransaction, type Hex, type PublicClient } from "viem";
-import { beforeAll, describe, expect, it } from "vitest";
-import { call, type TestAgent } from "../helpers/api.js";
+import { parseTransaction, type Hex } from "viem";
+import { describe, expect, it } from "vitest";
+import { call } from "../helpers/api.js";
 import { useService } from "../helpers/use-service.js";
-import { auditOf, DEAD, mine, receipt, submitter, txRow, waitFor } from "./helpers.js";
+import { auditOf, DEAD, keyedAgent, mine, minedByHand, receipt, submitter, txRow, waitFor } from "./helpers.js";
 import { bumped } from "../../src/tracker/fee-bump.js";
 
 const up = bumped; // the service's own +10% rule (its values are pinned in policy.test.ts)
 
 describe("operator speed-up and cancel", () => {
-  const svc = useService({
-    anvil: { noMining: true },
-    env: { TRACKER_INTERVAL_MS: "100", STUCK_AFTER_SECONDS: "3600", GAP_FILL_AFTER_SECONDS: "3600" },
-    agentKey: true,
-  });
+  const svc = useService({ ...minedByHand(), agentKey: true });
   const { op } = svc;
-  let chain: PublicClient;
-  let agent: TestAgent & { address: Hex };
-  let submit: ReturnType<typeof submitter>;
-
-  beforeAll(() => {
-    chain = svc.chain;
-    agent = svc.agent as TestAgent & { address: Hex };
-    submit = submitter(svc, agent);
-  });
+  const chain = () => svc.chain;
+  const agent = () => keyedAgent(svc);
+  const submit = submitter(svc);
 
   const row = (id: string) => txRow(svc.ctx.pool, id);
   const post = (id: string, what: "speed-up" | "cancel", token = op) => call(svc.app, "POST", `/v1/transactions/${id}/${what}`, { token });
@@ -33,7 +23,7 @@ describe("operator speed-up and cancel", () => {
     const r = await submit({ value: "0.01" });
     const old = parseTransaction(r.body.signed_tx as Hex);
 
-    expect((await post(r.body.id, "speed-up", agent.token)).status).toBe(403);
+    expect((await post(r.body.id, "speed-up", agent().token)).status).toBe(403);
     expect((await post("00000000-0000-4000-8000-000000000000", "speed-up")).status).toBe(404);
     expect((await post("not-a-uuid", "speed-up")).status).toBe(404);
 
@@ -50,10 +40,10 @@ describe("operator speed-up and cancel", () => {
     expect(s2.status).toBe(200);
     expect(BigInt(s2.body.attempt.max_fee_per_gas) >= up(BigInt(s.body.attempt.max_fee_per_gas))).toBe(true);
 
-    await mine(chain);
+    await mine(chain());
     const done = await waitFor("confirmed", async () => ((await row(r.body.id)).chain_status === "confirmed" ? row(r.body.id) : undefined));
     expect(done.tx_hash).toBe(s2.body.attempt.tx_hash);
-    expect((await receipt(chain, s2.body.attempt.tx_hash))!.status).toBe("0x1");
+    expect((await receipt(chain(), s2.body.attempt.tx_hash))!.status).toBe("0x1");
     const attempts = (await call(svc.app, "GET", `/v1/transactions/${r.body.id}/attempts`, { token: op })).body.attempts;
     expect(attempts.map((a: { kind: string; status: string }) => `${a.kind}:${a.status}`)).toEqual([
       "original:replaced",
@@ -71,36 +61,36 @@ describe("operator speed-up and cancel", () => {
   });
 
   it("cancels a pending transaction: a zero-value self-transfer takes its nonce; the transaction ends `replaced`", async () => {
-    const before = await chain.getBalance({ address: DEAD });
+    const before = await chain().getBalance({ address: DEAD });
     const r = await submit({ value: "0.5" });
     const c = await post(r.body.id, "cancel");
     expect(c.status).toBe(200);
-    expect(c.body.attempt).toMatchObject({ kind: "cancel", status: "sent", to: agent.address.toLowerCase(), value_wei: "0" });
+    expect(c.body.attempt).toMatchObject({ kind: "cancel", status: "sent", to: agent().address.toLowerCase(), value_wei: "0" });
     const tx = parseTransaction(
       (await svc.ctx.pool.query("SELECT signed_tx FROM transaction_attempts WHERE tx_hash = $1", [c.body.attempt.tx_hash])).rows[0]
         .signed_tx,
     );
     expect(tx.nonce).toBe(r.body.nonce);
-    expect(tx.to!.toLowerCase()).toBe(agent.address.toLowerCase());
+    expect(tx.to!.toLowerCase()).toBe(agent().address.toLowerCase());
     expect(tx.value ?? 0n).toBe(0n);
     // The row still describes what was asked; its hash stays the one the agent got.
     expect(c.body.transaction).toMatchObject({ id: r.body.id, tx_hash: r.body.tx_hash, value: "0.5" });
 
-    await mine(chain);
+    await mine(chain());
     const done = await waitFor("final", async () => ((await row(r.body.id)).chain_status === "replaced" ? row(r.body.id) : undefined));
     expect(done.replaced_by).toBe(c.body.attempt.tx_hash);
     expect(done.tx_hash).toBe(r.body.tx_hash);
     expect(done.counts_toward_limits).toBe(false);
-    expect(await receipt(chain, r.body.tx_hash)).toBeNull();
-    expect(await chain.getBalance({ address: DEAD })).toBe(before);
-    const got = await call(svc.app, "GET", `/v1/agents/${agent.id}/transactions/${r.body.id}`, { token: agent.token });
+    expect(await receipt(chain(), r.body.tx_hash)).toBeNull();
+    expect(await chain().getBalance({ address: DEAD })).toBe(before);
+    const got = await call(svc.app, "GET", `/v1/agents/${agent().id}/transactions/${r.body.id}`, { token: agent().token });
     expect(got.body).toMatchObject({ chain_status: "replaced", replaced_by: c.body.attempt.tx_hash });
     expect((await post(r.body.id, "cancel")).status).toBe(409);
   });
 
   it("refuses a sign-only transaction", async () => {
-    const s = await call(svc.app, "POST", `/v1/agents/${agent.id}/transactions/sign`, {
-      token: agent.token,
+    const s = await call(svc.app, "POST", `/v1/agents/${agent().id}/transactions/sign`, {
+      token: agent().token,
       body: { chain: "local", to: DEAD, value: "0" },
     });
     expect(s.status).toBe(200);

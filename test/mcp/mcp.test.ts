@@ -7,10 +7,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { createPublicClient, formatEther, http, parseEther, type Hex } from "viem";
+import { formatEther, parseEther, type Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call, createAgent, type TestAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const BIN = path.resolve(import.meta.dirname, "../../bin/intents.mjs");
@@ -29,20 +29,11 @@ const TOOLS = [
   "submit_transaction",
 ];
 
-let svc: TestService;
-let base: string;
-const op = newOperatorKey();
-let chain: ReturnType<typeof createPublicClient>;
-
-beforeAll(async () => {
-  svc = await startTestService({ ADMIN_API_KEY: op });
-  base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
-  chain = createPublicClient({ transport: http(svc.ctx.localChainUrl!) });
-});
-afterAll(async () => svc?.close());
+const svc = useService({ listen: true });
+const { op } = svc;
 
 async function httpClient(credential: string) {
-  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+  const transport = new StreamableHTTPClientTransport(new URL(`${svc.baseUrl}/mcp`), {
     requestInit: { headers: { authorization: `Bearer ${credential}` } },
   });
   const client = new Client({ name: "test-host", version: "1.0.0" });
@@ -50,13 +41,15 @@ async function httpClient(credential: string) {
   return { client, transport };
 }
 
+/** `intents mcp` as a host starts it: a child process speaking MCP on stdin/stdout to the service. */
+const stdioServer = (credential: string) => ({
+  command: process.execPath,
+  args: [BIN, "mcp"],
+  env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: svc.baseUrl, INTENTS_AGENT_KEY: credential },
+});
+
 async function stdioClient(credential: string) {
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [BIN, "mcp"],
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: credential },
-    stderr: "pipe",
-  });
+  const transport = new StdioClientTransport({ ...stdioServer(credential), stderr: "pipe" });
   const client = new Client({ name: "test-host", version: "1.0.0" });
   await client.connect(transport);
   return { client, transport };
@@ -66,6 +59,67 @@ const countTxs = async (agentId: string) =>
   Number((await svc.ctx.pool.query<{ n: string }>("SELECT count(*) AS n FROM transactions WHERE agent_id = $1", [agentId])).rows[0].n);
 
 const text = (r: CallToolResult) => r.content.map((c) => (c.type === "text" ? c.text : "")).join(" ");
+
+/** One JSON-RPC request over /mcp by hand, as a host that retries with the same id would send it. */
+async function rawPost(credential: string, sessionId: string | undefined, msg: unknown) {
+  const res = await fetch(`${svc.baseUrl}/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${credential}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2025-06-18",
+      ...(sessionId ? { "mcp-session-id": sessionId } : {}),
+    },
+    body: JSON.stringify(msg),
+  });
+  const body = await res.text();
+  const data = body.split("\n").find((l) => l.startsWith("data: "));
+  return { status: res.status, message: data ? JSON.parse(data.slice(6)) : body ? JSON.parse(body) : undefined };
+}
+
+const tool = (id: number, name: string, args: Record<string, unknown>) => ({
+  jsonrpc: "2.0",
+  id,
+  method: "tools/call",
+  params: { name, arguments: args },
+});
+const submitCall = (id: number, value: string) =>
+  tool(id, "submit_transaction", { to: DEAD, value, chain: "local", simulate_first: false });
+
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+};
+
+/** A raw JSON-RPC session, so a call can be retried with the same request id as a host would. */
+interface RawSession {
+  rpc(msg: { id: number } & Record<string, unknown>): Promise<any>;
+  close(): Promise<void>;
+}
+async function rawHttp(credential: string): Promise<RawSession> {
+  const { client, transport } = await httpClient(credential);
+  return {
+    rpc: async (msg) => (await rawPost(credential, transport.sessionId, msg)).message,
+    close: () => client.close(),
+  };
+}
+async function rawStdio(credential: string): Promise<RawSession> {
+  const transport = new StdioClientTransport(stdioServer(credential));
+  const waiting = new Map<number, (m: any) => void>();
+  transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
+  const rpc = (msg: { id: number } & Record<string, unknown>) =>
+    new Promise<any>((resolve) => {
+      waiting.set(msg.id, resolve);
+      void transport.send(msg as never);
+    });
+  await transport.start();
+  await rpc(INITIALIZE);
+  await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
+  return { rpc, close: () => transport.close() };
+}
 
 for (const kind of ["http", "stdio"] as const) {
   describe(`MCP over ${kind}`, () => {
@@ -99,7 +153,7 @@ for (const kind of ["http", "stdio"] as const) {
       // simulate_first defaults to true for tools.
       expect(tx.simulation_status).toBe("success");
       expect(text(r)).toContain(tx.tx_hash);
-      const receipt = await chain.waitForTransactionReceipt({ hash: tx.tx_hash as Hex });
+      const receipt = await svc.chain.waitForTransactionReceipt({ hash: tx.tx_hash as Hex });
       expect(receipt.status).toBe("success");
       const got = (await client.callTool({ name: "get_transaction", arguments: { tx_id: tx.id } })) as CallToolResult;
       expect((got.structuredContent as any).tx_hash).toBe(tx.tx_hash);
@@ -143,7 +197,7 @@ for (const kind of ["http", "stdio"] as const) {
 
     it("nothing is signed by a malformed tool call", async () => {
       const before = await countTxs(agent.id);
-      const nonce = await chain.getTransactionCount({
+      const nonce = await svc.chain.getTransactionCount({
         address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any).address as Hex,
       });
       for (const args of [
@@ -159,7 +213,7 @@ for (const kind of ["http", "stdio"] as const) {
       expect(bad.isError).toBe(true);
       expect(await countTxs(agent.id)).toBe(before);
       expect(
-        await chain.getTransactionCount({
+        await svc.chain.getTransactionCount({
           address: ((await client.callTool({ name: "get_balance", arguments: { chain: "local" } })).structuredContent as any)
             .address as Hex,
         }),
@@ -214,31 +268,6 @@ describe("MCP retries and attacks", () => {
     agent = await createAgent(svc.app, op);
   });
 
-  /** One JSON-RPC request over /mcp by hand, as a host that retries with the same id would send it. */
-  async function rawPost(credential: string, sessionId: string | undefined, msg: unknown) {
-    const res = await fetch(`${base}/mcp`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${credential}`,
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        "mcp-protocol-version": "2025-06-18",
-        ...(sessionId ? { "mcp-session-id": sessionId } : {}),
-      },
-      body: JSON.stringify(msg),
-    });
-    const body = await res.text();
-    const data = body.split("\n").find((l) => l.startsWith("data: "));
-    return { status: res.status, message: data ? JSON.parse(data.slice(6)) : body ? JSON.parse(body) : undefined };
-  }
-
-  const submitCall = (id: number, value: string) => ({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name: "submit_transaction", arguments: { to: DEAD, value, chain: "local", simulate_first: false } },
-  });
-
   it("a retried submit_transaction over /mcp (same session, same request id) signs once", async () => {
     const { client, transport } = await httpClient(agent.token);
     try {
@@ -260,27 +289,8 @@ describe("MCP retries and attacks", () => {
   });
 
   it("a retried submit_transaction over stdio (same request id) signs once", async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [BIN, "mcp"],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: agent.apiKey },
-    });
-    const waiting = new Map<number, (m: any) => void>();
-    transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
-    const rpc = (msg: { id: number } & Record<string, unknown>) =>
-      new Promise<any>((resolve) => {
-        waiting.set(msg.id, resolve);
-        void transport.send(msg as never);
-      });
-    await transport.start();
+    const { rpc, close } = await rawStdio(agent.apiKey);
     try {
-      await rpc({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-      });
-      await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
       const before = await countTxs(agent.id);
       const a = await rpc(submitCall(9, "0.004"));
       const b = await rpc(submitCall(9, "0.004"));
@@ -288,7 +298,7 @@ describe("MCP retries and attacks", () => {
       expect(b.result.structuredContent).toEqual(a.result.structuredContent);
       expect(await countTxs(agent.id)).toBe(before + 1);
     } finally {
-      await transport.close();
+      await close();
     }
   });
 
@@ -314,14 +324,8 @@ describe("MCP retries and attacks", () => {
   });
 
   it("operators are refused at /mcp, and a session belongs to the agent that opened it", async () => {
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-    };
-    expect((await rawPost(op, undefined, init)).status).toBe(403);
-    expect((await rawPost("ocv_not-a-key", undefined, init)).status).toBe(401);
+    expect((await rawPost(op, undefined, INITIALIZE)).status).toBe(403);
+    expect((await rawPost("ocv_not-a-key", undefined, INITIALIZE)).status).toBe(401);
     const { client, transport } = await httpClient(agent.token);
     try {
       const other = await createAgent(svc.app, op);
@@ -340,62 +344,6 @@ describe("MCP retries and attacks", () => {
 });
 
 describe("MCP and human approvals", () => {
-  /** A raw JSON-RPC session, so a call can be retried with the same request id as a host would. */
-  interface RawSession {
-    rpc(msg: { id: number } & Record<string, unknown>): Promise<any>;
-    close(): Promise<void>;
-  }
-  async function rawHttp(credential: string): Promise<RawSession> {
-    const { client, transport } = await httpClient(credential);
-    return {
-      rpc: async (msg) => {
-        const res = await fetch(`${base}/mcp`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${credential}`,
-            "content-type": "application/json",
-            accept: "application/json, text/event-stream",
-            "mcp-protocol-version": "2025-06-18",
-            "mcp-session-id": transport.sessionId!,
-          },
-          body: JSON.stringify(msg),
-        });
-        const data = (await res.text()).split("\n").find((l) => l.startsWith("data: "));
-        return JSON.parse(data!.slice(6));
-      },
-      close: () => client.close(),
-    };
-  }
-  async function rawStdio(credential: string): Promise<RawSession> {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [BIN, "mcp"],
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", INTENTS_URL: base, INTENTS_AGENT_KEY: credential },
-    });
-    const waiting = new Map<number, (m: any) => void>();
-    transport.onmessage = (m: any) => waiting.get(m.id)?.(m);
-    const rpc = (msg: { id: number } & Record<string, unknown>) =>
-      new Promise<any>((resolve) => {
-        waiting.set(msg.id, resolve);
-        void transport.send(msg as never);
-      });
-    await transport.start();
-    await rpc({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-    });
-    await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" } as never);
-    return { rpc, close: () => transport.close() };
-  }
-  const tool = (id: number, name: string, args: Record<string, unknown>) => ({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name, arguments: args },
-  });
-
   for (const kind of ["http", "stdio"] as const) {
     it(`over ${kind}: submit_transaction waits for approval (202); get_approval_status follows it to the mined transaction; a retry returns that one transaction`, async () => {
       const agent = await createAgent(svc.app, op);
@@ -461,7 +409,7 @@ describe("MCP and human approvals", () => {
         expect(done.structuredContent).toMatchObject({ id, status: "executed", current_approvals: 1 });
         expect(result).toMatchObject({ status: "broadcast", agent_id: agent.id, value_wei: "50000000000000000" });
         expect(text(done)).toContain(result.tx_hash);
-        expect((await chain.waitForTransactionReceipt({ hash: result.tx_hash as Hex })).status).toBe("success");
+        expect((await svc.chain.waitForTransactionReceipt({ hash: result.tx_hash as Hex })).status).toBe("success");
 
         // The retried call (same request id) now answers that transaction; one transaction only.
         const retried = (await s.rpc(tool(101, "submit_transaction", args))).result as CallToolResult;

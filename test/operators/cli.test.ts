@@ -12,9 +12,9 @@ import { startEmbeddedPostgres } from "../../src/db/embedded.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createPool } from "../../src/db/pool.js";
 import { csvColumns } from "../../src/http/history.js";
-import { call, newOperatorKey } from "../helpers/api.js";
+import { call } from "../helpers/api.js";
 import { createTestDatabase } from "../helpers/db.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const TSX = path.resolve("node_modules/.bin/tsx");
@@ -27,19 +27,26 @@ interface Out {
 }
 
 describe("operator CLI", () => {
-  const op = newOperatorKey();
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  let svc: TestService;
-  let base: string;
-  let serviceUp = false;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "intents-cli-"));
+  // Our own database, made before the service and dropped after it, so that it outlives the service
+  // (the service drops only databases it made).
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const svc = useService({ env: { TRACKER: "off" }, start: () => ({ databaseUrl: db.url }), listen: true });
+  const { op } = svc;
 
   /** Runs the CLI with the service's URL, the operator key and the database in its environment. */
   const cli = (args: string[], env: Record<string, string | undefined> = {}): Promise<Out> =>
     new Promise((resolve) => {
       const full: NodeJS.ProcessEnv = {
         ...process.env,
-        INTENTS_URL: base,
+        INTENTS_URL: svc.baseUrl,
         INTENTS_OPERATOR_KEY: op,
         DATABASE_URL: db.url,
         ADMIN_API_KEY: undefined,
@@ -69,19 +76,6 @@ describe("operator CLI", () => {
   let agentId: string;
   let agentToken: string;
   const txIds: string[] = [];
-
-  beforeAll(async () => {
-    // Our own database, so that it outlives the service (svc.close() drops only databases it made).
-    db = await createTestDatabase();
-    svc = await startTestService({ ADMIN_API_KEY: op, TRACKER: "off" }, { databaseUrl: db.url });
-    base = await svc.app.listen({ port: 0, host: "127.0.0.1" });
-    serviceUp = true;
-  });
-  afterAll(async () => {
-    if (serviceUp) await svc?.close();
-    await db?.drop();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
 
   it("agents create, list, update guardrails, rotate-key", async () => {
     const created = await ok([
@@ -295,7 +289,6 @@ describe("operator CLI", () => {
       /* drain */
     }
     await svc.close();
-    serviceUp = false;
 
     const [audit, verify, exp, apiDown] = await Promise.all([
       ok(["audit", "verify"]),

@@ -1,15 +1,11 @@
 // The OpenAPI description, its UI, and Prometheus metrics.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, createAgent, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { describe, expect, it } from "vitest";
+import { call, createAgent } from "../helpers/api.js";
+import { useService } from "../helpers/use-service.js";
 
 describe("docs and metrics", () => {
-  let svc: TestService;
-  const op = newOperatorKey();
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op });
-  });
-  afterAll(async () => svc?.close());
+  const svc = useService();
+  const { op } = svc;
 
   it("serves an OpenAPI 3 description generated from the route schemas, publicly", async () => {
     const r = await call(svc.app, "GET", "/docs/json");
@@ -73,13 +69,9 @@ describe("docs and metrics", () => {
 });
 
 describe("metrics on a service reachable from outside (HOST=0.0.0.0, METRICS_TOKEN)", () => {
-  let svc: TestService;
-  const op = newOperatorKey();
   const scrape = "scrape-" + "k".repeat(24);
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, HOST: "0.0.0.0", METRICS_TOKEN: scrape, AUTH_FAILURES_PER_MINUTE: "3" });
-  });
-  afterAll(async () => svc?.close());
+  const svc = useService({ env: { HOST: "0.0.0.0", METRICS_TOKEN: scrape, AUTH_FAILURES_PER_MINUTE: "3" } });
+  const { op } = svc;
 
   const get = (token?: string, remoteAddress = "127.0.0.1") =>
     svc.app.inject({ method: "GET", url: "/metrics", remoteAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });

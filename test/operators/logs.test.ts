@@ -4,24 +4,21 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { call, createAgent, newOperatorKey } from "../helpers/api.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 
 describe("logs", () => {
-  let svc: TestService;
   const op = newOperatorKey();
   const pin = "pin-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
   const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "intents-logs-")), "service.log");
   const secrets: string[] = [op, pin];
 
-  beforeAll(async () => {
-    svc = await startTestService({ ADMIN_API_KEY: op, PKCS11_PIN: pin, LOG_LEVEL: "trace" }, { logFile });
-  });
+  // Registered before the service's hooks: the log is removed after the service has stopped.
   afterAll(async () => {
-    await svc?.close();
     fs.rmSync(path.dirname(logFile), { recursive: true, force: true });
   });
+  const svc = useService({ env: { ADMIN_API_KEY: op, PKCS11_PIN: pin, LOG_LEVEL: "trace" }, start: { logFile } });
 
   it("a full session leaves no API key, PIN or JWT in the log", async () => {
     const agent = await createAgent(svc.app, op, { tx_max_value: "1" });

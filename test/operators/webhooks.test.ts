@@ -18,9 +18,9 @@ import { backoffDelayMs, attemptDelivery, deliverDue } from "../../src/webhooks/
 import { claimDueDeliveries } from "../../src/db/webhooks.js";
 import { fanoutWebhookEvents } from "../../src/webhooks/fanout.js";
 import { startWebhookWorker, type WebhookWorker } from "../../src/webhooks/worker.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
-import { createTestDatabase } from "../helpers/db.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { call, type TestAgent } from "../helpers/api.js";
+import { useTestDatabase } from "../helpers/db.js";
+import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 const ALL_TYPES = ["agent.transaction.signed", "agent.transaction.broadcast", "agent.transaction.confirmed", "agent.transaction.failed"];
@@ -114,13 +114,19 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
 }
 
 describe("webhooks (service)", () => {
-  let svc: TestService;
+  const logFile = path.join(os.tmpdir(), `webhooks-test-${randomBytes(6).toString("hex")}.log`);
+  // Registered before the service's hooks: the log is removed after the service has stopped.
+  afterAll(() => fs.rmSync(logFile, { force: true }));
+  const svc = useService({
+    env: { LOG_LEVEL: "debug", WEBHOOK_INTERVAL_MS: "50", WEBHOOK_BACKOFF_BASE_MS: "100", TRACKER_INTERVAL_MS: "100" },
+    start: { logFile },
+    agent: true,
+  });
+  const { op } = svc;
   let agent: TestAgent;
   let chain: ReturnType<typeof createPublicClient>;
   let replicaPool: Pool;
   let replica: WebhookWorker;
-  const op = newOperatorKey();
-  const logFile = path.join(os.tmpdir(), `webhooks-test-${randomBytes(6).toString("hex")}.log`);
   const receivers: Receiver[] = [];
   const secrets: string[] = [];
   const a = new Receiver();
@@ -129,12 +135,8 @@ describe("webhooks (service)", () => {
   let tracking = false;
 
   beforeAll(async () => {
-    svc = await startTestService(
-      { ADMIN_API_KEY: op, LOG_LEVEL: "debug", WEBHOOK_INTERVAL_MS: "50", WEBHOOK_BACKOFF_BASE_MS: "100", TRACKER_INTERVAL_MS: "100" },
-      { logFile },
-    );
     tracking = svc.ctx.config.trackerEnabled;
-    agent = await createAgent(svc.app, op);
+    agent = svc.agent;
     chain = createPublicClient({ transport: viemHttp(svc.ctx.localChainUrl!) });
     // A second replica's worker on its own pool: the row locks must keep the two from double-sending.
     replicaPool = createPool(svc.databaseUrl, { max: 5 });
@@ -145,8 +147,6 @@ describe("webhooks (service)", () => {
     await replica?.stop();
     await replicaPool?.end();
     for (const r of receivers) await r.down().catch(() => {});
-    await svc?.close();
-    fs.rmSync(logFile, { force: true });
   });
 
   /** Until every committed event is sealed (sealAuditEvents returns 0 too while the service's sealer holds the lock). */
@@ -483,42 +483,32 @@ describe("webhooks (service)", () => {
 });
 
 describe("webhooks (outbox mechanics)", () => {
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  let pool: Pool;
+  const db = useTestDatabase();
   const log = createLogger("silent");
   const secret = "whsec_" + randomBytes(32).toString("base64url");
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pool = createPool(db.url, { max: 10 });
-  });
-  afterAll(async () => {
-    await pool?.end();
-    await db?.drop();
-  });
-
   const endpoint = async (events = ALL_TYPES, url = "http://127.0.0.1:9/x") => {
     const id = randomUUID();
-    await pool.query(
+    await db.pool.query(
       "INSERT INTO webhook_endpoints (id, url, secret, events, cursor_chain_seq) VALUES ($1, $4, $2, $3, (SELECT coalesce(max(chain_seq), 0) FROM audit_events))",
       [id, secret, events, url],
     );
     return id;
   };
   const event = (action: "transaction.submit" | "transaction.broadcast" | "agent.create" = "transaction.broadcast") =>
-    appendAudit(pool, {
+    appendAudit(db.pool, {
       action,
       resourceType: "transaction",
       resourceId: randomUUID(),
       details: { chain: "local", tx_hash: "0x" + "ab".repeat(32), nonce: 7 },
     });
   const seal = async () => {
-    while ((await sealAuditEvents(pool)) > 0) {
+    while ((await sealAuditEvents(db.pool)) > 0) {
       /* drain */
     }
   };
   const count = async (endpointId: string) =>
-    Number((await pool.query("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1", [endpointId])).rows[0].count);
+    Number((await db.pool.query("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1", [endpointId])).rows[0].count);
   const okFetch =
     (seen: string[], delayMs = 0): typeof fetch =>
     async (_url, init) => {
@@ -531,28 +521,28 @@ describe("webhooks (outbox mechanics)", () => {
     const ep = await endpoint();
     await event("transaction.submit");
     await event("agent.create"); // not a webhook event
-    expect((await fanoutWebhookEvents(pool)).deliveries).toBe(0); // unsealed: not yet visible to the cursor
+    expect((await fanoutWebhookEvents(db.pool)).deliveries).toBe(0); // unsealed: not yet visible to the cursor
     await seal();
-    expect((await fanoutWebhookEvents(pool)).deliveries).toBe(1);
-    expect((await fanoutWebhookEvents(pool)).deliveries).toBe(0);
-    await pool.query("UPDATE webhook_endpoints SET cursor_chain_seq = 0 WHERE id = $1", [ep]);
-    expect((await fanoutWebhookEvents(pool)).deliveries).toBe(0);
+    expect((await fanoutWebhookEvents(db.pool)).deliveries).toBe(1);
+    expect((await fanoutWebhookEvents(db.pool)).deliveries).toBe(0);
+    await db.pool.query("UPDATE webhook_endpoints SET cursor_chain_seq = 0 WHERE id = $1", [ep]);
+    expect((await fanoutWebhookEvents(db.pool)).deliveries).toBe(0);
     expect(await count(ep)).toBe(1);
-    const head = (await pool.query("SELECT max(chain_seq) AS h FROM audit_events")).rows[0].h;
-    expect((await pool.query("SELECT cursor_chain_seq FROM webhook_endpoints WHERE id = $1", [ep])).rows[0].cursor_chain_seq).toBe(head);
+    const head = (await db.pool.query("SELECT max(chain_seq) AS h FROM audit_events")).rows[0].h;
+    expect((await db.pool.query("SELECT cursor_chain_seq FROM webhook_endpoints WHERE id = $1", [ep])).rows[0].cursor_chain_seq).toBe(head);
     // Batches: 7 events through batches of 3.
     for (let i = 0; i < 7; i++) await event();
     await seal();
-    expect((await fanoutWebhookEvents(pool, { batch: 3 })).deliveries).toBe(7);
+    expect((await fanoutWebhookEvents(db.pool, { batch: 3 })).deliveries).toBe(7);
     expect(await count(ep)).toBe(8);
     const row = (
-      await pool.query("SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'agent.transaction.signed'", [ep])
+      await db.pool.query("SELECT payload FROM webhook_deliveries WHERE endpoint_id = $1 AND event_type = 'agent.transaction.signed'", [ep])
     ).rows[0];
     expect(row.payload).toMatchObject({
       type: "agent.transaction.signed",
       data: { chain: "local", nonce: 7, status: "signed", mode: "submit" },
     });
-    await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
+    await db.pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
   });
 
   it("backs off exponentially with jitter, capped", () => {
@@ -569,46 +559,46 @@ describe("webhooks (outbox mechanics)", () => {
     const ep = await endpoint();
     await event();
     await seal();
-    await fanoutWebhookEvents(pool);
+    await fanoutWebhookEvents(db.pool);
     const failing: typeof fetch = async () => new Response("upstream says no, secret=abc", { status: 503 });
     const opts = { backoffBaseMs: 10, maxAttempts: 3, fetch: failing, log };
     for (let i = 0; i < 3; i++) {
       await waitFor(
         "due",
         async () =>
-          (await pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND next_attempt_at <= now()", [ep])).rowCount,
+          (await db.pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND next_attempt_at <= now()", [ep])).rowCount,
         5000,
       );
-      expect((await deliverDue(pool, opts)).claimed).toBe(1);
+      expect((await deliverDue(db.pool, opts)).claimed).toBe(1);
     }
-    const d = (await pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
+    const d = (await db.pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
     expect(d).toMatchObject({ status: "failed", attempts: 3, last_status_code: 503, last_error: "HTTP 503" });
-    expect((await deliverDue(pool, opts)).claimed).toBe(0);
-    await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
+    expect((await deliverDue(db.pool, opts)).claimed).toBe(0);
+    await db.pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
   });
 
   it("a timeout counts as a failed attempt", async () => {
     const ep = await endpoint();
     await event();
     await seal();
-    await fanoutWebhookEvents(pool);
+    await fanoutWebhookEvents(db.pool);
     const silent = http.createServer(() => {
       /* never answers */
     });
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    await pool.query("UPDATE webhook_endpoints SET url = $2 WHERE id = $1", [
+    await db.pool.query("UPDATE webhook_endpoints SET url = $2 WHERE id = $1", [
       ep,
       `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`,
     ]);
     try {
-      const res = await deliverDue(pool, { backoffBaseMs: 10, maxAttempts: 5, timeoutMs: 200, log });
+      const res = await deliverDue(db.pool, { backoffBaseMs: 10, maxAttempts: 5, timeoutMs: 200, log });
       expect(res).toMatchObject({ claimed: 1, retrying: 1 });
-      const d = (await pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
+      const d = (await db.pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
       expect(d).toMatchObject({ status: "pending", attempts: 1, last_status_code: null, last_error: "timeout after 200 ms" });
     } finally {
       silent.closeAllConnections();
       silent.close();
-      await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
+      await db.pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
     }
   });
 
@@ -616,19 +606,19 @@ describe("webhooks (outbox mechanics)", () => {
     const ep = await endpoint();
     await event();
     await seal();
-    await fanoutWebhookEvents(pool);
+    await fanoutWebhookEvents(db.pool);
     const seen: string[] = [];
-    const claimed = await claimDueDeliveries(pool, { batch: 10, leaseMs: 300 });
+    const claimed = await claimDueDeliveries(db.pool, { batch: 10, leaseMs: 300 });
     expect(claimed).toHaveLength(1);
     expect((await attemptDelivery(claimed[0], { timeoutMs: 1000, fetch: okFetch(seen) })).ok).toBe(true);
     // ...and the process dies here. While leased, nobody else sends it.
-    expect((await deliverDue(pool, { backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen) })).claimed).toBe(0);
+    expect((await deliverDue(db.pool, { backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen) })).claimed).toBe(0);
     await sleep(350);
-    expect((await deliverDue(pool, { backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen) })).delivered).toBe(1);
+    expect((await deliverDue(db.pool, { backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen) })).delivered).toBe(1);
     expect(seen).toEqual([claimed[0].id, claimed[0].id]);
-    const d = (await pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
+    const d = (await db.pool.query("SELECT * FROM webhook_deliveries WHERE endpoint_id = $1", [ep])).rows[0];
     expect(d).toMatchObject({ status: "delivered", attempts: 1 });
-    await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
+    await db.pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = $1", [ep]);
   });
 
   it("a receiver that hangs until the timeout holds a few slots, not the other endpoints' deliveries", async () => {
@@ -643,7 +633,7 @@ describe("webhooks (outbox mechanics)", () => {
       return new Promise((_, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)));
     };
     const w = startWebhookWorker({
-      pool,
+      pool: db.pool,
       log,
       intervalMs: 20,
       backoffBaseMs: 10,
@@ -663,15 +653,15 @@ describe("webhooks (outbox mechanics)", () => {
       await waitFor(
         "the healthy endpoint's delivery",
         async () =>
-          (await pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'delivered'", [healthy])).rowCount,
+          (await db.pool.query("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'delivered'", [healthy])).rowCount,
         2500,
       );
       expect(Date.now() - t0).toBeLessThan(2500); // well before the hung requests time out
     } finally {
       await w.stop(); // aborts the hung requests: not counted as attempts, due again at once
-      await pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = ANY($1::uuid[])", [[hung, healthy]]);
+      await db.pool.query("UPDATE webhook_endpoints SET is_active = false WHERE id = ANY($1::uuid[])", [[hung, healthy]]);
     }
-    const r = await pool.query("SELECT attempts, count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = $1 GROUP BY attempts", [
+    const r = await db.pool.query("SELECT attempts, count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = $1 GROUP BY attempts", [
       hung,
     ]);
     expect(r.rows).toEqual([{ attempts: 0, n: 41 }]);
@@ -684,11 +674,11 @@ describe("webhooks (outbox mechanics)", () => {
     const other = createPool(db.url, { max: 10 });
     const seen: string[] = [];
     try {
-      const workers = [pool, other, pool, other].map((p) =>
+      const workers = [db.pool, other, db.pool, other].map((p) =>
         startWebhookWorker({ pool: p, log, intervalMs: 10, backoffBaseMs: 10, maxAttempts: 5, fetch: okFetch(seen, 5) }),
       );
       await waitFor("all delivered", async () => {
-        const r = await pool.query(
+        const r = await db.pool.query(
           "SELECT count(*) FILTER (WHERE status = 'delivered') AS n FROM webhook_deliveries WHERE endpoint_id = ANY($1::uuid[])",
           [eps],
         );

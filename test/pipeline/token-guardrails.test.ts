@@ -1,6 +1,6 @@
 // Calldata decoding and token guardrails are pure: boundaries are checked with property tests.
 import fc from "fast-check";
-import { encodeFunctionData, parseAbi, toEventSelector, type Hex } from "viem";
+import { toEventSelector, type Hex } from "viem";
 import { describe, expect, it } from "vitest";
 import { decodeCall, PERMIT2, type DecodedCall } from "../../src/pipeline/calldata.js";
 import { MAX_UINT256 } from "../../src/units.js";
@@ -15,37 +15,8 @@ import {
   type CalldataPolicy,
 } from "../../src/pipeline/token-guardrails.js";
 import { formatMajor } from "../../src/units.js";
+import { encodeCall, PERMIT2_CALLS, TOKEN_CALLS } from "../helpers/token-calls.js";
 
-const ABI = parseAbi([
-  "function transfer(address to, uint256 amount)",
-  "function transferFrom(address from, address to, uint256 amount)",
-  "function approve(address spender, uint256 amount)",
-  "function increaseAllowance(address spender, uint256 addedValue)",
-  "function decreaseAllowance(address spender, uint256 subtractedValue)",
-  "function increaseApproval(address spender, uint256 addedValue)",
-  "function setApprovalForAll(address operator, bool approved)",
-  "function safeTransferFrom(address from, address to, uint256 id, uint256 amount, bytes data)",
-  "function transferAndCall(address to, uint256 amount)",
-  "function transferAndCall(address to, uint256 amount, bytes data)",
-  "function transferFromAndCall(address from, address to, uint256 amount, bytes data)",
-  "function approveAndCall(address spender, uint256 amount, bytes data)",
-  "function send(address to, uint256 amount, bytes data)",
-  "function operatorSend(address from, address to, uint256 amount, bytes data, bytes operatorData)",
-  "function authorizeOperator(address operator)",
-  "function revokeOperator(address operator)",
-  "function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)",
-]);
-const P2 = parseAbi([
-  "struct PermitDetails { address token; uint160 amount; uint48 expiration; uint48 nonce; }",
-  "struct PermitSingle { PermitDetails details; address spender; uint256 sigDeadline; }",
-  "struct PermitBatch { PermitDetails[] details; address spender; uint256 sigDeadline; }",
-  "struct AllowanceTransferDetails { address from; address to; uint160 amount; address token; }",
-  "function approve(address token, address spender, uint160 amount, uint48 expiration)",
-  "function permit(address owner, PermitSingle permitSingle, bytes signature)",
-  "function permit(address owner, PermitBatch permitBatch, bytes signature)",
-  "function transferFrom(address from, address to, uint160 amount, address token)",
-  "function transferFrom(AllowanceTransferDetails[] transferDetails)",
-]);
 const TOKEN = "0x" + "aa".repeat(20);
 const ALICE = ("0x" + "11".repeat(20)) as `0x${string}`;
 const BOB = ("0x" + "22".repeat(20)) as `0x${string}`;
@@ -61,8 +32,8 @@ const facts = (decimals?: number, allowance = 0n): CalldataFacts => ({ decimals:
 const addr = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => ("0x" + Buffer.from(b).toString("hex")) as `0x${string}`);
 const amount = fc.bigInt({ min: 0n, max: MAX_UINT256 });
 const bytes = fc.uint8Array({ maxLength: 80 }).map((b) => ("0x" + Buffer.from(b).toString("hex")) as Hex);
-const enc = (functionName: string, args: unknown[], abi: typeof ABI | typeof P2 = ABI) =>
-  encodeFunctionData({ abi, functionName, args } as never);
+const enc = (functionName: string, args: unknown[], abi: typeof TOKEN_CALLS | typeof PERMIT2_CALLS = TOKEN_CALLS) =>
+  encodeCall(abi, functionName, args);
 const code = (d: unknown) => (d as { reason_code: string } | null)?.reason_code ?? null;
 const effects = (c: DecodedCall) => (c.kind === "token" ? c.effects : []);
 
@@ -96,12 +67,16 @@ const families = fc.tuple(addr, addr, amount, bytes, fc.bigInt({ min: 0n, max: (
     },
     {
       to: PERMIT2,
-      data: enc("approve", [a, b, n160, 5], P2),
+      data: enc("approve", [a, b, n160, 5], PERMIT2_CALLS),
       effect: { type: "approve", token: a, spender: b, amount: n160, mode: "set" },
     },
     {
       to: PERMIT2,
-      data: enc("permit", [SELF, { details: { token: a, amount: n160, expiration: 1, nonce: 0 }, spender: b, sigDeadline: 9n }, data], P2),
+      data: enc(
+        "permit",
+        [SELF, { details: { token: a, amount: n160, expiration: 1, nonce: 0 }, spender: b, sigDeadline: 9n }, data],
+        PERMIT2_CALLS,
+      ),
       effect: { type: "approve", token: a, spender: b, amount: n160, mode: "set" },
     },
     {
@@ -109,18 +84,18 @@ const families = fc.tuple(addr, addr, amount, bytes, fc.bigInt({ min: 0n, max: (
       data: enc(
         "permit",
         [SELF, { details: [{ token: a, amount: n160, expiration: 1, nonce: 0 }], spender: b, sigDeadline: 9n }, data],
-        P2,
+        PERMIT2_CALLS,
       ),
       effect: { type: "approve", token: a, spender: b, amount: n160, mode: "set" },
     },
     {
       to: PERMIT2,
-      data: enc("transferFrom", [SELF, b, n160, a], P2),
+      data: enc("transferFrom", [SELF, b, n160, a], PERMIT2_CALLS),
       effect: { type: "transfer", token: a, from: SELF, recipient: b, amount: n160 },
     },
     {
       to: PERMIT2,
-      data: enc("transferFrom", [[{ from: SELF, to: b, amount: n160, token: a }]], P2),
+      data: enc("transferFrom", [[{ from: SELF, to: b, amount: n160, token: a }]], PERMIT2_CALLS),
       effect: { type: "transfer", token: a, from: SELF, recipient: b, amount: n160 },
     },
   ),
@@ -142,7 +117,7 @@ describe("decodeCall", () => {
     expect(decodeCall(TOKEN, undefined)).toEqual({ kind: "none" });
     expect(decodeCall(TOKEN, "0xdeadbeef00")).toEqual({ kind: "unknown", selector: "0xdeadbeef" });
     // Permit2's selectors mean nothing on another contract, and ERC-20's nothing on Permit2.
-    expect(decodeCall(TOKEN, enc("approve", [ALICE, BOB, 1n, 1], P2)).kind).toBe("unknown");
+    expect(decodeCall(TOKEN, enc("approve", [ALICE, BOB, 1n, 1], PERMIT2_CALLS)).kind).toBe("unknown");
     expect(decodeCall(PERMIT2, enc("transfer", [ALICE, 1n])).kind).toBe("unknown");
   });
 
@@ -202,7 +177,7 @@ describe("decodeCall", () => {
       }),
     );
     // uint160 with bit 160 set in Permit2's approve.
-    const p2 = enc("approve", [ALICE, BOB, 1n, 1], P2);
+    const p2 = enc("approve", [ALICE, BOB, 1n, 1], PERMIT2_CALLS);
     const word = 10 + 64 * 2;
     expect(decodeCall(PERMIT2, p2.slice(0, word + 23) + "1" + p2.slice(word + 24)).kind).toBe("malformed");
   });

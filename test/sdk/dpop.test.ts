@@ -5,15 +5,11 @@ import fc from "fast-check";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type * as S from "../../../shared/vendor/1claw-sdk/dist/types.js";
-import { buildApp } from "../../src/app.js";
 import { DPOP_WINDOW_SECONDS, DpopVerifier } from "../../src/auth/dpop.js";
-import { AuthService } from "../../src/auth/service.js";
-import type { Context } from "../../src/context.js";
-import { createPool } from "../../src/db/pool.js";
 import type { App } from "../../src/http/types.js";
-import { newOperatorKey } from "../helpers/api.js";
-import type { TestService } from "../helpers/service.js";
-import { ok, startListening } from "./helpers.js";
+import { startReplica, type Replica } from "../helpers/replica.js";
+import { useService } from "../helpers/use-service.js";
+import { ok } from "./helpers.js";
 import { loadSdk } from "./sdk-types.js";
 
 const sdk = await loadSdk();
@@ -48,22 +44,21 @@ async function proof(
 }
 
 describe("DPoP-bound tokens", () => {
-  let svc: TestService;
+  // Failed authentications are this file's subject: the per-address limit would turn them into 429s.
+  const svc = useService({ env: { AUTH_FAILURES_PER_MINUTE: "0" }, listen: true });
   let baseUrl: string;
   let agentId: string;
   let agentKey: string;
-  const opKey = newOperatorKey();
+  const opKey = svc.op;
   const signedCount = async () => Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions")).rows[0].count);
 
   beforeAll(async () => {
-    // Failed authentications are this file's subject: the per-address limit would turn them into 429s.
-    ({ svc, baseUrl } = await startListening({ ADMIN_API_KEY: opKey, AUTH_FAILURES_PER_MINUTE: "0" }));
+    baseUrl = svc.baseUrl;
     const op = sdk.createClient({ baseUrl, token: opKey });
     const created = ok<S.AgentCreatedResponse>(await op.agents.create({ name: "dpop", intents_api_enabled: true }), "AgentCreatedResponse");
     agentId = created.agent.id;
     agentKey = created.api_key!;
   });
-  afterAll(async () => svc?.close());
 
   /** A token bound to `h`, requested the RFC way (and the SDK's: dpop_jwk in the body too). */
   async function boundToken(h: Holder): Promise<string> {
@@ -288,17 +283,13 @@ describe("DPoP-bound tokens", () => {
   });
 
   describe("across replicas", () => {
+    let replica: Replica;
     let app2: App;
-    let ctx2: Context;
     beforeAll(async () => {
-      const pool = createPool(svc.databaseUrl, { max: 4 });
-      ctx2 = { ...svc.ctx, pool, auth: await AuthService.create(pool, 3600), close: async () => pool.end() };
-      app2 = await buildApp(ctx2);
+      replica = await startReplica(svc, 4);
+      app2 = replica.app;
     });
-    afterAll(async () => {
-      await app2?.close();
-      await ctx2?.close();
-    });
+    afterAll(async () => replica?.close());
 
     it("a proof accepted by one replica is refused by the other (jti recorded in PostgreSQL)", async () => {
       const h = await newHolder();

@@ -1,16 +1,9 @@
-// The service listening on a free port for the official SDK, which speaks real HTTP (fetch).
+// Checks of the official SDK's answers (the SDK speaks real HTTP: the tests use useService({ listen: true })).
 // The SDK's .d.ts files import each other without extensions, which NodeNext resolution cannot follow;
 // its types are therefore imported from dist/types.js directly and named explicitly at each call.
 import type { OneclawResponse } from "../../../shared/vendor/1claw-sdk/dist/types.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
 import { assertMatchesSdkType } from "./sdk-types.js";
-
-export async function startListening(env: Record<string, string>): Promise<{ svc: TestService; baseUrl: string }> {
-  const svc = await startTestService(env);
-  const address = await svc.app.listen({ port: 0, host: "127.0.0.1" });
-  return { svc, baseUrl: address };
-}
 
 /**
  * An SDK envelope that must have succeeded: its data is checked against the SDK's declared type and,

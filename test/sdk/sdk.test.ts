@@ -16,11 +16,10 @@
 // generateEoa, smart accounts, bankr keys, delegations, rotateSigner; webhooks.get and update (no
 // GET/PATCH /v1/webhooks/{id} here); apiKeys (operator keys API, not part of this suite); everything outside
 // agents, transactions, chains, keys, audit and auth (vaults, secrets, billing, …).
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import type * as S from "../../../shared/vendor/1claw-sdk/dist/types.js";
-import { newOperatorKey } from "../helpers/api.js";
-import type { TestService } from "../helpers/service.js";
-import { failed, ok, startListening } from "./helpers.js";
+import { useService } from "../helpers/use-service.js";
+import { failed, ok } from "./helpers.js";
 import { assertMatchesSdkType, loadSdk, sdkRequired } from "./sdk-types.js";
 
 const sdk = await loadSdk();
@@ -33,9 +32,9 @@ function req<T>(sdkType: string, body: T): T {
 }
 
 describe("the official 1Claw SDK against this service", () => {
-  let svc: TestService;
+  const svc = useService({ listen: true });
+  const opKey = svc.op;
   let baseUrl: string;
-  const opKey = newOperatorKey();
   let operator: InstanceType<typeof sdk.OneclawClient>;
   let agentId: string;
   let agentKey: string;
@@ -44,10 +43,9 @@ describe("the official 1Claw SDK against this service", () => {
     Number((await svc.ctx.pool.query("SELECT count(*) FROM transactions WHERE signed_tx IS NOT NULL")).rows[0].count);
 
   beforeAll(async () => {
-    ({ svc, baseUrl } = await startListening({ ADMIN_API_KEY: opKey }));
+    baseUrl = svc.baseUrl;
     operator = sdk.createClient({ baseUrl, token: opKey });
   });
-  afterAll(async () => svc?.close());
 
   it("reads its required fields from the SDK's .d.ts (the checker follows the SDK, not a copy)", () => {
     expect(sdkRequired("SimulationResponse")).toEqual(

@@ -7,9 +7,9 @@ import { encodeAbiParameters, getAddress, type Address } from "viem";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/log.js";
 import { TenderlySimulator } from "../../src/simulators/tenderly.js";
-import { call, createAgent, newOperatorKey, type TestAgent } from "../helpers/api.js";
+import { call, type TestAgent } from "../helpers/api.js";
 import { assertMatchesReference } from "../helpers/reference.js";
-import { startTestService, type TestService } from "../helpers/service.js";
+import { useService } from "../helpers/use-service.js";
 import { chainRecord } from "./helpers.js";
 
 const ACCESS_KEY = "tnd-secret-access-key-0123456789";
@@ -291,28 +291,25 @@ describe("Tenderly simulator (adapter)", () => {
 
 describe("Tenderly behind the service (SIMULATOR=tenderly, SIMULATE_ALL=true)", () => {
   const fake = fakeTenderly();
-  let svc: TestService;
-  let agent: TestAgent;
-  const op = newOperatorKey();
-  let signer: string;
-
-  beforeAll(async () => {
-    const url = await fake.start();
-    svc = await startTestService({
-      ADMIN_API_KEY: op,
+  // Registered before the service's hooks: the fake closes after the service has stopped.
+  afterAll(() => fake.close());
+  const svc = useService({
+    env: async () => ({
       SIMULATOR: "tenderly",
       TENDERLY_ACCOUNT: "acme",
       TENDERLY_PROJECT: "wallets",
       TENDERLY_ACCESS_KEY: ACCESS_KEY,
-      TENDERLY_API_URL: url,
+      TENDERLY_API_URL: await fake.start(),
       SIMULATE_ALL: "true",
-    });
-    agent = await createAgent(svc.app, op);
-    signer = (await svc.ctx.signer.getKey("keys/local-signer"))!.address;
+    }),
+    agent: true,
   });
-  afterAll(async () => {
-    await svc?.close();
-    await fake.close();
+  let agent: TestAgent;
+  let signer: string;
+
+  beforeAll(async () => {
+    agent = svc.agent;
+    signer = (await svc.ctx.signer.getKey("keys/local-signer"))!.address;
   });
   beforeEach(() => {
     fake.seen.length = 0;
