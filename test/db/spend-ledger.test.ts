@@ -8,10 +8,10 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { lockSpend, spendOf, type SpendToday } from "../../src/db/agents.js";
 import { migrate, MIGRATIONS_DIR } from "../../src/db/migrate.js";
-import { createEmptyDatabase, createTestDatabase } from "../helpers/db.js";
+import { createEmptyDatabase, useTestDatabase } from "../helpers/db.js";
 
 // The query the ledger replaces, kept here as the reference.
 async function scan(db: pg.ClientBase, agentIds: string[]): Promise<Map<string, SpendToday>> {
@@ -77,17 +77,7 @@ async function insertRows(db: pg.ClientBase, agentIds: string[], rows: Row[]): P
 }
 
 describe("rolling spend ledger", () => {
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  let pool: pg.Pool;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  });
-  afterAll(async () => {
-    await pool?.end();
-    await db?.drop();
-  });
-
+  const db = useTestDatabase(4);
   it("equals the full scan after any sequence of inserts, refusals, fee bumps and deletes", async () => {
     const agents = 3;
     const stepArb = fc.oneof(
@@ -120,7 +110,7 @@ describe("rolling spend ledger", () => {
     await fc.assert(
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 8 }), async (steps) => {
         const agentIds = Array.from({ length: agents }, () => randomUUID());
-        const c = await pool.connect();
+        const c = await db.pool.connect();
         try {
           const ids: string[] = [];
           for (const step of steps as Step[]) {
@@ -155,7 +145,7 @@ describe("rolling spend ledger", () => {
 
   it("under the lock, pruning drops only buckets that left the window", async () => {
     const agentIds = [randomUUID()];
-    const c = await pool.connect();
+    const c = await db.pool.connect();
     try {
       await c.query("INSERT INTO agent_spend_locks (agent_id) VALUES ($1)", agentIds);
       await insertRows(c, agentIds, [
@@ -178,8 +168,8 @@ describe("rolling spend ledger", () => {
 
   it("a caller that waited for the lock counts what the holder committed", async () => {
     const agentIds = [randomUUID()];
-    await pool.query("INSERT INTO agent_spend_locks (agent_id) VALUES ($1)", agentIds);
-    const [a, b] = [await pool.connect(), await pool.connect()];
+    await db.pool.query("INSERT INTO agent_spend_locks (agent_id) VALUES ($1)", agentIds);
+    const [a, b] = [await db.pool.connect(), await db.pool.connect()];
     try {
       await a.query("BEGIN");
       expect((await lockSpend(a, agentIds)).get(agentIds[0])!.spent_wei).toBe(0n);
@@ -188,7 +178,7 @@ describe("rolling spend ledger", () => {
       await insertRows(a, agentIds, [{ agent: 0, age: 0, value: 11n, fee: 3n, status: "signed", disclosed: true, counts: true }]);
       // Wait until b is blocked on a's lock; a's row must then be in what b reads once a commits.
       const blocked = async () =>
-        (await pool.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")).rows[0].n > 0;
+        (await db.pool.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'")).rows[0].n > 0;
       while (!(await blocked())) await new Promise((r) => setTimeout(r, 10));
       await a.query("COMMIT");
       expect((await waiting).get(agentIds[0])).toMatchObject({ spent_wei: 11n, fees_wei: 3n, count_today: expect.any(Number) });
