@@ -12,7 +12,8 @@ import { SignIntentRequestSchema } from "./schemas/signatures.js";
 import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { csvRecord, EXPORT_CONTENT_TYPES, EXPORT_PAGE_SIZE } from "./history.js";
-import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, validatedByPipeline } from "./transactions.js";
+import { parseSignIntent } from "./intents.js";
+import { decodeCursor, encodeCursor, idempotencyKey, intentsAgentGuard, parseContext, validatedByPipeline } from "./transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { approvalLocation } from "./approvals.js";
@@ -114,7 +115,7 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         deps,
         { principal, body: req.body, idempotencyKey: idempotencyKey(req), requestId: req.id, ip: req.ip },
         "sign_intent",
-        (input) => signIntent(deps, input),
+        (input) => signIntent(deps, { ...input, request: parseSignIntent(input.body, parseContext(deps, principal)) }),
       );
       if (result.status === 202) void reply.header("location", approvalLocation(result.body));
       return reply.code(result.status).type("application/json; charset=utf-8").send(result.body);

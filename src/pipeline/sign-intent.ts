@@ -35,6 +35,7 @@ import { badRequest, guardrailDenied, unprocessable, type ServiceError } from ".
 import type { SigningKeyInfo } from "../signer/signer.js";
 import { checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
+import { MAX_MESSAGE_BYTES, type SignRequest } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { submitTransaction } from "./submit.js";
 import type { PipelineDeps, SubmitResult } from "./types.js";
@@ -43,7 +44,6 @@ import { calldataPolicyOf, tokenDecimals } from "./token-policy.js";
 import type { DecodedCall } from "./calldata.js";
 import { decodeTypedData, normalizeTypedData, TypedDataError, type TypedMeaning } from "./typed-data.js";
 import { approvalGate, replayAnswer, type ApprovalInput } from "../approvals/gate.js";
-import { MAX_MESSAGE_BYTES, SignIntentRequestSchema, TX_FIELDS, type SignIntentRequest } from "../http/schemas/signatures.js";
 
 const MAX_TYPED_DATA_CHARS = 64 * 1024;
 
@@ -58,6 +58,9 @@ const typedDataShape = z.strictObject({
 
 export interface SignInput {
   principal: Extract<Principal, { type: "agent" }>;
+  /** The request, parsed by the route (src/http/intents.ts). */
+  request: SignRequest;
+  /** The body as sent: the idempotency fingerprint and a held approval are of it. */
   body: unknown;
   idempotencyKey?: string;
   requestId?: string;
@@ -80,18 +83,7 @@ function fieldErrors(issues: z.core.$ZodIssue[]) {
 }
 
 export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<SubmitResult> {
-  const parsed = SignIntentRequestSchema.safeParse(input.body);
-  if (!parsed.success) {
-    const errors = fieldErrors(parsed.error.issues);
-    throw badRequest(
-      `Invalid signing request: ${errors
-        .slice(0, 5)
-        .map((e) => `${e.field}: ${e.message}`)
-        .join("; ")}`,
-      errors,
-    );
-  }
-  const req = parsed.data;
+  const req = input.request;
   if (req.intent_type === "transaction") return signTransactionIntent(deps, input, req);
 
   const agent = input.principal.agent;
@@ -153,13 +145,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   }
 }
 
-async function decode(
-  deps: PipelineDeps,
-  agent: AgentRow,
-  chain: Chain,
-  key: SigningKeyInfo,
-  req: SignIntentRequest,
-): Promise<Decoded | Denial> {
+async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: SigningKeyInfo, req: SignRequest): Promise<Decoded | Denial> {
   const now = BigInt(Math.floor(Date.now() / 1000));
   const cap = BigInt(agent.sign_max_validity_seconds);
   const tooLong = (field: string, at: bigint): Denial | null =>
@@ -418,7 +404,7 @@ async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Cha
 async function commitSignature(
   deps: PipelineDeps,
   input: SignInput,
-  req: SignIntentRequest,
+  req: SignRequest,
   chain: Chain,
   key: SigningKeyInfo,
   d: Decoded,
@@ -489,7 +475,7 @@ async function commitSignature(
   return result;
 }
 
-async function deny(deps: PipelineDeps, input: SignInput, req: SignIntentRequest, chain: Chain, d: Denial): Promise<ServiceError> {
+async function deny(deps: PipelineDeps, input: SignInput, req: SignRequest, chain: Chain, d: Denial): Promise<ServiceError> {
   await appendAudit(deps.pool, {
     action: "signature.denied",
     actor: input.principal,
@@ -509,13 +495,11 @@ async function deny(deps: PipelineDeps, input: SignInput, req: SignIntentRequest
  * sign_only), answered in the SignIntentResponse shape. The pipeline's stored answer (for idempotent
  * replays) is its transaction response; this maps it the same way every time.
  */
-async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: SignIntentRequest): Promise<SubmitResult> {
-  const raw = input.body as Record<string, unknown>;
-  const body: Record<string, unknown> = { chain: req.chain };
-  for (const k of TX_FIELDS) if (raw[k] !== undefined) body[k] = raw[k];
-  if (body.value === undefined) body.value = "0";
+async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: SignRequest): Promise<SubmitResult> {
+  const { intent, body } = req.transaction!;
   const result = await submitTransaction(deps, {
     principal: input.principal,
+    intent,
     body,
     mode: req.sign_only ? "sign" : "submit",
     operation: `sign_intent:${req.sign_only ? "sign" : "submit"}`,
@@ -529,7 +513,7 @@ async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: 
   const tx = JSON.parse(result.body) as Record<string, unknown>;
   const signed = typeof tx.signed_tx === "string" ? tx.signed_tx : null;
   const typeByte = signed ? parseInt(signed.slice(2, 4), 16) : NaN;
-  const txType = typeof raw.tx_type === "number" ? raw.tx_type : Number.isNaN(typeByte) ? null : typeByte >= 0xc0 ? 0 : typeByte;
+  const txType = typeof body.tx_type === "number" ? body.tx_type : Number.isNaN(typeByte) ? null : typeByte >= 0xc0 ? 0 : typeByte;
   return {
     status: 200,
     body: JSON.stringify(

@@ -10,6 +10,7 @@ import { ChainClients } from "../../src/chains/clients.js";
 import { ChainRegistry } from "../../src/chains/registry.js";
 import type { Context } from "../../src/context.js";
 import { createPool } from "../../src/db/pool.js";
+import { parseTransaction, requestParsers } from "../../src/http/intents.js";
 import type { App } from "../../src/http/types.js";
 import { AddressAdmission } from "../../src/pipeline/admission.js";
 import { CommitGroups } from "../../src/pipeline/commit-groups.js";
@@ -20,6 +21,8 @@ import { call, createAgent, newOperatorKey } from "../helpers/api.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
+/** A replica's context as the approval routes hand it to the approvals service. */
+const executing = (ctx: Context) => ({ ...ctx, parsers: requestParsers(ctx) });
 
 describe("approvals across three replicas", () => {
   let svc: TestService;
@@ -134,9 +137,11 @@ describe("approvals across three replicas", () => {
       [ids],
     );
     const row = (await getAgent(svc.ctx.pool, agent.id))!;
+    const body = { to: DEAD, chain: "local", value: "0.012" };
     const first = await submitTransaction(extra[0], {
       principal: { type: "agent", id: agent.id, agent: row, via: "api_key" },
-      body: { to: DEAD, chain: "local", value: "0.012" },
+      intent: parseTransaction(body, { agent: row }),
+      body,
       mode: "submit",
       idempotencyKey: executionKey(ids[1]),
       approval: { action: "transaction.submit", body: {}, heldAddresses: [], heldDelegates: [], executing: ids[1] },
@@ -145,7 +150,7 @@ describe("approvals across three replicas", () => {
 
     // The replicas' own background sweeps (every 2 s) may take one of them over first; what matters is
     // that each is resumed once, by whichever replica, which the rows and transactions below show.
-    const swept = await sweepApprovals(extra[1]);
+    const swept = await sweepApprovals(executing(extra[1]));
     expect(swept.resumed).toBeGreaterThanOrEqual(0);
     expect(swept.resumed).toBeLessThanOrEqual(2);
     await waitForExecuted(svc.ctx.pool, ids);
@@ -162,7 +167,7 @@ describe("approvals across three replicas", () => {
     );
     expect(executedOnce.rows.map((r) => r.n)).toEqual([1, 1]);
     // A second sweep finds nothing to take over.
-    expect(await sweepApprovals(extra[0])).toMatchObject({ resumed: 0 });
+    expect(await sweepApprovals(executing(extra[0]))).toMatchObject({ resumed: 0 });
   }, 60_000);
 });
 

@@ -1,9 +1,8 @@
-// Wire shapes of signing intents: POST /v1/agents/{agent_id}/sign (src/pipeline/sign-intent.ts) and
+// Wire shapes of signing intents: POST /v1/agents/{agent_id}/sign (parsed by src/http/intents.ts) and
 // the signature lists and export.
 import { z } from "zod";
+import { MAX_MESSAGE_BYTES } from "../../pipeline/request.js";
 import { UUID } from "../../uuid.js";
-
-export const MAX_MESSAGE_BYTES = 16 * 1024;
 
 // The transaction fields of the reference request, passed on to the submit pipeline as they are.
 export const TX_FIELDS = [

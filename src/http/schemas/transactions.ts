@@ -3,7 +3,7 @@
 // are rejected: a typo like `gaslimit` must not silently fall back to an estimate.
 import { isAddress } from "viem";
 import { z } from "zod";
-import { CHAIN_STATUSES, TX_STATUSES, type TxRow } from "../../db/transactions.js";
+import { CHAIN_STATUSES, TX_STATUSES } from "../../db/transactions.js";
 import { MAX_UINT256, parseMajor } from "../../units.js";
 
 export const MAX_EXPLICIT_NONCE = 2 ** 32 - 1;
@@ -163,37 +163,8 @@ export const TransactionRequestSchema = z
 export type TransactionRequestBody = z.input<typeof TransactionRequestSchema>;
 export type TransactionRequest = z.output<typeof TransactionRequestSchema>;
 
-// The wire shape of a transaction (TransactionResponse of the reference OpenAPI, plus the lifecycle
-// fields README.md documents). Fields without a value are left out rather than sent as null, as the
-// reference types them as plain strings; `signed_tx` is included only when asked for.
-export interface TransactionResponse {
-  id: string;
-  agent_id: string;
-  chain: string;
-  chain_id: number;
-  from: string;
-  to: string;
-  value: string;
-  value_wei: string;
-  nonce?: number;
-  gas_limit?: number;
-  gas_price?: string;
-  max_fee_per_gas?: string;
-  max_priority_fee_per_gas?: string;
-  status: TxRow["status"];
-  tx_hash?: string;
-  signed_tx?: string | null;
-  error_message?: string;
-  created_at: string;
-  signed_at?: string;
-  simulation_id?: string;
-  simulation_status?: string;
-  chain_status?: string;
-  block_number?: number;
-  confirmations: number;
-  replaced_by?: string;
-  signing_key_path: string;
-}
+// The wire shape of a transaction: built by the pipeline, whose stored answers are replayed byte for byte.
+export type { TransactionResponse } from "../../pipeline/response.js";
 
 // Simulation: POST …/transactions/simulate and …/simulate-bundle.
 
