@@ -17,5 +17,4 @@ export const UpdateAgentRequest = z.strictObject({
 });
 export type GuardrailInput = z.infer<typeof UpdateAgentRequest>;
 
-// Any string: an agent naming another (or a malformed) id must get 403/404, not a 400 about its shape.
-export const AgentParams = z.object({ agent_id: z.string().max(100) });
+export { AgentParams } from "./common.js";
