@@ -25,13 +25,13 @@ import { randomUUID } from "node:crypto";
 import { hashMessage, hexToBytes, isHex, serializeSignature, stringToBytes, type Hex } from "viem";
 import { parseSiweMessage } from "viem/siwe";
 import { z } from "zod";
-import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain } from "../chains/registry.js";
 import { tokenSpendToday, type AgentRow } from "../db/agents.js";
 import { withTransaction } from "../db/pool.js";
 import { insertSignature, type SignatureRow } from "../db/signatures.js";
-import { badRequest, guardrailDenied, unprocessable, type ServiceError } from "../errors.js";
+import { badRequest, unprocessable, type ServiceError } from "../errors.js";
+import { recordDenial } from "./denials.js";
 import type { SigningKeyInfo } from "../signer/signer.js";
 import { checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
@@ -475,19 +475,14 @@ async function commitSignature(
   return result;
 }
 
-async function deny(deps: PipelineDeps, input: SignInput, req: SignRequest, chain: Chain, d: Denial): Promise<ServiceError> {
-  await appendAudit(deps.pool, {
+function deny(deps: PipelineDeps, input: SignInput, req: SignRequest, chain: Chain, d: Denial): Promise<ServiceError> {
+  return recordDenial(deps, d, {
     action: "signature.denied",
     actor: input.principal,
-    resourceType: "agent",
-    resourceId: input.principal.id,
-    details: { reason_code: d.reason_code, intent_type: req.intent_type, chain: chain.name, attempted: d.attempted },
+    details: { intent_type: req.intent_type, chain: chain.name, attempted: d.attempted },
     requestId: input.requestId,
     ip: input.ip,
-  }).catch((err) => deps.log.error({ err }, "could not record a signing denial"));
-  deps.metrics.guardrailDenials.inc({ rule: d.reason_code });
-  const { detail, ...guardrail } = d;
-  return guardrailDenied(detail, guardrail);
+  });
 }
 
 /**

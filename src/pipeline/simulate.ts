@@ -18,7 +18,8 @@ import type { Chain, ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { insertTransaction } from "../db/transactions.js";
 import { requestedFeeColumns } from "./rows.js";
-import { badRequest, guardrailDenied, simulationFailed } from "../errors.js";
+import { badRequest, simulationFailed } from "../errors.js";
+import { denied } from "./denials.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
 import { checkChainAllowed, policyOf } from "./guardrails.js";
@@ -94,10 +95,7 @@ async function prepare(
   });
   const policy = policyOf(principal.agent);
   const chainDenial = checkChainAllowed(policy, chain);
-  if (chainDenial) {
-    const { detail, ...guardrail } = chainDenial;
-    throw guardrailDenied(detail, guardrail);
-  }
+  if (chainDenial) throw denied(chainDenial);
   const keys = new Map<string, Promise<SigningKeyInfo>>();
   const calls: PreparedCall[] = [];
   for (const r of reqs) {

@@ -25,14 +25,15 @@
 // A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
 import { parseUnits } from "viem";
-import { appendAudit, auditRecordset } from "../db/audit.js";
+import { auditRecordset } from "../db/audit.js";
 import { approvalGate, replayAnswer } from "../approvals/gate.js";
 import { rpcFailure } from "../chains/node-errors.js";
 import type { ChainClients } from "../chains/clients.js";
 import type { Chain } from "../chains/registry.js";
 import { withTransaction } from "../db/pool.js";
 import { getTransaction, insertTransactionGroup, SIGNED_BY_MODE } from "../db/transactions.js";
-import { guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
+import { idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
+import { recordDenial } from "./denials.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
 import {
   feePerGasCeiling,
@@ -429,20 +430,15 @@ function gasDenial(gas: bigint, exceeds: { limit: bigint; why: string }): Denial
 /** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation): about the values, not the database. */
 const isDataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
 
-/** Records the denial (its own small transaction: the denied request itself wrote nothing) and builds the 403. */
-async function deny(deps: PipelineDeps, input: SubmitInput, intent: Intent, chain: Chain, d: Denial): Promise<ServiceError> {
-  await appendAudit(deps.pool, {
+/** Records the denial (src/pipeline/denials.ts) and builds the 403. */
+function deny(deps: PipelineDeps, input: SubmitInput, intent: Intent, chain: Chain, d: Denial): Promise<ServiceError> {
+  return recordDenial(deps, d, {
     action: "transaction.denied",
     actor: input.principal,
-    resourceType: "agent",
-    resourceId: input.principal.id,
-    details: { reason_code: d.reason_code, chain: chain.name, to: intent.to, value_wei: intent.valueWei.toString(), mode: input.mode },
+    details: { chain: chain.name, to: intent.to, value_wei: intent.valueWei.toString(), mode: input.mode },
     requestId: input.requestId,
     ip: input.ip,
-  }).catch((err) => deps.log.error({ err }, "could not record a guardrail denial"));
-  deps.metrics.guardrailDenials.inc({ rule: d.reason_code });
-  const { detail, ...guardrail } = d;
-  return guardrailDenied(detail, guardrail);
+  });
 }
 
 async function chainCounts(client: ReturnType<ChainClients["get"]>, chain: Chain, address: `0x${string}`): Promise<ChainCounts> {
