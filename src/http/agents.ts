@@ -2,7 +2,9 @@
 // read itself. Agents never change their own guardrails.
 import { randomUUID } from "node:crypto";
 import { guardrailAnswer, guardrailColumns } from "../agents/guardrail-fields.js";
-import { appendAudit } from "../db/audit.js";
+import type { FastifyRequest } from "fastify";
+import type { Principal } from "../auth/principal.js";
+import { appendAudit, type AuditAction } from "../db/audit.js";
 import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/keys.js";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import {
@@ -17,7 +19,7 @@ import {
   type AgentRow,
   type AgentWritable,
 } from "../db/agents.js";
-import { withTransaction, type Pool } from "../db/pool.js";
+import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
 import { unknownCalldataOf } from "../pipeline/token-guardrails.js";
 import { formatMajor } from "../units.js";
@@ -30,6 +32,32 @@ const agentOrNotFound = async (pool: Pool, id: string) => {
   if (!a) throw notFound("Agent not found.");
   return a;
 };
+
+/**
+ * An operator's change to one agent and its audit event, in one transaction; 404 when `change` finds
+ * no agent (undefined or false).
+ */
+async function changeAgent<T>(
+  pool: Pool,
+  req: FastifyRequest,
+  change: (tx: PoolClient) => Promise<T | undefined | false>,
+  e: { actor: Principal; action: AuditAction; agentId: string; details?: (r: T) => Record<string, unknown> },
+): Promise<T> {
+  return withTransaction(pool, async (tx) => {
+    const r = await change(tx);
+    if (r === undefined || r === false) throw notFound("Agent not found.");
+    await appendAudit(tx, {
+      action: e.action,
+      actor: e.actor,
+      resourceType: "agent",
+      resourceId: e.agentId,
+      details: e.details?.(r),
+      requestId: req.id,
+      ip: req.ip,
+    });
+    return r;
+  });
+}
 
 /** Request fields → columns, folding the deprecated `_eth` aliases into their canonical names. */
 function toWritable(b: GuardrailInput): AgentWritable {
@@ -94,18 +122,11 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const apiKey = generateApiKey(AGENT_KEY_PREFIX);
       const id = randomUUID();
       const fields = { ...toWritable(req.body), name: req.body.name };
-      const agent = await withTransaction(pool, async (tx) => {
-        const a = await insertAgent(tx, id, hashApiKey(apiKey), fields);
-        await appendAudit(tx, {
-          action: "agent.create",
-          actor: op,
-          resourceType: "agent",
-          resourceId: id,
-          details: { name: a.name, intents_api_enabled: a.intents_api_enabled },
-          requestId: req.id,
-          ip: req.ip,
-        });
-        return a;
+      const agent = await changeAgent(pool, req, (tx) => insertAgent(tx, id, hashApiKey(apiKey), fields), {
+        actor: op,
+        action: "agent.create",
+        agentId: id,
+        details: (a) => ({ name: a.name, intents_api_enabled: a.intents_api_enabled }),
       });
       return reply.code(201).send({ agent: await agentResponse(pool, agent), api_key: apiKey });
     },
@@ -151,19 +172,11 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const op = requireOperator(req);
       const w = toWritable(req.body); // undefined leaves a column alone; null clears it
       await agentOrNotFound(pool, req.params.agent_id);
-      const agent = await withTransaction(pool, async (tx) => {
-        const a = await updateAgent(tx, req.params.agent_id, w);
-        if (!a) throw notFound("Agent not found.");
-        await appendAudit(tx, {
-          action: "agent.update",
-          actor: op,
-          resourceType: "agent",
-          resourceId: a.id,
-          details: { fields: Object.keys(req.body).sort() },
-          requestId: req.id,
-          ip: req.ip,
-        });
-        return a;
+      const agent = await changeAgent(pool, req, (tx) => updateAgent(tx, req.params.agent_id, w), {
+        actor: op,
+        action: "agent.update",
+        agentId: req.params.agent_id,
+        details: () => ({ fields: Object.keys(req.body).sort() }),
       });
       return agentResponse(pool, agent);
     },
@@ -175,16 +188,10 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
     async (req, reply) => {
       const op = requireOperator(req);
       await agentOrNotFound(pool, req.params.agent_id);
-      await withTransaction(pool, async (tx) => {
-        if (!(await softDeleteAgent(tx, req.params.agent_id))) throw notFound("Agent not found.");
-        await appendAudit(tx, {
-          action: "agent.delete",
-          actor: op,
-          resourceType: "agent",
-          resourceId: req.params.agent_id,
-          requestId: req.id,
-          ip: req.ip,
-        });
+      await changeAgent(pool, req, (tx) => softDeleteAgent(tx, req.params.agent_id), {
+        actor: op,
+        action: "agent.delete",
+        agentId: req.params.agent_id,
       });
       return reply.code(204).send();
     },
@@ -200,17 +207,10 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const op = requireOperator(req);
       await agentOrNotFound(pool, req.params.agent_id);
       const apiKey = generateApiKey(AGENT_KEY_PREFIX);
-      await withTransaction(pool, async (tx) => {
-        const a = await rotateAgentKey(tx, req.params.agent_id, hashApiKey(apiKey));
-        if (!a) throw notFound("Agent not found.");
-        await appendAudit(tx, {
-          action: "agent.rotate_key",
-          actor: op,
-          resourceType: "agent",
-          resourceId: a.id,
-          requestId: req.id,
-          ip: req.ip,
-        });
+      await changeAgent(pool, req, (tx) => rotateAgentKey(tx, req.params.agent_id, hashApiKey(apiKey)), {
+        actor: op,
+        action: "agent.rotate_key",
+        agentId: req.params.agent_id,
       });
       return { api_key: apiKey, agent_id: req.params.agent_id };
     },
