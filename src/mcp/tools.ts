@@ -182,6 +182,14 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
   const ctxOf = (extra: CallExtra): ToolContext => ({ requestId: extra.requestId, sessionId: session.id });
   const run = async (extra: CallExtra, tool: string, r: Omit<ServiceRequest, "tool">, describe: (b: Record<string, unknown>) => string) =>
     toToolResult(tool, await svc.call({ ...r, tool }, extra), describe);
+  /** A tool that signs: POSTs `body` with an Idempotency-Key of this call, so a retried call never signs twice. */
+  const sign = async (extra: CallExtra, tool: string, rest: string, body: unknown, describe: (b: Record<string, unknown>) => string) =>
+    run(
+      extra,
+      tool,
+      { method: "POST", path: await agentPath(extra, rest), body, idempotencyKey: idempotencyKeyFor(tool, ctxOf(extra)) },
+      describe,
+    );
 
   // Submit and sign: simulate_first defaults to true here (the HTTP default is false), as a model should
   // see what a transaction does before it is irreversible.
@@ -200,18 +208,7 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       inputSchema: txInput,
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
-    async (args, extra) =>
-      run(
-        extra,
-        "submit_transaction",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/transactions"),
-          body: args,
-          idempotencyKey: idempotencyKeyFor("submit_transaction", ctxOf(extra)),
-        },
-        txLine,
-      ),
+    async (args, extra) => sign(extra, "submit_transaction", "/transactions", args, txLine),
   );
   server.registerTool(
     "sign_transaction",
@@ -225,18 +222,7 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       inputSchema: txInput,
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
-    async (args, extra) =>
-      run(
-        extra,
-        "sign_transaction",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/transactions/sign"),
-          body: args,
-          idempotencyKey: idempotencyKeyFor("sign_transaction", ctxOf(extra)),
-        },
-        txLine,
-      ),
+    async (args, extra) => sign(extra, "sign_transaction", "/transactions/sign", args, txLine),
   );
   server.registerTool(
     "simulate_transaction",
@@ -282,15 +268,11 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     async (args, extra) =>
-      run(
+      sign(
         extra,
         "sign_message",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/sign"),
-          body: { intent_type: "personal_sign", ...args },
-          idempotencyKey: idempotencyKeyFor("sign_message", ctxOf(extra)),
-        },
+        "/sign",
+        { intent_type: "personal_sign", ...args },
         (b) => `Signed by ${b.from ?? b.address ?? "the agent's key"}: ${b.signature}.`,
       ),
   );
@@ -315,15 +297,11 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     async (args, extra) =>
-      run(
+      sign(
         extra,
         "sign_typed_data",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/sign"),
-          body: { intent_type: "typed_data", ...args },
-          idempotencyKey: idempotencyKeyFor("sign_typed_data", ctxOf(extra)),
-        },
+        "/sign",
+        { intent_type: "typed_data", ...args },
         (b) => `Signed (${b.kind ?? "typed data"}): ${b.signature}.`,
       ),
   );
