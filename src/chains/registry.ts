@@ -5,19 +5,7 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import { z } from "zod";
 import { chainEnvKey } from "../config.js";
-import {
-  baseFeeMultiple,
-  chainNameSchema,
-  confirmations,
-  displayName,
-  evmChainId,
-  explorerUrl,
-  identifier,
-  maxFeePerGasGwei,
-  nativeCurrency,
-  rpcUrls,
-  wsUrl,
-} from "./fields.js";
+import { chainDefaults, chainFeeBounds, chainLinks, chainNameSchema, displayName, evmChainId, identifier, rpcUrls } from "./fields.js";
 import { deletedChainNames, listChainRows, upsertFileChain, type ChainFields } from "../db/chains.js";
 import type { Queryable } from "../db/pool.js";
 
@@ -42,14 +30,9 @@ const ChainSeedSchema = z.object({
   name: chainNameSchema,
   display_name: displayName,
   chain_id: evmChainId,
-  native_currency: nativeCurrency.default("ETH"),
-  is_testnet: z.boolean().default(false),
-  is_enabled: z.boolean().default(true),
   rpc_urls: rpcUrls.default([]),
-  ws_url: wsUrl.nullable().optional(),
-  explorer_url: explorerUrl.nullable().optional(),
-  eip1559: z.boolean().default(true),
-  confirmations: confirmations.default(1),
+  ...chainLinks,
+  ...chainDefaults,
   aliases: z
     .array(
       z
@@ -59,8 +42,7 @@ const ChainSeedSchema = z.object({
     )
     .max(32)
     .default([]),
-  max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
-  base_fee_multiple: baseFeeMultiple.nullable().optional(),
+  ...chainFeeBounds,
 });
 export type ChainSeed = z.infer<typeof ChainSeedSchema>;
 
