@@ -119,12 +119,8 @@ export class ChainRegistry {
  * dotted tokens, short ids; an allowlist of harmless shapes catches the forms nobody listed).
  */
 export function redactRpcUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return "***";
-  }
+  const u = urlOf(raw);
+  if (!u) return "***";
   if (u.username || u.password) {
     u.username = "***";
     u.password = "";
@@ -153,12 +149,8 @@ export function redactRpcUrl(raw: string): string {
  * digits) is shown as `***`.
  */
 export function rpcOrigin(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return "***";
-  }
+  const u = urlOf(raw);
+  if (!u) return "***";
   return `${u.protocol}//${maskHost(u.hostname)}${u.port ? `:${u.port}` : ""}`;
 }
 
@@ -168,4 +160,13 @@ function maskHost(hostname: string): string {
     .split(".")
     .map((label) => (/^[a-z0-9_-]{20,}$/i.test(label) || (label.length >= 12 && /\d/.test(label) && /[a-z]/i.test(label)) ? "***" : label))
     .join(".");
+}
+
+/** The parsed URL, or undefined when it is not one (shown as `***`: it may hold a key in any part). */
+function urlOf(raw: string): URL | undefined {
+  try {
+    return new URL(raw);
+  } catch {
+    return undefined;
+  }
 }
