@@ -41,7 +41,7 @@ import { submitTransaction } from "./submit.js";
 import type { PipelineDeps, SubmitResult } from "./types.js";
 import { checkCalldata, checkTokenOutflows, type TokenOutflow } from "./token-guardrails.js";
 import { calldataPolicyOf, tokenDecimals } from "./token-policy.js";
-import type { DecodedCall } from "./calldata.js";
+import type { DecodedCall, TokenEffect } from "./calldata.js";
 import { decodeTypedData, normalizeTypedData, TypedDataError, type TypedMeaning } from "./typed-data.js";
 import { approvalGate, replayAnswer, type ApprovalInput } from "../approvals/gate.js";
 
@@ -372,31 +372,28 @@ async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Cha
     policy.tokenLimits[token] !== undefined
       ? tokenDecimals(deps.pool, deps.clients.get(chain), chain.chain_id, token)
       : Promise.resolve(undefined);
-  for (const a of m.approvals) {
-    const decimals = await decimalsOf(a.token);
-    // A signed permit sets the allowance (it does not add to it): judged by its own amount.
-    const call: DecodedCall = {
-      kind: "token",
-      selector: "0x",
-      fn: m.kind,
-      effects: [{ type: "approve", token: a.token, spender: a.spender, amount: a.amount, mode: "set" }],
-    };
+  // A signed permit sets the allowance (it does not add to it): judged by its own amount. What a signed
+  // approval lets the spender take counts as if sent now: it needs no further signature.
+  const effects: Array<{ token: string; amount: bigint; effect: TokenEffect; counts: boolean }> = [
+    ...m.approvals.map((a) => ({
+      token: a.token,
+      amount: a.amount,
+      effect: { type: "approve", token: a.token, spender: a.spender, amount: a.amount, mode: "set" } as const,
+      counts: a.amount > 0n,
+    })),
+    ...m.transfers.map((t) => ({
+      token: t.token,
+      amount: t.amount,
+      effect: { type: "transfer", token: t.token, standard: "erc20", recipient: t.recipient, amount: t.amount } as const,
+      counts: true,
+    })),
+  ];
+  for (const e of effects) {
+    const decimals = await decimalsOf(e.token);
+    const call: DecodedCall = { kind: "token", selector: "0x", fn: m.kind, effects: [e.effect] };
     const denial = checkCalldata(policy, call, { decimals: () => decimals, allowance: () => 0n });
     if (denial && denial !== "simulate") return denial;
-    // What a signed approval lets the spender take counts as if sent now: it needs no further signature.
-    if (a.amount > 0n) outflows.push({ token: a.token, amount: a.amount, decimals: decimals ?? 0 });
-  }
-  for (const t of m.transfers) {
-    const decimals = await decimalsOf(t.token);
-    const call: DecodedCall = {
-      kind: "token",
-      selector: "0x",
-      fn: m.kind,
-      effects: [{ type: "transfer", token: t.token, standard: "erc20", recipient: t.recipient, amount: t.amount }],
-    };
-    const denial = checkCalldata(policy, call, { decimals: () => decimals, allowance: () => 0n });
-    if (denial && denial !== "simulate") return denial;
-    outflows.push({ token: t.token, amount: t.amount, decimals: decimals ?? 0 });
+    if (e.counts) outflows.push({ token: e.token, amount: e.amount, decimals: decimals ?? 0 });
   }
   return outflows;
 }
