@@ -39,6 +39,12 @@ export function chainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, cha
   return policy.allowedChains.some((c) => names.has(c.toLowerCase()));
 }
 
+/** An allowlist rule: an empty list allows any value, else the value (null: none) must be on it. */
+export function checkAllowlist(list: string[], value: string | null, reason_code: string, detail: string): Denial | null {
+  if (list.length === 0 || (value !== null && list.includes(value))) return null;
+  return { reason_code, detail, limit: list, current: null, attempted: value };
+}
+
 /** tx_allowed_chains: the one denial for a chain the agent may not use (transactions, simulations, signatures). */
 export function checkChainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, chain: GuardrailInput["chain"]): Denial | null {
   if (chainAllowed(policy, chain)) return null;
@@ -56,15 +62,8 @@ export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailI
   const chainDenial = checkChainAllowed(policy, input.chain);
   if (chainDenial) return chainDenial;
   const to = input.to.toLowerCase();
-  if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(to)) {
-    return {
-      reason_code: "to_not_allowlisted",
-      detail: `Recipient ${to} is not in this agent's tx_to_allowlist.`,
-      limit: policy.toAllowlist,
-      current: null,
-      attempted: to,
-    };
-  }
+  const toDenial = checkAllowlist(policy.toAllowlist, to, "to_not_allowlisted", `Recipient ${to} is not in this agent's tx_to_allowlist.`);
+  if (toDenial) return toDenial;
   if (policy.maxValueWei !== null && input.valueWei > policy.maxValueWei) {
     return {
       reason_code: "max_value_exceeded",

@@ -33,7 +33,7 @@ import { insertSignature, type SignatureRow } from "../db/signatures.js";
 import { badRequest, unprocessable, type ServiceError } from "../errors.js";
 import { recordDenial } from "./denials.js";
 import type { SigningKeyInfo } from "../signer/signer.js";
-import { checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
+import { checkAllowlist, checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
 import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
 import { MAX_MESSAGE_BYTES, type SignRequest } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
@@ -292,15 +292,13 @@ async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: Si
     };
   }
   const vc = td.domain.verifyingContract;
-  if (agent.verifying_contract_allowlist.length > 0 && (!vc || !agent.verifying_contract_allowlist.includes(vc))) {
-    return {
-      reason_code: "verifying_contract_not_allowlisted",
-      detail: `The typed data's verifyingContract ${vc ?? "(none)"} is not in this agent's verifying_contract_allowlist.`,
-      limit: agent.verifying_contract_allowlist,
-      current: null,
-      attempted: vc ?? null,
-    };
-  }
+  const vcDenial = checkAllowlist(
+    agent.verifying_contract_allowlist,
+    vc ?? null,
+    "verifying_contract_not_allowlisted",
+    `The typed data's verifyingContract ${vc ?? "(none)"} is not in this agent's verifying_contract_allowlist.`,
+  );
+  if (vcDenial) return vcDenial;
   const meaning = decodeTypedData(td);
   const common = {
     primary_type: td.primaryType,
