@@ -34,7 +34,7 @@ import { badRequest, unprocessable, type ServiceError } from "../errors.js";
 import { recordDenial } from "./denials.js";
 import type { SigningKeyInfo } from "../signer/signer.js";
 import { checkAllowlist, checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
-import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
+import { claimRequest, releaseClaim, settleClaims, type Claim } from "./idempotency.js";
 import { MAX_MESSAGE_BYTES, type SignRequest } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { submitTransaction } from "./submit.js";
@@ -89,13 +89,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   const agent = input.principal.agent;
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(
-      deps.pool,
-      agent.id,
-      input.idempotencyKey,
-      requestFingerprint("sign_intent", input.body),
-      deps.liveness?.key,
-    );
+    const claimed = await claimRequest(deps, agent.id, input.idempotencyKey, "sign_intent", input.body);
     if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     // A signature's answer is stored in the transaction that records it, so no claim is ever orphaned
     // with a signature behind it; an orphaned claim here belongs to a transaction request.

@@ -47,7 +47,7 @@ import {
 } from "./fees.js";
 import { finishGroup } from "./group-broadcast.js";
 import { checkFeeGuardrail, checkStaticGuardrails, policyOf, type Denial } from "./guardrails.js";
-import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
+import { claimRequest, completeClaim, releaseClaim, type Claim } from "./idempotency.js";
 import { checkGroupLimits } from "./limits.js";
 import { reserveExplicitNonce, reserveNonceRuns, type ChainCounts } from "./nonce.js";
 import type { Intent } from "./request.js";
@@ -69,13 +69,7 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   // 2. Idempotency: claim the key, or replay what it already produced.
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(
-      deps.pool,
-      agent.id,
-      input.idempotencyKey,
-      requestFingerprint(input.operation ?? input.mode, input.body),
-      deps.liveness?.key,
-    );
+    const claimed = await claimRequest(deps, agent.id, input.idempotencyKey, input.operation ?? input.mode, input.body);
     if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId, claimed.finish);
     claim = claimed.claim;
