@@ -7,8 +7,10 @@
 // A new guardrail: an entry here, its column in a migration, its pure check in
 // src/pipeline/guardrails.ts reading `policy.<key>`.
 import { z } from "zod";
-import { MAX_DATA_BYTES_CEILING } from "../config.js";
 import { formatMajor, parseMajor } from "../units.js";
+
+/** The largest `data` an operator can allow (MAX_DATA_BYTES, per agent `tx_max_data_bytes`): geth's 128 KiB transaction size limit. */
+export const MAX_DATA_BYTES_CEILING = 128 * 1024;
 
 /** How a CLI flag's text becomes the request value (parsers: src/cli/args.ts). */
 export type CliKind = "text" | "bool" | "list" | "major" | "int";
