@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseUnits } from "viem";
 import { z } from "zod";
+import { MAX_DATA_BYTES_CEILING } from "./agents/guardrail-fields.js";
 import { DEFAULT_MAX_DATA_BYTES } from "./quotas.js";
 
 const port = z.coerce
@@ -44,8 +45,7 @@ const urlList = z
     "must be comma-separated http(s) or ws(s) URLs",
   );
 
-/** The largest `data` an operator can allow (MAX_DATA_BYTES, per agent `tx_max_data_bytes`): geth's 128 KiB transaction size limit. */
-export const MAX_DATA_BYTES_CEILING = 128 * 1024;
+export { MAX_DATA_BYTES_CEILING };
 
 function isAddressOrCidr(v: string): boolean {
   const [addr, bits, ...rest] = v.split("/");

@@ -27,13 +27,24 @@ import {
   type ApprovalRow,
   type VoteRow,
 } from "../db/approvals.js";
-import { getAgent } from "../db/agents.js";
+import { getAgent, type AgentRow } from "../db/agents.js";
 import { withTransaction } from "../db/pool.js";
 import { conflict, forbidden, notFound, ServiceError } from "../errors.js";
 import { signIntent } from "../pipeline/sign-intent.js";
 import { submitTransaction } from "../pipeline/submit.js";
+import type { Intent, SignRequest } from "../pipeline/request.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { effectiveStatus, withHeld, type ApprovalInput } from "./gate.js";
+
+/**
+ * How a stored request is parsed before it runs again: the routes' own parsing (src/http/intents.ts),
+ * passed in by them, so an approved request meets the same checks as when it arrived.
+ */
+export interface RequestParsers {
+  transaction(body: unknown, agent: AgentRow): Intent;
+  signIntent(body: unknown, agent: AgentRow): SignRequest;
+}
+export type ApprovalDeps = PipelineDeps & { parsers: RequestParsers };
 
 export interface VoteInput {
   decision: "approve" | "reject";
@@ -47,7 +58,7 @@ type Operator = { type: "operator"; id: string };
 export const executionKey = (id: string) => `approval ${id}`;
 
 export async function castVote(
-  deps: PipelineDeps,
+  deps: ApprovalDeps,
   id: string,
   operator: Operator,
   v: VoteInput,
@@ -114,13 +125,13 @@ export async function castVote(
  * Returns the row as it ended, or undefined when it is not to be taken (its executor is alive, or it
  * is finished).
  */
-export async function executeApproval(deps: PipelineDeps, id: string): Promise<ApprovalRow | undefined> {
+export async function executeApproval(deps: ApprovalDeps, id: string): Promise<ApprovalRow | undefined> {
   const row = await takeExecution(deps.pool, id, deps.liveness?.key ?? null);
   return row ? runExecution(deps, row) : undefined;
 }
 
 /** Runs the approval this process holds as `executing`, and stores how it ended. */
-async function runExecution(deps: PipelineDeps, row: ApprovalRow): Promise<ApprovalRow> {
+async function runExecution(deps: ApprovalDeps, row: ApprovalRow): Promise<ApprovalRow> {
   const id = row.id;
   let ended: ApprovalRow;
   try {
@@ -138,8 +149,12 @@ async function runExecution(deps: PipelineDeps, row: ApprovalRow): Promise<Appro
     const common = { principal, body: row.action_payload, idempotencyKey: executionKey(row.id), approval };
     const result =
       row.action === "sign_intent"
-        ? await signIntent(deps, common)
-        : await submitTransaction(deps, { ...common, mode: row.action === "transaction.sign" ? "sign" : "submit" });
+        ? await signIntent(deps, { ...common, request: deps.parsers.signIntent(common.body, agent) })
+        : await submitTransaction(deps, {
+            ...common,
+            intent: deps.parsers.transaction(common.body, agent),
+            mode: row.action === "transaction.sign" ? "sign" : "submit",
+          });
     ended = await finish(deps, row, {
       status: "executed",
       result_status: result.status,
@@ -212,7 +227,7 @@ export async function cancelApproval(
  * One pass of the sweep (every replica, every few seconds): expire approvals past their expiry (with
  * their event), take over executions whose process is gone, refresh the pending gauge.
  */
-export async function sweepApprovals(deps: PipelineDeps): Promise<{ expired: number; resumed: number }> {
+export async function sweepApprovals(deps: ApprovalDeps): Promise<{ expired: number; resumed: number }> {
   const expired = await withTransaction(deps.pool, async (tx) => {
     const rows = await expireApprovals(tx, 100);
     for (const r of rows) {
@@ -283,7 +298,7 @@ function safeJson(s: string): unknown {
 }
 
 /** Starts the sweep; returns its stop function. */
-export function startApprovalSweep(deps: PipelineDeps, everyMs: number): () => Promise<void> {
+export function startApprovalSweep(deps: ApprovalDeps, everyMs: number): () => Promise<void> {
   let running: Promise<unknown> | undefined;
   const timer = setInterval(() => {
     if (running) return;

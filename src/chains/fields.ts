@@ -41,3 +41,19 @@ export const rpcUrls = z.array(rpcUrl).max(20);
 // Fee bounds of a chain (null: the service-wide MAX_FEE_PER_GAS_CAP_GWEI and BASE_FEE_MULTIPLE).
 export const maxFeePerGasGwei = z.number().positive().max(1e9);
 export const baseFeeMultiple = z.number().min(1).max(1000);
+
+/** What a new chain gets for the settings left out: chains.json and POST /v1/admin/chains alike. */
+export const chainDefaults = {
+  native_currency: nativeCurrency.default("ETH"),
+  is_testnet: z.boolean().default(false),
+  is_enabled: z.boolean().default(true),
+  eip1559: z.boolean().default(true),
+  confirmations: confirmations.default(1),
+};
+/** The links a chain may have; null clears one. */
+export const chainLinks = { ws_url: wsUrl.nullable().optional(), explorer_url: explorerUrl.nullable().optional() };
+/** The chain's own fee bounds; null: the service-wide ones. */
+export const chainFeeBounds = {
+  max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
+  base_fee_multiple: baseFeeMultiple.nullable().optional(),
+};

@@ -5,19 +5,7 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import { z } from "zod";
 import { chainEnvKey } from "../config.js";
-import {
-  baseFeeMultiple,
-  chainNameSchema,
-  confirmations,
-  displayName,
-  evmChainId,
-  explorerUrl,
-  identifier,
-  maxFeePerGasGwei,
-  nativeCurrency,
-  rpcUrls,
-  wsUrl,
-} from "./fields.js";
+import { chainDefaults, chainFeeBounds, chainLinks, chainNameSchema, displayName, evmChainId, identifier, rpcUrls } from "./fields.js";
 import { deletedChainNames, listChainRows, upsertFileChain, type ChainFields } from "../db/chains.js";
 import type { Queryable } from "../db/pool.js";
 
@@ -42,14 +30,9 @@ const ChainSeedSchema = z.object({
   name: chainNameSchema,
   display_name: displayName,
   chain_id: evmChainId,
-  native_currency: nativeCurrency.default("ETH"),
-  is_testnet: z.boolean().default(false),
-  is_enabled: z.boolean().default(true),
   rpc_urls: rpcUrls.default([]),
-  ws_url: wsUrl.nullable().optional(),
-  explorer_url: explorerUrl.nullable().optional(),
-  eip1559: z.boolean().default(true),
-  confirmations: confirmations.default(1),
+  ...chainLinks,
+  ...chainDefaults,
   aliases: z
     .array(
       z
@@ -59,8 +42,7 @@ const ChainSeedSchema = z.object({
     )
     .max(32)
     .default([]),
-  max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
-  base_fee_multiple: baseFeeMultiple.nullable().optional(),
+  ...chainFeeBounds,
 });
 export type ChainSeed = z.infer<typeof ChainSeedSchema>;
 
@@ -137,12 +119,8 @@ export class ChainRegistry {
  * dotted tokens, short ids; an allowlist of harmless shapes catches the forms nobody listed).
  */
 export function redactRpcUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return "***";
-  }
+  const u = urlOf(raw);
+  if (!u) return "***";
   if (u.username || u.password) {
     u.username = "***";
     u.password = "";
@@ -171,12 +149,8 @@ export function redactRpcUrl(raw: string): string {
  * digits) is shown as `***`.
  */
 export function rpcOrigin(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return "***";
-  }
+  const u = urlOf(raw);
+  if (!u) return "***";
   return `${u.protocol}//${maskHost(u.hostname)}${u.port ? `:${u.port}` : ""}`;
 }
 
@@ -186,4 +160,13 @@ function maskHost(hostname: string): string {
     .split(".")
     .map((label) => (/^[a-z0-9_-]{20,}$/i.test(label) || (label.length >= 12 && /\d/.test(label) && /[a-z]/i.test(label)) ? "***" : label))
     .join(".");
+}
+
+/** The parsed URL, or undefined when it is not one (shown as `***`: it may hold a key in any part). */
+function urlOf(raw: string): URL | undefined {
+  try {
+    return new URL(raw);
+  } catch {
+    return undefined;
+  }
 }

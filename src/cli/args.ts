@@ -1,6 +1,7 @@
 // Argument parsing for the operator CLI: one table of every option (so global options may appear
 // anywhere on the line), and per-command lists of the options each command accepts.
 import { parseArgs } from "node:util";
+import { GUARDRAIL_FIELDS, type GuardrailFlag } from "../agents/guardrail-fields.js";
 
 /** A usage mistake: printed with the usage text, exit code 2. */
 export class UsageError extends Error {
@@ -12,6 +13,9 @@ export class CommandFailed extends Error {
   override readonly name = "CommandFailed";
 }
 
+/** The fields of the field table that have a CLI flag. */
+export const GUARDRAIL_FIELD_FLAGS = GUARDRAIL_FIELDS.filter((f): f is Extract<typeof f, { cli: unknown }> => "cli" in f);
+
 export const OPTIONS = {
   // global
   url: { type: "string" },
@@ -21,22 +25,9 @@ export const OPTIONS = {
   "data-dir": { type: "string" },
   output: { type: "string", short: "o" },
   help: { type: "boolean", short: "h" },
-  // agents
+  // agents (and a flag per field of the field table, added below)
   name: { type: "string" },
-  description: { type: "string" },
-  "intents-enabled": { type: "string" },
   active: { type: "string" },
-  "max-value": { type: "string" },
-  "daily-limit": { type: "string" },
-  "max-per-day": { type: "string" },
-  "max-fee": { type: "string" },
-  "daily-fee-budget": { type: "string" },
-  "max-gas-limit": { type: "string" },
-  "allowed-chains": { type: "string" },
-  "to-allowlist": { type: "string" },
-  "token-allowlist": { type: "string" },
-  "simulate-required": { type: "string" },
-  "token-ttl": { type: "string" },
   json: { type: "string" },
   // keys
   path: { type: "string" },
@@ -54,6 +45,7 @@ export const OPTIONS = {
   // approvals
   reason: { type: "string" },
   offset: { type: "string" },
+  ...(Object.fromEntries(GUARDRAIL_FIELD_FLAGS.map((f) => [f.cli.flag, { type: "string" }])) as Record<GuardrailFlag, { type: "string" }>),
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;

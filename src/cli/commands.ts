@@ -7,6 +7,7 @@ import { ApiClient, query } from "./api.js";
 import {
   allowOnly,
   bool,
+  GUARDRAIL_FIELD_FLAGS,
   CommandFailed,
   int,
   list,
@@ -17,6 +18,7 @@ import {
   type Parsed,
   type Values,
 } from "./args.js";
+import type { CliKind } from "../agents/guardrail-fields.js";
 import type { CliDatabase } from "./db.js";
 import { outputFormat, printJson, printList } from "./output.js";
 import { UUID } from "../uuid.js";
@@ -57,26 +59,11 @@ function uuidArg(v: string, what: string): string {
   return v;
 }
 
-const AGENT_FIELDS: OptionName[] = [
-  "description",
-  "intents-enabled",
-  "max-value",
-  "daily-limit",
-  "max-per-day",
-  "allowed-chains",
-  "to-allowlist",
-  "token-allowlist",
-  "simulate-required",
-  "token-ttl",
-  "max-fee",
-  "daily-fee-budget",
-  "max-gas-limit",
-  "json",
-];
+const AGENT_FIELDS: OptionName[] = [...GUARDRAIL_FIELD_FLAGS.map((f) => f.cli.flag), "json"];
 const TX_FILTERS: OptionName[] = ["agent-id", "status", "chain", "chain-status", "from", "to", "include-signed-tx"];
 
 /** The agent request body from the flags; --json '{…}' gives any field, flags override it. */
-function agentBody(v: Values): Record<string, unknown> {
+export function agentBody(v: Values): Record<string, unknown> {
   let b: Record<string, unknown> = {};
   if (v.json !== undefined) {
     try {
@@ -90,25 +77,31 @@ function agentBody(v: Values): Record<string, unknown> {
     if (x !== undefined) b[k] = x;
   };
   set("name", v.name);
-  set("description", v.description);
-  set("intents_api_enabled", bool(v["intents-enabled"], "intents-enabled"));
   set("is_active", bool(v.active, "active"));
-  set("tx_max_value", nullable(v["max-value"]));
-  set("tx_daily_limit", nullable(v["daily-limit"]));
-  const perDay = nullable(v["max-per-day"]);
-  set("tx_max_per_day", perDay === null ? null : int(perDay, "max-per-day"));
-  set("tx_max_fee", nullable(v["max-fee"]));
-  set("tx_daily_fee_budget", nullable(v["daily-fee-budget"]));
-  const gasLimit = nullable(v["max-gas-limit"]);
-  set("tx_max_gas_limit", gasLimit === null ? null : int(gasLimit, "max-gas-limit"));
-  set("tx_allowed_chains", list(v["allowed-chains"]));
-  set("tx_to_allowlist", list(v["to-allowlist"]));
-  set("tx_token_allowlist", list(v["token-allowlist"]));
-  set("simulate_required", bool(v["simulate-required"], "simulate-required"));
-  const ttl = nullable(v["token-ttl"]);
-  set("token_ttl_seconds", ttl === null ? null : int(ttl, "token-ttl"));
+  for (const { wire, cli } of GUARDRAIL_FIELD_FLAGS) set(wire, flagValue(cli.kind, v[cli.flag], cli.flag));
   return b;
 }
+
+/** A field's flag text → its request value; `none` (or `null`) clears a limit. */
+function flagValue(kind: CliKind, text: string | undefined, flag: string): unknown {
+  switch (kind) {
+    case "text":
+      return text;
+    case "bool":
+      return bool(text, flag);
+    case "list":
+      return list(text);
+    case "major":
+      return nullable(text);
+    case "int": {
+      const n = nullable(text);
+      return n === null ? null : int(n, flag);
+    }
+  }
+}
+
+/** `[--max-value ETH|none] …`: the field flags for a usage line. */
+const fieldFlagsUsage = GUARDRAIL_FIELD_FLAGS.map((f) => `[--${f.cli.flag} ${f.cli.arg}]`).join(" ");
 
 function txFilters(v: Values) {
   return {
@@ -175,8 +168,7 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   "agents update": {
-    usage:
-      "agents update AGENT_ID [--name N] [--active true|false] [--intents-enabled true|false] [--max-value ETH|none] [--daily-limit ETH|none] [--max-per-day N|none] [--max-fee ETH|none] [--daily-fee-budget ETH|none] [--max-gas-limit N|none] [--allowed-chains a,b] [--to-allowlist 0x…,0x…] [--token-allowlist …] [--simulate-required true|false] [--token-ttl S|none] [--json '{…}']",
+    usage: `agents update AGENT_ID [--name N] [--active true|false] ${fieldFlagsUsage} [--json '{…}']`,
     summary: "change an agent's guardrails or settings (none clears a limit; an empty list allows any)",
     options: ["name", "active", ...AGENT_FIELDS],
     args: 1,
@@ -547,6 +539,7 @@ export function findCommand(positionals: string[]): { name: string; command: Com
 
 export function usage(): string {
   const lines = Object.values(COMMANDS).map((c) => `  intents ${c.usage}\n      ${c.summary}`);
+  const fields = GUARDRAIL_FIELD_FLAGS.map((f) => `  --${`${f.cli.flag} ${f.cli.arg}`.padEnd(30)} ${f.describe} (default ${f.default})`);
   return `Usage: intents <command> [options]      (or: npm run cli -- <command> [options])
 
 Commands:
@@ -560,6 +553,9 @@ Global options:
   --database-url URL   database for audit verify, verify-tx, tx export --db (default DATABASE_URL,
                        else the embedded cluster under --data-dir / DATA_DIR / ./.data)
   -h, --help           this text
+
+Agent fields (agents create, agents update; --json '{…}' sets any field of the API):
+${fields.join("\n")}
 
 Exit codes: 0 ok, 1 failure (service error, broken audit chain, verify-tx mismatch), 2 usage.
 `;

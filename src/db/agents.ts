@@ -1,49 +1,18 @@
 // Agents and their credentials. SQL in plain sight; callers pass a pool or a transaction client.
+import { columnParam, GUARDRAIL_COLUMNS, type GuardrailColumn, type GuardrailColumns } from "../agents/guardrail-fields.js";
 import type { PoolClient, Queryable } from "./pool.js";
 
-export interface AgentRow {
+/** An agent: its identity and credentials here, its settings (guardrails and the rest) in the field table. */
+export interface AgentRow extends GuardrailColumns {
   id: string;
   name: string;
-  description: string | null;
-  scopes: string[];
   is_active: boolean;
-  intents_api_enabled: boolean;
   api_key_hash: Buffer;
-  api_key_expires_at: Date | null;
-  token_ttl_seconds: number | null;
   tokens_valid_after: Date;
-  tx_to_allowlist: string[];
-  tx_max_value_wei: string | null;
-  tx_daily_limit_wei: string | null;
-  tx_max_per_day: number | null;
-  tx_allowed_chains: string[];
-  tx_token_allowlist: string[];
-  simulate_required: boolean;
-  /** null: the default (deny when the agent has recipient or token rules, else allow). */
-  tx_unknown_calldata: "allow" | "deny" | "simulate" | null;
-  tx_token_limits: Record<string, { max_per_tx?: string; daily_limit?: string; approval_cap?: string }>;
-  tx_unlimited_approval_allowlist: string[];
-  /** Quotas (src/quotas.ts); null: the server's default. */
-  requests_per_minute: number | null;
-  tx_max_data_bytes: number | null;
-  tx_max_fee_wei: string | null;
-  tx_daily_fee_budget_wei: string | null;
-  tx_max_gas_limit: string | null;
-  /** May sign with the chain's shared keys/{chain}-signer (migration 0009). */
-  shared_signer: boolean;
   /** Bumped by triggers whenever anything that decides which keys this agent may use changes (migration 0016). */
   key_access_version: string;
-  // Signing intents (POST /v1/agents/{id}/sign); see migrations/0013_signing_intents.sql.
-  typed_data_unknown: "allow" | "deny" | null;
-  siwe_domain_allowlist: string[];
-  verifying_contract_allowlist: string[];
-  raw_signing_enabled: boolean;
-  eip7702_delegate_allowlist: string[];
-  eip7702_allow_chain_id_zero: boolean;
-  sign_max_validity_seconds: number;
   /** Approval rules (src/approvals/rules.ts, migration 0014); null: nothing waits for operators. */
   approval_rules?: unknown;
-  expires_at: Date | null;
   last_active_at: Date | null;
   created_at: Date;
   updated_at: Date;
@@ -77,79 +46,13 @@ export async function listAgents(db: Queryable): Promise<AgentRow[]> {
   return rows;
 }
 
-export type AgentWritable = Partial<
-  Pick<
-    AgentRow,
-    | "name"
-    | "description"
-    | "scopes"
-    | "is_active"
-    | "intents_api_enabled"
-    | "api_key_expires_at"
-    | "token_ttl_seconds"
-    | "tx_to_allowlist"
-    | "tx_max_value_wei"
-    | "tx_daily_limit_wei"
-    | "tx_max_per_day"
-    | "tx_allowed_chains"
-    | "tx_token_allowlist"
-    | "simulate_required"
-    | "expires_at"
-    | "tx_unknown_calldata"
-    | "tx_token_limits"
-    | "tx_unlimited_approval_allowlist"
-    | "requests_per_minute"
-    | "tx_max_data_bytes"
-    | "tx_max_fee_wei"
-    | "tx_daily_fee_budget_wei"
-    | "tx_max_gas_limit"
-    | "shared_signer"
-    | "typed_data_unknown"
-    | "siwe_domain_allowlist"
-    | "verifying_contract_allowlist"
-    | "raw_signing_enabled"
-    | "eip7702_delegate_allowlist"
-    | "eip7702_allow_chain_id_zero"
-    | "sign_max_validity_seconds"
-  >
->;
+/** What the API writes: the name, whether the agent is active, and any field of the table. */
+export type AgentWritable = Partial<Pick<AgentRow, "name" | "is_active" | GuardrailColumn>>;
 
-const WRITABLE: Array<keyof AgentWritable> = [
-  "name",
-  "description",
-  "scopes",
-  "is_active",
-  "intents_api_enabled",
-  "api_key_expires_at",
-  "token_ttl_seconds",
-  "tx_to_allowlist",
-  "tx_max_value_wei",
-  "tx_daily_limit_wei",
-  "tx_max_per_day",
-  "tx_allowed_chains",
-  "tx_token_allowlist",
-  "simulate_required",
-  "expires_at",
-  "tx_unknown_calldata",
-  "tx_token_limits",
-  "tx_unlimited_approval_allowlist",
-  "requests_per_minute",
-  "tx_max_data_bytes",
-  "tx_max_fee_wei",
-  "tx_daily_fee_budget_wei",
-  "tx_max_gas_limit",
-  "shared_signer",
-  "typed_data_unknown",
-  "siwe_domain_allowlist",
-  "verifying_contract_allowlist",
-  "raw_signing_enabled",
-  "eip7702_delegate_allowlist",
-  "eip7702_allow_chain_id_zero",
-  "sign_max_validity_seconds",
-];
+const WRITABLE: Array<keyof AgentWritable> = ["name", "is_active", ...GUARDRAIL_COLUMNS];
 
 // jsonb columns are sent as JSON text; arrays and scalars go as they are.
-const param = (k: keyof AgentWritable, v: unknown) => (k === "tx_token_limits" ? JSON.stringify(v) : v);
+const param = (k: keyof AgentWritable, v: unknown) => columnParam(k, v);
 
 export async function insertAgent(db: Queryable, id: string, keyHash: Buffer, fields: AgentWritable & { name: string }): Promise<AgentRow> {
   const cols = WRITABLE.filter((k) => fields[k] !== undefined);

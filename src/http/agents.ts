@@ -1,7 +1,10 @@
 // Agents: operators create, read, update (guardrails included), rotate and delete them; an agent may
 // read itself. Agents never change their own guardrails.
 import { randomUUID } from "node:crypto";
-import { appendAudit } from "../db/audit.js";
+import { guardrailAnswer, guardrailColumns } from "../agents/guardrail-fields.js";
+import type { FastifyRequest } from "fastify";
+import type { Principal } from "../auth/principal.js";
+import { appendAudit, type AuditAction } from "../db/audit.js";
 import { AGENT_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/keys.js";
 import { requireOperator, requirePrincipal, requireReader } from "../auth/principal.js";
 import {
@@ -16,10 +19,10 @@ import {
   type AgentRow,
   type AgentWritable,
 } from "../db/agents.js";
-import { withTransaction, type Pool } from "../db/pool.js";
+import { withTransaction, type Pool, type PoolClient } from "../db/pool.js";
 import { badRequest, forbidden, notFound } from "../errors.js";
 import { unknownCalldataOf } from "../pipeline/token-guardrails.js";
-import { formatMajor, parseMajor } from "../units.js";
+import { formatMajor } from "../units.js";
 import type { App } from "./types.js";
 import { UUID } from "../uuid.js";
 import { AgentParams, CreateAgentRequest, UpdateAgentRequest, type GuardrailInput } from "./schemas/agents.js";
@@ -30,55 +33,40 @@ const agentOrNotFound = async (pool: Pool, id: string) => {
   return a;
 };
 
+/**
+ * An operator's change to one agent and its audit event, in one transaction; 404 when `change` finds
+ * no agent (undefined or false).
+ */
+async function changeAgent<T>(
+  pool: Pool,
+  req: FastifyRequest,
+  change: (tx: PoolClient) => Promise<T | undefined | false>,
+  e: { actor: Principal; action: AuditAction; agentId: string; details?: (r: T) => Record<string, unknown> },
+): Promise<T> {
+  return withTransaction(pool, async (tx) => {
+    const r = await change(tx);
+    if (r === undefined || r === false) throw notFound("Agent not found.");
+    await appendAudit(tx, {
+      action: e.action,
+      actor: e.actor,
+      resourceType: "agent",
+      resourceId: e.agentId,
+      details: e.details?.(r),
+      requestId: req.id,
+      ip: req.ip,
+    });
+    return r;
+  });
+}
+
 /** Request fields → columns, folding the deprecated `_eth` aliases into their canonical names. */
 function toWritable(b: GuardrailInput): AgentWritable {
-  const alias = (canonical: string | null | undefined, legacy: string | null | undefined, name: string) => {
-    if (canonical !== undefined && legacy !== undefined && canonical !== legacy) {
-      throw badRequest(`${name} and ${name}_eth disagree; send one of them.`, [{ field: `${name}_eth`, message: `differs from ${name}` }]);
-    }
-    const v = canonical !== undefined ? canonical : legacy;
-    return v === undefined ? undefined : v === null ? null : parseMajor(v)!.toString();
-  };
-  const w: AgentWritable = {
-    name: b.name,
-    description: b.description,
-    scopes: b.scopes,
-    is_active: b.is_active,
-    intents_api_enabled: b.intents_api_enabled,
-    tx_to_allowlist: b.tx_to_allowlist,
-    tx_max_value_wei: alias(b.tx_max_value, b.tx_max_value_eth, "tx_max_value"),
-    tx_daily_limit_wei: alias(b.tx_daily_limit, b.tx_daily_limit_eth, "tx_daily_limit"),
-    tx_max_per_day: b.tx_max_per_day,
-    tx_allowed_chains: b.tx_allowed_chains,
-    tx_token_allowlist: b.tx_token_allowlist,
-    token_ttl_seconds: b.token_ttl_seconds,
-    api_key_expires_at:
-      b.api_key_expires_at === undefined ? undefined : b.api_key_expires_at === null ? null : new Date(b.api_key_expires_at),
-    expires_at: b.expires_at === undefined ? undefined : b.expires_at === null ? null : new Date(b.expires_at),
-    simulate_required: b.simulate_required,
-    tx_unknown_calldata: b.tx_unknown_calldata,
-    tx_token_limits: b.tx_token_limits,
-    tx_unlimited_approval_allowlist: b.tx_unlimited_approval_allowlist,
-    requests_per_minute: b.requests_per_minute,
-    tx_max_data_bytes: b.tx_max_data_bytes,
-    tx_max_fee_wei: b.tx_max_fee === undefined ? undefined : b.tx_max_fee === null ? null : parseMajor(b.tx_max_fee)!.toString(),
-    tx_daily_fee_budget_wei:
-      b.tx_daily_fee_budget === undefined
-        ? undefined
-        : b.tx_daily_fee_budget === null
-          ? null
-          : parseMajor(b.tx_daily_fee_budget)!.toString(),
-    tx_max_gas_limit: b.tx_max_gas_limit === undefined ? undefined : b.tx_max_gas_limit === null ? null : String(b.tx_max_gas_limit),
-    shared_signer: b.shared_signer,
-    typed_data_unknown: b.typed_data_unknown,
-    siwe_domain_allowlist: b.siwe_domain_allowlist,
-    verifying_contract_allowlist: b.verifying_contract_allowlist,
-    raw_signing_enabled: b.raw_signing_enabled,
-    eip7702_delegate_allowlist: b.eip7702_delegate_allowlist,
-    eip7702_allow_chain_id_zero: b.eip7702_allow_chain_id_zero,
-    sign_max_validity_seconds: b.sign_max_validity_seconds,
-  };
-  return w;
+  const r = guardrailColumns(b);
+  if (!r.ok) {
+    const { wire, alias } = r.field;
+    throw badRequest(`${wire} and ${alias} disagree; send one of them.`, [{ field: alias!, message: `differs from ${wire}` }]);
+  }
+  return { name: b.name, is_active: b.is_active, ...r.columns };
 }
 
 export async function agentResponse(pool: Pool, a: AgentRow) {
@@ -95,58 +83,30 @@ export async function agentResponse(pool: Pool, a: AgentRow) {
     "SELECT DISTINCT chain FROM signing_keys WHERE agent_id = $1 AND chain IS NOT NULL AND is_active ORDER BY chain",
     [a.id],
   );
-  const maxValue = a.tx_max_value_wei !== null ? formatMajor(BigInt(a.tx_max_value_wei)) : undefined;
-  const daily = a.tx_daily_limit_wei !== null ? formatMajor(BigInt(a.tx_daily_limit_wei)) : undefined;
   const spentMajor = formatMajor(spent.spent_wei);
   return {
     id: a.id,
     name: a.name,
-    description: a.description ?? "", // a string always: the SDKs type it as required
     auth_method: "api_key" as const,
-    scopes: a.scopes,
     is_active: a.is_active,
-    intents_api_enabled: a.intents_api_enabled,
     shroud_enabled: false,
-    tx_to_allowlist: a.tx_to_allowlist,
-    ...(maxValue !== undefined ? { tx_max_value: maxValue, tx_max_value_eth: maxValue } : {}),
-    ...(daily !== undefined ? { tx_daily_limit: daily, tx_daily_limit_eth: daily } : {}),
+    // The stored fields (src/agents/guardrail-fields.ts).
+    ...guardrailAnswer(a),
     tx_spent_today: spentMajor,
     tx_spent_today_eth: spentMajor,
     tx_spent_today_by_chain: { evm: spentMajor },
     tx_count_today: spent.count_today,
-    // Fee limits and the worst-case fees signed in the last 24 h (null: no limit).
-    tx_max_fee: a.tx_max_fee_wei !== null ? formatMajor(BigInt(a.tx_max_fee_wei)) : null,
-    tx_daily_fee_budget: a.tx_daily_fee_budget_wei !== null ? formatMajor(BigInt(a.tx_daily_fee_budget_wei)) : null,
+    // The worst-case fees signed in the last 24 h.
     tx_fees_spent_today: formatMajor(spent.fees_wei),
-    tx_max_gas_limit: a.tx_max_gas_limit !== null ? Number(a.tx_max_gas_limit) : null,
-    tx_max_per_day: a.tx_max_per_day,
-    tx_allowed_chains: a.tx_allowed_chains,
-    tx_token_allowlist: a.tx_token_allowlist,
-    token_ttl_seconds: a.token_ttl_seconds,
-    api_key_expires_at: a.api_key_expires_at?.toISOString() ?? null,
-    simulate_required: a.simulate_required,
     // The policy in force; tx_unknown_calldata_default says whether it is the default (no explicit value).
     tx_unknown_calldata: unknownCalldataOf(a),
     tx_unknown_calldata_default: a.tx_unknown_calldata === null,
-    tx_token_limits: a.tx_token_limits,
-    tx_unlimited_approval_allowlist: a.tx_unlimited_approval_allowlist,
-    requests_per_minute: a.requests_per_minute,
-    tx_max_data_bytes: a.tx_max_data_bytes,
-    shared_signer: a.shared_signer,
     // Token amounts sent in the last 24 h, in token units (base units when the decimals are unknown).
     tx_token_spent_today: Object.fromEntries(
       [...tokenSpent].map(([t, v]) => [t, decimals.has(t) ? formatMajor(v, decimals.get(t)!) : v.toString()]),
     ),
-    typed_data_unknown: a.typed_data_unknown,
-    siwe_domain_allowlist: a.siwe_domain_allowlist,
-    verifying_contract_allowlist: a.verifying_contract_allowlist,
-    raw_signing_enabled: a.raw_signing_enabled,
-    eip7702_delegate_allowlist: a.eip7702_delegate_allowlist,
-    eip7702_allow_chain_id_zero: a.eip7702_allow_chain_id_zero,
-    sign_max_validity_seconds: a.sign_max_validity_seconds,
     signing_chains: rows.map((r) => r.chain),
     created_at: a.created_at.toISOString(),
-    ...(a.expires_at ? { expires_at: a.expires_at.toISOString() } : {}),
     ...(a.last_active_at ? { last_active_at: a.last_active_at.toISOString() } : {}),
   };
 }
@@ -162,18 +122,11 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const apiKey = generateApiKey(AGENT_KEY_PREFIX);
       const id = randomUUID();
       const fields = { ...toWritable(req.body), name: req.body.name };
-      const agent = await withTransaction(pool, async (tx) => {
-        const a = await insertAgent(tx, id, hashApiKey(apiKey), fields);
-        await appendAudit(tx, {
-          action: "agent.create",
-          actor: op,
-          resourceType: "agent",
-          resourceId: id,
-          details: { name: a.name, intents_api_enabled: a.intents_api_enabled },
-          requestId: req.id,
-          ip: req.ip,
-        });
-        return a;
+      const agent = await changeAgent(pool, req, (tx) => insertAgent(tx, id, hashApiKey(apiKey), fields), {
+        actor: op,
+        action: "agent.create",
+        agentId: id,
+        details: (a) => ({ name: a.name, intents_api_enabled: a.intents_api_enabled }),
       });
       return reply.code(201).send({ agent: await agentResponse(pool, agent), api_key: apiKey });
     },
@@ -219,19 +172,11 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const op = requireOperator(req);
       const w = toWritable(req.body); // undefined leaves a column alone; null clears it
       await agentOrNotFound(pool, req.params.agent_id);
-      const agent = await withTransaction(pool, async (tx) => {
-        const a = await updateAgent(tx, req.params.agent_id, w);
-        if (!a) throw notFound("Agent not found.");
-        await appendAudit(tx, {
-          action: "agent.update",
-          actor: op,
-          resourceType: "agent",
-          resourceId: a.id,
-          details: { fields: Object.keys(req.body).sort() },
-          requestId: req.id,
-          ip: req.ip,
-        });
-        return a;
+      const agent = await changeAgent(pool, req, (tx) => updateAgent(tx, req.params.agent_id, w), {
+        actor: op,
+        action: "agent.update",
+        agentId: req.params.agent_id,
+        details: () => ({ fields: Object.keys(req.body).sort() }),
       });
       return agentResponse(pool, agent);
     },
@@ -243,16 +188,10 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
     async (req, reply) => {
       const op = requireOperator(req);
       await agentOrNotFound(pool, req.params.agent_id);
-      await withTransaction(pool, async (tx) => {
-        if (!(await softDeleteAgent(tx, req.params.agent_id))) throw notFound("Agent not found.");
-        await appendAudit(tx, {
-          action: "agent.delete",
-          actor: op,
-          resourceType: "agent",
-          resourceId: req.params.agent_id,
-          requestId: req.id,
-          ip: req.ip,
-        });
+      await changeAgent(pool, req, (tx) => softDeleteAgent(tx, req.params.agent_id), {
+        actor: op,
+        action: "agent.delete",
+        agentId: req.params.agent_id,
       });
       return reply.code(204).send();
     },
@@ -268,17 +207,10 @@ export async function agentRoutes(app: App, deps: { pool: Pool }): Promise<void>
       const op = requireOperator(req);
       await agentOrNotFound(pool, req.params.agent_id);
       const apiKey = generateApiKey(AGENT_KEY_PREFIX);
-      await withTransaction(pool, async (tx) => {
-        const a = await rotateAgentKey(tx, req.params.agent_id, hashApiKey(apiKey));
-        if (!a) throw notFound("Agent not found.");
-        await appendAudit(tx, {
-          action: "agent.rotate_key",
-          actor: op,
-          resourceType: "agent",
-          resourceId: a.id,
-          requestId: req.id,
-          ip: req.ip,
-        });
+      await changeAgent(pool, req, (tx) => rotateAgentKey(tx, req.params.agent_id, hashApiKey(apiKey)), {
+        actor: op,
+        action: "agent.rotate_key",
+        agentId: req.params.agent_id,
       });
       return { api_key: apiKey, agent_id: req.params.agent_id };
     },

@@ -12,7 +12,8 @@ import { badRequest, conflict, forbidden, notFound } from "../errors.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { effectiveStatus } from "../approvals/gate.js";
 import { DEFAULT_EXPIRY_SECONDS, DEFAULT_QUORUM, rulesOf } from "../approvals/rules.js";
-import { cancelApproval, castVote, executeApproval, startApprovalSweep } from "../approvals/service.js";
+import { cancelApproval, castVote, executeApproval, startApprovalSweep, type ApprovalDeps } from "../approvals/service.js";
+import { requestParsers } from "./intents.js";
 import type { App } from "./types.js";
 import {
   AgentParams,
@@ -82,8 +83,10 @@ export async function approvalRoutes(
   deps: PipelineDeps & { chains: ChainRegistry },
   opts: { sweepMs?: number } = {},
 ): Promise<void> {
+  // An approved request runs again through the routes' own parsing.
+  const executing: ApprovalDeps = { ...deps, parsers: requestParsers(deps) };
   // Every replica sweeps: expiries, executions whose process died, the pending gauge.
-  const stop = startApprovalSweep(deps, opts.sweepMs ?? 2000);
+  const stop = startApprovalSweep(executing, opts.sweepMs ?? 2000);
   app.addHook("onClose", stop);
 
   app.get(
@@ -220,7 +223,7 @@ export async function approvalRoutes(
         );
       }
       if (!UUID.test(req.params.id)) throw notFound("No such approval.");
-      const { row, votes } = await castVote(deps, req.params.id, op, parsed.data, { requestId: req.id, ip: req.ip });
+      const { row, votes } = await castVote(executing, req.params.id, op, parsed.data, { requestId: req.id, ip: req.ip });
       return toApprovalResponse(row, votes);
     },
   );
@@ -238,7 +241,7 @@ export async function approvalRoutes(
     async (req) => {
       requireOperator(req);
       let row = await readable(deps, req, req.params.id);
-      if (row.status === "executing") row = (await executeApproval(deps, row.id)) ?? row;
+      if (row.status === "executing") row = (await executeApproval(executing, row.id)) ?? row;
       const status = effectiveStatus(row);
       if (status !== "executed" && status !== "failed" && status !== "executing")
         throw conflict(`The approval is ${status}: it has not been approved.`, "approval_not_approved");

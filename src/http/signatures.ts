@@ -10,7 +10,8 @@ import { SignIntentRequestSchema } from "./schemas/signatures.js";
 import { IdempotencyHeaders } from "./schemas/transactions.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { decodeCursor, EXPORT_PAGE_SIZE, listPage, openPagedExport, sendExport } from "./listing.js";
-import { idempotencyKey, intentsAgentGuard, readableAgent, sendGateResult, validatedByPipeline } from "./transactions.js";
+import { parseSignIntent } from "./intents.js";
+import { idempotencyKey, intentsAgentGuard, parseContext, readableAgent, sendGateResult, validatedByPipeline } from "./transactions.js";
 import type { App } from "./types.js";
 import { withApprovals } from "../approvals/gate.js";
 import { AgentParams, ExportQuery, Filters, HistoryQuery, ListQuery } from "./schemas/signatures.js";
@@ -99,7 +100,7 @@ export async function signatureRoutes(app: App, deps: PipelineDeps & { pool: Poo
         deps,
         { principal, body: req.body, idempotencyKey: idempotencyKey(req), requestId: req.id, ip: req.ip },
         "sign_intent",
-        (input) => signIntent(deps, input),
+        (input) => signIntent(deps, { ...input, request: parseSignIntent(input.body, parseContext(deps, principal)) }),
       );
       return sendGateResult(reply, result);
     },

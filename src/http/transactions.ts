@@ -5,7 +5,9 @@ import type { ChainRegistry } from "../chains/registry.js";
 import type { Pool } from "../db/pool.js";
 import { getTransaction, listTransactions, type ListedTx, type TxFilter } from "../db/transactions.js";
 import { badRequest, notFound, simulationNotAvailable } from "../errors.js";
+import type { AgentRow } from "../db/agents.js";
 import { submitTransaction } from "../pipeline/submit.js";
+import { parseBundle, parseSimulation, parseTransaction, type ParseContext } from "./intents.js";
 import type { PipelineDeps } from "../pipeline/types.js";
 import { toTransactionResponse } from "../pipeline/response.js";
 import { simulateBundleRequest, simulateTransactionRequest } from "../pipeline/simulate.js";
@@ -77,11 +79,18 @@ export function idempotencyKey(req: FastifyRequest): string | undefined {
 export const intentsAgentGuard = (req: FastifyRequest) => void requireIntentsAgent(req, (req.params as { agent_id: string }).agent_id);
 
 /**
- * Submit, sign and simulate document their body schema here but validate it in the pipeline: the data
- * size cap is counted on the raw body before its shape, and the idempotency fingerprint is taken of
- * the body as sent, so fastify must hand the body over untouched.
+ * Submit, sign and simulate document their body schema here but parse it in the handler
+ * (src/http/intents.ts): the data size cap is counted on the raw body before its shape, the approval
+ * gate reads it first, and the idempotency fingerprint is taken of the body as sent, so fastify must
+ * hand the body over untouched.
  */
 export const validatedByPipeline = () => (data: unknown) => ({ value: data });
+
+/** What parsing an intent needs: the agent's data size cap, else the service's. */
+export const parseContext = (deps: Pick<PipelineDeps, "config">, principal: { agent: AgentRow }): ParseContext => ({
+  agent: principal.agent,
+  maxDataBytes: deps.config?.maxDataBytes,
+});
 
 export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: Pool; chains: ChainRegistry }): Promise<void> {
   for (const mode of ["submit", "sign"] as const) {
@@ -112,7 +121,7 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
             ip: req.ip,
           },
           mode === "sign" ? "transaction.sign" : "transaction.submit",
-          (input) => submitTransaction(deps, input),
+          (input) => submitTransaction(deps, { ...input, intent: parseTransaction(input.body, parseContext(deps, principal)) }),
         );
         return sendGateResult(reply, result);
       },
@@ -165,7 +174,6 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
       chains: deps.chains,
       simulators: deps.simulators,
       log: deps.log,
-      maxDataBytes: deps.config?.maxDataBytes,
       keyAccess: deps.keyAccess,
     };
   };
@@ -184,7 +192,8 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
     },
     async (req) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);
-      return simulateTransactionRequest(simulationDeps(), { principal, body: req.body, requestId: req.id, ip: req.ip });
+      const requests = parseSimulation(req.body, parseContext(deps, principal));
+      return simulateTransactionRequest(simulationDeps(), { principal, requests, requestId: req.id, ip: req.ip });
     },
   );
   app.post(
@@ -202,7 +211,8 @@ export async function transactionRoutes(app: App, deps: PipelineDeps & { pool: P
     },
     async (req) => {
       const principal = requireIntentsAgent(req, req.params.agent_id);
-      return simulateBundleRequest(simulationDeps(), { principal, body: req.body, requestId: req.id, ip: req.ip });
+      const requests = parseBundle(req.body, parseContext(deps, principal));
+      return simulateBundleRequest(simulationDeps(), { principal, requests, requestId: req.id, ip: req.ip });
     },
   );
 }

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { GUARDRAIL_FIELDS } from "../agents/guardrail-fields.js";
 import { VERSION } from "../version.js";
 import { SignIntentRequestSchema } from "../http/schemas/signatures.js";
 import {
@@ -73,6 +74,11 @@ const UNITS =
   '`value` is a decimal string in the chain\'s native unit (ETH on Ethereum: "0.01" is 0.01 ETH), never wei. ' +
   "`gas_price`, `max_fee_per_gas`, `max_priority_fee_per_gas` are wei as decimal strings; omit them and `gas_limit` to let the service estimate.";
 
+/** The agent's own fields that get_guardrails shows (src/agents/guardrail-fields.ts). */
+const MCP_FIELDS = GUARDRAIL_FIELDS.filter((f) => "mcp" in f && f.mcp);
+/** What the agent used of its limits (and where it may sign), from GET /v1/agents/me. */
+const SPENT_TODAY = ["tx_spent_today", "tx_count_today", "tx_fees_spent_today", "tx_token_spent_today", "signing_chains"];
+
 /** The agent's limits and what is left of them in the rolling 24 h window, from GET /v1/agents/me. */
 export function guardrailsOf(me: Record<string, unknown>): Record<string, unknown> {
   const remaining = (limit: unknown, spent: unknown) => {
@@ -81,31 +87,7 @@ export function guardrailsOf(me: Record<string, unknown>): Record<string, unknow
     if (a === undefined || b === undefined) return null;
     return fromWei(a > b ? a - b : 0n);
   };
-  const keys = [
-    "intents_api_enabled",
-    "tx_to_allowlist",
-    "tx_max_value",
-    "tx_daily_limit",
-    "tx_spent_today",
-    "tx_count_today",
-    "tx_max_per_day",
-    "tx_max_fee",
-    "tx_daily_fee_budget",
-    "tx_fees_spent_today",
-    "tx_max_gas_limit",
-    "tx_allowed_chains",
-    "tx_token_allowlist",
-    "tx_token_limits",
-    "tx_token_spent_today",
-    "tx_unknown_calldata",
-    "tx_unlimited_approval_allowlist",
-    "simulate_required",
-    "requests_per_minute",
-    "tx_max_data_bytes",
-    "signing_chains",
-    "sign_max_validity_seconds",
-    "raw_signing_enabled",
-  ];
+  const keys = [...MCP_FIELDS.map((f) => f.wire), ...SPENT_TODAY];
   const out: Record<string, unknown> = Object.fromEntries(keys.filter((k) => k in me).map((k) => [k, me[k]]));
   out.remaining_today = {
     value: remaining(me.tx_daily_limit, me.tx_spent_today),
@@ -200,6 +182,14 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
   const ctxOf = (extra: CallExtra): ToolContext => ({ requestId: extra.requestId, sessionId: session.id });
   const run = async (extra: CallExtra, tool: string, r: Omit<ServiceRequest, "tool">, describe: (b: Record<string, unknown>) => string) =>
     toToolResult(tool, await svc.call({ ...r, tool }, extra), describe);
+  /** A tool that signs: POSTs `body` with an Idempotency-Key of this call, so a retried call never signs twice. */
+  const sign = async (extra: CallExtra, tool: string, rest: string, body: unknown, describe: (b: Record<string, unknown>) => string) =>
+    run(
+      extra,
+      tool,
+      { method: "POST", path: await agentPath(extra, rest), body, idempotencyKey: idempotencyKeyFor(tool, ctxOf(extra)) },
+      describe,
+    );
 
   // Submit and sign: simulate_first defaults to true here (the HTTP default is false), as a model should
   // see what a transaction does before it is irreversible.
@@ -218,18 +208,7 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       inputSchema: txInput,
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
-    async (args, extra) =>
-      run(
-        extra,
-        "submit_transaction",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/transactions"),
-          body: args,
-          idempotencyKey: idempotencyKeyFor("submit_transaction", ctxOf(extra)),
-        },
-        txLine,
-      ),
+    async (args, extra) => sign(extra, "submit_transaction", "/transactions", args, txLine),
   );
   server.registerTool(
     "sign_transaction",
@@ -243,18 +222,7 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       inputSchema: txInput,
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
-    async (args, extra) =>
-      run(
-        extra,
-        "sign_transaction",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/transactions/sign"),
-          body: args,
-          idempotencyKey: idempotencyKeyFor("sign_transaction", ctxOf(extra)),
-        },
-        txLine,
-      ),
+    async (args, extra) => sign(extra, "sign_transaction", "/transactions/sign", args, txLine),
   );
   server.registerTool(
     "simulate_transaction",
@@ -300,15 +268,11 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     async (args, extra) =>
-      run(
+      sign(
         extra,
         "sign_message",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/sign"),
-          body: { intent_type: "personal_sign", ...args },
-          idempotencyKey: idempotencyKeyFor("sign_message", ctxOf(extra)),
-        },
+        "/sign",
+        { intent_type: "personal_sign", ...args },
         (b) => `Signed by ${b.from ?? b.address ?? "the agent's key"}: ${b.signature}.`,
       ),
   );
@@ -333,15 +297,11 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
       annotations: { destructiveHint: true, idempotentHint: true },
     },
     async (args, extra) =>
-      run(
+      sign(
         extra,
         "sign_typed_data",
-        {
-          method: "POST",
-          path: await agentPath(extra, "/sign"),
-          body: { intent_type: "typed_data", ...args },
-          idempotencyKey: idempotencyKeyFor("sign_typed_data", ctxOf(extra)),
-        },
+        "/sign",
+        { intent_type: "typed_data", ...args },
         (b) => `Signed (${b.kind ?? "typed data"}): ${b.signature}.`,
       ),
   );
@@ -428,7 +388,9 @@ export function buildMcpServer(svc: ServiceCaller, session: { id: string }): Mcp
     {
       title: "The agent's own limits and what is left today",
       description:
-        "The agent's guardrails (allowlists, per-transaction and daily limits in major units, fee limits, allowed chains, token limits) and what remains of the daily limits in the rolling 24 h window. Read-only: only an operator can change them.",
+        "The agent's guardrails (allowlists, per-transaction and daily limits in major units, fee limits, allowed chains, token limits) and what remains of the daily limits in the rolling 24 h window. Read-only: only an operator can change them. Fields: " +
+        MCP_FIELDS.map((f) => `${f.wire} (${f.describe})`).join("; ") +
+        ".",
       inputSchema: z.strictObject({}),
       annotations: { readOnlyHint: true },
     },

@@ -1,22 +1,15 @@
 // Guardrail checks: pure functions of (policy, request, spent so far). No I/O, so every boundary is
 // tested directly (see test/pipeline/guardrails.test.ts). Each denial names its rule, the limit, the
 // current value and the attempted one, in the shape of the contract's `guardrail` member.
+import { fieldPolicy, type FieldPolicy } from "../agents/guardrail-fields.js";
 import type { AgentRow } from "../db/agents.js";
 import { formatMajor } from "../units.js";
 
-export interface GuardrailPolicy {
-  toAllowlist: string[]; // lower-case addresses; empty = any
-  maxValueWei: bigint | null;
-  dailyLimitWei: bigint | null;
-  maxPerDay: number | null;
-  allowedChains: string[]; // names, aliases or ids; empty = any
-  /** Worst-case fee of one transaction (gas_limit × max fee per gas), wei. */
-  maxFeeWei: bigint | null;
-  /** Worst-case fees over a rolling 24 h, wei. */
-  dailyFeeBudgetWei: bigint | null;
-  /** An explicit gas_limit may go up to this (else: the estimate + 50 %). */
-  maxGasLimit: bigint | null;
-}
+/**
+ * What the checks read of an agent: the fields with a `policy` in src/agents/guardrail-fields.ts
+ * (amounts as bigint, addresses lower-case; an empty list allows any, null sets no limit).
+ */
+export type GuardrailPolicy = FieldPolicy;
 
 export interface GuardrailInput {
   chain: { name: string; chain_id: number; aliases: string[] };
@@ -46,6 +39,12 @@ export function chainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, cha
   return policy.allowedChains.some((c) => names.has(c.toLowerCase()));
 }
 
+/** An allowlist rule: an empty list allows any value, else the value (null: none) must be on it. */
+export function checkAllowlist(list: string[], value: string | null, reason_code: string, detail: string): Denial | null {
+  if (list.length === 0 || (value !== null && list.includes(value))) return null;
+  return { reason_code, detail, limit: list, current: null, attempted: value };
+}
+
 /** tx_allowed_chains: the one denial for a chain the agent may not use (transactions, simulations, signatures). */
 export function checkChainAllowed(policy: Pick<GuardrailPolicy, "allowedChains">, chain: GuardrailInput["chain"]): Denial | null {
   if (chainAllowed(policy, chain)) return null;
@@ -63,15 +62,8 @@ export function checkStaticGuardrails(policy: GuardrailPolicy, input: GuardrailI
   const chainDenial = checkChainAllowed(policy, input.chain);
   if (chainDenial) return chainDenial;
   const to = input.to.toLowerCase();
-  if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(to)) {
-    return {
-      reason_code: "to_not_allowlisted",
-      detail: `Recipient ${to} is not in this agent's tx_to_allowlist.`,
-      limit: policy.toAllowlist,
-      current: null,
-      attempted: to,
-    };
-  }
+  const toDenial = checkAllowlist(policy.toAllowlist, to, "to_not_allowlisted", `Recipient ${to} is not in this agent's tx_to_allowlist.`);
+  if (toDenial) return toDenial;
   if (policy.maxValueWei !== null && input.valueWei > policy.maxValueWei) {
     return {
       reason_code: "max_value_exceeded",
@@ -143,17 +135,5 @@ export function checkRollingGuardrails(
 /** The agent's recipient allowlist, lower-case: the same list for the value and the calldata rules. */
 export const toAllowlistOf = (agent: { tx_to_allowlist: string[] }) => agent.tx_to_allowlist.map((a) => a.toLowerCase());
 
-/** The agent's row as the guardrail checks read it (amounts as bigint, addresses lower-case). */
-export function policyOf(agent: AgentRow): GuardrailPolicy {
-  const big = (v: string | null | undefined) => (v === null || v === undefined ? null : BigInt(v));
-  return {
-    toAllowlist: toAllowlistOf(agent),
-    maxValueWei: agent.tx_max_value_wei !== null ? BigInt(agent.tx_max_value_wei) : null,
-    dailyLimitWei: agent.tx_daily_limit_wei !== null ? BigInt(agent.tx_daily_limit_wei) : null,
-    maxPerDay: agent.tx_max_per_day,
-    allowedChains: agent.tx_allowed_chains,
-    maxFeeWei: big(agent.tx_max_fee_wei),
-    dailyFeeBudgetWei: big(agent.tx_daily_fee_budget_wei),
-    maxGasLimit: big(agent.tx_max_gas_limit),
-  };
-}
+/** The agent's row as the guardrail checks read it. */
+export const policyOf = (agent: AgentRow): GuardrailPolicy => fieldPolicy(agent);

@@ -38,6 +38,20 @@ export function requestFingerprint(operation: string, body: unknown): Buffer {
   return createHash("sha256").update(canonicalJson({ operation, body }), "utf8").digest();
 }
 
+/**
+ * Claims a request's Idempotency-Key: fingerprinted by the operation and the body as sent, stamped with
+ * this process's liveness lock so that a retry learns when the claimant died.
+ */
+export function claimRequest(
+  deps: { pool: Queryable; liveness?: { key: number } },
+  agentId: string,
+  key: string,
+  operation: string,
+  body: unknown,
+): Promise<ClaimResult> {
+  return claimIdempotencyKey(deps.pool, agentId, key, requestFingerprint(operation, body), deps.liveness?.key);
+}
+
 export async function claimIdempotencyKey(
   db: Queryable,
   agentId: string,

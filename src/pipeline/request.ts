@@ -1,8 +1,7 @@
-// The transaction request as the pipeline uses it, parsed from its wire shape (src/http/schemas/transactions.ts).
-import { parseMajor } from "../units.js";
-import type { TransactionRequest } from "../http/schemas/transactions.js";
+// The requests the pipeline takes, already parsed: the routes (src/http/intents.ts) check the data size
+// cap, validate the body against its wire schema and hand over these shapes.
 
-/** The request as the pipeline uses it: amounts as bigint, addresses lower-case. */
+/** A transaction request as the pipeline uses it: amounts as bigint, addresses lower-case. */
 export interface Intent {
   to: `0x${string}`;
   valueWei: bigint;
@@ -22,24 +21,24 @@ export interface Intent {
   authorizations?: Array<{ delegate: `0x${string}`; chainId?: number }>;
 }
 
-export function toIntent(r: TransactionRequest): Intent {
-  return {
-    to: r.to.toLowerCase() as `0x${string}`,
-    valueWei: parseMajor(r.value)!,
-    chain: r.chain,
-    data: r.data && r.data !== "0x" ? (r.data.toLowerCase() as `0x${string}`) : undefined,
-    signingKeyPath: r.signing_key_path,
-    nonce: r.nonce,
-    gasLimit: r.gas_limit !== undefined ? BigInt(r.gas_limit) : undefined,
-    gasPrice: r.gas_price !== undefined ? BigInt(r.gas_price) : undefined,
-    maxFeePerGas: r.max_fee_per_gas !== undefined ? BigInt(r.max_fee_per_gas) : undefined,
-    maxPriorityFeePerGas: r.max_priority_fee_per_gas !== undefined ? BigInt(r.max_priority_fee_per_gas) : undefined,
-    simulateFirst: r.simulate_first ?? false,
-    txType: (r.tx_type ?? (r.authorization_list ? 4 : undefined)) as Intent["txType"],
-    accessList: r.access_list?.map((e) => ({
-      address: e.address.toLowerCase() as `0x${string}`,
-      storageKeys: e.storage_keys.map((k) => k.toLowerCase() as `0x${string}`),
-    })),
-    authorizations: r.authorization_list?.map((a) => ({ delegate: a.address.toLowerCase() as `0x${string}`, chainId: a.chain_id })),
-  };
+/** One call of a simulation request (…/simulate, …/simulate-bundle). */
+export type SimulationIntent = Pick<Intent, "chain" | "to" | "valueWei" | "data" | "signingKeyPath" | "gasLimit">;
+
+/** A signing intent (POST /v1/agents/{id}/sign), in the wire's names. */
+export interface SignRequest {
+  intent_type: "personal_sign" | "typed_data" | "eip712_digest" | "transaction";
+  chain: string;
+  signing_key_path?: string;
+  message?: string;
+  typed_data?: unknown;
+  hash?: string;
+  sign_only?: boolean;
+  /**
+   * intent_type "transaction": its transaction fields as a request of their own (`body`, as the
+   * submit pipeline's idempotency fingerprint takes it) and parsed.
+   */
+  transaction?: { body: Record<string, unknown>; intent: Intent };
 }
+
+/** The largest message a personal_sign intent may carry, in bytes. */
+export const MAX_MESSAGE_BYTES = 16 * 1024;

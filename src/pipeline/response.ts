@@ -1,8 +1,40 @@
-// Maps a transaction row to its wire shape (src/http/schemas/transactions.ts).
+// Maps a transaction row to its wire shape. The pipeline builds it (a stored idempotent answer is
+// replayed byte for byte), the routes send it.
 import { checksumAddress } from "viem";
 import type { TxRow } from "../db/transactions.js";
-import type { TransactionResponse } from "../http/schemas/transactions.js";
 import { formatMajor } from "../units.js";
+
+// The wire shape of a transaction (TransactionResponse of the reference OpenAPI, plus the lifecycle
+// fields README.md documents). Fields without a value are left out rather than sent as null, as the
+// reference types them as plain strings; `signed_tx` is included only when asked for.
+export interface TransactionResponse {
+  id: string;
+  agent_id: string;
+  chain: string;
+  chain_id: number;
+  from: string;
+  to: string;
+  value: string;
+  value_wei: string;
+  nonce?: number;
+  gas_limit?: number;
+  gas_price?: string;
+  max_fee_per_gas?: string;
+  max_priority_fee_per_gas?: string;
+  status: TxRow["status"];
+  tx_hash?: string;
+  signed_tx?: string | null;
+  error_message?: string;
+  created_at: string;
+  signed_at?: string;
+  simulation_id?: string;
+  simulation_status?: string;
+  chain_status?: string;
+  block_number?: number;
+  confirmations: number;
+  replaced_by?: string;
+  signing_key_path: string;
+}
 
 export function toTransactionResponse(row: TxRow, opts: { includeSignedTx: boolean }): TransactionResponse {
   const out: TransactionResponse = {

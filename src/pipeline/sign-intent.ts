@@ -25,25 +25,25 @@ import { randomUUID } from "node:crypto";
 import { hashMessage, hexToBytes, isHex, serializeSignature, stringToBytes, type Hex } from "viem";
 import { parseSiweMessage } from "viem/siwe";
 import { z } from "zod";
-import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain } from "../chains/registry.js";
 import { tokenSpendToday, type AgentRow } from "../db/agents.js";
 import { withTransaction } from "../db/pool.js";
 import { insertSignature, type SignatureRow } from "../db/signatures.js";
-import { badRequest, guardrailDenied, unprocessable, type ServiceError } from "../errors.js";
+import { badRequest, unprocessable, type ServiceError } from "../errors.js";
+import { recordDenial } from "./denials.js";
 import type { SigningKeyInfo } from "../signer/signer.js";
-import { checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
-import { claimIdempotencyKey, releaseClaim, requestFingerprint, settleClaims, type Claim } from "./idempotency.js";
+import { checkAllowlist, checkChainAllowed, policyOf, type Denial } from "./guardrails.js";
+import { claimRequest, releaseClaim, settleClaims, type Claim } from "./idempotency.js";
+import { MAX_MESSAGE_BYTES, type SignRequest } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { submitTransaction } from "./submit.js";
 import type { PipelineDeps, SubmitResult } from "./types.js";
 import { checkCalldata, checkTokenOutflows, type TokenOutflow } from "./token-guardrails.js";
 import { calldataPolicyOf, tokenDecimals } from "./token-policy.js";
-import type { DecodedCall } from "./calldata.js";
+import type { DecodedCall, TokenEffect } from "./calldata.js";
 import { decodeTypedData, normalizeTypedData, TypedDataError, type TypedMeaning } from "./typed-data.js";
 import { approvalGate, replayAnswer, type ApprovalInput } from "../approvals/gate.js";
-import { MAX_MESSAGE_BYTES, SignIntentRequestSchema, TX_FIELDS, type SignIntentRequest } from "../http/schemas/signatures.js";
 
 const MAX_TYPED_DATA_CHARS = 64 * 1024;
 
@@ -58,6 +58,9 @@ const typedDataShape = z.strictObject({
 
 export interface SignInput {
   principal: Extract<Principal, { type: "agent" }>;
+  /** The request, parsed by the route (src/http/intents.ts). */
+  request: SignRequest;
+  /** The body as sent: the idempotency fingerprint and a held approval are of it. */
   body: unknown;
   idempotencyKey?: string;
   requestId?: string;
@@ -80,30 +83,13 @@ function fieldErrors(issues: z.core.$ZodIssue[]) {
 }
 
 export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<SubmitResult> {
-  const parsed = SignIntentRequestSchema.safeParse(input.body);
-  if (!parsed.success) {
-    const errors = fieldErrors(parsed.error.issues);
-    throw badRequest(
-      `Invalid signing request: ${errors
-        .slice(0, 5)
-        .map((e) => `${e.field}: ${e.message}`)
-        .join("; ")}`,
-      errors,
-    );
-  }
-  const req = parsed.data;
+  const req = input.request;
   if (req.intent_type === "transaction") return signTransactionIntent(deps, input, req);
 
   const agent = input.principal.agent;
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(
-      deps.pool,
-      agent.id,
-      input.idempotencyKey,
-      requestFingerprint("sign_intent", input.body),
-      deps.liveness?.key,
-    );
+    const claimed = await claimRequest(deps, agent.id, input.idempotencyKey, "sign_intent", input.body);
     if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     // A signature's answer is stored in the transaction that records it, so no claim is ever orphaned
     // with a signature behind it; an orphaned claim here belongs to a transaction request.
@@ -153,13 +139,7 @@ export async function signIntent(deps: PipelineDeps, input: SignInput): Promise<
   }
 }
 
-async function decode(
-  deps: PipelineDeps,
-  agent: AgentRow,
-  chain: Chain,
-  key: SigningKeyInfo,
-  req: SignIntentRequest,
-): Promise<Decoded | Denial> {
+async function decode(deps: PipelineDeps, agent: AgentRow, chain: Chain, key: SigningKeyInfo, req: SignRequest): Promise<Decoded | Denial> {
   const now = BigInt(Math.floor(Date.now() / 1000));
   const cap = BigInt(agent.sign_max_validity_seconds);
   const tooLong = (field: string, at: bigint): Denial | null =>
@@ -306,15 +286,13 @@ async function decode(
     };
   }
   const vc = td.domain.verifyingContract;
-  if (agent.verifying_contract_allowlist.length > 0 && (!vc || !agent.verifying_contract_allowlist.includes(vc))) {
-    return {
-      reason_code: "verifying_contract_not_allowlisted",
-      detail: `The typed data's verifyingContract ${vc ?? "(none)"} is not in this agent's verifying_contract_allowlist.`,
-      limit: agent.verifying_contract_allowlist,
-      current: null,
-      attempted: vc ?? null,
-    };
-  }
+  const vcDenial = checkAllowlist(
+    agent.verifying_contract_allowlist,
+    vc ?? null,
+    "verifying_contract_not_allowlisted",
+    `The typed data's verifyingContract ${vc ?? "(none)"} is not in this agent's verifying_contract_allowlist.`,
+  );
+  if (vcDenial) return vcDenial;
   const meaning = decodeTypedData(td);
   const common = {
     primary_type: td.primaryType,
@@ -386,31 +364,28 @@ async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Cha
     policy.tokenLimits[token] !== undefined
       ? tokenDecimals(deps.pool, deps.clients.get(chain), chain.chain_id, token)
       : Promise.resolve(undefined);
-  for (const a of m.approvals) {
-    const decimals = await decimalsOf(a.token);
-    // A signed permit sets the allowance (it does not add to it): judged by its own amount.
-    const call: DecodedCall = {
-      kind: "token",
-      selector: "0x",
-      fn: m.kind,
-      effects: [{ type: "approve", token: a.token, spender: a.spender, amount: a.amount, mode: "set" }],
-    };
+  // A signed permit sets the allowance (it does not add to it): judged by its own amount. What a signed
+  // approval lets the spender take counts as if sent now: it needs no further signature.
+  const effects: Array<{ token: string; amount: bigint; effect: TokenEffect; counts: boolean }> = [
+    ...m.approvals.map((a) => ({
+      token: a.token,
+      amount: a.amount,
+      effect: { type: "approve", token: a.token, spender: a.spender, amount: a.amount, mode: "set" } as const,
+      counts: a.amount > 0n,
+    })),
+    ...m.transfers.map((t) => ({
+      token: t.token,
+      amount: t.amount,
+      effect: { type: "transfer", token: t.token, standard: "erc20", recipient: t.recipient, amount: t.amount } as const,
+      counts: true,
+    })),
+  ];
+  for (const e of effects) {
+    const decimals = await decimalsOf(e.token);
+    const call: DecodedCall = { kind: "token", selector: "0x", fn: m.kind, effects: [e.effect] };
     const denial = checkCalldata(policy, call, { decimals: () => decimals, allowance: () => 0n });
     if (denial && denial !== "simulate") return denial;
-    // What a signed approval lets the spender take counts as if sent now: it needs no further signature.
-    if (a.amount > 0n) outflows.push({ token: a.token, amount: a.amount, decimals: decimals ?? 0 });
-  }
-  for (const t of m.transfers) {
-    const decimals = await decimalsOf(t.token);
-    const call: DecodedCall = {
-      kind: "token",
-      selector: "0x",
-      fn: m.kind,
-      effects: [{ type: "transfer", token: t.token, standard: "erc20", recipient: t.recipient, amount: t.amount }],
-    };
-    const denial = checkCalldata(policy, call, { decimals: () => decimals, allowance: () => 0n });
-    if (denial && denial !== "simulate") return denial;
-    outflows.push({ token: t.token, amount: t.amount, decimals: decimals ?? 0 });
+    if (e.counts) outflows.push({ token: e.token, amount: e.amount, decimals: decimals ?? 0 });
   }
   return outflows;
 }
@@ -418,7 +393,7 @@ async function checkTokenMeaning(deps: PipelineDeps, agent: AgentRow, chain: Cha
 async function commitSignature(
   deps: PipelineDeps,
   input: SignInput,
-  req: SignIntentRequest,
+  req: SignRequest,
   chain: Chain,
   key: SigningKeyInfo,
   d: Decoded,
@@ -489,19 +464,14 @@ async function commitSignature(
   return result;
 }
 
-async function deny(deps: PipelineDeps, input: SignInput, req: SignIntentRequest, chain: Chain, d: Denial): Promise<ServiceError> {
-  await appendAudit(deps.pool, {
+function deny(deps: PipelineDeps, input: SignInput, req: SignRequest, chain: Chain, d: Denial): Promise<ServiceError> {
+  return recordDenial(deps, d, {
     action: "signature.denied",
     actor: input.principal,
-    resourceType: "agent",
-    resourceId: input.principal.id,
-    details: { reason_code: d.reason_code, intent_type: req.intent_type, chain: chain.name, attempted: d.attempted },
+    details: { intent_type: req.intent_type, chain: chain.name, attempted: d.attempted },
     requestId: input.requestId,
     ip: input.ip,
-  }).catch((err) => deps.log.error({ err }, "could not record a signing denial"));
-  deps.metrics.guardrailDenials.inc({ rule: d.reason_code });
-  const { detail, ...guardrail } = d;
-  return guardrailDenied(detail, guardrail);
+  });
 }
 
 /**
@@ -509,13 +479,11 @@ async function deny(deps: PipelineDeps, input: SignInput, req: SignIntentRequest
  * sign_only), answered in the SignIntentResponse shape. The pipeline's stored answer (for idempotent
  * replays) is its transaction response; this maps it the same way every time.
  */
-async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: SignIntentRequest): Promise<SubmitResult> {
-  const raw = input.body as Record<string, unknown>;
-  const body: Record<string, unknown> = { chain: req.chain };
-  for (const k of TX_FIELDS) if (raw[k] !== undefined) body[k] = raw[k];
-  if (body.value === undefined) body.value = "0";
+async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: SignRequest): Promise<SubmitResult> {
+  const { intent, body } = req.transaction!;
   const result = await submitTransaction(deps, {
     principal: input.principal,
+    intent,
     body,
     mode: req.sign_only ? "sign" : "submit",
     operation: `sign_intent:${req.sign_only ? "sign" : "submit"}`,
@@ -529,7 +497,7 @@ async function signTransactionIntent(deps: PipelineDeps, input: SignInput, req: 
   const tx = JSON.parse(result.body) as Record<string, unknown>;
   const signed = typeof tx.signed_tx === "string" ? tx.signed_tx : null;
   const typeByte = signed ? parseInt(signed.slice(2, 4), 16) : NaN;
-  const txType = typeof raw.tx_type === "number" ? raw.tx_type : Number.isNaN(typeByte) ? null : typeByte >= 0xc0 ? 0 : typeByte;
+  const txType = typeof body.tx_type === "number" ? body.tx_type : Number.isNaN(typeByte) ? null : typeByte >= 0xc0 ? 0 : typeByte;
   return {
     status: 200,
     body: JSON.stringify(

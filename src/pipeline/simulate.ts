@@ -5,39 +5,44 @@
 // run on a fork or a read-only node, never on the chain's real state.
 //
 // Entry points:
-// - simulateTransactionRequest / simulateBundleRequest: the two simulate routes (validate, resolve the
-//   chain and key like submit does, simulate, audit).
+// - simulateTransactionRequest / simulateBundleRequest: the two simulate routes (the route parsed the
+//   body; resolve the chain and key like submit does, simulate, audit).
 // - simulateBeforeSigning: step 5 of the submit pipeline. On anything but success it records the
 //   transaction as `simulation_failed` (no nonce, nothing signed, not counted toward limits) with its
 //   audit event, and throws a 422 whose body carries the transaction fields.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { z } from "zod";
 import { appendAudit } from "../db/audit.js";
 import type { Principal } from "../auth/principal.js";
 import type { Chain, ChainRegistry } from "../chains/registry.js";
 import { withTransaction, type Pool } from "../db/pool.js";
 import { insertTransaction } from "../db/transactions.js";
 import { requestedFeeColumns } from "./rows.js";
-import { badRequest, guardrailDenied, simulationFailed } from "../errors.js";
+import { badRequest, simulationFailed } from "../errors.js";
+import { denied } from "./denials.js";
 import type { Signer, SigningKeyInfo } from "../signer/signer.js";
 import type { SimCall, SimResult, SimulatorKind, SimulatorRegistry } from "../simulators/index.js";
-import { parseMajor } from "../units.js";
-import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
 import { checkChainAllowed, policyOf } from "./guardrails.js";
-import type { Intent } from "./request.js";
-import {
-  MAX_BUNDLE,
-  SimulateBundleRequestSchema,
-  SimulateTransactionRequestSchema,
-  type BundleSimulationResponse,
-  type SimulateTransactionRequest,
-  type SimulationResponse,
-} from "../http/schemas/transactions.js";
+import type { Intent, SimulationIntent } from "./request.js";
 import { resolveChain, resolveSigningKey, type KeyAccessCache } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
 
 type AgentPrincipal = Extract<Principal, { type: "agent" }>;
+
+/** The reference SimulationResponse (its zod schema, for the routes: src/http/schemas/transactions.ts). */
+export interface SimulationResponse {
+  simulation_id: string;
+  status: "success" | "reverted" | "error";
+  gas_used: number;
+  balance_changes: Array<{ address: string; token: string; token_symbol: string; before?: string; after?: string; change: string }>;
+  revert_reason?: string;
+  error?: string;
+  tenderly_dashboard_url?: string;
+  simulated_at: string;
+}
+export interface BundleSimulationResponse {
+  simulations: SimulationResponse[];
+}
 
 export interface SimulationDeps {
   pool: Pool;
@@ -45,8 +50,6 @@ export interface SimulationDeps {
   chains: ChainRegistry;
   simulators: SimulatorRegistry;
   log: Logger;
-  /** MAX_DATA_BYTES (an agent's own `tx_max_data_bytes` wins). */
-  maxDataBytes?: number;
   keyAccess?: KeyAccessCache;
 }
 
@@ -55,32 +58,22 @@ export interface SimulationDeps {
 
 export interface SimulateRequestInput {
   principal: AgentPrincipal;
-  body: unknown;
+  /** The calls, parsed by the route (src/http/intents.ts). */
+  requests: SimulationIntent[];
   requestId?: string;
   ip?: string;
 }
 
 export async function simulateTransactionRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<SimulationResponse> {
-  checkDataSize((input.body as { data?: unknown } | null)?.data, dataLimit(deps, input.principal));
-  const req = parse(SimulateTransactionRequestSchema, input.body, "simulation request");
-  const { chain, calls } = await prepare(deps, input.principal, [req]);
+  const { chain, calls } = await prepare(deps, input.principal, input.requests);
   const [res] = await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate" });
   return res!;
 }
 
 export async function simulateBundleRequest(deps: SimulationDeps, input: SimulateRequestInput): Promise<BundleSimulationResponse> {
-  const txs = (input.body as { transactions?: unknown } | null)?.transactions;
-  if (Array.isArray(txs))
-    txs
-      .slice(0, MAX_BUNDLE)
-      .forEach((t, i) => checkDataSize((t as { data?: unknown } | null)?.data, dataLimit(deps, input.principal), `transactions.${i}.data`));
-  const req = parse(SimulateBundleRequestSchema, input.body, "bundle simulation request");
-  const { chain, calls } = await prepare(deps, input.principal, req.transactions);
+  const { chain, calls } = await prepare(deps, input.principal, input.requests);
   return { simulations: await simulateAndAudit(deps, { ...input, chain, calls, mode: "simulate_bundle" }) };
 }
-
-const dataLimit = (deps: SimulationDeps, principal: AgentPrincipal) =>
-  dataLimitOf(principal.agent, deps.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
 
 interface PreparedCall {
   call: SimCall;
@@ -91,7 +84,7 @@ interface PreparedCall {
 async function prepare(
   deps: SimulationDeps,
   principal: AgentPrincipal,
-  reqs: SimulateTransactionRequest[],
+  reqs: SimulationIntent[],
 ): Promise<{ chain: Chain; calls: PreparedCall[] }> {
   const chain = resolveChain(deps.chains, reqs[0]!.chain);
   reqs.forEach((r, i) => {
@@ -103,44 +96,16 @@ async function prepare(
   });
   const policy = policyOf(principal.agent);
   const chainDenial = checkChainAllowed(policy, chain);
-  if (chainDenial) {
-    const { detail, ...guardrail } = chainDenial;
-    throw guardrailDenied(detail, guardrail);
-  }
+  if (chainDenial) throw denied(chainDenial);
   const keys = new Map<string, Promise<SigningKeyInfo>>();
   const calls: PreparedCall[] = [];
   for (const r of reqs) {
-    const k = r.signing_key_path ?? "";
-    if (!keys.has(k)) keys.set(k, resolveSigningKey(deps.pool, deps.signer, principal.agent, chain, r.signing_key_path, deps.keyAccess));
+    const k = r.signingKeyPath ?? "";
+    if (!keys.has(k)) keys.set(k, resolveSigningKey(deps.pool, deps.signer, principal.agent, chain, r.signingKeyPath, deps.keyAccess));
     const key = await keys.get(k)!;
-    calls.push({
-      keyPath: key.path,
-      call: {
-        from: key.address,
-        to: r.to.toLowerCase() as `0x${string}`,
-        value: parseMajor(r.value)!,
-        data: r.data && r.data !== "0x" ? (r.data.toLowerCase() as `0x${string}`) : undefined,
-        gas: r.gas_limit !== undefined ? BigInt(r.gas_limit) : undefined,
-      },
-    });
+    calls.push({ keyPath: key.path, call: { from: key.address, to: r.to, value: r.valueWei, data: r.data, gas: r.gasLimit } });
   }
   return { chain, calls };
-}
-
-function parse<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const errors = parsed.error.issues.map((i) => ({
-    field: i.path.join(".") || ((i as { keys?: string[] }).keys?.join(", ") ?? "body"),
-    message: i.code === "unrecognized_keys" ? `unknown field(s): ${(i as unknown as { keys: string[] }).keys.join(", ")}` : i.message,
-  }));
-  throw badRequest(
-    `Invalid ${what}: ${errors
-      .slice(0, 5)
-      .map((e) => `${e.field}: ${e.message}`)
-      .join("; ")}`,
-    errors,
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------

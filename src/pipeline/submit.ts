@@ -1,7 +1,7 @@
 // The submit pipeline, top to bottom. This is the one file that knows the order of the stages and
 // where the database transaction opens and closes:
 //
-//   per request:  validate → idempotency claim → resolve chain and key → static guardrails →
+//   per request:  (parsed by the route) → idempotency claim → resolve chain and key → static guardrails →
 //                 calldata and token checks → (simulate) → gas and fees (RPC, outside any lock) →
 //                 fee bounds: the chain's cap and price multiple, the gas limit, the agent's tx_max_fee →
 //                 join the chain's next commit group (a caller-chosen nonce: a group of its own)
@@ -27,7 +27,7 @@
 // A failure before COMMIT leaves nothing behind (no nonce used, no row, claims released). After COMMIT
 // the stored rows win: an unknown broadcast outcome stays `signed` and the tracker rebroadcasts it.
 import { parseUnits } from "viem";
-import { appendAudit, auditRecordset } from "../db/audit.js";
+import { auditRecordset } from "../db/audit.js";
 import { approvalGate, replayAnswer } from "../approvals/gate.js";
 import { rpcFailure } from "../chains/node-errors.js";
 import type { ChainClients } from "../chains/clients.js";
@@ -35,8 +35,8 @@ import type { Chain } from "../chains/registry.js";
 import { withTransaction } from "../db/pool.js";
 import { lockSpend } from "../db/agents.js";
 import { getTransaction, insertTransactionGroup, SIGNED_BY_MODE } from "../db/transactions.js";
-import { badRequest, guardrailDenied, idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
-import { checkDataSize, dataLimitOf, DEFAULT_MAX_DATA_BYTES } from "../quotas.js";
+import { idempotencyKeyInFlight, ServiceError, simulationNotAvailable } from "../errors.js";
+import { recordDenial } from "./denials.js";
 import { checkAuthorizations, signAuthorizations } from "./eip7702.js";
 import {
   feePerGasCeiling,
@@ -50,11 +50,10 @@ import {
 } from "./fees.js";
 import { finishGroup } from "./group-broadcast.js";
 import { checkFeeGuardrail, checkStaticGuardrails, policyOf, type Denial } from "./guardrails.js";
-import { claimIdempotencyKey, completeClaim, releaseClaim, requestFingerprint, type Claim } from "./idempotency.js";
+import { claimRequest, completeClaim, releaseClaim, type Claim } from "./idempotency.js";
 import { checkGroupLimits, limitedAgents } from "./limits.js";
 import { lockSpendAndReserveNonces, reserveExplicitNonce, type ChainCounts } from "./nonce.js";
-import { TransactionRequestSchema } from "../http/schemas/transactions.js";
-import { toIntent, type Intent } from "./request.js";
+import type { Intent } from "./request.js";
 import { resolveChain, resolveSigningKey } from "./resolve.js";
 import { toTransactionResponse } from "./response.js";
 import { auditDetails, buildTransaction, signedRow } from "./rows.js";
@@ -67,21 +66,13 @@ export async function submitTransaction(deps: PipelineDeps, input: SubmitInput):
   const { principal } = input;
   const agent = principal.agent;
 
-  // 1. Validate the body (authentication and the agent id were checked by the route); oversized
-  //    `data` first, before the schema reads it.
-  checkDataSize((input.body as { data?: unknown } | null)?.data, dataLimitOf(agent, deps.config?.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES));
-  const intent = validate(input.body);
+  // 1. The route checked who may call, the data size cap and the body's shape (src/http/intents.ts).
+  const { intent } = input;
 
   // 2. Idempotency: claim the key, or replay what it already produced.
   let claim: Claim | undefined;
   if (input.idempotencyKey !== undefined) {
-    const claimed = await claimIdempotencyKey(
-      deps.pool,
-      agent.id,
-      input.idempotencyKey,
-      requestFingerprint(input.operation ?? input.mode, input.body),
-      deps.liveness?.key,
-    );
+    const claimed = await claimRequest(deps, agent.id, input.idempotencyKey, input.operation ?? input.mode, input.body);
     if (claimed.kind === "replay") return replayAnswer(deps.pool, agent.id, claimed);
     if (claimed.kind === "orphaned") return finishOrphan(deps, claimed.claim, claimed.txId, claimed.finish);
     claim = claimed.claim;
@@ -460,38 +451,15 @@ function gasDenial(gas: bigint, exceeds: { limit: bigint; why: string }): Denial
 /** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation): about the values, not the database. */
 const isDataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
 
-function validate(body: unknown): Intent {
-  const parsed = TransactionRequestSchema.safeParse(body);
-  if (!parsed.success) {
-    const errors = parsed.error.issues.map((i) => ({
-      field: i.path.join(".") || ((i as { keys?: string[] }).keys?.join(", ") ?? "body"),
-      message: i.code === "unrecognized_keys" ? `unknown field(s): ${(i as { keys: string[] }).keys.join(", ")}` : i.message,
-    }));
-    throw badRequest(
-      `Invalid transaction request: ${errors
-        .slice(0, 5)
-        .map((e) => `${e.field}: ${e.message}`)
-        .join("; ")}`,
-      errors,
-    );
-  }
-  return toIntent(parsed.data);
-}
-
-/** Records the denial (its own small transaction: the denied request itself wrote nothing) and builds the 403. */
-async function deny(deps: PipelineDeps, input: SubmitInput, intent: Intent, chain: Chain, d: Denial): Promise<ServiceError> {
-  await appendAudit(deps.pool, {
+/** Records the denial (src/pipeline/denials.ts) and builds the 403. */
+function deny(deps: PipelineDeps, input: SubmitInput, intent: Intent, chain: Chain, d: Denial): Promise<ServiceError> {
+  return recordDenial(deps, d, {
     action: "transaction.denied",
     actor: input.principal,
-    resourceType: "agent",
-    resourceId: input.principal.id,
-    details: { reason_code: d.reason_code, chain: chain.name, to: intent.to, value_wei: intent.valueWei.toString(), mode: input.mode },
+    details: { chain: chain.name, to: intent.to, value_wei: intent.valueWei.toString(), mode: input.mode },
     requestId: input.requestId,
     ip: input.ip,
-  }).catch((err) => deps.log.error({ err }, "could not record a guardrail denial"));
-  deps.metrics.guardrailDenials.inc({ rule: d.reason_code });
-  const { detail, ...guardrail } = d;
-  return guardrailDenied(detail, guardrail);
+  });
 }
 
 async function chainCounts(client: ReturnType<ChainClients["get"]>, chain: Chain, address: `0x${string}`): Promise<ChainCounts> {

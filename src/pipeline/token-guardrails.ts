@@ -3,7 +3,7 @@
 import { toEventSelector, type Hex } from "viem";
 import { formatMajor, parseMajor } from "../units.js";
 import type { DecodedCall, TokenEffect } from "./calldata.js";
-import type { Denial } from "./guardrails.js";
+import { checkAllowlist, type Denial } from "./guardrails.js";
 
 /** Per-token limits as configured (decimal strings in token units). */
 export interface TokenLimitConfig {
@@ -124,27 +124,23 @@ export function checkCalldata(policy: CalldataPolicy, call: DecodedCall, facts: 
 
 function checkEffect(policy: CalldataPolicy, e: TokenEffect, facts: CalldataFacts): Denial | null {
   const token = e.token;
-  if (policy.tokenAllowlist.length > 0 && !policy.tokenAllowlist.includes(token)) {
-    return {
-      reason_code: "token_not_allowlisted",
-      detail: `Token contract ${token} is not in this agent's tx_token_allowlist.`,
-      limit: policy.tokenAllowlist,
-      current: null,
-      attempted: token,
-    };
-  }
+  const tokenDenial = checkAllowlist(
+    policy.tokenAllowlist,
+    token,
+    "token_not_allowlisted",
+    `Token contract ${token} is not in this agent's tx_token_allowlist.`,
+  );
+  if (tokenDenial) return tokenDenial;
   const limit = tokenLimitFor(policy, token);
   const decimals = facts.decimals(token);
   if (e.type === "transfer") {
-    if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(e.recipient)) {
-      return {
-        reason_code: "token_recipient_not_allowlisted",
-        detail: `Token recipient ${e.recipient} is not in this agent's tx_to_allowlist.`,
-        limit: policy.toAllowlist,
-        current: null,
-        attempted: e.recipient,
-      };
-    }
+    const recipientDenial = checkAllowlist(
+      policy.toAllowlist,
+      e.recipient,
+      "token_recipient_not_allowlisted",
+      `Token recipient ${e.recipient} is not in this agent's tx_to_allowlist.`,
+    );
+    if (recipientDenial) return recipientDenial;
     if (limit?.max_per_tx !== undefined && decimals !== undefined) {
       const max = toBaseUnits(limit.max_per_tx, decimals)!;
       if (e.amount > max) {
@@ -161,15 +157,13 @@ function checkEffect(policy: CalldataPolicy, e: TokenEffect, facts: CalldataFact
   }
   // Approvals. Revoking and lowering never give anything away.
   if (e.amount === 0n || e.mode === "decrease") return null;
-  if (policy.toAllowlist.length > 0 && !policy.toAllowlist.includes(e.spender)) {
-    return {
-      reason_code: "spender_not_allowlisted",
-      detail: `Spender ${e.spender} is not in this agent's tx_to_allowlist.`,
-      limit: policy.toAllowlist,
-      current: null,
-      attempted: e.spender,
-    };
-  }
+  const spenderDenial = checkAllowlist(
+    policy.toAllowlist,
+    e.spender,
+    "spender_not_allowlisted",
+    `Spender ${e.spender} is not in this agent's tx_to_allowlist.`,
+  );
+  if (spenderDenial) return spenderDenial;
   if (policy.unlimitedApprovalAllowlist.includes(e.spender)) return null;
   const current = e.mode === "increase" ? facts.allowance(token, e.spender) : 0n;
   const resulting = current + e.amount;

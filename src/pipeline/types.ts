@@ -50,6 +50,9 @@ export interface PipelineDeps {
 
 export interface SubmitInput {
   principal: Extract<Principal, { type: "agent" }>;
+  /** The request, parsed by the route (src/http/intents.ts). */
+  intent: Intent;
+  /** The body as sent: the idempotency fingerprint and a held approval are of it. */
   body: unknown;
   mode: "submit" | "sign";
   idempotencyKey?: string;

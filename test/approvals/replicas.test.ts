@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { sweepApprovals, executionKey } from "../../src/approvals/service.js";
 import type { Context } from "../../src/context.js";
+import { parseTransaction, requestParsers } from "../../src/http/intents.js";
 import type { App } from "../../src/http/types.js";
 import { submitTransaction } from "../../src/pipeline/submit.js";
 import { getAgent } from "../../src/db/agents.js";
@@ -12,6 +13,8 @@ import { call, createAgent } from "../helpers/api.js";
 import { useService } from "../helpers/use-service.js";
 
 const DEAD = "0x000000000000000000000000000000000000dEaD";
+/** A replica's context as the approval routes hand it to the approvals service. */
+const executing = (ctx: Context) => ({ ...ctx, parsers: requestParsers(ctx) });
 
 describe("approvals across three replicas", () => {
   const svc = useService({ replicas: 2 });
@@ -98,9 +101,11 @@ describe("approvals across three replicas", () => {
       [ids],
     );
     const row = (await getAgent(svc.ctx.pool, agent.id))!;
+    const body = { to: DEAD, chain: "local", value: "0.012" };
     const first = await submitTransaction(extra[0], {
       principal: { type: "agent", id: agent.id, agent: row, via: "api_key" },
-      body: { to: DEAD, chain: "local", value: "0.012" },
+      intent: parseTransaction(body, { agent: row }),
+      body,
       mode: "submit",
       idempotencyKey: executionKey(ids[1]),
       approval: { action: "transaction.submit", body: {}, heldAddresses: [], heldDelegates: [], executing: ids[1] },
@@ -109,7 +114,7 @@ describe("approvals across three replicas", () => {
 
     // The replicas' own background sweeps (every 2 s) may take one of them over first; what matters is
     // that each is resumed once, by whichever replica, which the rows and transactions below show.
-    const swept = await sweepApprovals(extra[1]);
+    const swept = await sweepApprovals(executing(extra[1]));
     expect(swept.resumed).toBeGreaterThanOrEqual(0);
     expect(swept.resumed).toBeLessThanOrEqual(2);
     await waitForExecuted(svc.ctx.pool, ids);
@@ -126,7 +131,7 @@ describe("approvals across three replicas", () => {
     );
     expect(executedOnce.rows.map((r) => r.n)).toEqual([1, 1]);
     // A second sweep finds nothing to take over.
-    expect(await sweepApprovals(extra[0])).toMatchObject({ resumed: 0 });
+    expect(await sweepApprovals(executing(extra[0]))).toMatchObject({ resumed: 0 });
   }, 60_000);
 });
 

@@ -7,7 +7,7 @@ const uuid = z.string().refine((v) => UUID.test(v), "must be a uuid");
 
 export const IdParams = z.object({ id: z.string().max(100) });
 
-export const AgentParams = z.object({ agent_id: z.string().max(100) });
+export { AgentParams } from "./common.js";
 
 const STATUSES = ["pending", "executing", "executed", "failed", "rejected", "expired", "cancelled"] as const;
 

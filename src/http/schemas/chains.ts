@@ -3,17 +3,16 @@
 import { z } from "zod";
 import {
   aliases,
-  baseFeeMultiple,
+  chainDefaults,
+  chainFeeBounds,
+  chainLinks,
   confirmations,
   displayName,
   evmChainId,
-  explorerUrl,
   identifier,
-  maxFeePerGasGwei,
   nativeCurrency,
   rpcUrl,
   rpcUrls,
-  wsUrl,
 } from "../../chains/fields.js";
 
 export const CreateChainRequest = z.strictObject({
@@ -22,13 +21,8 @@ export const CreateChainRequest = z.strictObject({
   chain_id: evmChainId,
   rpc_url: rpcUrl.optional(),
   rpc_urls: rpcUrls.optional(),
-  ws_url: wsUrl.nullable().optional(),
-  explorer_url: explorerUrl.nullable().optional(),
-  native_currency: nativeCurrency.default("ETH"),
-  is_testnet: z.boolean().default(false),
-  is_enabled: z.boolean().default(true),
-  eip1559: z.boolean().default(true),
-  confirmations: confirmations.default(1),
+  ...chainLinks,
+  ...chainDefaults,
   aliases: aliases.default([]),
 });
 
@@ -36,16 +30,14 @@ export const UpdateChainRequest = z.strictObject({
   display_name: displayName.optional(),
   rpc_url: rpcUrl.optional(),
   rpc_urls: rpcUrls.optional(),
-  ws_url: wsUrl.nullable().optional(),
-  explorer_url: explorerUrl.nullable().optional(),
+  ...chainLinks,
   native_currency: nativeCurrency.optional(),
   is_testnet: z.boolean().optional(),
   is_enabled: z.boolean().optional(),
   eip1559: z.boolean().optional(),
   confirmations: confirmations.optional(),
   aliases: aliases.optional(),
-  max_fee_per_gas_gwei: maxFeePerGasGwei.nullable().optional(),
-  base_fee_multiple: baseFeeMultiple.nullable().optional(),
+  ...chainFeeBounds,
 });
 export type UpdateChainRequest = z.infer<typeof UpdateChainRequest>;
 

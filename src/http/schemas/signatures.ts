@@ -1,9 +1,9 @@
-// Wire shapes of signing intents: POST /v1/agents/{agent_id}/sign (src/pipeline/sign-intent.ts) and
+// Wire shapes of signing intents: POST /v1/agents/{agent_id}/sign (parsed by src/http/intents.ts) and
 // the signature lists and export.
 import { z } from "zod";
+import { MAX_MESSAGE_BYTES } from "../../pipeline/request.js";
 import { UUID } from "../../uuid.js";
-
-export const MAX_MESSAGE_BYTES = 16 * 1024;
+import { chainRef, page, period, signingKeyPath, UNSUPPORTED_FIELDS } from "./common.js";
 
 // The transaction fields of the reference request, passed on to the submit pipeline as they are.
 export const TX_FIELDS = [
@@ -21,32 +21,14 @@ export const TX_FIELDS = [
   "signing_key_path",
   "simulate_first",
 ] as const;
-// Fields of the reference request for other chains or features this service does not offer.
-const UNSUPPORTED = [
-  "destination_tag",
-  "memo",
-  "fee_rate_sat_per_vbyte",
-  "fee_limit_sun",
-  "token_mint",
-  "token_decimals",
-  "ttl",
-  "xrpl_tx_json",
-  "raw_transaction",
-  "tron_transaction",
-  "max_fee_per_blob_gas",
-  "blob_versioned_hashes",
-] as const;
+// Besides the fields no EVM request has: blobs (type 3), which this service does not sign.
+const UNSUPPORTED = [...UNSUPPORTED_FIELDS, "max_fee_per_blob_gas", "blob_versioned_hashes"] as const;
 
 export const SignIntentRequestSchema = z
   .looseObject({
     intent_type: z.enum(["personal_sign", "typed_data", "eip712_digest", "transaction"]),
-    chain: z.union([z.string().min(1).max(64), z.number().int().positive()]).transform(String),
-    signing_key_path: z
-      .string()
-      .min(1)
-      .max(256)
-      .regex(/^[A-Za-z0-9._\/-]+$/, "may contain letters, digits, '.', '_', '-' and '/'")
-      .optional(),
+    chain: chainRef,
+    signing_key_path: signingKeyPath.optional(),
     message: z
       .string()
       .max(2 * MAX_MESSAGE_BYTES + 2)
@@ -100,21 +82,17 @@ export const SignIntentRequestSchema = z
 export type SignIntentRequest = z.output<typeof SignIntentRequestSchema>;
 
 // Route parameters and the list, history and export queries.
-export const AgentParams = z.object({ agent_id: z.string().max(100) });
+export { AgentParams } from "./common.js";
 
 export const Filters = z.object({
   intent_type: z.enum(["personal_sign", "typed_data", "eip712_digest"]).optional(),
   kind: z.string().max(64).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  ...period,
   // `signature` (the 65 bytes) is shown only when asked for, like a transaction's signed_tx.
   include_signature: z.string().optional(),
 });
 
-export const ListQuery = Filters.extend({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(200).optional(),
-});
+export const ListQuery = Filters.extend(page);
 
 export const HistoryQuery = ListQuery.extend({
   agent_id: z

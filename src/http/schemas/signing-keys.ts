@@ -24,7 +24,7 @@ export const CreateSigningKeyRequest = z.strictObject({
 });
 export const CreateAgentSigningKeyRequest = z.strictObject({ chain: z.string().min(1).max(64) });
 
-export const AgentParams = z.object({ agent_id: z.string().max(100) });
+export { AgentParams } from "./common.js";
 export const BalanceParams = z.object({ agent_id: z.string().max(100), chain: z.string().max(100) });
 
 export const SigningKeyResponse = z.object({

@@ -3,8 +3,9 @@
 // are rejected: a typo like `gaslimit` must not silently fall back to an estimate.
 import { isAddress } from "viem";
 import { z } from "zod";
-import { CHAIN_STATUSES, TX_STATUSES, type TxRow } from "../../db/transactions.js";
+import { CHAIN_STATUSES, TX_STATUSES } from "../../db/transactions.js";
 import { MAX_UINT256, parseMajor } from "../../units.js";
+import { chainRef, page, period, signingKeyPath, UNSUPPORTED_FIELDS } from "./common.js";
 
 export const MAX_EXPLICIT_NONCE = 2 ** 32 - 1;
 
@@ -44,32 +45,13 @@ const majorValue = z
     'must be a non-negative decimal string in the native unit with at most 18 decimals (e.g. "0.5")',
   );
 
-// Fields of the reference request that belong to non-EVM chains or features this service does not offer.
-const UNSUPPORTED = [
-  "destination_tag",
-  "memo",
-  "fee_rate_sat_per_vbyte",
-  "fee_limit_sun",
-  "token_mint",
-  "token_decimals",
-  "ttl",
-  "xrpl_tx_json",
-  "raw_transaction",
-  "tron_transaction",
-] as const;
-
 export const TransactionRequestSchema = z
   .strictObject({
     to: address,
     value: majorValue,
-    chain: z.union([z.string().min(1).max(64), z.number().int().positive()]).transform(String),
+    chain: chainRef,
     data: hexData.optional(),
-    signing_key_path: z
-      .string()
-      .min(1)
-      .max(256)
-      .regex(/^[A-Za-z0-9._\/-]+$/, "may contain letters, digits, '.', '_', '-' and '/'")
-      .optional(),
+    signing_key_path: signingKeyPath.optional(),
     // EIP-2681 allows up to 2^64 - 1; no key of this service gets near 2^32, and larger values are refused
     // here rather than in the signer. Which nonces are accepted at all: src/pipeline/nonce.ts.
     nonce: z.number().int().min(0).max(MAX_EXPLICIT_NONCE).optional(),
@@ -97,7 +79,7 @@ export const TransactionRequestSchema = z
       .describe(
         "The pending_approval_id of a 202: returns the approved request's result (never signs again), 202 while it waits, 409 once it was rejected, expired, cancelled or failed",
       ),
-    ...Object.fromEntries(UNSUPPORTED.map((k) => [k, z.never({ error: "is not supported for EVM transactions" }).optional()])),
+    ...Object.fromEntries(UNSUPPORTED_FIELDS.map((k) => [k, z.never({ error: "is not supported for EVM transactions" }).optional()])),
   })
   .superRefine((r, ctx) => {
     // Runs even when a field already failed its own check: read amounts defensively.
@@ -163,37 +145,8 @@ export const TransactionRequestSchema = z
 export type TransactionRequestBody = z.input<typeof TransactionRequestSchema>;
 export type TransactionRequest = z.output<typeof TransactionRequestSchema>;
 
-// The wire shape of a transaction (TransactionResponse of the reference OpenAPI, plus the lifecycle
-// fields README.md documents). Fields without a value are left out rather than sent as null, as the
-// reference types them as plain strings; `signed_tx` is included only when asked for.
-export interface TransactionResponse {
-  id: string;
-  agent_id: string;
-  chain: string;
-  chain_id: number;
-  from: string;
-  to: string;
-  value: string;
-  value_wei: string;
-  nonce?: number;
-  gas_limit?: number;
-  gas_price?: string;
-  max_fee_per_gas?: string;
-  max_priority_fee_per_gas?: string;
-  status: TxRow["status"];
-  tx_hash?: string;
-  signed_tx?: string | null;
-  error_message?: string;
-  created_at: string;
-  signed_at?: string;
-  simulation_id?: string;
-  simulation_status?: string;
-  chain_status?: string;
-  block_number?: number;
-  confirmations: number;
-  replaced_by?: string;
-  signing_key_path: string;
-}
+// The wire shape of a transaction: built by the pipeline, whose stored answers are replayed byte for byte.
+export type { TransactionResponse } from "../../pipeline/response.js";
 
 // Simulation: POST …/transactions/simulate and …/simulate-bundle.
 
@@ -252,10 +205,8 @@ export const ListQuery = z.object({
   status: z.enum(TX_STATUSES).optional(),
   chain: z.string().max(64).optional(),
   chain_status: z.enum(CHAIN_STATUSES).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(200).optional(),
+  ...period,
+  ...page,
   include_signed_tx: z.string().optional(),
 });
 export type ListQuery = z.infer<typeof ListQuery>;

@@ -1,6 +1,7 @@
 // Wire shapes of /v1/webhooks.
 import { z } from "zod";
 import { DEFAULT_WEBHOOK_EVENT_TYPES, WEBHOOK_EVENT_TYPES } from "../../webhooks/events.js";
+import { pageLimit } from "./common.js";
 
 const webhookUrl = z
   .string()
@@ -30,5 +31,5 @@ export const CreateWebhookRequest = z.strictObject({
 export const WebhookParams = z.object({ id: z.string().max(100) });
 export const DeliveriesQuery = z.object({
   status: z.enum(["pending", "delivered", "failed"]).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: pageLimit,
 });
