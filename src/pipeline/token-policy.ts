@@ -106,6 +106,9 @@ interface OnChainAllowance {
 
 async function readAllowance(client: PublicClient, token: string, owner: string, spender: string): Promise<OnChainAllowance> {
   try {
+    // Both at one block: read at two heads, an increase mined in between would be in neither the
+    // allowance nor the unmined transactions counted on top of it.
+    const blockNumber = await client.getBlockNumber();
     const [allowance, mined] = await Promise.all([
       client
         .readContract({
@@ -113,10 +116,11 @@ async function readAllowance(client: PublicClient, token: string, owner: string,
           abi: ALLOWANCE_ABI,
           functionName: "allowance",
           args: [owner as `0x${string}`, spender as `0x${string}`],
+          blockNumber,
         })
         // A token without allowance() cannot be told apart from one that hides it: assume the worst.
         .catch((err) => (isContractAnswer(err) ? UNLIMITED_APPROVAL : Promise.reject(err))),
-      client.getTransactionCount({ address: owner as `0x${string}`, blockTag: "latest" }),
+      client.getTransactionCount({ address: owner as `0x${string}`, blockNumber }),
     ]);
     return { allowance, mined };
   } catch {
