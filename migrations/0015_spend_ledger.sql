@@ -7,11 +7,16 @@
 -- 1,440 buckets plus the few transactions of the one minute the window's far edge cuts through
 -- (agent_spend below). The result is the same to the wei.
 --
--- The buckets are written by triggers on `transactions`, so every writer (submit groups, sign-only rows,
--- the tracker's refusals and fee bumps, operators' speed-ups and cancels, gap fills, deletes) keeps them
--- right without knowing they exist. The triggers are per statement: a statement's changes are summed
--- per (agent, minute) and applied in (agent, minute) order, so two statements that touch the same
--- buckets lock them in the same order and cannot deadlock on them.
+-- The ledger is written by triggers on `transactions`, so every writer (submit groups, sign-only rows,
+-- the tracker's refusals and fee bumps, operators' speed-ups and cancels, gap fills, deletes) keeps it
+-- right without knowing it exists:
+--   - inserts (a commit group's rows, one statement) are summed per (agent, minute) and added to
+--     agent_spend_minutes in (agent, minute) order, so two statements that touch the same buckets lock
+--     them in the same order and cannot deadlock on them;
+--   - the rare update or delete that changes what a row counts for (a refusal that uncounts it, a fee
+--     bump) appends the difference to agent_spend_adjustments, which has no key and so takes no lock
+--     another statement could wait on. Updates that change nothing counted (leases, broadcast,
+--     receipts: nearly all of them) do not call the trigger at all.
 
 CREATE TABLE agent_spend_minutes (
   agent_id   uuid NOT NULL,
@@ -22,54 +27,55 @@ CREATE TABLE agent_spend_minutes (
   PRIMARY KEY (agent_id, minute)
 );
 
--- What counts toward an agent's limits, as db/agents.ts says it (COUNTS): every row whose signature left
--- the service; a node's refusal uncounts a row only when its bytes were never handed out.
+CREATE TABLE agent_spend_adjustments (
+  agent_id   uuid NOT NULL,
+  minute     timestamptz NOT NULL,              -- date_trunc('minute', created_at) of the transaction it corrects
+  value_wei  numeric(78,0) NOT NULL,
+  fee_wei    numeric(78,0) NOT NULL,
+  count      bigint NOT NULL
+);
+CREATE INDEX agent_spend_adjustments_agent ON agent_spend_adjustments (agent_id, minute);
+
+-- What counts toward an agent's limits, as db/agents.ts says it: every row whose signature left the
+-- service; a node's refusal uncounts a row only when its bytes were never handed out.
 CREATE FUNCTION transaction_counts(counts_toward_limits boolean, status text, signed_tx_disclosed boolean) RETURNS boolean
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
   AS $$ SELECT counts_toward_limits AND (status NOT IN ('failed', 'simulation_failed') OR signed_tx_disclosed) $$;
 
--- Adds a statement's signed contributions (`d`: agent_id, created_at, value_wei, fee_wei, n) to the buckets.
-CREATE FUNCTION spend_ledger_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION spend_ledger_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO agent_spend_minutes AS m (agent_id, minute, value_wei, fee_wei, count)
-    SELECT agent_id, date_trunc('minute', created_at), sum(value_wei), sum(fee_wei), count(*)
-      FROM new_rows WHERE transaction_counts(counts_toward_limits, status, signed_tx_disclosed)
-     GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (agent_id, minute) DO UPDATE
-      SET value_wei = m.value_wei + EXCLUDED.value_wei, fee_wei = m.fee_wei + EXCLUDED.fee_wei, count = m.count + EXCLUDED.count;
-  ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO agent_spend_minutes AS m (agent_id, minute, value_wei, fee_wei, count)
-    SELECT agent_id, date_trunc('minute', created_at), -sum(value_wei), -sum(fee_wei), -count(*)
-      FROM old_rows WHERE transaction_counts(counts_toward_limits, status, signed_tx_disclosed)
-     GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (agent_id, minute) DO UPDATE
-      SET value_wei = m.value_wei + EXCLUDED.value_wei, fee_wei = m.fee_wei + EXCLUDED.fee_wei, count = m.count + EXCLUDED.count;
-  ELSE
-    -- An update: what the rows count for now, minus what they counted for before. Most updates (leases,
-    -- broadcast, receipts) change neither, and write nothing.
-    INSERT INTO agent_spend_minutes AS m (agent_id, minute, value_wei, fee_wei, count)
-    SELECT agent_id, minute, sum(v), sum(f), sum(c)
-      FROM (SELECT agent_id, date_trunc('minute', created_at) AS minute, value_wei AS v, fee_wei AS f, 1 AS c
-              FROM new_rows WHERE transaction_counts(counts_toward_limits, status, signed_tx_disclosed)
-            UNION ALL
-            SELECT agent_id, date_trunc('minute', created_at), -value_wei, -fee_wei, -1
-              FROM old_rows WHERE transaction_counts(counts_toward_limits, status, signed_tx_disclosed)) d
-     GROUP BY 1, 2
-    HAVING sum(v) <> 0 OR sum(f) <> 0 OR sum(c) <> 0
-     ORDER BY 1, 2
-    ON CONFLICT (agent_id, minute) DO UPDATE
-      SET value_wei = m.value_wei + EXCLUDED.value_wei, fee_wei = m.fee_wei + EXCLUDED.fee_wei, count = m.count + EXCLUDED.count;
+  INSERT INTO agent_spend_minutes AS m (agent_id, minute, value_wei, fee_wei, count)
+  SELECT agent_id, date_trunc('minute', created_at), sum(value_wei), sum(fee_wei), count(*)
+    FROM new_rows WHERE transaction_counts(counts_toward_limits, status, signed_tx_disclosed)
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (agent_id, minute) DO UPDATE
+    SET value_wei = m.value_wei + EXCLUDED.value_wei, fee_wei = m.fee_wei + EXCLUDED.fee_wei, count = m.count + EXCLUDED.count;
+  RETURN NULL;
+END $$;
+
+-- One changed row: what it counts for now (nothing after a delete), minus what it counted for before.
+CREATE FUNCTION spend_ledger_adjust() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND transaction_counts(NEW.counts_toward_limits, NEW.status, NEW.signed_tx_disclosed) THEN
+    INSERT INTO agent_spend_adjustments VALUES (NEW.agent_id, date_trunc('minute', NEW.created_at), NEW.value_wei, NEW.fee_wei, 1);
+  END IF;
+  IF transaction_counts(OLD.counts_toward_limits, OLD.status, OLD.signed_tx_disclosed) THEN
+    INSERT INTO agent_spend_adjustments VALUES (OLD.agent_id, date_trunc('minute', OLD.created_at), -OLD.value_wei, -OLD.fee_wei, -1);
   END IF;
   RETURN NULL;
 END $$;
 
 CREATE TRIGGER transactions_spend_insert AFTER INSERT ON transactions
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spend_ledger_apply();
-CREATE TRIGGER transactions_spend_update AFTER UPDATE ON transactions
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spend_ledger_apply();
-CREATE TRIGGER transactions_spend_delete AFTER DELETE ON transactions
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION spend_ledger_apply();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spend_ledger_insert();
+CREATE TRIGGER transactions_spend_update AFTER UPDATE ON transactions FOR EACH ROW
+  WHEN (transaction_counts(OLD.counts_toward_limits, OLD.status, OLD.signed_tx_disclosed)
+          IS DISTINCT FROM transaction_counts(NEW.counts_toward_limits, NEW.status, NEW.signed_tx_disclosed)
+        OR (transaction_counts(NEW.counts_toward_limits, NEW.status, NEW.signed_tx_disclosed)
+            AND (OLD.value_wei, OLD.fee_wei, OLD.agent_id, OLD.created_at) IS DISTINCT FROM (NEW.value_wei, NEW.fee_wei, NEW.agent_id, NEW.created_at)))
+  EXECUTE FUNCTION spend_ledger_adjust();
+CREATE TRIGGER transactions_spend_delete AFTER DELETE ON transactions FOR EACH ROW
+  WHEN (transaction_counts(OLD.counts_toward_limits, OLD.status, OLD.signed_tx_disclosed))
+  EXECUTE FUNCTION spend_ledger_adjust();
 
 -- The rolling spend of agents (value and worst-case fees over the last 24 h, transactions since 00:00
 -- UTC): every bucket wholly inside the window, plus the counted transactions of the one minute its far
@@ -82,6 +88,10 @@ RETURNS TABLE (agent_id uuid, spent_wei numeric, fees_wei numeric, count_today b
     SELECT m.agent_id, m.value_wei, m.fee_wei, m.count, m.minute >= w.midnight AS today
       FROM agent_spend_minutes m, w
      WHERE m.agent_id = ANY(p_agent_ids) AND m.minute > w.edge
+    UNION ALL
+    SELECT j.agent_id, j.value_wei, j.fee_wei, j.count, j.minute >= w.midnight
+      FROM agent_spend_adjustments j, w
+     WHERE j.agent_id = ANY(p_agent_ids) AND j.minute > w.edge
     UNION ALL
     SELECT t.agent_id, t.value_wei, t.fee_wei, 1, t.created_at >= w.midnight
       FROM transactions t, w
@@ -103,8 +113,11 @@ RETURNS TABLE (agent_id uuid, spent_wei numeric, fees_wei numeric, count_today b
 BEGIN
   PERFORM 1 FROM agent_spend_locks l WHERE l.agent_id = ANY(p_agent_ids) ORDER BY l.agent_id FOR UPDATE;
   DELETE FROM agent_spend_minutes m WHERE m.agent_id = ANY(p_agent_ids) AND m.minute < now() - interval '25 hours';
+  DELETE FROM agent_spend_adjustments j WHERE j.agent_id = ANY(p_agent_ids) AND j.minute < now() - interval '25 hours';
   RETURN QUERY SELECT * FROM agent_spend(p_agent_ids);
-END $$;
+END $$
+-- Planned once per connection: re-planning these statements for each group cost more than running them.
+SET plan_cache_mode = force_generic_plan;
 
 -- A commit group's first round trip: the agents' spend locks and rolling spend (lock_agent_spend), then
 -- the group's nonces under each (chain, address) row lock (reserve_nonces, migrations/0007), in that

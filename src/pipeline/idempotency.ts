@@ -63,8 +63,11 @@ export async function claimIdempotencyKey(
   const owner = ownerKey ?? null;
   // One statement for the two common cases: a new key is inserted; a key seen before is only read,
   // so a replay writes nothing (no row lock, no WAL flush) and is answered from the stored response.
-  const { rows } = await db.query<KeyRow & { inserted: boolean }>(
-    `WITH existing AS (
+  // Named: prepared once per connection, so the planner does not see this statement again for every
+  // request (its result columns are listed, so a later migration cannot change them under the plan).
+  const { rows } = await db.query<KeyRow & { inserted: boolean }>({
+    name: "idempotency-claim",
+    text: `WITH existing AS (
        SELECT ${keyState("$5")} FROM idempotency_keys WHERE agent_id = $1 AND key_hash = $2
      ), inserted AS (
        INSERT INTO idempotency_keys (agent_id, key_hash, fingerprint, state, expires_at, owner_key)
@@ -78,8 +81,8 @@ export async function claimIdempotencyKey(
        FROM inserted
      UNION ALL
      SELECT false, fingerprint, state, tx_id, response_status, response_body, stale, expired FROM existing`,
-    [agentId, keyHash, fingerprint, IDEMPOTENCY_TTL_HOURS, STALE_CLAIM_SECONDS, owner],
-  );
+    values: [agentId, keyHash, fingerprint, IDEMPOTENCY_TTL_HOURS, STALE_CLAIM_SECONDS, owner],
+  });
   const row = rows[0];
   if (row?.inserted) return { kind: "claimed", claim: { agentId, keyHash, ownerKey } };
   if (row && !takeable(row)) return decide(row, agentId, keyHash, fingerprint, ownerKey);
@@ -166,8 +169,9 @@ export async function settleClaims(
   released: Claim[],
 ): Promise<void> {
   if (done.length === 0 && released.length === 0) return;
-  await db.query(
-    `WITH done AS (
+  await db.query({
+    name: "idempotency-settle",
+    text: `WITH done AS (
        UPDATE idempotency_keys k SET state = 'done', response_status = d.status, response_body = d.body
          FROM jsonb_to_recordset($1::jsonb) AS d(agent_id uuid, key_hash text, status integer, body text)
         WHERE k.agent_id = d.agent_id AND k.key_hash = decode(d.key_hash, 'hex')
@@ -177,13 +181,13 @@ export async function settleClaims(
       WHERE k.agent_id = r.agent_id AND k.key_hash = decode(r.key_hash, 'hex') AND k.state = 'in_flight'
         -- never release a claim another process took over meanwhile
         AND (r.owner_key IS NULL OR k.owner_key IS NOT DISTINCT FROM r.owner_key)`,
-    [
+    values: [
       JSON.stringify(
         done.map((d) => ({ agent_id: d.claim.agentId, key_hash: d.claim.keyHash.toString("hex"), status: d.status, body: d.body })),
       ),
       JSON.stringify(released.map((c) => ({ agent_id: c.agentId, key_hash: c.keyHash.toString("hex"), owner_key: c.ownerKey ?? null }))),
     ],
-  );
+  });
 }
 
 /** Failed requests are not cached: the key becomes free again. */

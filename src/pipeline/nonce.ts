@@ -32,14 +32,18 @@ export async function lockSpendAndReserveNonces(
     count_today: string;
     address: string | null;
     nonces: string[] | null;
-  }>("SELECT * FROM lock_spend_reserve_nonces($1::uuid[], $2, $3::text[], $4::bigint[], $5::bigint[], $6::integer[])", [
-    agentIds,
-    chainId,
-    runs.map((r) => r.address),
-    runs.map((r) => r.counts.latest.toString()),
-    runs.map((r) => r.counts.pending.toString()),
-    runs.map((r) => r.count),
-  ]);
+  }>({
+    name: "lock-spend-reserve-nonces",
+    text: "SELECT * FROM lock_spend_reserve_nonces($1::uuid[], $2, $3::text[], $4::bigint[], $5::bigint[], $6::integer[])",
+    values: [
+      agentIds,
+      chainId,
+      runs.map((r) => r.address),
+      runs.map((r) => r.counts.latest.toString()),
+      runs.map((r) => r.counts.pending.toString()),
+      runs.map((r) => r.count),
+    ],
+  });
   const spend = new Map<string, SpendToday>();
   const nonces = new Map<string, bigint[]>();
   for (const r of rows) {
