@@ -168,7 +168,20 @@ describe("transactions", () => {
     while ((await chain.getTransactionCount({ address: key.address })) < 200 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     expect(await chain.getTransactionCount({ address: key.address })).toBe(200);
-    const receipts = await Promise.all(results.map((r) => chain.getTransactionReceipt({ hash: r.body.tx_hash })));
+    // Each row's hash once the tracker has seen it mined: on a busy machine the local chain may hold one
+    // back past LOCAL_CHAIN_STUCK_AFTER_SECONDS, and the tracker then mines it under a fee bump's hash.
+    const mined = () =>
+      svc.ctx.pool.query<{ tx_hash: `0x${string}` }>(
+        "SELECT tx_hash FROM transactions WHERE id = ANY($1::uuid[]) AND block_number IS NOT NULL",
+        [results.map((r) => r.body.id)],
+      );
+    let { rows } = await mined();
+    while (rows.length < 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      ({ rows } = await mined());
+    }
+    expect(rows).toHaveLength(200);
+    const receipts = await Promise.all(rows.map((r) => chain.getTransactionReceipt({ hash: r.tx_hash })));
     expect(receipts.every((x) => x.status === "success")).toBe(true);
   });
 
