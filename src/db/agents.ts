@@ -51,12 +51,9 @@ export type AgentWritable = Partial<Pick<AgentRow, "name" | "is_active" | Guardr
 
 const WRITABLE: Array<keyof AgentWritable> = ["name", "is_active", ...GUARDRAIL_COLUMNS];
 
-// jsonb columns are sent as JSON text; arrays and scalars go as they are.
-const param = (k: keyof AgentWritable, v: unknown) => columnParam(k, v);
-
 export async function insertAgent(db: Queryable, id: string, keyHash: Buffer, fields: AgentWritable & { name: string }): Promise<AgentRow> {
   const cols = WRITABLE.filter((k) => fields[k] !== undefined);
-  const values = cols.map((k) => param(k, fields[k]));
+  const values = cols.map((k) => columnParam(k, fields[k]));
   const { rows } = await db.query<AgentRow>(
     `INSERT INTO agents (id, api_key_hash${cols.map((c) => ", " + c).join("")})
      VALUES ($1, $2${cols.map((_, i) => `, $${i + 3}`).join("")}) RETURNING *`,
@@ -72,7 +69,7 @@ export async function updateAgent(db: Queryable, id: string, fields: AgentWritab
   const { rows } = await db.query<AgentRow>(
     `UPDATE agents SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")}, updated_at = now()
       WHERE id = $1 AND deleted_at IS NULL RETURNING *`,
-    [id, ...cols.map((k) => param(k, fields[k]))],
+    [id, ...cols.map((k) => columnParam(k, fields[k]))],
   );
   return rows[0];
 }
@@ -115,11 +112,14 @@ export async function spendToday(db: Queryable, agentId: string): Promise<SpendT
   return (await spendOf(db, [agentId])).get(agentId) ?? ZERO;
 }
 
-type SpendRow = { agent_id: string; spent_wei: string; fees_wei: string; count_today: string };
-const toSpend = (rows: SpendRow[]) =>
-  new Map(
-    rows.map((r) => [r.agent_id, { spent_wei: BigInt(r.spent_wei), fees_wei: BigInt(r.fees_wei), count_today: Number(r.count_today) }]),
-  );
+/** A row of the SQL functions agent_spend and lock_agent_spend (numerics arrive as text). */
+export type SpendRow = { agent_id: string; spent_wei: string; fees_wei: string; count_today: string };
+export const spendFromRow = (r: Omit<SpendRow, "agent_id">): SpendToday => ({
+  spent_wei: BigInt(r.spent_wei),
+  fees_wei: BigInt(r.fees_wei),
+  count_today: Number(r.count_today),
+});
+const toSpend = (rows: SpendRow[]) => new Map(rows.map((r) => [r.agent_id, spendFromRow(r)]));
 
 /**
  * The rolling spend of several agents in one statement, from the per-minute ledger that the triggers of

@@ -5,7 +5,7 @@
 // with `INSERT … ON CONFLICT DO UPDATE` (which creates a missing row and row-locks it either way); a
 // caller-chosen nonce and a release take it with `SELECT … FOR UPDATE`. Writes: next_nonce,
 // and consumes a released nonce when one is waiting.
-import type { SpendToday } from "../db/agents.js";
+import { spendFromRow, type SpendRow, type SpendToday } from "../db/agents.js";
 import type { PoolClient } from "../db/pool.js";
 
 export interface ChainCounts {
@@ -16,8 +16,10 @@ export interface ChainCounts {
 /**
  * A commit group's locks and reads in one round trip (SQL function lock_spend_reserve_nonces,
  * migrations/0015_spend_ledger.sql): the limited agents' spend rows, locked in id order, and their
- * rolling spend read after the locks; then the runs' nonces, as reserveNonceRuns gives them. The
- * caller checks the limits with that spend and rolls back if any request is denied.
+ * rolling spend read after the locks; then `count` nonces per address, ascending, released nonces first,
+ * then consecutive fresh ones (reserve_nonces, migrations/0007_reserve_nonces.sql), the address rows
+ * locked in the order given, which callers keep sorted. The caller checks the limits with that spend
+ * and rolls back if any request is denied.
  */
 export async function lockSpendAndReserveNonces(
   tx: PoolClient,
@@ -25,14 +27,9 @@ export async function lockSpendAndReserveNonces(
   agentIds: string[],
   runs: Array<{ address: string; counts: ChainCounts; count: number }>,
 ): Promise<{ spend: Map<string, SpendToday>; nonces: Map<string, bigint[]> }> {
-  const { rows } = await tx.query<{
-    agent_id: string | null;
-    spent_wei: string;
-    fees_wei: string;
-    count_today: string;
-    address: string | null;
-    nonces: string[] | null;
-  }>({
+  const { rows } = await tx.query<
+    Omit<SpendRow, "agent_id"> & { agent_id: string | null; address: string | null; nonces: string[] | null }
+  >({
     name: "lock-spend-reserve-nonces",
     text: "SELECT * FROM lock_spend_reserve_nonces($1::uuid[], $2, $3::text[], $4::bigint[], $5::bigint[], $6::integer[])",
     values: [
@@ -47,8 +44,7 @@ export async function lockSpendAndReserveNonces(
   const spend = new Map<string, SpendToday>();
   const nonces = new Map<string, bigint[]>();
   for (const r of rows) {
-    if (r.agent_id !== null)
-      spend.set(r.agent_id, { spent_wei: BigInt(r.spent_wei), fees_wei: BigInt(r.fees_wei), count_today: Number(r.count_today) });
+    if (r.agent_id !== null) spend.set(r.agent_id, spendFromRow(r));
     else
       nonces.set(
         r.address!,
