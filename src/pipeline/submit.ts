@@ -256,7 +256,7 @@ async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<stri
     if (err instanceof Regroup) {
       // Rolled back: nothing was signed or written. The denied requests are answered; the rest commit
       // again, their spend read anew under the locks.
-      for (const { item, denial } of err.denied) void deny(deps, item.input, item.intent, item.chain, denial).then(item.reject);
+      answerDenied(deps, err.denied);
       if (err.accepted.length > 0) await commitItems(deps, err.accepted, counts);
       return;
     }
@@ -269,7 +269,7 @@ async function commitItems(deps: PipelineDeps, items: Queued[], counts: Map<stri
     for (const item of items) item.reject(err);
     return;
   }
-  for (const { item, denial } of outcome.denied) void deny(deps, item.input, item.intent, item.chain, denial).then(item.reject);
+  answerDenied(deps, outcome.denied);
 
   // Test-only crash point (INTENTS_TEST_CRASH_AFTER_COMMIT=1 via src/config.ts): die as kill -9 would,
   // after COMMIT and before the broadcast, so tests can show the tracker sends the row once and never signs it twice.
@@ -400,6 +400,11 @@ async function signAndCommit(
   });
   endCommit();
   return result;
+}
+
+/** Requests a group's limits denied: each recorded and answered with its 403, without holding up the group. */
+function answerDenied(deps: PipelineDeps, denied: Array<{ item: Queued; denial: Denial }>): void {
+  for (const { item, denial } of denied) void deny(deps, item.input, item.intent, item.chain, denial).then(item.reject);
 }
 
 /** A group in which the rolling limits denied a request: rolled back, and committed again without it. */
