@@ -230,15 +230,7 @@ export async function cancelApproval(
 export async function sweepApprovals(deps: ApprovalDeps): Promise<{ expired: number; resumed: number }> {
   const expired = await withTransaction(deps.pool, async (tx) => {
     const rows = await expireApprovals(tx, 100);
-    for (const r of rows) {
-      await appendAudit(tx, {
-        action: "approval.expired",
-        actor: { type: "system", id: "approvals" },
-        resourceType: "approval",
-        resourceId: r.id,
-        details: { agent_id: r.agent_id, action: r.action, status: "expired", expires_at: new Date(r.expires_at).toISOString() },
-      });
-    }
+    for (const r of rows) await expiredEvent(tx, r);
     return rows;
   });
   for (const r of expired) observeDecision(deps, r, "expired");
@@ -250,14 +242,19 @@ export async function sweepApprovals(deps: ApprovalDeps): Promise<{ expired: num
 
 async function recordExpiry(tx: Parameters<typeof appendAudit>[0], row: ApprovalRow): Promise<ApprovalRow> {
   const done = await updateApproval(tx, row.id, { status: "expired", decided_at: new Date() });
-  await appendAudit(tx, {
+  await expiredEvent(tx, row);
+  return done;
+}
+
+/** The audit event of an approval that expired, whoever noticed (the sweep, or a vote that came too late). */
+function expiredEvent(tx: Parameters<typeof appendAudit>[0], row: ApprovalRow) {
+  return appendAudit(tx, {
     action: "approval.expired",
     actor: { type: "system", id: "approvals" },
     resourceType: "approval",
     resourceId: row.id,
     details: { agent_id: row.agent_id, action: row.action, status: "expired", expires_at: new Date(row.expires_at).toISOString() },
   });
-  return done;
 }
 
 async function decidedEvent(
